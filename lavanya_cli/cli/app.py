@@ -1,0 +1,38 @@
+"""The Typer application every command module registers itself on."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    name="lavanya",
+    help="Run, check and repair IIT Madras Fastspeech2_HS text-to-speech voices.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+ModelsOption = typer.Option(
+    None,
+    "--models",
+    help="Model root (default: $LAVANYA_MODELS, else ./Fastspeech2_HS, else the bundled tree).",
+    file_okay=False,
+)
+
+
+def pick_root(positional: Optional[Path], models: Optional[Path]) -> Path:
+    """A command's model root: the positional ROOT, else ``--models``, else the default chain."""
+    from ..repository import resolve_root
+
+    return resolve_root(positional or models)
