@@ -36,3 +36,19 @@ def pick_root(positional: Optional[Path], models: Optional[Path]) -> Path:
     from ..repository import resolve_root
 
     return resolve_root(positional or models)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"lavanya {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Run, check and repair IIT Madras Fastspeech2_HS text-to-speech voices."""
