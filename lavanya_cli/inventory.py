@@ -39,6 +39,7 @@ def describe_voice(voice: VoiceSpec) -> dict[str, Any]:
         "vocoder_state": vocoder_state,
         "model_dir": voice.relative(voice.model_dir),
         "bundled": voice.bundled,
+        "demo": voice.demo,
     }
 
 

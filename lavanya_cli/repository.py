@@ -34,6 +34,8 @@ STATS_NAMES = {"feats": "feats_stats.npz", "pitch": "pitch_stats.npz", "energy":
 WEIGHTS_NAME = "model.pth"
 VOCODER_CONFIG_NAME = "config.json"
 VOCODER_WEIGHTS_NAME = "generator"
+# A directory holding this file carries small demo weights that belong in plain git, not LFS.
+DEMO_MARKER = "DEMO"
 
 _MODEL_DIR = re.compile(r"^(model(_\w+)?|output_model)$")
 _LATEST_DIR = re.compile(r"^(?P<language>[a-z]+)_latest$")
@@ -61,6 +63,10 @@ class VocoderSpec:
     def generator_path(self) -> Path:
         return self.directory / VOCODER_WEIGHTS_NAME
 
+    @property
+    def demo(self) -> bool:
+        return (self.directory / DEMO_MARKER).is_file()
+
 
 @dataclass(frozen=True)
 class VoiceSpec:
@@ -82,6 +88,11 @@ class VoiceSpec:
     @property
     def config_path(self) -> Path:
         return self.model_dir / CONFIG_NAME
+
+    @property
+    def demo(self) -> bool:
+        """True for the small demo voice kept in plain git (its model directory holds ``DEMO``)."""
+        return (self.model_dir / DEMO_MARKER).is_file()
 
     def stats_path(self, kind: str) -> Path:
         """Path of the ``feats``, ``pitch`` or ``energy`` statistics beside the config."""

@@ -33,8 +33,8 @@ def voices(
         voice = row["language"] + "/" + row["gender"]
         if row["variant"]:
             voice += f" ({row['variant']})"
-        if row["bundled"]:
-            voice += " [demo]"
+        if row["demo"]:
+            voice += " [bundled demo]" if row["bundled"] else " [demo]"
         rate = str(row["sample_rate"] or "?")
         vocoder = row["vocoder"] + ("" if row["vocoder_state"] == "present" else f" ({row['vocoder_state']})")
         table.add_row(voice, rate, row["weights"], vocoder, row["model_dir"])
