@@ -66,3 +66,26 @@ def file_state(path: Path | None) -> tuple[str, LfsPointer | None]:
         return "missing", None
     pointer = read_pointer(path)
     return ("lfs-pointer", pointer) if pointer else ("present", None)
+
+
+def git_root(path: Path) -> Path | None:
+    """The working tree that holds ``path`` (the nearest parent with ``.git``), if any."""
+    for parent in Path(path).resolve().parents:
+        if (parent / ".git").exists():
+            return parent
+    return None
+
+
+def require_content(path: Path, what: str) -> None:
+    """Raise a one-line LavanyaError when ``path`` is missing or only a Git LFS pointer."""
+    from .errors import LavanyaError
+
+    state, pointer = file_state(path)
+    if state == "missing":
+        raise LavanyaError(f"{path}: {what} is missing")
+    if pointer is not None:
+        command = pull_command(Path(path).resolve(), git_root(path))
+        raise LavanyaError(
+            f"{path}: {what} is a Git LFS pointer ({pointer.size / 1e6:.1f} MB not downloaded); "
+            f"run: {command}"
+        )
