@@ -266,3 +266,22 @@ def _same(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
     except OSError:
         return False
+
+
+def find_voice(
+    language: str, gender: str, variant: str | None = None, models: Path | None = None
+) -> VoiceSpec:
+    """The voice from the first candidate root that has it (see ``candidate_roots``), so a real
+    voice found at ``--models``, ``$LAVANYA_MODELS`` or ``./Fastspeech2_HS`` wins over the demo."""
+    roots = [root for root in candidate_roots(models) if root.is_dir()]
+    if not roots:
+        raise LavanyaError(
+            f"no model root: pass --models PATH or set ${ENV_VAR} (no ./Fastspeech2_HS here)"
+        )
+    failures = []
+    for root in roots:
+        try:
+            return ModelRoot(root).find(language, gender, variant)
+        except LavanyaError as exc:
+            failures.append(exc.message)
+    raise LavanyaError(failures[0] if len(failures) == 1 else "; ".join(failures))

@@ -23,3 +23,9 @@ def error_line(message: str) -> None:
     """The single line a user sees for a failure."""
     sys.stderr.write(f"lavanya: error: {message}\n")
     sys.stderr.flush()
+
+
+def warning_line(message: str) -> None:
+    """Something the user should know that does not stop the command (stderr, never stdout)."""
+    sys.stderr.write(f"lavanya: warning: {message}\n")
+    sys.stderr.flush()

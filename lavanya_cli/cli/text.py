@@ -1,0 +1,59 @@
+"""``lavanya text``: what the acoustic model would be given, one line per sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import ModelsOption, OutputFormat, app
+from .output import print_json, warning_line
+
+
+@app.command("text")
+def text_command(
+    text: Optional[str] = typer.Argument(None, help="Text to prepare (default: --text, --input or stdin)."),
+    lang: str = typer.Option(..., "--lang", help="Voice language, e.g. hindi."),
+    gender: str = typer.Option(..., "--gender", help="male or female."),
+    models: Optional[Path] = ModelsOption,
+    variant: Optional[str] = typer.Option(None, "--variant", help="Voice variant, e.g. latest, bilingual."),
+    text_option: Optional[str] = typer.Option(None, "--text", help="Text to prepare."),
+    input_file: Optional[Path] = typer.Option(None, "--input", help="Read the text from FILE (- for stdin).",
+                                              dir_okay=False),
+    format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on a word that cannot be pronounced."),
+) -> None:
+    """Print exactly the string the acoustic model would get for each sentence (no weights needed)."""
+    from ..config import read_config
+    from ..frontend import Frontend, Speech, segment_text
+    from ..repository import find_voice
+    from .textinput import read_text_source
+
+    source = read_text_source(text_option, text, input_file)
+    items = segment_text(source)
+    voice = find_voice(lang, gender, variant, models)
+    frontend = Frontend.for_voice(voice, read_config(voice.config_path), strict=strict)
+    sentences = []
+    for item in items:
+        if isinstance(item, Speech):
+            prepared = frontend.prepare(item.text)
+            sentences.append({
+                "text": item.text,
+                "model_input": prepared.model_input,
+                "alpha": item.alpha,
+                "unpronounced": prepared.unpronounced,
+                "problems": prepared.problems,
+            })
+    if format is OutputFormat.json:
+        print_json({
+            "voice": voice.name,
+            "root": str(voice.root),
+            "frontend": frontend.kind.value,
+            "sentences": sentences,
+        })
+        return
+    for sentence in sentences:
+        typer.echo(sentence["model_input"])
+    for problem in (problem for sentence in sentences for problem in sentence["problems"]):
+        warning_line(f"not pronounced: {problem}")

@@ -1,0 +1,43 @@
+"""Step 1 of the front-end: raw text to phrases of words.
+
+Upstream's cleaner (text_preprocess_for_inference.py) ends a phrase at ``. , ; । !`` and line
+breaks, drops ``? : ( ) | & ’ ‘ "`` and ``/ '``, and turns hyphens and dashes into spaces. Two
+things upstream lost are kept here: a ``.`` or ``,`` between digits belongs to the number
+(``3.5``, ``1,00,000``), and digits written in an Indic script count as digits.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Marks that end a phrase; a "." or "," between two digits is part of a number instead.
+_PHRASE_END = re.compile(r"(?<!\d)[.,]|[.,](?!\d)|[;।!\r\n]")
+_DROPPED = re.compile(r"[?:()|&’‘\"/']")
+_DASHES = re.compile(r"[-–—‐‑]")
+# 1,00,000 (Indian) and 1,000,000 (Western) groupings lose their commas.
+_GROUPED_NUMBER = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{2,3})*,\d{3}(?![\d,])")
+# A digit run glued to letters ("2024में") becomes its own word.
+_DIGIT_EDGE = re.compile(r"(?<=\d)(?=[^\d\s.,])|(?<=[^\d\s.,])(?=\d)")
+
+
+def ascii_digits(text: str) -> str:
+    """Replace every decimal digit (Devanagari ४, Bengali ৪, ...) with its ASCII digit."""
+    if text.isascii():
+        return text
+    return "".join(
+        str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch for ch in text
+    )
+
+
+def clean(text: str) -> list[list[str]]:
+    """Split ``text`` into phrases, each a list of words, with upstream's punctuation rules."""
+    text = ascii_digits(text)
+    text = _GROUPED_NUMBER.sub(lambda m: m.group().replace(",", ""), text)
+    phrases = []
+    for phrase in _PHRASE_END.split(text):
+        phrase = _DASHES.sub(" ", _DROPPED.sub("", phrase))
+        words = _DIGIT_EDGE.sub(" ", phrase).split()
+        if words:
+            phrases.append(words)
+    return phrases

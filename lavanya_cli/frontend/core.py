@@ -1,0 +1,218 @@
+"""The front-end a voice needs: one sentence in, exactly the acoustic model's input string out."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import LavanyaError
+from ..repository import VoiceSpec
+from .cleaning import clean
+from .kind import PHRASE_END, PHRASE_START, FrontendKind, detect_kind, token_list
+from .numbers import NUMBER, MissingNumberWord, NumberTable
+from .phones import PhoneDictionary, is_latin_word, parse_word
+
+CHARMAP_NAME = "multilingualcharmap.json"
+# Tokens ESPnet adds itself; never part of the text.
+_SPECIAL_TOKENS = {"<blank>", "<unk>", "<space>", "<sos/eos>"}
+
+
+@dataclass
+class PreparedText:
+    """What one sentence becomes.
+
+    ``model_input``: the exact string given to the acoustic model. ``unpronounced``: words left
+    out or spoken incompletely. ``problems``: one line per such word saying why (and which
+    resource file would have helped).
+    """
+
+    model_input: str
+    unpronounced: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+class _Report:
+    """Collects the words a sentence could not fully pronounce."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.problems: list[str] = []
+
+    def add(self, word: str, reason: str) -> None:
+        if word not in self.words:
+            self.words.append(word)
+        self.problems.append(f"{word}: {reason}")
+
+
+class Frontend:
+    """Text to model input for one voice. Resources load lazily, once, from the model root."""
+
+    def __init__(
+        self,
+        language: str,
+        gender: str,
+        kind: FrontendKind,
+        root: Path,
+        tokens: list[str] | None = None,
+        strict: bool = False,
+    ):
+        self.language = language
+        self.gender = gender
+        self.kind = kind
+        self.root = Path(root)
+        self.strict = strict
+        self.tokens = frozenset(tokens) - _SPECIAL_TOKENS if tokens else None
+        # English words are looked up case-insensitively ("India", "india", "INDIA").
+        self.dictionary = PhoneDictionary(self.root / "phone_dict" / language, fold_case=language == "english")
+        self.english = (
+            self.dictionary
+            if language == "english"
+            else PhoneDictionary(self.root / "phone_dict" / "english", fold_case=True)
+        )
+        self._numbers: NumberTable | None = None
+        self._charmap: dict[str, str] | None = None
+        self._cache: dict[str, tuple[str, list[str]]] = {}
+
+    @classmethod
+    def for_voice(cls, voice: VoiceSpec, config: dict[str, Any], strict: bool = False) -> "Frontend":
+        """The front-end ``voice`` was trained with, decided from its ``config.yaml``."""
+        return cls(
+            language=voice.language,
+            gender=voice.gender,
+            kind=detect_kind(config, voice.model_dir),
+            root=voice.root,
+            tokens=token_list(config, voice.model_dir),
+            strict=strict,
+        )
+
+    # -- the pipeline -------------------------------------------------------------------
+
+    def prepare(self, sentence: str) -> PreparedText:
+        """One sentence to the model's input string. Raises LavanyaError when nothing in it can be
+        spoken, and under ``strict`` when any word cannot be pronounced."""
+        report = _Report()
+        phrases = [self._phrase(words, report) for words in clean(sentence)]
+        phrases = [phrase for phrase in phrases if phrase]
+        if report.words and self.strict:
+            raise LavanyaError("cannot pronounce " + "; ".join(report.problems))
+        if not phrases:
+            detail = f" (not pronounced: {'; '.join(report.problems)})" if report.problems else ""
+            raise LavanyaError(f"nothing to say in {sentence.strip()!r}{detail}")
+        if self.kind is FrontendKind.PHRASES:
+            phrases = [PHRASE_START + phrase + PHRASE_END for phrase in phrases]
+        return PreparedText(" ".join(phrases), report.words, report.problems)
+
+    def _phrase(self, words: list[str], report: _Report) -> str:
+        spoken = [piece for word in words for piece in self._word(word, report)]
+        if self.kind is FrontendKind.CHARACTERS:
+            phones = [self._in_tokens(piece, piece, report) for piece in spoken]
+        else:
+            phones = [self._phones(piece, report) for piece in spoken]
+        joiner = "" if self.kind is FrontendKind.PHRASES else " "  # phones and characters: spaces
+        return joiner.join(phone for phone in phones if phone)
+
+    def _word(self, word: str, report: _Report) -> list[str]:
+        """A word as words of the language: numbers spelled out, everything else unchanged."""
+        if not NUMBER.match(word):
+            return [word]
+        table = self.numbers
+        if table is None:
+            report.add(word, f"no number table {self._relative(self._numbers_path)}")
+            return []
+        try:
+            # a table row may hold several words ("ninety six")
+            return [part for spelled in table.spell(word) for part in spelled.split()]
+        except MissingNumberWord as missing:
+            report.add(word, f"{self._relative(self._numbers_path)} has no row for {missing.key!r}")
+            return []
+
+    def _phones(self, word: str, report: _Report) -> str:
+        """Model characters for one word ('' when nobody can pronounce it)."""
+        if word not in self._cache:
+            problems: list[str] = []
+            phones = self._lookup(word, problems)
+            self._cache[word] = (phones, problems)
+        phones, problems = self._cache[word]
+        for problem in problems:
+            report.add(word, problem)
+        return self._in_tokens(word, phones, report) if phones else ""
+
+    def _lookup(self, word: str, problems: list[str]) -> str:
+        if is_latin_word(word):
+            if not self.english.exists:
+                problems.append(f"English word and no {self._relative(self.english.path)}")
+                return ""
+            phones = self.english.lookup(word)
+            if phones is None:
+                problems.append(f"not in {self._relative(self.english.path)} (no network G2P)")
+            return phones or ""
+        phones = self.dictionary.lookup(word) if self.dictionary.exists else None
+        if phones is None:
+            phones = parse_word(word)
+        if phones is None:
+            where = self._relative(self.dictionary.path)
+            problems.append(f"not in {where}, and the unified parser has no answer")
+        return phones or ""
+
+    def _in_tokens(self, word: str, text: str, report: _Report) -> str:
+        """``text`` in the voice's tokens: a character outside them becomes its entry in the
+        multilingual character map, or its base letter (``ऩ`` -> ``न``, Unicode decomposition);
+        characters with neither are left out and the word is reported."""
+        if self.tokens is None or all(ch in self.tokens for ch in text):
+            return text
+        kept, unknown = [], []
+        for ch in text:
+            replacement = self._token_for(ch)
+            if replacement is None:
+                unknown.append(ch)
+            else:
+                kept.append(replacement)
+        if unknown:
+            listed = " ".join(f"{ch} (U+{ord(ch):04X})" for ch in dict.fromkeys(unknown))
+            report.add(word, f"not among the voice's tokens: {listed}")
+        return "".join(kept)
+
+    def _token_for(self, ch: str) -> str | None:
+        base = unicodedata.normalize("NFD", ch)[0]
+        charmap = self.charmap
+        for candidate in (ch, charmap.get(ch), base, charmap.get(base)):
+            if candidate and all(c in self.tokens for c in candidate):
+                return candidate
+        return None
+
+    # -- resources ----------------------------------------------------------------------
+
+    @property
+    def _numbers_path(self) -> Path:
+        return self.root / "numToText" / f"{self.language}.csv"
+
+    @property
+    def numbers(self) -> NumberTable | None:
+        if self._numbers is None and self._numbers_path.is_file():
+            self._numbers = NumberTable.load(self._numbers_path)
+        return self._numbers
+
+    @property
+    def charmap(self) -> dict[str, str]:
+        """This voice's entry of ``multilingualcharmap.json`` (empty when absent)."""
+        if self._charmap is None:
+            path = self.root / CHARMAP_NAME
+            self._charmap = {}
+            if path.is_file():
+                try:
+                    maps = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, ValueError) as exc:
+                    raise LavanyaError(f"{path}: cannot read the character map ({exc})") from None
+                entry = maps.get(f"{self.language}_{self.gender}") if isinstance(maps, dict) else None
+                if isinstance(entry, dict):
+                    self._charmap = {str(k): str(v) for k, v in entry.items()}
+        return self._charmap
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)

@@ -1,0 +1,111 @@
+"""Step 3: a word becomes the phone characters the model was trained on.
+
+Sources, in order: the language's phone dictionary (``word phones`` per line, phones already in
+model characters), then the unified parser (PyPI ``indic-unified-parser``), whose common-label-set
+labels map to one character each through ``LABEL_TO_CHAR``. Latin-script words use
+``phone_dict/english`` only: there is no network G2P.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import unicodedata
+from pathlib import Path
+
+from ..errors import LavanyaError
+
+# IITM common-label-set label -> model character (labels not listed, such as a, k, n, stay as
+# they are). From the synthesis issue; the same table upstream applies to parser output.
+LABEL_TO_CHAR = {
+    "aa": "A", "ae": "ऍ", "ag": "ऽ", "ai": "ऐ", "au": "औ", "axx": "अ", "ax": "ऑ",
+    "bh": "B", "ch": "C", "dh": "ध", "dxhq": "T", "dxh": "ढ", "dxq": "D", "dx": "ड",
+    "ee": "E", "ei": "ऐ", "eu": "உ", "gh": "घ", "gq": "G", "hq": "H", "ii": "I", "jh": "J",
+    "khq": "K", "kh": "ख", "kq": "क", "ln": "ൾ", "lw": "ൽ", "lx": "ള", "mq": "M", "nd": "ऩ",
+    "ng": "ङ", "nj": "ञ", "nk": "Y", "nn": "N", "nw": "ൺ", "nx": "ण", "oo": "O", "ou": "औ",
+    "ph": "P", "rqw": "ॠ", "rq": "R", "rw": "ർ", "rx": "ऱ", "sh": "श", "sx": "ष", "txh": "ठ",
+    "th": "थ", "tx": "ट", "uu": "U", "wv": "W", "zh": "Z",
+}
+
+# Devanagari letters with a nukta exist precomposed (U+0958-U+095F) and as letter + U+093C; the
+# dictionaries hold both, so a word is looked up under either spelling.
+_PRECOMPOSED_NUKTA = {unicodedata.normalize("NFD", chr(c)): chr(c) for c in range(0x0958, 0x0960)}
+
+
+def labels_to_chars(labels: str) -> str:
+    """Parser output (``"n a m a s t ee"``) to model characters (``"namastE"``)."""
+    return "".join(LABEL_TO_CHAR.get(label, label) for label in labels.split())
+
+
+def spellings(word: str):
+    """The spellings to look a word up under: as given, NFC, precomposed nukta letters."""
+    yield word
+    nfc = unicodedata.normalize("NFC", word)
+    if nfc != word:
+        yield nfc
+    composed = nfc
+    for decomposed, precomposed in _PRECOMPOSED_NUKTA.items():
+        composed = composed.replace(decomposed, precomposed)
+    if composed != nfc:
+        yield composed
+
+
+def is_latin_word(word: str) -> bool:
+    """True for a word written in ASCII letters (an English word inside Indic text)."""
+    return word.isascii() and any(ch.isalpha() for ch in word)
+
+
+class PhoneDictionary:
+    """``phone_dict/<language>``: read once, on the first lookup."""
+
+    def __init__(self, path: Path, fold_case: bool = False):
+        self.path = path
+        self.fold_case = fold_case
+        self._entries: dict[str, str] | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def lookup(self, word: str) -> str | None:
+        entries = self._load()
+        for spelling in spellings(word):
+            if spelling in entries:
+                return entries[spelling]
+        if self.fold_case:
+            return entries.get(word.casefold())
+        return None
+
+    def _load(self) -> dict[str, str]:
+        if self._entries is None:
+            self._entries = self._read() if self.exists else {}
+        return self._entries
+
+    def _read(self) -> dict[str, str]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LavanyaError(f"{self.path}: cannot read the phone dictionary ({exc})") from None
+        entries: dict[str, str] = {}
+        for line in text.splitlines():
+            word, _, phones = line.partition(" ")
+            phones = phones.strip()
+            if word and phones:
+                entries.setdefault(word, phones)
+                if self.fold_case:
+                    entries.setdefault(word.casefold(), phones)
+        return entries
+
+
+def parse_word(word: str) -> str | None:
+    """Model characters for ``word`` from the unified parser, or None where it has no answer."""
+    from indic_unified_parser.uparser import wordparse  # ~0.1 s; only when a word needs it
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the parser prints on unknown scripts
+            labels = wordparse(word, 0, 0, 1)
+    except Exception:  # the parser raises IndexError and friends on text it cannot handle
+        return None
+    if not isinstance(labels, str):
+        return None
+    return labels_to_chars(labels) or None
