@@ -7,6 +7,7 @@ user's file is never written.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,85 @@ def write_runtime_config(config: dict[str, Any], model_dir: Path, destination: P
     with open(target, "w", encoding="utf-8") as handle:
         yaml.dump(resolved, handle, Dumper=_Dumper, allow_unicode=True, sort_keys=False)
     return target
+
+
+def stats_file_entries(config: dict[str, Any]) -> dict[str, Any]:
+    """``{config key: stats_file value}`` for every normaliser the config switches on.
+
+    A normaliser is on when its ``normalize``/``pitch_normalize``/``energy_normalize`` setting
+    is not null, or is absent while its ``_conf`` is present; the value is None when the config
+    gives no ``stats_file``.
+    """
+    entries = {}
+    for key in STATS_ENTRIES:
+        setting = key.removesuffix("_conf")
+        if config.get(setting) is None and (setting in config or key not in config):
+            continue
+        conf = config.get(key)
+        entries[key] = conf.get("stats_file") if isinstance(conf, dict) else None
+    return entries
+
+
+@dataclass(frozen=True)
+class ConfigFix:
+    path: Path
+    result: str  # "fixed" (or "would fix" under check_only), "unchanged" or "refused"
+    reason: str = ""
+
+
+def fix_stats_paths_text(text: str) -> str:
+    """``text`` with each ``stats_file`` value replaced by the bare file name, nothing else.
+
+    The edit is made on the characters of the value (located through the YAML parser's node
+    positions), so key order, comments, indentation, quoting and escapes elsewhere stay
+    byte-for-byte. The result is re-parsed and must equal the original apart from those values;
+    otherwise ValueError.
+    """
+    from .repository import STATS_NAMES
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)  # the pure-Python loader's marks count characters
+    if not isinstance(root, yaml.MappingNode):
+        raise ValueError("config is not a mapping of ESPnet settings")
+    edits = []
+    for key_node, value_node in root.value:
+        kind = STATS_ENTRIES.get(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+        if kind is None or not isinstance(value_node, yaml.MappingNode):
+            continue
+        for entry_key, entry_value in value_node.value:
+            if entry_key.value != "stats_file" or not isinstance(entry_value, yaml.ScalarNode):
+                continue
+            if entry_value.value != STATS_NAMES[kind]:
+                edits.append((entry_value.start_mark.index, entry_value.end_mark.index, STATS_NAMES[kind]))
+    fixed = text
+    for start, end, name in sorted(edits, reverse=True):
+        fixed = fixed[:start] + name + fixed[end:]
+    expected = yaml.load(text, Loader=_Loader)
+    for key, kind in STATS_ENTRIES.items():
+        if isinstance(expected.get(key), dict) and "stats_file" in expected[key]:
+            expected[key]["stats_file"] = STATS_NAMES[kind]
+    if yaml.load(fixed, Loader=_Loader) != expected:
+        raise ValueError("the stats_file lines could not be edited without changing other settings")
+    return fixed
+
+
+def fix_config(path: Path, *, check_only: bool = False) -> ConfigFix:
+    """Point a config's ``stats_file`` entries at the stats beside it, by bare file name."""
+    from .atomic import replace_file
+
+    try:
+        original = path.read_bytes()
+        text = original.decode("utf-8")
+        config = read_config(path)
+        fixed = fix_stats_paths_text(text)
+    except LavanyaError as exc:
+        return ConfigFix(path, "refused", exc.message.removeprefix(f"{path}: "))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        return ConfigFix(path, "refused", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    absent = [key for key, value in stats_file_entries(config).items() if value is None]
+    if absent:
+        return ConfigFix(path, "refused", f"no stats_file under {', '.join(absent)}; add one by hand")
+    if fixed == text:
+        return ConfigFix(path, "unchanged")
+    if not check_only:
+        replace_file(path, lambda handle: handle.write(fixed.encode("utf-8")))
+    return ConfigFix(path, "fixed")
