@@ -1,0 +1,119 @@
+"""``lavanya verify --deep``: load each voice's weights and compare them with its config.
+
+This is the one verification module that imports torch and ESPnet. Weights are loaded with
+``torch.load(weights_only=True)`` (no pickle code runs) and compared, key by key and shape by
+shape, with the state dict of the model the config describes, built on torch's ``meta`` device
+so no memory is spent on parameters. The model is assembled the way ESPnet's ``TTSTask`` does
+(``tts.*``, ``feats_extract.*``, ``normalize.*`` ... prefixes of ``ESPnetTTSModel``) from the
+component classes directly: importing ``espnet2.tasks.tts`` pulls in g2p front-ends that try
+to download NLTK data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import STATS_ENTRIES, read_config
+from .errors import LavanyaError
+from .lfs import read_pointer
+from .repository import VocoderSpec, VoiceSpec
+
+_EXAMPLES = 3
+
+
+def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
+    """Parameter and buffer shapes of the ESPnet TTS model ``config`` describes, by state-dict key.
+
+    None when the config names an acoustic model or feature extractor this check does not know
+    (Fastspeech2_HS voices are all ``fastspeech2`` over ``fbank``).
+    """
+    if config.get("tts") != "fastspeech2" or config.get("feats_extract") != "fbank":
+        return None
+    import torch
+    from espnet2.tts.fastspeech2 import FastSpeech2
+    from espnet2.tts.feats_extract.log_mel_fbank import LogMelFbank
+
+    with torch.device("meta"):
+        feats_extract = LogMelFbank(**(config.get("feats_extract_conf") or {}))
+        odim = feats_extract.output_size()
+        tts = FastSpeech2(idim=len(config["token_list"]), odim=odim, **(config.get("tts_conf") or {}))
+    shapes = {f"feats_extract.{k}": tuple(v.shape) for k, v in feats_extract.state_dict().items()}
+    shapes.update({f"tts.{k}": tuple(v.shape) for k, v in tts.state_dict().items()})
+    for key, kind in STATS_ENTRIES.items():
+        prefix = key.removesuffix("_conf")
+        if config.get(prefix) == "global_mvn":
+            dim = odim if kind == "feats" else 1
+            shapes.update({f"{prefix}.mean": (dim,), f"{prefix}.std": (dim,)})
+    return shapes
+
+
+def state_dict_mismatch(state: dict[str, Any], expected: dict[str, tuple[int, ...]]) -> str | None:
+    """Why ``state`` cannot be loaded (strictly) into the model with ``expected`` shapes, or None."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {expected[k]}" for k in expected
+             if k in state and tuple(state[k].shape) != expected[k]]
+    parts = [f"{len(items)} {label} ({', '.join(items[:_EXAMPLES])}{', …' if len(items) > _EXAMPLES else ''})"
+             for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shapes", wrong))
+             if items]
+    return "; ".join(parts) or None
+
+
+def weights_problem(voice: VoiceSpec) -> str | None:
+    """Why the voice's weights cannot serve it, or None. Pointers and missing files are left to
+    the cheap checks, which already report them."""
+    weights = voice.weights_path
+    if weights is None or read_pointer(weights) is not None:
+        return None
+    try:
+        expected = expected_shapes(read_config(voice.config_path))
+    except (LavanyaError, KeyError, TypeError, ValueError):
+        expected = None  # the config's own problems are reported by the cheap checks
+    state = _load(weights)
+    if isinstance(state, str):
+        return state
+    if not _is_tensor_dict(state):
+        return ("is not a state dict of tensors (a training checkpoint?); ESPnet loads model.state_dict() "
+                "from this file: restore the voice's released weights")
+    if expected is not None and (why := state_dict_mismatch(state, expected)):
+        return (f"does not match the model config.yaml describes: {why}; "
+                "these weights belong to another voice or another config")
+    return None
+
+
+def generator_problem(vocoder: VocoderSpec) -> str | None:
+    """Why the HiFi-GAN generator cannot be loaded as one (upstream loads ``["generator"]``)."""
+    generator = vocoder.generator_path
+    if not generator.is_file() or read_pointer(generator) is not None:
+        return None
+    state = _load(generator)
+    if isinstance(state, str):
+        return state
+    if not (isinstance(state, dict) and _is_tensor_dict(state.get("generator"))):
+        return ("is not a HiFi-GAN generator checkpoint (a dict with a 'generator' state dict); "
+                "restore it from the upstream release")
+    return None
+
+
+def _is_tensor_dict(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+def _load(path: Path) -> Any:
+    """The loaded object, or a message saying why it could not be loaded safely."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        return ("cannot be loaded with torch.load(weights_only=True): not a torch file, or one that "
+                "needs arbitrary code to load; restore the file from the voice's release")
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (f"cannot be loaded with torch.load(weights_only=True) ({reason}); "
+                "restore the file from the voice's release")

@@ -1,0 +1,151 @@
+"""Per-directory checksum manifests: ``MD5SUMS`` that ``md5sum -c`` reads, plus sha256 and size.
+
+A model directory checked out without its Git LFS content holds pointers, whose own md5 says
+nothing about the weights. A pointer does carry the content's sha256 and size, so the manifest
+records those too, on comment lines that ``md5sum -c`` skips::
+
+    # sha256 <64 hex> size <bytes>  <name>
+    <32 hex md5>  <name>
+
+A file recorded while only its pointer was present gets the comment line and no md5 line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import replace_file
+from .errors import LavanyaError
+from .lfs import read_pointer
+
+MANIFEST_NAME = "MD5SUMS"
+_HEADER = (
+    "# Written by `lavanya verify --write-manifest`. Check it with `md5sum -c MD5SUMS`, or with\n"
+    "# `lavanya verify`, which also checks Git LFS pointers against the sha256 and size lines.\n"
+)
+_SHA_LINE = re.compile(r"^# sha256 (?P<sha256>[0-9a-f]{64}) size (?P<size>\d+)  (?P<name>.+)$")
+_MD5_LINE = re.compile(r"^(?P<md5>[0-9a-fA-F]{32}) [ *](?P<name>.+)$")
+_CHUNK = 1 << 20
+
+
+@dataclass
+class ManifestEntry:
+    """What the manifest says about one file; any field may be unknown (None)."""
+
+    name: str
+    md5: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+def content_digests(path: Path) -> tuple[str, str, int]:
+    """md5, sha256 and size of a file, read once."""
+    md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            md5.update(chunk)
+            sha256.update(chunk)
+            size += len(chunk)
+    return md5.hexdigest(), sha256.hexdigest(), size
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def listed_files(directory: Path) -> list[Path]:
+    """The files a directory's manifest covers: its regular, non-hidden files but the manifest."""
+    return sorted(
+        Path(entry.path) for entry in os.scandir(directory)
+        if entry.is_file() and entry.name != MANIFEST_NAME and not entry.name.startswith(".")
+    )
+
+
+def record(path: Path) -> ManifestEntry:
+    """The manifest entry for ``path``: a pointer contributes its content's sha256 and size."""
+    pointer = read_pointer(path)
+    if pointer is not None:
+        return ManifestEntry(path.name, None, pointer.oid, pointer.size)
+    md5, sha256, size = content_digests(path)
+    return ManifestEntry(path.name, md5, sha256, size)
+
+
+def write_manifest(directory: Path) -> Path:
+    """Write ``directory/MD5SUMS`` for the files in it now; returns its path."""
+    lines = [_HEADER]
+    for path in listed_files(directory):
+        if any(char in path.name for char in "\n\r\\"):
+            raise LavanyaError(f"{path}: md5sum cannot list a file name with a newline or backslash; rename it")
+        entry = record(path)
+        lines.append(f"# sha256 {entry.sha256} size {entry.size}  {entry.name}\n")
+        if entry.md5:
+            lines.append(f"{entry.md5}  {entry.name}\n")
+    target = directory / MANIFEST_NAME
+    try:
+        replace_file(target, lambda handle: handle.write("".join(lines).encode("utf-8")))
+    except OSError as exc:
+        raise LavanyaError(f"{target}: cannot write the manifest ({exc.strerror})") from None
+    return target
+
+
+def read_manifest(path: Path) -> dict[str, ManifestEntry]:
+    """Entries by file name, from our format or a plain ``md5sum`` output."""
+    entries: dict[str, ManifestEntry] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if match := _SHA_LINE.match(line):
+            entry = entries.setdefault(match["name"], ManifestEntry(match["name"]))
+            entry.sha256, entry.size = match["sha256"], int(match["size"])
+        elif match := _MD5_LINE.match(line):
+            entries.setdefault(match["name"], ManifestEntry(match["name"])).md5 = match["md5"].lower()
+    return entries
+
+
+def manifest_mismatches(directory: Path) -> list[tuple[Path, str]]:
+    """``(file, why)`` for each file that disagrees with ``directory/MD5SUMS`` (none without one)."""
+    manifest = directory / MANIFEST_NAME
+    if not manifest.is_file():
+        return []
+    try:
+        entries = read_manifest(manifest)
+    except (OSError, UnicodeDecodeError) as exc:
+        return [(manifest, f"cannot read the manifest ({exc})")]
+    found: list[tuple[Path, str]] = []
+    present = {path.name: path for path in listed_files(directory)}
+    for name, entry in entries.items():
+        path = directory / name
+        if name not in present:
+            found.append((path, f"listed in {MANIFEST_NAME} but missing"))
+        elif why := _disagreement(path, entry):
+            found.append((path, why))
+    for name, path in present.items():
+        if name not in entries:
+            found.append((path, f"not listed in {MANIFEST_NAME}"))
+    return found
+
+
+def _disagreement(path: Path, entry: ManifestEntry) -> str | None:
+    pointer = read_pointer(path)
+    if pointer is not None:
+        if entry.sha256 is None:
+            return None  # a plain md5sum manifest says nothing a pointer can be compared with
+        if (pointer.oid, pointer.size) != (entry.sha256, entry.size):
+            return (f"LFS pointer names sha256 {pointer.oid[:12]}… size {pointer.size}, "
+                    f"{MANIFEST_NAME} records sha256 {entry.sha256[:12]}… size {entry.size}")
+        return None
+    size = path.stat().st_size
+    if entry.size is not None and size != entry.size:
+        return f"size {size} bytes, {MANIFEST_NAME} records {entry.size}"
+    md5, sha256, _ = content_digests(path)
+    if entry.sha256 is not None and sha256 != entry.sha256:
+        return f"sha256 {sha256[:12]}… differs from {MANIFEST_NAME} ({entry.sha256[:12]}…)"
+    if entry.md5 is not None and md5 != entry.md5:
+        return f"md5 {md5} differs from {MANIFEST_NAME} ({entry.md5})"
+    return None
