@@ -10,6 +10,7 @@ from ..errors import EXIT_USAGE, LavanyaError
 from . import voices  # noqa: F401  (registers the command)
 from . import repair, verify  # noqa: F401  (register verify, fix-stats, fix-config)
 from . import text  # noqa: F401  (registers the command)
+from . import lfs  # noqa: F401  (registers lfs-track)
 from .app import app
 from .output import error_line
 
