@@ -10,7 +10,7 @@ from lavanya_cli.errors import LavanyaError
 from lavanya_cli.frontend import Silence, Speech, segment_text
 from lavanya_cli.frontend.cleaning import clean
 from lavanya_cli.frontend.numbers import MissingNumberWord, NumberTable
-from lavanya_cli.frontend.phones import labels_to_chars, parse_word
+from lavanya_cli.frontend.phones import PhoneDictionary, labels_to_chars, parse_word
 from lavanya_cli.repository import BUNDLED_ROOT
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "iitm-fs2hs"
@@ -28,6 +28,10 @@ def test_dropped_marks_vanish_and_dashes_become_spaces():
     assert clean('क्या? (हाँ) "ठीक" |है| & ‘यह’ a/b it\'s नई-दिल्ली – अब: ठीक') == [
         ["क्या", "हाँ", "ठीक", "है", "यह", "ab", "its", "नई", "दिल्ली", "अब", "ठीक"]
     ]
+
+
+def test_double_danda_ends_a_phrase_like_danda():
+    assert clean("राम॥ श्याम। गीता") == [["राम"], ["श्याम"], ["गीता"]]
 
 
 def test_spaces_collapse():
@@ -114,6 +118,17 @@ def test_labels_map_to_one_character_each():
     assert labels_to_chars("n a m a s t ee ") == "namastE"
     assert labels_to_chars("k sx a m aa") == "kषamA"
     assert labels_to_chars("dxhq dxh dxq dx rqw rq") == "TढDडॠR"
+
+
+def test_dictionary_finds_a_word_under_either_nukta_spelling(tmp_path):
+    path = tmp_path / "hindi"
+    # the file spells ज़रूर with the precomposed letter U+095B, ज़्यादा with ज + nukta U+093C
+    path.write_text("\u095bरूर zarUr\nज\u093c्यादा zyAdA\n", encoding="utf-8")
+    dictionary = PhoneDictionary(path)
+    assert dictionary.lookup("ज\u093cरूर") == "zarUr"
+    assert dictionary.lookup("\u095b्यादा") == "zyAdA"
+    assert dictionary.lookup("ज\u093c्\u200dयादा") == "zyAdA"  # with a zero-width joiner
+    assert dictionary.lookup("जरूर") is None  # without the nukta it is another word
 
 
 def test_unified_parser_serves_a_hindi_word_offline():

@@ -1,9 +1,9 @@
 """Step 1 of the front-end: raw text to phrases of words.
 
 Upstream's cleaner (text_preprocess_for_inference.py) ends a phrase at ``. , ; । !`` and line
-breaks, drops ``? : ( ) | & ’ ‘ "`` and ``/ '``, and turns hyphens and dashes into spaces. Two
-things upstream lost are kept here: a ``.`` or ``,`` between digits belongs to the number
-(``3.5``, ``1,00,000``), and digits written in an Indic script count as digits.
+breaks, drops ``? : ( ) | & ’ ‘ "`` and ``/ '``, and turns hyphens and dashes into spaces. Here
+also: a ``.`` or ``,`` between digits belongs to the number (``3.5``, ``1,00,000``), digits
+written in an Indic script count as digits, and the double danda ``॥`` ends a phrase like ``।``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 import unicodedata
 
 # Marks that end a phrase; a "." or "," between two digits is part of a number instead.
-_PHRASE_END = re.compile(r"(?<!\d)[.,]|[.,](?!\d)|[;।!\r\n]")
+_PHRASE_END = re.compile(r"(?<!\d)[.,]|[.,](?!\d)|[;।॥!\r\n]")
 _DROPPED = re.compile(r"[?:()|&’‘\"/']")
 _DASHES = re.compile(r"[-–—‐‑]")
 # 1,00,000 (Indian) and 1,000,000 (Western) groupings lose their commas.

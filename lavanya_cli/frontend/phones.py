@@ -9,6 +9,7 @@ labels map to one character each through ``LABEL_TO_CHAR``. Latin-script words u
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import unicodedata
 from pathlib import Path
@@ -37,17 +38,18 @@ def labels_to_chars(labels: str) -> str:
     return "".join(LABEL_TO_CHAR.get(label, label) for label in labels.split())
 
 
+_JOINERS = str.maketrans("", "", "\u200c\u200d")
+
+
 def spellings(word: str):
-    """The spellings to look a word up under: as given, NFC, precomposed nukta letters."""
-    yield word
+    """The spellings to look a word up under: as given, NFC, precomposed nukta letters, and
+    each of those without zero-width (non-)joiners."""
     nfc = unicodedata.normalize("NFC", word)
-    if nfc != word:
-        yield nfc
     composed = nfc
     for decomposed, precomposed in _PRECOMPOSED_NUKTA.items():
         composed = composed.replace(decomposed, precomposed)
-    if composed != nfc:
-        yield composed
+    variants = (word, nfc, composed)
+    yield from dict.fromkeys(variants + tuple(v.translate(_JOINERS) for v in variants))
 
 
 def is_latin_word(word: str) -> bool:
@@ -56,7 +58,7 @@ def is_latin_word(word: str) -> bool:
 
 
 class PhoneDictionary:
-    """``phone_dict/<language>``: read once, on the first lookup."""
+    """``phone_dict/<language>``: read on the first lookup, shared by every voice that uses it."""
 
     def __init__(self, path: Path, fold_case: bool = False):
         self.path = path
@@ -78,23 +80,33 @@ class PhoneDictionary:
 
     def _load(self) -> dict[str, str]:
         if self._entries is None:
-            self._entries = self._read() if self.exists else {}
+            try:
+                stat = self.path.stat()
+            except OSError:
+                self._entries = {}
+            else:
+                self._entries = _read_dictionary(self.path.resolve(), stat.st_mtime_ns, stat.st_size,
+                                                 self.fold_case)
         return self._entries
 
-    def _read(self) -> dict[str, str]:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise LavanyaError(f"{self.path}: cannot read the phone dictionary ({exc})") from None
-        entries: dict[str, str] = {}
-        for line in text.splitlines():
-            word, _, phones = line.partition(" ")
-            phones = phones.strip()
-            if word and phones:
-                entries.setdefault(word, phones)
-                if self.fold_case:
-                    entries.setdefault(word.casefold(), phones)
-        return entries
+
+@functools.lru_cache(maxsize=4)
+def _read_dictionary(path: Path, mtime_ns: int, size: int, fold_case: bool) -> dict[str, str]:
+    """The entries of one dictionary file (about 0.15 s and 25 MB for Hindi's 133,000 words);
+    cached by path and modification time so two voices of a language read it once."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LavanyaError(f"{path}: cannot read the phone dictionary ({exc})") from None
+    entries: dict[str, str] = {}
+    for line in text.splitlines():
+        word, _, phones = line.partition(" ")
+        phones = phones.strip()
+        if word and phones:
+            entries.setdefault(word, phones)
+            if fold_case:
+                entries.setdefault(word.casefold(), phones)
+    return entries
 
 
 def parse_word(word: str) -> str | None:
