@@ -145,6 +145,19 @@ def test_parser_alone_serves_without_dictionaries(tmp_path):
     assert "phone_dict/english" in english.problems[0]
 
 
+def test_a_latest_voice_uses_its_own_dictionary(tmp_path):
+    model = tmp_path / "hindi_latest" / "male" / "model"
+    model.mkdir(parents=True)
+    config = {"token_list": ["<blank>", "<unk>", *PHONE_TOKENS, "<sos/eos>"]}
+    (model / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    write_resources(tmp_path)
+    (tmp_path / "phone_dict" / "hindi_latest").write_text("नमस्ते namaskAr\n", encoding="utf-8")
+    voice = ModelRoot(tmp_path).find("hindi", "male")
+    assert voice.variant == "latest"
+    fe = Frontend.for_voice(voice, read_config(voice.config_path))
+    assert fe.prepare("नमस्ते").model_input == "$namaskAr."
+
+
 @pytest.mark.parametrize("text", ["", "  ", "।", "?!", "- ' \""])
 def test_empty_or_punctuation_only_sentence(phrase_root, text):
     with pytest.raises(LavanyaError, match="nothing to say"):

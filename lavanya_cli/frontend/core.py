@@ -58,6 +58,7 @@ class Frontend:
         root: Path,
         tokens: list[str] | None = None,
         strict: bool = False,
+        variant: str = "",
     ):
         self.language = language
         self.gender = gender
@@ -65,8 +66,12 @@ class Frontend:
         self.root = Path(root)
         self.strict = strict
         self.tokens = frozenset(tokens) - _SPECIAL_TOKENS if tokens else None
+        # New-Models trees name a variant's dictionary after its directory: phone_dict/hindi_latest.
+        names = ([f"{language}_{variant.split('-')[0]}"] if variant else []) + [language]
+        dictionary = next((self.root / "phone_dict" / name for name in names
+                           if (self.root / "phone_dict" / name).is_file()), self.root / "phone_dict" / language)
         # English words are looked up case-insensitively ("India", "india", "INDIA").
-        self.dictionary = PhoneDictionary(self.root / "phone_dict" / language, fold_case=language == "english")
+        self.dictionary = PhoneDictionary(dictionary, fold_case=language == "english")
         self.english = (
             self.dictionary
             if language == "english"
@@ -86,6 +91,7 @@ class Frontend:
             root=voice.root,
             tokens=token_list(config, voice.model_dir),
             strict=strict,
+            variant=voice.variant,
         )
 
     # -- the pipeline -------------------------------------------------------------------
