@@ -66,12 +66,8 @@ class Frontend:
         self.root = Path(root)
         self.strict = strict
         self.tokens = frozenset(tokens) - _SPECIAL_TOKENS if tokens else None
-        # New-Models trees name a variant's dictionary after its directory: phone_dict/hindi_latest.
-        names = ([f"{language}_{variant.split('-')[0]}"] if variant else []) + [language]
-        dictionary = next((self.root / "phone_dict" / name for name in names
-                           if (self.root / "phone_dict" / name).is_file()), self.root / "phone_dict" / language)
         # English words are looked up case-insensitively ("India", "india", "INDIA").
-        self.dictionary = PhoneDictionary(dictionary, fold_case=language == "english")
+        self.dictionary = PhoneDictionary(self._dictionary_path(variant), fold_case=language == "english")
         self.english = (
             self.dictionary
             if language == "english"
@@ -190,6 +186,16 @@ class Frontend:
         return None
 
     # -- resources ----------------------------------------------------------------------
+
+    def _dictionary_path(self, variant: str) -> Path:
+        """``phone_dict/<language>``, or the variant's own one where the tree has it (New-Models
+        names a voice's dictionary after its directory: ``phone_dict/hindi_latest``)."""
+        plain = self.root / "phone_dict" / self.language
+        if variant:
+            own = plain.with_name(f"{self.language}_{variant.split('-')[0]}")
+            if own.is_file():
+                return own
+        return plain
 
     @property
     def _numbers_path(self) -> Path:
