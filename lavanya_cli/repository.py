@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -269,10 +270,20 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def find_voice(
-    language: str, gender: str, variant: str | None = None, models: Path | None = None
+    language: str,
+    gender: str,
+    variant: str | None = None,
+    models: Path | None = None,
+    *,
+    vocoder: str | None = None,
+    require: Callable[[VoiceSpec], object] | None = None,
 ) -> VoiceSpec:
     """The voice from the first candidate root that has it (see ``candidate_roots``), so a real
-    voice found at ``--models``, ``$LAVANYA_MODELS`` or ``./Fastspeech2_HS`` wins over the demo."""
+    voice found at ``--models``, ``$LAVANYA_MODELS`` or ``./Fastspeech2_HS`` wins over the demo.
+
+    ``require`` (raising LavanyaError) narrows "has it": synthesis passes a check for real weights,
+    so a tree of LFS pointers earlier in the chain does not hide the bundled demo. ``vocoder``
+    forces a vocoder family, as ``ModelRoot.vocoder_override``."""
     roots = [root for root in candidate_roots(models) if root.is_dir()]
     if not roots:
         raise LavanyaError(
@@ -281,7 +292,10 @@ def find_voice(
     failures = []
     for root in roots:
         try:
-            return ModelRoot(root).find(language, gender, variant)
+            voice = ModelRoot(root, vocoder_override=vocoder).find(language, gender, variant)
+            if require is not None:
+                require(voice)
+            return voice
         except LavanyaError as exc:
             failures.append(exc.message)
     raise LavanyaError(failures[0] if len(failures) == 1 else "; ".join(failures))

@@ -141,10 +141,10 @@ def save_upstream_generator(state: dict[str, "torch.Tensor"], path: Path) -> Non
     """Write an ESPnet generator state as upstream's ``generator`` file, atomically."""
     import torch
 
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save({"generator": espnet_to_upstream_state(state)}, temporary)
-    temporary.replace(path)
+    from .atomic import replace_file
+
+    upstream = {"generator": espnet_to_upstream_state(state)}
+    replace_file(Path(path), lambda handle: torch.save(upstream, handle))
 
 
 def load_hifigan(config_path: Path, generator_path: Path, device: str = "cpu") -> "torch.nn.Module":

@@ -10,6 +10,7 @@ from ..errors import EXIT_USAGE, LavanyaError
 from . import voices  # noqa: F401  (registers the command)
 from . import repair, verify  # noqa: F401  (register verify, fix-stats, fix-config)
 from . import text  # noqa: F401  (registers the command)
+from . import synth  # noqa: F401  (registers the command)
 from . import lfs  # noqa: F401  (registers lfs-track)
 from . import perms  # noqa: F401  (registers fix-perms)
 from .app import app

@@ -1,0 +1,333 @@
+"""A voice loaded once and spoken through many times, in the spirit of piper's ``PiperVoice``.
+
+``Voice.load`` builds ESPnet's ``Text2Speech`` from a temporary runtime copy of the voice's
+``config.yaml`` (stats resolved to the model directory; the user's file is never written),
+loads ``model.pth`` with ``weights_only=True`` (ESPnet's own loader would unpickle anything) and
+the voice's HiFi-GAN generator. ``voice.synthesize(text)`` then yields one ``AudioChunk`` per
+sentence or pause, with nothing rebuilt between them.
+
+Upstream feeds the vocoder ``feat_gen_denorm * 2.3262`` and writes ``audio * 32768`` as int16.
+Those two numbers are the defaults here; a voice whose vocoder was trained differently says so
+in an optional ``lavanya.yaml`` beside its ``config.yaml`` (``mel_scale:``, ``pcm_scale:``), and
+``Voice.load(mel_scale=..., pcm_scale=...)`` overrides both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from .config import read_config, sample_rate, write_runtime_config
+from .errors import LavanyaError
+from .lfs import require_content
+from .repository import VoiceSpec, find_voice
+from .vocoder import load_hifigan, read_hifigan_config
+
+if TYPE_CHECKING:
+    import torch
+
+    from .frontend import Frontend
+
+DEFAULT_MEL_SCALE = 2.3262
+DEFAULT_PCM_SCALE = 32768.0
+SETTINGS_NAME = "lavanya.yaml"
+_SETTINGS_KEYS = {"mel_scale", "pcm_scale"}
+
+
+@dataclass
+class AudioChunk:
+    """One sentence (or pause) of audio: float32 samples in [-1, 1] at ``sample_rate``."""
+
+    samples: np.ndarray
+    sample_rate: int
+    text: str = ""  # the sentence as written; empty for a pause
+    model_input: str = ""  # the exact string the acoustic model was given
+    unpronounced: list[str] = field(default_factory=list)
+    mel: np.ndarray | None = None  # [frames, mel bins], what the vocoder was given
+    pcm_scale: float = DEFAULT_PCM_SCALE
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def is_silence(self) -> bool:
+        return not self.text
+
+    def to_int16(self) -> np.ndarray:
+        """16-bit PCM as upstream writes it (``audio * pcm_scale``), clipped instead of wrapping."""
+        return np.clip(self.samples * self.pcm_scale, -32768, 32767).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A planned piece of speech: the sentence, its model input and its rate; or a pause."""
+
+    text: str = ""
+    model_input: str = ""
+    alpha: float = 1.0
+    unpronounced: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # why each word was not pronounced, one line each
+    silence_seconds: float = 0.0
+
+
+def read_voice_settings(spec: VoiceSpec) -> dict[str, float]:
+    """The optional ``lavanya.yaml`` beside a voice's config (vocoder scaling that differs from upstream's)."""
+    path = spec.model_dir / SETTINGS_NAME
+    if not path.is_file():
+        return {}
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise LavanyaError(f"{path}: does not parse ({str(exc).splitlines()[0]})") from None
+    unknown = set(settings) - _SETTINGS_KEYS if isinstance(settings, dict) else {"(not a mapping)"}
+    if unknown:
+        raise LavanyaError(f"{path}: unknown settings {', '.join(sorted(map(str, unknown)))}; "
+                           f"known: {', '.join(sorted(_SETTINGS_KEYS))}")
+    try:
+        return {key: float(value) for key, value in settings.items()}
+    except (TypeError, ValueError):
+        raise LavanyaError(f"{path}: mel_scale and pcm_scale must be numbers") from None
+
+
+class Voice:
+    """A loaded voice. Build it with ``Voice.load``; ``synthesize`` as often as needed."""
+
+    def __init__(self, spec: VoiceSpec, config: dict[str, Any], tts: Any, vocoder: "torch.nn.Module",
+                 frontend: "Frontend", *, device: str, alpha: float, mel_scale: float, pcm_scale: float):
+        self.spec = spec
+        self.config = config
+        self.sample_rate = sample_rate(config) or 22050
+        self.hop_length = int((config.get("feats_extract_conf") or {}).get("hop_length", 256))
+        self.device = device
+        self.alpha = alpha
+        self.mel_scale = mel_scale
+        self.pcm_scale = pcm_scale
+        self.frontend = frontend
+        self._tts = tts
+        self._vocoder = vocoder
+
+    @classmethod
+    def load(
+        cls,
+        voice: VoiceSpec | str,
+        gender: str | None = None,
+        *,
+        models: Path | None = None,
+        variant: str | None = None,
+        device: str = "cpu",
+        threads: int | None = None,
+        vocoder: str | None = None,
+        alpha: float = 1.0,
+        strict: bool = False,
+        mel_scale: float | None = None,
+        pcm_scale: float | None = None,
+    ) -> "Voice":
+        """Load a voice by ``VoiceSpec`` or by ``language, gender``: the first candidate root
+        (``--models``, ``$LAVANYA_MODELS``, ``./Fastspeech2_HS``, the bundled tree) whose voice
+        has real weights, so a real voice wins over the bundled demo.
+
+        ``vocoder`` forces a vocoder family (``aryan``/``dravidian``); ``threads`` sets torch's
+        CPU threads; ``alpha`` is the default rate (higher is slower).
+        """
+        if isinstance(voice, VoiceSpec):
+            spec = voice
+        else:
+            if gender is None:
+                raise LavanyaError("Voice.load needs a gender with a language")
+            spec = find_voice(voice, gender, variant, models, vocoder=vocoder, require=_require_weights)
+        if alpha <= 0:
+            raise LavanyaError(f"alpha must be above 0, not {alpha}")
+        config = _check_files(spec)
+        settings = read_voice_settings(spec)
+        import torch
+
+        from .frontend import Frontend
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise LavanyaError(f"device {device}: torch sees no CUDA device here; use --device cpu")
+        if threads is not None:
+            if threads < 1:
+                raise LavanyaError(f"threads must be 1 or more, not {threads}")
+            torch.set_num_threads(threads)
+        frontend = Frontend.for_voice(spec, config, strict=strict)
+        with quiet_libraries():
+            vocoder_module = load_hifigan(spec.vocoder.config_path, spec.vocoder.generator_path, device)
+            tts = _load_text2speech(spec, config, device)
+        return cls(spec, config, tts, vocoder_module, frontend, device=device, alpha=alpha,
+                   mel_scale=mel_scale if mel_scale is not None else settings.get("mel_scale", DEFAULT_MEL_SCALE),
+                   pcm_scale=pcm_scale if pcm_scale is not None else settings.get("pcm_scale", DEFAULT_PCM_SCALE),
+                   )
+
+    # -- text to plan --------------------------------------------------------------------
+
+    def plan(self, text: str, alpha: float | None = None, sentence_silence: float = 0.0) -> list[Utterance]:
+        """Sentences (model input ready) and pauses, checked before any audio is made: a malformed
+        tag, empty text or (under ``strict``) an unpronounceable word fails here."""
+        from .frontend import Silence, segment_text
+
+        base_alpha = self.alpha if alpha is None else alpha
+        planned: list[Utterance] = []
+        for item in segment_text(text):
+            if isinstance(item, Silence):
+                planned.append(Utterance(silence_seconds=item.seconds))
+                continue
+            if sentence_silence > 0 and any(u.text for u in planned):
+                planned.append(Utterance(silence_seconds=sentence_silence))
+            prepared = self.frontend.prepare(item.text)
+            planned.append(Utterance(
+                text=item.text,
+                model_input=prepared.model_input,
+                alpha=item.alpha if item.alpha is not None else base_alpha,
+                unpronounced=tuple(prepared.unpronounced),
+                problems=tuple(prepared.problems),
+            ))
+        return planned
+
+    # -- audio ---------------------------------------------------------------------------
+
+    def synthesize(self, text: str, alpha: float | None = None, sentence_silence: float = 0.0) -> Iterator[AudioChunk]:
+        """One ``AudioChunk`` per sentence or pause of ``text``, in order."""
+        return self.render(self.plan(text, alpha, sentence_silence))
+
+    def render(self, plan: Iterable[Utterance]) -> Iterator[AudioChunk]:
+        """Audio for a plan from ``plan()``, one chunk per entry."""
+        for utterance in plan:
+            if utterance.text:
+                yield self.speak(utterance.model_input, utterance.alpha, text=utterance.text,
+                                 unpronounced=list(utterance.unpronounced))
+            else:
+                samples = np.zeros(round(utterance.silence_seconds * self.sample_rate), dtype=np.float32)
+                yield AudioChunk(samples, self.sample_rate, pcm_scale=self.pcm_scale)
+
+    def speak(self, model_input: str, alpha: float | None = None, *, text: str = "",
+              unpronounced: list[str] | None = None) -> AudioChunk:
+        """Audio for one prepared model-input string (what ``lavanya text`` prints)."""
+        import torch
+
+        alpha = self.alpha if alpha is None else alpha
+        with torch.inference_mode(), quiet_libraries():
+            output = self._tts(model_input, decode_conf={"alpha": alpha})
+            mel = output["feat_gen_denorm"]
+            audio = self._vocoder(mel.T.unsqueeze(0) * self.mel_scale).reshape(-1)
+        return AudioChunk(
+            samples=audio.float().cpu().numpy(),
+            sample_rate=self.sample_rate,
+            text=text or model_input,
+            model_input=model_input,
+            unpronounced=unpronounced or [],
+            mel=mel.float().cpu().numpy(),
+            pcm_scale=self.pcm_scale,
+        )
+
+
+def _check_files(spec: VoiceSpec) -> dict[str, Any]:
+    """Every file the voice needs, checked up front so each problem is one line naming it."""
+    config = read_config(spec.config_path)
+    _require_weights(spec)
+    for key, kind in (("normalize", "feats"), ("pitch_normalize", "pitch"), ("energy_normalize", "energy")):
+        if config.get(key) is not None:
+            require_content(spec.stats_path(kind), f"{kind} statistics")
+    vocoder = read_hifigan_config(spec.vocoder.config_path)
+    require_content(spec.vocoder.generator_path, "HiFi-GAN generator")
+    mels = (config.get("feats_extract_conf") or {}).get("n_mels")
+    if mels is not None and mels != vocoder["num_mels"]:
+        raise LavanyaError(f"{spec.vocoder.config_path}: vocoder takes {vocoder['num_mels']} mel bins, "
+                           f"{spec.name} makes {mels}; pick another with --vocoder")
+    rate = sample_rate(config)
+    if rate is not None and rate != vocoder["sampling_rate"]:
+        raise LavanyaError(f"{spec.vocoder.config_path}: vocoder runs at {vocoder['sampling_rate']} Hz, "
+                           f"{spec.name} at {rate} Hz; pick another with --vocoder")
+    return config
+
+
+def _require_weights(spec: VoiceSpec) -> Path:
+    weights = spec.weights_path
+    if weights is None:
+        raise LavanyaError(f"{spec.model_dir}: no model.pth (no weights for {spec.name})")
+    require_content(weights, "acoustic model weights")
+    return weights
+
+
+def _load_text2speech(spec: VoiceSpec, config: dict[str, Any], device: str):
+    """ESPnet's Text2Speech from a runtime copy of the config, weights loaded without pickle."""
+    import torch
+
+    Text2Speech = text2speech_class()
+    with tempfile.TemporaryDirectory(prefix="lavanya-") as scratch:
+        runtime_config = write_runtime_config(config, spec.model_dir, Path(scratch))
+        try:
+            tts = Text2Speech(train_config=runtime_config, model_file=None, device=device)
+        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
+            raise LavanyaError(f"{spec.config_path}: ESPnet cannot build this model ({_one_line(exc)})") from None
+    weights = _require_weights(spec)
+    try:
+        state = torch.load(weights, map_location=device, weights_only=True)
+    except Exception as exc:  # a pickle with code in it, a truncated download, ...
+        raise LavanyaError(f"{weights}: not loadable as plain weights ({_one_line(exc)[:200]})") from None
+    if not isinstance(state, dict):
+        raise LavanyaError(f"{weights}: expected a state_dict of tensors")
+    try:
+        result = tts.model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise LavanyaError(f"{weights}: does not fit {spec.config_path} ({_one_line(exc)[:300]})") from None
+    parameters = {name for name, _ in tts.model.named_parameters()}
+    missing = [key for key in result.missing_keys if key in parameters]
+    if missing:
+        raise LavanyaError(f"{weights}: lacks {len(missing)} parameters of the model in {spec.config_path} "
+                           f"(first: {missing[0]})")
+    tts.model.eval()
+    return tts
+
+
+def text2speech_class():
+    """ESPnet's ``Text2Speech``, imported without the noise its import makes.
+
+    ``espnet2.text.phoneme_tokenizer`` imports ``g2p_en``, which calls ``nltk.download`` at import
+    time (a network attempt that prints errors offline); lavanya's voices never use g2p_en, so
+    the download is replaced by a no-op for the import. ESPnet also prints a Flash Attention
+    notice on stdout, which would corrupt ``-o -``.
+    """
+    import nltk
+
+    download = nltk.download
+    nltk.download = lambda *args, **kwargs: False
+    try:
+        with quiet_libraries(), contextlib.redirect_stdout(io.StringIO()):
+            from espnet2.bin.tts_inference import Text2Speech
+    finally:
+        nltk.download = download
+    return Text2Speech
+
+
+@contextlib.contextmanager
+def quiet_libraries():
+    """No library warnings or log records reach the console while ESPnet and torch work."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message folded onto one line."""
+    text = str(exc).strip()
+    return " ".join(text.split()) if text else type(exc).__name__
+
+
+__all__ = ["AudioChunk", "Utterance", "Voice", "read_voice_settings", "text2speech_class",
+           "DEFAULT_MEL_SCALE", "DEFAULT_PCM_SCALE", "SETTINGS_NAME"]
