@@ -333,14 +333,14 @@ def check(result: LfsPlan) -> list[LfsProblem]:
             quoted = shlex.quote(tree.prefix + rel)
             problems.append(LfsProblem(
                 rel, "regular-blob",
-                f"committed as a regular git blob, not an LFS pointer; with git-lfs installed run "
-                f"`git rm --cached -- {quoted} && git add -- {quoted}` (new commits) or "
-                f"`git lfs migrate import --include={quoted}` (rewrites history)"))
+                "committed (or staged) as a regular git blob, not an LFS pointer; with git-lfs "
+                f"installed run `git rm --cached -- {quoted} && git add -- {quoted}` (new commits) "
+                f"or `git lfs migrate import --include={quoted}` (rewrites history)"))
     for rel in result.kept_out:
         if committed.get(rel) is True:
             quoted = shlex.quote(tree.prefix + rel)
             problems.append(LfsProblem(
                 rel, "lfs-blob",
-                f"committed as an LFS pointer but must be plain git; run `git lfs pull --include={quoted}`, "
-                f"then `git rm --cached -- {quoted} && git add -- {quoted}`"))
+                "committed (or staged) as an LFS pointer but must be plain git; run "
+                f"`git lfs pull --include={quoted}`, then `git rm --cached -- {quoted} && git add -- {quoted}`"))
     return problems
