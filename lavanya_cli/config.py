@@ -100,29 +100,34 @@ def fix_stats_paths_text(text: str) -> str:
     """
     from .repository import STATS_NAMES
 
-    root = yaml.compose(text, Loader=yaml.SafeLoader)  # the pure-Python loader's marks count characters
-    if not isinstance(root, yaml.MappingNode):
+    expected = yaml.load(text, Loader=_Loader)
+    if not isinstance(expected, dict):
         raise ValueError("config is not a mapping of ESPnet settings")
+    for key, kind in STATS_ENTRIES.items():
+        if isinstance(expected.get(key), dict) and "stats_file" in expected[key]:
+            expected[key]["stats_file"] = STATS_NAMES[kind]
+    # libyaml's marks count characters like the pure-Python parser's; should a build count
+    # bytes instead, the re-parse check fails and the pure-Python parser is used.
+    for loader in dict.fromkeys((_Loader, yaml.SafeLoader)):
+        fixed = _replace_stats_values(text, yaml.compose(text, Loader=loader), STATS_NAMES)
+        if yaml.load(fixed, Loader=_Loader) == expected:
+            return fixed
+    raise ValueError("the stats_file lines could not be edited without changing other settings")
+
+
+def _replace_stats_values(text: str, root: yaml.Node, names: dict[str, str]) -> str:
     edits = []
     for key_node, value_node in root.value:
         kind = STATS_ENTRIES.get(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
         if kind is None or not isinstance(value_node, yaml.MappingNode):
             continue
         for entry_key, entry_value in value_node.value:
-            if entry_key.value != "stats_file" or not isinstance(entry_value, yaml.ScalarNode):
-                continue
-            if entry_value.value != STATS_NAMES[kind]:
-                edits.append((entry_value.start_mark.index, entry_value.end_mark.index, STATS_NAMES[kind]))
-    fixed = text
+            if entry_key.value == "stats_file" and isinstance(entry_value, yaml.ScalarNode) \
+                    and entry_value.value != names[kind]:
+                edits.append((entry_value.start_mark.index, entry_value.end_mark.index, names[kind]))
     for start, end, name in sorted(edits, reverse=True):
-        fixed = fixed[:start] + name + fixed[end:]
-    expected = yaml.load(text, Loader=_Loader)
-    for key, kind in STATS_ENTRIES.items():
-        if isinstance(expected.get(key), dict) and "stats_file" in expected[key]:
-            expected[key]["stats_file"] = STATS_NAMES[kind]
-    if yaml.load(fixed, Loader=_Loader) != expected:
-        raise ValueError("the stats_file lines could not be edited without changing other settings")
-    return fixed
+        text = text[:start] + name + text[end:]
+    return text
 
 
 def fix_config(path: Path, *, check_only: bool = False) -> ConfigFix:
