@@ -105,11 +105,14 @@ def _is_tensor_dict(value: Any) -> bool:
 def _load(path: Path) -> Any:
     """The loaded object, or a message saying why it could not be loaded safely."""
     import pickle
+    import warnings
 
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it then reads fine
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         return ("cannot be loaded with torch.load(weights_only=True): not a torch file, or one that "
                 "needs arbitrary code to load; restore the file from the voice's release")
