@@ -195,8 +195,6 @@ def verify_root(root: Path, *, deep: bool = False, vocoder_override: str | None 
     if not root.is_dir():
         raise LavanyaError(f"{root}: model root is not a directory; pass --models PATH")
     voices = ModelRoot(root, vocoder_override).voices()
-    if not voices:
-        raise LavanyaError(f"{root}: no voices found (expected <language>/<gender>/model/ directories)")
     checker = _Checker(root)
     vocoders: dict[Path, VocoderSpec] = {}
     for voice in voices:
