@@ -1,0 +1,142 @@
+"""``lavanya synth`` end to end on the tiny random-weight voices (see synthkit)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from lavanya_cli.scaffold import write_lfs_pointer
+from synthkit import shared_voice_root
+
+TEXT = "नमस्ते, आप कैसे हैं? ठीक है।"
+
+
+def _synth(cli, *args):
+    return cli("synth", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "male", *args)
+
+
+def test_writes_a_mono_16_bit_wav_and_says_which_voice_spoke(cli, tmp_path):
+    code, out, err = _synth(cli, "--text", TEXT, "-o", tmp_path / "hello.wav")
+    assert code == 0 and out == ""
+    info = soundfile.info(tmp_path / "hello.wav")
+    assert (info.samplerate, info.channels, info.subtype) == (22050, 1, "PCM_16")
+    assert info.duration > 0.5
+    assert f"hindi/male from {shared_voice_root()}" in err
+
+
+def test_json_summary_matches_the_wav(cli, tmp_path):
+    code, out, _ = _synth(cli, TEXT, "-o", tmp_path / "a.wav", "--format", "json", "--plot", tmp_path / "mel.png")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["sentences"] == 2
+    assert summary["audio_seconds"] == pytest.approx(soundfile.info(tmp_path / "a.wav").duration, abs=1e-3)
+    assert summary["real_time_factor"] == pytest.approx(
+        summary["synthesis_seconds"] / summary["audio_seconds"], rel=0.01)
+    assert summary["voices"][0]["root"] == str(shared_voice_root())
+    assert (tmp_path / "mel.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_text_from_a_file_and_from_stdin(cli, tmp_path, monkeypatch):
+    (tmp_path / "in.txt").write_text(TEXT, encoding="utf-8")
+    assert _synth(cli, "--input", tmp_path / "in.txt", "-o", tmp_path / "file.wav")[0] == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO(TEXT))
+    assert _synth(cli, "-o", tmp_path / "stdin.wav")[0] == 0
+    assert soundfile.info(tmp_path / "file.wav").frames == soundfile.info(tmp_path / "stdin.wav").frames
+
+
+def test_lines_give_one_wav_per_non_empty_line(cli, tmp_path):
+    (tmp_path / "lines.txt").write_text("नमस्ते।\n\nठीक है।\n", encoding="utf-8")
+    code, _, _ = _synth(cli, "--lines", tmp_path / "lines.txt", "--output-dir", tmp_path / "out")
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0001.wav", "0002.wav"]
+
+
+def test_jsonl_loads_each_voice_once(cli, tmp_path, monkeypatch):
+    from lavanya_cli.voice import Voice
+
+    loads = []
+    real_load = Voice.load.__func__
+
+    def counting_load(cls, *args, **kwargs):
+        loads.append(args[:2])
+        return real_load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Voice, "load", classmethod(counting_load))
+    lines = [
+        {"text": "नमस्ते।", "lang": "hindi", "gender": "male", "output": "m1.wav"},
+        {"text": "नमस्ते।", "lang": "hindi", "gender": "female", "output": "f1.wav"},
+        {"text": "नमस्ते।", "lang": "hindi", "gender": "male", "alpha": 2, "output": "m2.wav"},
+    ]
+    (tmp_path / "jobs.jsonl").write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n")
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", tmp_path / "jobs.jsonl",
+                       "--output-dir", tmp_path / "out")
+    assert code == 0, err
+    assert sorted(loads) == [("hindi", "female"), ("hindi", "male")]
+    m1, m2 = (soundfile.info(tmp_path / "out" / name).duration for name in ("m1.wav", "m2.wav"))
+    assert m2 == pytest.approx(2 * m1, rel=0.05)
+    assert (tmp_path / "out" / "f1.wav").is_file()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "nothing to say"),
+    (" ?! । ", "nothing to say"),
+    ("नमस्ते <sil=fast>", "malformed tag <sil=fast>"),
+])
+def test_bad_text_is_one_line_and_writes_nothing(cli, tmp_path, text, message):
+    code, out, err = _synth(cli, "--text", text, "-o", tmp_path / "x.wav")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_voice_lists_the_voices(cli, tmp_path):
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--lang", "tamil", "--gender", "male",
+                       "--text", "x", "-o", tmp_path / "x.wav")
+    assert code == 2 and err.count("\n") == 1
+    assert "voices there: hindi/female, hindi/male" in err
+
+
+def test_pointer_weights_exit_2_with_the_pull_command(cli, tmp_path):
+    root = shutil.copytree(shared_voice_root(), tmp_path / "root")
+    write_lfs_pointer(root / "hindi" / "male" / "model" / "model.pth", b"weights")
+    code, _, err = cli("synth", "--models", root, "--lang", "hindi", "--gender", "male", "--text", "नमस्ते",
+                       "-o", tmp_path / "x.wav")
+    assert code == 2 and err.count("\n") == 1
+    assert "model.pth" in err and "git lfs pull --include=" in err
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_stdout_gets_the_wav_and_nothing_else_and_stderr_stays_quiet(tmp_path):
+    """A fresh process from another directory, no NLTK data anywhere: the real console experience."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONWARNINGS": "default"}
+    env.pop("NLTK_DATA", None)
+    result = subprocess.run(
+        [sys.executable, "-c", "from lavanya_cli.cli import run; run()", "synth", "--models", os.path.relpath(shared_voice_root(), elsewhere),
+         "--lang", "hindi", "--gender", "male", "--text", TEXT, "-o", "-"],
+        cwd=elsewhere, env=env, capture_output=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    data, rate = soundfile.read(io.BytesIO(result.stdout), dtype="int16")
+    assert rate == 22050 and data.ndim == 1 and len(data) > 0
+    assert result.stdout[:4] == b"RIFF" and int.from_bytes(result.stdout[4:8], "little") + 8 == len(result.stdout)
+    lines = result.stderr.decode().splitlines()
+    assert lines and all(line.startswith("lavanya: ") for line in lines), lines
+    assert not (tmp_path / "nltk_data").exists()
+
+
+def test_synth_help_imports_neither_torch_nor_espnet():
+    probe = ("import sys\nfrom lavanya_cli.cli import main\ntry:\n    main(['synth', '--help'])\nexcept SystemExit:\n"
+             "    pass\nprint('heavy' if {'torch', 'espnet2'} & set(sys.modules) else 'light', file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "--sentence-silence" in result.stdout
+    assert result.stderr.strip().endswith("light")
