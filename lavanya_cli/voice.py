@@ -145,7 +145,7 @@ class Voice:
         else:
             if gender is None:
                 raise LavanyaError("Voice.load needs a gender with a language")
-            spec = find_voice(voice, gender, variant, models, vocoder=vocoder, require=_require_weights)
+            spec = find_voice(voice, gender, variant, models, vocoder=vocoder, require=require_weights)
         if alpha <= 0:
             raise LavanyaError(f"alpha must be above 0, not {alpha}")
         config = _check_files(spec)
@@ -234,7 +234,7 @@ class Voice:
 def _check_files(spec: VoiceSpec) -> dict[str, Any]:
     """Every file the voice needs, checked up front so each problem is one line naming it."""
     config = read_config(spec.config_path)
-    _require_weights(spec)
+    require_weights(spec)
     for key, kind in (("normalize", "feats"), ("pitch_normalize", "pitch"), ("energy_normalize", "energy")):
         if config.get(key) is not None:
             require_content(spec.stats_path(kind), f"{kind} statistics")
@@ -251,7 +251,8 @@ def _check_files(spec: VoiceSpec) -> dict[str, Any]:
     return config
 
 
-def _require_weights(spec: VoiceSpec) -> Path:
+def require_weights(spec: VoiceSpec) -> Path:
+    """The voice's weights file, or a one-line error when it is absent or only an LFS pointer."""
     weights = spec.weights_path
     if weights is None:
         raise LavanyaError(f"{spec.model_dir}: no model.pth (no weights for {spec.name})")
@@ -270,7 +271,7 @@ def _load_text2speech(spec: VoiceSpec, config: dict[str, Any], device: str):
             tts = Text2Speech(train_config=runtime_config, model_file=None, device=device)
         except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
             raise LavanyaError(f"{spec.config_path}: ESPnet cannot build this model ({_one_line(exc)})") from None
-    weights = _require_weights(spec)
+    weights = require_weights(spec)
     try:
         state = torch.load(weights, map_location=device, weights_only=True)
     except Exception as exc:  # a pickle with code in it, a truncated download, ...
@@ -287,6 +288,9 @@ def _load_text2speech(spec: VoiceSpec, config: dict[str, Any], device: str):
         raise LavanyaError(f"{weights}: lacks {len(missing)} parameters of the model in {spec.config_path} "
                            f"(first: {missing[0]})")
     tts.model.eval()
+    # Without a vocoder file ESPnet attaches Griffin-Lim and runs it on every call; upstream pays
+    # for that and throws the result away. The HiFi-GAN is the vocoder here.
+    tts.vocoder = None
     return tts
 
 

@@ -14,16 +14,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from lavanya_cli.bench_voice import HINDI_TOKENS
+
 FRAMES_PER_TOKEN = 4
 HOP = 256
 RATE = 22050
-# token_list of the real hindi/male voice (../shared/iitm-fs2hs/main/hindi/male/model/config.yaml)
-HINDI_TOKENS = (
-    "<blank>", "<unk>", "a", "A", "E", "k", "r", "I", ",", "n", "s", "h", "i", "q", "t", "m", "o", "l",
-    "p", "u", "y", "d", "b", "w", "ऐ", "g", "$", ".", "j", "c", "ट", "थ", "श", "U", "B", "औ", "ख", "ड",
-    "z", "ध", "D", "f", "C", "ष", "M", "ण", "ठ", "घ", "J", "ऑ", "क", "P", "R", "T", "K", "ढ", "G", "ञ",
-    "H", "ङ", "Y", "ऍ", "र", "<sos/eos>",
-)
 
 
 def build_voice_root(root: Path, voices: tuple[tuple[str, str], ...] = (("hindi", "male"),)) -> Path:

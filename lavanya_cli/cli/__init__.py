@@ -11,6 +11,7 @@ from . import voices  # noqa: F401  (registers the command)
 from . import repair, verify  # noqa: F401  (register verify, fix-stats, fix-config)
 from . import text  # noqa: F401  (registers the command)
 from . import synth  # noqa: F401  (registers the command)
+from . import bench  # noqa: F401  (registers the command)
 from . import lfs  # noqa: F401  (registers lfs-track)
 from . import perms  # noqa: F401  (registers fix-perms)
 from .app import app

@@ -1,0 +1,164 @@
+"""Measuring a voice: load time, first-call latency, warm real-time factor, peak memory, and the
+same text through a fresh process the lavanya way and the upstream way.
+
+Peak resident memory is ``ru_maxrss`` (kilobytes on Linux): of this process for the in-process
+figures, and of each child (``os.wait4``) for the start-to-WAV runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import LavanyaError
+from .repository import STATS_NAMES, VoiceSpec
+
+# Five ordinary Hindi sentences, about three seconds of speech each for a trained voice.
+DEFAULT_SENTENCES = (
+    "आज सुबह से आसमान में बादल छाए हुए थे और हल्की बारिश हो रही थी।",
+    "बच्चे स्कूल जाने से पहले अपनी किताबें और खाने का डिब्बा बस्ते में रख रहे थे।",
+    "बाज़ार में सब्ज़ियों के दाम पिछले हफ्ते की तुलना में थोड़े कम हो गए हैं।",
+    "रेलवे स्टेशन पर यात्रियों की भीड़ देखकर अधिकारियों ने नई खिड़कियाँ खोल दीं।",
+    "शाम को परिवार के सब लोग साथ बैठकर पुरानी बातें याद करते रहे।",
+)
+
+
+@dataclass
+class ProcessRun:
+    """One fresh process from start to WAV: wall seconds and its own peak resident memory."""
+
+    wall_seconds: float
+    peak_rss_mb: float
+    report: dict[str, Any]
+
+
+def default_text(sentences: int) -> str:
+    if not 1 <= sentences <= len(DEFAULT_SENTENCES):
+        raise LavanyaError(f"--sentences must be 1 to {len(DEFAULT_SENTENCES)} for the built-in text")
+    return " ".join(DEFAULT_SENTENCES[:sentences])
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_in_process(language: str, gender: str, text: str, runs: int = 3, **load_options: Any) -> dict[str, Any]:
+    """Load a voice here, then time the first synthesis and ``runs`` warm ones of ``text``."""
+    from .voice import Voice, text2speech_class
+
+    started = time.perf_counter()
+    text2speech_class()
+    imported = time.perf_counter()
+    voice = Voice.load(language, gender, **load_options)
+    loaded = time.perf_counter()
+    plan = voice.plan(text)
+    first = _render_seconds(voice, plan)
+    warm = [_render_seconds(voice, plan) for _ in range(runs)]
+    audio = sum(len(chunk.samples) for chunk in voice.render(plan)) / voice.sample_rate
+    warm_seconds = sum(warm) / len(warm)
+    return {
+        "voice": voice.spec.name,
+        "root": str(voice.spec.root),
+        "sentences": sum(1 for utterance in plan if utterance.text),
+        "audio_seconds": round(audio, 3),
+        "import_seconds": round(imported - started, 3),
+        "load_seconds": round(loaded - imported, 3),
+        "first_call_seconds": round(first, 3),
+        "warm_seconds": round(warm_seconds, 3),
+        "warm_real_time_factor": round(warm_seconds / audio, 4) if audio else None,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def _render_seconds(voice, plan) -> float:
+    started = time.perf_counter()
+    for _ in voice.render(plan):
+        pass
+    return time.perf_counter() - started
+
+
+def run_process(command: list[str], cwd: Path | None = None) -> ProcessRun:
+    """Run ``command`` to completion; its wall time, its own peak RSS and its JSON report (last
+    stdout line)."""
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=cwd, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)  # wait4, not wait: the child's own rusage
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        stderr.seek(0)
+        output, errors = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
+    if process.returncode != 0:
+        tail = errors.strip().splitlines()[-1:] or ["no output"]
+        raise LavanyaError(f"benchmark run failed ({' '.join(command[3:5])} ...): {tail[0]}")
+    try:
+        report = json.loads(output)
+    except json.JSONDecodeError:
+        report = {}
+    return ProcessRun(round(wall, 3), round(usage.ru_maxrss / 1024, 1), report)
+
+
+def lavanya_command(spec: VoiceSpec, text_file: Path, output: Path, threads: int | None) -> list[str]:
+    command = [sys.executable, "-c", "from lavanya_cli.cli import run; run()", "synth",
+               "--models", str(spec.root), "--lang", spec.language, "--gender", spec.gender,
+               "--input", str(text_file), "-o", str(output), "--format", "json"]
+    if spec.variant:
+        command += ["--variant", spec.variant]
+    if threads:
+        command += ["--threads", str(threads)]
+    return command
+
+
+def upstream_copy(spec: VoiceSpec, destination: Path) -> Path:
+    """A throwaway model directory for the upstream-way runner, which rewrites its config.yaml:
+    config and stats copied, the (read-only) weights linked."""
+    destination.mkdir(parents=True)
+    shutil.copy2(spec.config_path, destination / spec.config_path.name)
+    for name in STATS_NAMES.values():
+        if (spec.model_dir / name).is_file():
+            shutil.copy2(spec.model_dir / name, destination / name)
+    weights = spec.weights_path
+    if weights is None:
+        raise LavanyaError(f"{spec.model_dir}: no weights to benchmark")
+    (destination / weights.name).symlink_to(weights.resolve())
+    return destination
+
+
+def compare_upstream(spec: VoiceSpec, text: str, threads: int | None = None) -> dict[str, Any]:
+    """The same text start-to-WAV in fresh processes: ``lavanya synth`` and the upstream way."""
+    with tempfile.TemporaryDirectory(prefix="lavanya-bench-") as scratch:
+        scratch_dir = Path(scratch)
+        text_file = scratch_dir / "text.txt"
+        text_file.write_text(text, encoding="utf-8")
+        ours = run_process(lavanya_command(spec, text_file, scratch_dir / "ours.wav", threads))
+        model_copy = upstream_copy(spec, scratch_dir / "upstream" / "model")
+        command = [sys.executable, "-m", "lavanya_cli.upstream_way", "--model-dir", str(model_copy),
+                   "--root", str(spec.root), "--language", spec.language, "--gender", spec.gender,
+                   "--vocoder-dir", str(spec.vocoder.directory), "--text-file", str(text_file),
+                   "--output", str(scratch_dir / "upstream.wav")]
+        if threads:
+            command += ["--threads", str(threads)]
+        upstream = run_process(command, cwd=scratch_dir / "upstream")
+
+    def describe(run: ProcessRun) -> dict[str, Any]:
+        return {"start_to_wav_seconds": run.wall_seconds, "peak_rss_mb": run.peak_rss_mb,
+                "audio_seconds": run.report.get("audio_seconds")}
+
+    return {
+        "lavanya": describe(ours),
+        "upstream_way": {**describe(upstream), "chunks": upstream.report.get("chunks")},
+        "ratios": {
+            "start_to_wav": round(upstream.wall_seconds / ours.wall_seconds, 2),
+            "peak_rss": round(upstream.peak_rss_mb / ours.peak_rss_mb, 2),
+        },
+    }

@@ -1,0 +1,62 @@
+"""A random-weight hindi/male voice with the real architecture, to benchmark without real weights.
+
+The real hindi/male acoustic model (about 148 MB) and its 512-channel HiFi-GAN cost the same
+compute and memory with random weights as with trained ones. Where ``../shared/iitm-fs2hs`` is
+present its config, stats and vocoder config are used as they are; otherwise the same numbers,
+written down here, go through ``lavanya_cli.scaffold``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .random_weights import write_random_acoustic_model, write_random_vocoder
+from .repository import CONFIG_NAME, STATS_NAMES, VOCODER_CONFIG_NAME
+
+# token_list of the real hindi/male voice (main/hindi/male/model/config.yaml)
+HINDI_TOKENS = (
+    "<blank>", "<unk>", "a", "A", "E", "k", "r", "I", ",", "n", "s", "h", "i", "q", "t", "m", "o", "l",
+    "p", "u", "y", "d", "b", "w", "ऐ", "g", "$", ".", "j", "c", "ट", "थ", "श", "U", "B", "औ", "ख", "ड",
+    "z", "ध", "D", "f", "C", "ष", "M", "ण", "ठ", "घ", "J", "ऑ", "क", "P", "R", "T", "K", "ढ", "G", "ञ",
+    "H", "ङ", "Y", "ऍ", "र", "<sos/eos>",
+)
+MODEL_DIR = Path("hindi") / "male" / "model"
+VOCODER_DIR = Path("vocoder") / "male" / "aryan" / "hifigan"
+
+
+def real_hindi_shape():
+    """The real hindi/male sizes (adim 384, 4+4 layers of 1536 units, 5-layer pitch predictor,
+    5-layer postnet, 80 mels at 22050 Hz, 512-channel HiFi-GAN V1)."""
+    from .scaffold import VoiceShape
+
+    return VoiceShape(
+        n_mels=80, fs=22050, hop=256, n_fft=1024, token_list=HINDI_TOKENS,
+        adim=384, aheads=2, elayers=4, eunits=1536, dlayers=4, dunits=1536,
+        predictor_chans=256, postnet_layers=5, postnet_chans=256,
+        upsample_rates=(8, 8, 2, 2), upsample_initial_channel=512,
+        extra_tts_conf={"pitch_predictor_layers": 5},
+    )
+
+
+def build_bench_voice(root: Path, shared: Path | None = None, frames_per_token: int = 6) -> Path:
+    """Write the voice under ``root`` (a new model root); ``shared`` is ``iitm-fs2hs/main`` if present."""
+    root = Path(root)
+    model_dir = root / MODEL_DIR
+    vocoder_dir = root / VOCODER_DIR
+    if shared is not None and (shared / MODEL_DIR / CONFIG_NAME).is_file():
+        model_dir.mkdir(parents=True)
+        for name in (CONFIG_NAME, "feats_type", *STATS_NAMES.values()):
+            if (shared / MODEL_DIR / name).is_file():
+                shutil.copyfile(shared / MODEL_DIR / name, model_dir / name)
+        vocoder_config = json.loads((shared / VOCODER_DIR / VOCODER_CONFIG_NAME).read_text())
+    else:
+        from .scaffold import build_voice, hifigan_config
+
+        shape = real_hindi_shape()
+        build_voice(root, "hindi", "male", shape=shape, weights="none", vocoder=False)
+        vocoder_config = hifigan_config(shape)
+    write_random_acoustic_model(model_dir, frames_per_token=frames_per_token)
+    write_random_vocoder(vocoder_dir, vocoder_config)
+    return root

@@ -1,0 +1,60 @@
+"""``lavanya bench``: how fast a voice loads and speaks, and how that compares with upstream's way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import ModelsOption, OutputFormat, app
+from .output import print_json, stdout
+
+
+@app.command()
+def bench(
+    lang: str = typer.Option("hindi", "--lang", help="Voice language."),
+    gender: str = typer.Option("male", "--gender", help="male or female."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Voice variant."),
+    models: Optional[Path] = ModelsOption,
+    text_option: Optional[str] = typer.Option(None, "--text", help="Text to speak (default: built-in Hindi)."),
+    sentences: int = typer.Option(1, "--sentences", help="How many built-in sentences to speak (1-5)."),
+    runs: int = typer.Option(3, "--runs", help="Warm runs averaged for the real-time factor."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
+    compare_upstream: bool = typer.Option(False, "--compare-upstream",
+                                          help="Also run lavanya synth and the upstream way in fresh processes."),
+    format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
+) -> None:
+    """Load time, first-call latency, warm real-time factor and peak memory of a voice."""
+    from ..bench import bench_in_process, compare_upstream as compare, default_text
+    from ..errors import LavanyaError
+
+    if runs < 1:
+        raise LavanyaError("--runs must be 1 or more")
+    text = text_option if text_option is not None else default_text(sentences)
+    report = bench_in_process(lang, gender, text, runs, models=models, variant=variant, threads=threads)
+    if compare_upstream:
+        from ..repository import find_voice
+        from ..voice import require_weights
+
+        spec = find_voice(lang, gender, variant, models, require=require_weights)
+        report["compare_upstream"] = compare(spec, text, threads)
+    if format is OutputFormat.json:
+        print_json(report)
+        return
+    stdout.print(f"{report['voice']} from {report['root']}: {report['sentences']} sentence(s), "
+                 f"{report['audio_seconds']:.2f} s of audio")
+    stdout.print(f"  import ESPnet      {report['import_seconds']:8.2f} s")
+    stdout.print(f"  load voice         {report['load_seconds']:8.2f} s")
+    stdout.print(f"  first call         {report['first_call_seconds']:8.2f} s")
+    stdout.print(f"  warm call          {report['warm_seconds']:8.2f} s  (real-time factor "
+                 f"{report['warm_real_time_factor']:.3f})")
+    stdout.print(f"  peak RSS           {report['peak_rss_mb']:8.0f} MB")
+    if compare_upstream:
+        ours, theirs = report["compare_upstream"]["lavanya"], report["compare_upstream"]["upstream_way"]
+        ratios = report["compare_upstream"]["ratios"]
+        stdout.print("fresh process, start to WAV:   lavanya synth   upstream way   ratio")
+        stdout.print(f"  seconds                      {ours['start_to_wav_seconds']:12.2f}   "
+                     f"{theirs['start_to_wav_seconds']:12.2f}   {ratios['start_to_wav']:5.2f}x")
+        stdout.print(f"  peak RSS (MB)                {ours['peak_rss_mb']:12.0f}   "
+                     f"{theirs['peak_rss_mb']:12.0f}   {ratios['peak_rss']:5.2f}x")
