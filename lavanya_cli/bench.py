@@ -61,9 +61,8 @@ def bench_in_process(language: str, gender: str, text: str, runs: int = 3, **loa
     voice = Voice.load(language, gender, **load_options)
     loaded = time.perf_counter()
     plan = voice.plan(text)
-    first = _render_seconds(voice, plan)
-    warm = [_render_seconds(voice, plan) for _ in range(runs)]
-    audio = sum(len(chunk.samples) for chunk in voice.render(plan)) / voice.sample_rate
+    first, audio = _timed_render(voice, plan)
+    warm = [_timed_render(voice, plan)[0] for _ in range(runs)]
     warm_seconds = sum(warm) / len(warm)
     return {
         "voice": voice.spec.name,
@@ -79,11 +78,11 @@ def bench_in_process(language: str, gender: str, text: str, runs: int = 3, **loa
     }
 
 
-def _render_seconds(voice, plan) -> float:
+def _timed_render(voice, plan) -> tuple[float, float]:
+    """Seconds spent speaking ``plan`` and seconds of audio it gave."""
     started = time.perf_counter()
-    for _ in voice.render(plan):
-        pass
-    return time.perf_counter() - started
+    samples = sum(len(chunk.samples) for chunk in voice.render(plan))
+    return time.perf_counter() - started, samples / voice.sample_rate
 
 
 def run_process(command: list[str], cwd: Path | None = None) -> ProcessRun:
