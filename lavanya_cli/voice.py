@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from .config import read_config, sample_rate, write_runtime_config
+from .config import STATS_ENTRIES, read_config, sample_rate, stats_file_entries, write_runtime_config
 from .errors import LavanyaError
 from .lfs import require_content
 from .repository import VoiceSpec, find_voice
@@ -53,7 +53,7 @@ class AudioChunk:
     text: str = ""  # the sentence as written; empty for a pause
     model_input: str = ""  # the exact string the acoustic model was given
     unpronounced: list[str] = field(default_factory=list)
-    mel: np.ndarray | None = None  # [frames, mel bins], what the vocoder was given
+    mel: np.ndarray | None = None  # [frames, mel bins]: ESPnet's denormalised mel (times mel_scale for the vocoder)
     pcm_scale: float = DEFAULT_PCM_SCALE
 
     @property
@@ -164,10 +164,12 @@ class Voice:
         with quiet_libraries():
             vocoder_module = load_hifigan(spec.vocoder.config_path, spec.vocoder.generator_path, device)
             tts = _load_text2speech(spec, config, device)
+        if mel_scale is None:
+            mel_scale = settings.get("mel_scale", DEFAULT_MEL_SCALE)
+        if pcm_scale is None:
+            pcm_scale = settings.get("pcm_scale", DEFAULT_PCM_SCALE)
         return cls(spec, config, tts, vocoder_module, frontend, device=device, alpha=alpha,
-                   mel_scale=mel_scale if mel_scale is not None else settings.get("mel_scale", DEFAULT_MEL_SCALE),
-                   pcm_scale=pcm_scale if pcm_scale is not None else settings.get("pcm_scale", DEFAULT_PCM_SCALE),
-                   )
+                   mel_scale=mel_scale, pcm_scale=pcm_scale)
 
     # -- text to plan --------------------------------------------------------------------
 
@@ -178,12 +180,14 @@ class Voice:
 
         base_alpha = self.alpha if alpha is None else alpha
         planned: list[Utterance] = []
+        spoken = False
         for item in segment_text(text):
             if isinstance(item, Silence):
                 planned.append(Utterance(silence_seconds=item.seconds))
                 continue
-            if sentence_silence > 0 and any(u.text for u in planned):
+            if sentence_silence > 0 and spoken:
                 planned.append(Utterance(silence_seconds=sentence_silence))
+            spoken = True
             prepared = self.frontend.prepare(item.text)
             planned.append(Utterance(
                 text=item.text,
@@ -235,9 +239,9 @@ def _check_files(spec: VoiceSpec) -> dict[str, Any]:
     """Every file the voice needs, checked up front so each problem is one line naming it."""
     config = read_config(spec.config_path)
     require_weights(spec)
-    for key, kind in (("normalize", "feats"), ("pitch_normalize", "pitch"), ("energy_normalize", "energy")):
-        if config.get(key) is not None:
-            require_content(spec.stats_path(kind), f"{kind} statistics")
+    for key in stats_file_entries(config):
+        kind = STATS_ENTRIES[key]
+        require_content(spec.stats_path(kind), f"{kind} statistics")
     vocoder = read_hifigan_config(spec.vocoder.config_path)
     require_content(spec.vocoder.generator_path, "HiFi-GAN generator")
     mels = (config.get("feats_extract_conf") or {}).get("n_mels")
