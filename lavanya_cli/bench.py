@@ -2,7 +2,8 @@
 same text through a fresh process the lavanya way and the upstream way.
 
 Peak resident memory is ``ru_maxrss`` (kilobytes on Linux): of this process for the in-process
-figures, and of each child (``os.wait4``) for the start-to-WAV runs.
+figures, and of each child (``os.wait4``) for the start-to-WAV runs. Linux carries a process's
+peak across fork and exec, so the children are run while this process is still small.
 """
 
 from __future__ import annotations

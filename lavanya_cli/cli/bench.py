@@ -32,13 +32,16 @@ def bench(
     if runs < 1:
         raise LavanyaError("--runs must be 1 or more")
     text = text_option if text_option is not None else default_text(sentences)
-    report = bench_in_process(lang, gender, text, runs, models=models, variant=variant, threads=threads)
-    if compare_upstream:
+    comparison = None
+    if compare_upstream:  # before this process grows: a child's peak RSS starts from its parent's
         from ..repository import find_voice
         from ..voice import require_weights
 
         spec = find_voice(lang, gender, variant, models, require=require_weights)
-        report["compare_upstream"] = compare(spec, text, threads)
+        comparison = compare(spec, text, threads)
+    report = bench_in_process(lang, gender, text, runs, models=models, variant=variant, threads=threads)
+    if comparison is not None:
+        report["compare_upstream"] = comparison
     if format is OutputFormat.json:
         print_json(report)
         return
