@@ -111,14 +111,14 @@ def test_a_pointer_and_a_real_file_with_the_same_content_are_duplicates(tmp_path
     assert dupes == {"hindi/male/model/model.pth", "odia/male/model/model.pth"}
 
 
-def test_a_missing_root_is_a_usage_error_and_an_empty_one_is_clean_but_noted(tmp_path, cli):
+def test_a_missing_or_empty_root_is_a_usage_error(tmp_path, cli):
     with pytest.raises(LavanyaError):
         verify_root(tmp_path / "absent")
     code, _, err = cli("verify", tmp_path / "absent")
     assert code == 2 and "absent" in err
     (tmp_path / "empty").mkdir()
     code, _, err = cli("verify", tmp_path / "empty")
-    assert code == 0 and "no voices found" in err
+    assert code == 2 and "no voices found" in err and err.count("\n") == 1
 
 
 def test_json_output_is_one_object_with_relative_paths(tmp_path, cli):

@@ -34,18 +34,19 @@ def verify(
 
     Exit status 0 when clean, 1 when problems were found, 2 on usage or internal errors.
     """
+    from ..errors import LavanyaError
     from ..repository import ModelRoot
     from ..verify import verify_root, write_manifests
 
     model_root = pick_root(root, models)
+    if not ModelRoot(model_root).voices():
+        # Almost always a wrong path: passing it would let CI check nothing and stay green.
+        raise LavanyaError(f"{model_root}: no voices found (expected <language>/<gender>/model/ "
+                           "directories); pass the model root with --models or as ROOT")
     if write_manifest:
         written = write_manifests(model_root)
         stderr.print(f"wrote {len(written)} {'manifest' if len(written) == 1 else 'manifests'}")
     problems = verify_root(model_root, deep=deep)
-    if not ModelRoot(model_root).voices():
-        # an empty root is clean (a project tree before its voices arrive), but say so
-        stderr.print(f"{model_root}: no voices found (expected <language>/<gender>/model/ directories)",
-                     markup=False, soft_wrap=True)
     if format is VerifyFormat.json:
         print_json({"ok": not problems, "problems": [p.as_dict() for p in problems]})
     elif format is VerifyFormat.github:
