@@ -7,15 +7,14 @@ import sys
 import traceback
 
 from ..errors import EXIT_USAGE, LavanyaError
-from . import voices  # noqa: F401  (registers the command)
-from . import repair, verify  # noqa: F401  (register verify, fix-stats, fix-config)
-from . import text  # noqa: F401  (registers the command)
-from . import synth  # noqa: F401  (registers the command)
-from . import bench  # noqa: F401  (registers the command)
-from . import lfs  # noqa: F401  (registers lfs-track)
-from . import perms  # noqa: F401  (registers fix-perms)
+# Importing a command module registers its commands on ``app``.
+from . import bench, lfs, perms, repair, synth, text, verify, voices  # noqa: F401
 from .app import app
 from .output import error_line
+
+
+# Modules of the ``synth`` extra; a light install (maintenance only) lacks them.
+SYNTH_MODULES = {"torch", "torchaudio", "espnet", "espnet2", "soundfile", "matplotlib"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_line("interrupted")
         return 130
-    except Exception as exc:  # an internal error: one line, the traceback only on request
+    except Exception as exc:
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in SYNTH_MODULES:
+            error_line(f"this needs the synthesis libraries ({exc.name} is not installed): "
+                       "python3 -m pip install 'lavanya[synth]'")
+            return EXIT_USAGE
+        # an internal error: one line, the traceback only on request
         if os.environ.get("LAVANYA_DEBUG"):
             traceback.print_exc()
         error_line(f"internal error: {type(exc).__name__}: {exc} (set LAVANYA_DEBUG=1 for a traceback)")
