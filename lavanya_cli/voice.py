@@ -260,7 +260,7 @@ def require_weights(spec: VoiceSpec) -> Path:
     weights = spec.weights_path
     if weights is None:
         raise LavanyaError(f"{spec.model_dir}: no model.pth (no weights for {spec.name})")
-    require_content(weights, "acoustic model weights")
+    require_content(weights, "the acoustic model")
     return weights
 
 
