@@ -103,3 +103,11 @@ def test_espeak_teacher_gives_audio_and_timed_phonemes():
     assert starts == sorted(starts) and starts[-1] <= len(rendering.audio)
     words = {phone.text_position for phone in rendering.phones if not phone.is_pause}
     assert words == {0, len("नमस्ते ")}  # each phoneme knows the word it belongs to
+
+
+def test_voices_marks_the_bundled_demo(cli, monkeypatch, tmp_path):
+    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./Fastspeech2_HS here: the bundled tree is the only root
+    code, out, _ = cli("voices")
+    assert code == 0
+    assert "hindi/male [bundled demo]" in out

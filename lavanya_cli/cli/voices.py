@@ -24,6 +24,7 @@ def voices(
     if format is OutputFormat.json:
         print_json(rows)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -37,7 +38,7 @@ def voices(
             voice += " [bundled demo]" if row["bundled"] else " [demo]"
         rate = str(row["sample_rate"] or "?")
         vocoder = row["vocoder"] + ("" if row["vocoder_state"] == "present" else f" ({row['vocoder_state']})")
-        table.add_row(voice, rate, row["weights"], vocoder, row["model_dir"])
+        table.add_row(escape(voice), rate, row["weights"], vocoder, row["model_dir"])
     stdout.print(table)
     if not rows:
         stdout.print("no voices found")
