@@ -1,14 +1,14 @@
 """Build the bundled demo voice, Fastspeech2_HS/hindi/male, from eSpeak NG on a CPU.
 
-    python scripts/demo_voice/build.py                 # everything, about an hour on 2 cores
+    python scripts/demo_voice/build.py                 # everything, about 40 minutes on 2 cores
     python scripts/demo_voice/build.py --limit 8 --acoustic-steps 20 --vocoder-steps 10 \
         --work build/demo_tiny --no-install            # a quick check of the whole pipeline
 
-Stages, each resumable (finished stages are skipped, training resumes from its checkpoint):
-``data`` (teacher audio, durations, features, statistics), ``acoustic`` (FastSpeech2) and
-``vocoder`` (HiFi-GAN; the two train at the same time, one thread each), ``install`` (the
-voice's files into the bundled tree) and ``evaluate`` (held-out figures into
-Fastspeech2_HS/README.md). Needs the ``espeakng-loader`` wheel besides lavanya's dependencies.
+Stages, each resumable (a finished data stage is kept, training resumes from its checkpoint):
+``data`` (teacher audio, durations, features, statistics), ``train`` (FastSpeech2 and HiFi-GAN
+at the same time, one thread each), ``finetune`` (the vocoder on the acoustic model's own
+frames), ``install`` (the voice's files into the bundled tree) and ``evaluate`` (held-out figures
+into Fastspeech2_HS/README.md). Needs the ``espeakng-loader`` wheel (``pip install -e .[demo]``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
 log = logging.getLogger("demo_voice")
-STAGES = ("data", "train", "install", "evaluate")
+STAGES = ("data", "train", "finetune", "install", "evaluate")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,6 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N sentences")
     parser.add_argument("--acoustic-steps", type=int, default=3000)
     parser.add_argument("--vocoder-steps", type=int, default=4500)
+    parser.add_argument("--finetune-steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--no-install", action="store_true",
                         help="install into WORK/tree instead of the repository's tree")
@@ -100,6 +101,14 @@ def stage_train(args, target: Path) -> None:
         raise SystemExit(f"training failed (exit codes {codes})")
 
 
+def stage_finetune(args, target: Path) -> None:
+    """The vocoder once more, on the trained acoustic model's own frames, both cores."""
+    command = [sys.executable, str(HERE / "training.py"), "finetune", "--work", str(args.work),
+               "--seed", str(args.seed), "--steps", str(args.finetune_steps), "--threads", "2"]
+    if subprocess.call(command):
+        raise SystemExit("vocoder fine-tuning failed")
+
+
 def stage_install(args, target: Path) -> None:
     import install
 
@@ -112,7 +121,7 @@ def stage_evaluate(args, target: Path) -> None:
     evaluate.evaluate(args.work, target, args.seed, readme=None if args.no_install else target / "README.md")
 
 
-STAGE_FUNCTIONS = {"data": stage_data, "train": stage_train, "install": stage_install,
+STAGE_FUNCTIONS = {"data": stage_data, "train": stage_train, "finetune": stage_finetune, "install": stage_install,
                    "evaluate": stage_evaluate}
 
 

@@ -63,6 +63,6 @@ def install(work: Path, root: Path, seed: int) -> None:
     _write_text(model_dir / DEMO_MARKER, MODEL_DEMO_TEXT)
 
     _write_text(vocoder_dir / "config.json", json.dumps(vocoder_config(seed), indent=4) + "\n")
-    generator = torch.load(work / "vocoder" / "generator.pth", map_location="cpu", weights_only=True)
+    generator = torch.load(work / "vocoder_gta" / "generator.pth", map_location="cpu", weights_only=True)
     save_upstream_generator(generator, vocoder_dir / "generator")
     _write_text(vocoder_dir / DEMO_MARKER, VOCODER_DEMO_TEXT)

@@ -171,17 +171,24 @@ def vocoder_batch(items: list[dict], rng: np.random.Generator, size: int, frames
             torch.from_numpy(np.stack(audio))[:, None].float())
 
 
-def train_vocoder(work: Path, steps: int, seed: int, lr: float = 2e-3, batch_size: int = 8) -> None:
+def train_vocoder(work: Path, steps: int, seed: int, lr: float = 2e-3, batch_size: int = 8, *,
+                  name: str = "vocoder", start: Path | None = None, mels: list[np.ndarray] | None = None) -> None:
+    """HiFi-GAN on windows of the teacher audio; ``mels`` replaces the input frames (fine-tuning
+    on the acoustic model's own output) and ``start`` gives the generator to begin from."""
     from lavanya_cli.vocoder import hifigan_from_config
 
     config = vocoder_config(seed)
     torch.manual_seed(seed)
     generator = hifigan_from_config(config, weight_norm=True)
+    if start is not None:
+        generator.load_state_dict(torch.load(start, map_location="cpu", weights_only=True))
     items = load_items(work / "data" / "train.npz")
+    if mels is not None:
+        items = [{**item, "feats": mel} for item, mel in zip(items, mels, strict=True)]
     frames = config["segment_size"] // HOP
     losses = mel_losses()
     optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.8, 0.99))
-    checkpoint = Checkpoint(work / "vocoder" / "checkpoint.pt")
+    checkpoint = Checkpoint(work / name / "checkpoint.pt")
     step = checkpoint.load(generator, optimizer)
     generator.train()
     started, running = time.monotonic(), 0.0
@@ -199,19 +206,53 @@ def train_vocoder(work: Path, steps: int, seed: int, lr: float = 2e-3, batch_siz
         step += 1
         running += loss.item() / LOG_EVERY
         if step % LOG_EVERY == 0:
-            log.info("vocoder %d/%d mel_loss=%.3f (%.2f s/step)", step, steps, running,
+            log.info("%s %d/%d mel_loss=%.3f (%.2f s/step)", name, step, steps, running,
                      (time.monotonic() - started) / LOG_EVERY)
             started, running = time.monotonic(), 0.0
         if step % CHECKPOINT_EVERY == 0 or step == steps:
             checkpoint.save(generator, optimizer, step)
-    torch.save(generator.state_dict(), work / "vocoder" / "generator.pth")
+    torch.save(generator.state_dict(), work / name / "generator.pth")
+
+
+def teacher_forced_mels(work: Path, seed: int) -> list[np.ndarray]:
+    """The trained FastSpeech2's log-mel frames for each training sentence, given its true
+    durations, pitch and energy: frame for frame under the teacher audio, yet as smooth as what
+    the model says at synthesis, which is what the vocoder then gets."""
+    from build import _runtime_config
+
+    model = build_acoustic_model(_runtime_config(acoustic_config(seed), work))
+    model.load_state_dict(torch.load(work / "acoustic" / "model.pth", map_location="cpu", weights_only=True))
+    model.eval()
+    mels = []
+    with torch.no_grad():
+        for item in load_items(work / "data" / "train.npz"):
+            pitch, _ = model.pitch_normalize(torch.from_numpy(item["pitch"])[None])
+            energy, _ = model.energy_normalize(torch.from_numpy(item["energy"])[None])
+            output = model.tts.inference(text=torch.from_numpy(item["ids"]),
+                                         durations=torch.from_numpy(item["durations"]),
+                                         pitch=pitch[0], energy=energy[0], use_teacher_forcing=True)
+            mel = model.normalize.inverse(output["feat_gen"].clone()[None])[0][0].numpy()
+            if len(mel) != len(item["feats"]):
+                raise ValueError(f"{item['text']!r}: {len(mel)} frames from the model, {len(item['feats'])} in the data")
+            mels.append(mel)
+    return mels
+
+
+def finetune_vocoder(work: Path, steps: int, seed: int, lr: float = 5e-4) -> None:
+    """Continue the vocoder on the acoustic model's teacher-forced frames (``vocoder_gta/``)."""
+    mels = teacher_forced_mels(work, seed)
+    train_vocoder(work, steps, seed + 1, lr, name="vocoder_gta", start=work / "vocoder" / "generator.pth",
+                  mels=mels)
+
+
+TRAINERS = {"acoustic": train_acoustic, "vocoder": train_vocoder, "finetune": finetune_vocoder}
 
 
 def main() -> None:
     from build import setup_logging
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=("acoustic", "vocoder"))
+    parser.add_argument("model", choices=tuple(TRAINERS))
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--seed", type=int, default=1234)
@@ -220,7 +261,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     torch.set_num_threads(args.threads)
-    train = train_acoustic if args.model == "acoustic" else train_vocoder
+    train = TRAINERS[args.model]
     options = {} if args.lr is None else {"lr": args.lr}
     train(args.work, args.steps, args.seed, **options)
 
