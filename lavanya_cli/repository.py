@@ -253,13 +253,16 @@ def resolve_root(models: Path | None = None) -> Path:
     """The one model root a maintenance command works on."""
     roots = candidate_roots(models)
     if not roots:
-        raise LavanyaError(
-            f"no model root: pass --models PATH or set ${ENV_VAR} (no ./Fastspeech2_HS here)"
-        )
+        raise _no_root()
     root = roots[0]
     if not root.is_dir():
         raise LavanyaError(f"{root}: model root is not a directory; pass --models PATH")
     return root
+
+
+def _no_root() -> LavanyaError:
+    """The one error for "nowhere to look", shared by maintenance commands and synthesis."""
+    return LavanyaError(f"no model root: pass --models PATH or set ${ENV_VAR} (no ./Fastspeech2_HS here)")
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -286,9 +289,7 @@ def find_voice(
     forces a vocoder family, as ``ModelRoot.vocoder_override``."""
     roots = [root for root in candidate_roots(models) if root.is_dir()]
     if not roots:
-        raise LavanyaError(
-            f"no model root: pass --models PATH or set ${ENV_VAR} (no ./Fastspeech2_HS here)"
-        )
+        raise _no_root()
     failures = []
     for root in roots:
         try:
