@@ -23,7 +23,10 @@ def test_bench_reports_load_latency_rtf_and_memory(cli):
     assert code == 0, err
     report = json.loads(out)
     assert report["sentences"] == 2 and report["audio_seconds"] > 0.5
-    assert report["warm_real_time_factor"] == pytest.approx(report["warm_seconds"] / report["audio_seconds"], rel=1e-2)
+    # warm_seconds is reported to the millisecond; on this tiny voice that rounding alone can
+    # exceed 1 %, so the tolerance covers it as well.
+    assert report["warm_real_time_factor"] == pytest.approx(
+        report["warm_seconds"] / report["audio_seconds"], rel=1e-2, abs=0.0006 / report["audio_seconds"])
     assert report["first_call_seconds"] > 0 and report["peak_rss_mb"] > 100
 
 
