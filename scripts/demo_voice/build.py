@@ -113,6 +113,8 @@ def stage_install(args, target: Path) -> None:
     import install
 
     install.install(args.work, target, args.seed)
+    if target != args.root:
+        install.copy_frontend_resources(args.root, target)
 
 
 def stage_evaluate(args, target: Path) -> None:

@@ -66,3 +66,15 @@ def install(work: Path, root: Path, seed: int) -> None:
     generator = torch.load(work / "vocoder_gta" / "generator.pth", map_location="cpu", weights_only=True)
     save_upstream_generator(generator, vocoder_dir / "generator")
     _write_text(vocoder_dir / DEMO_MARKER, VOCODER_DEMO_TEXT)
+
+
+def copy_frontend_resources(source: Path, target: Path) -> None:
+    """The source root's hindi number table into a scratch tree (``--no-install``), so that the
+    held-out sentences with digits are read there exactly as in the repository's tree."""
+    from lavanya_cli.atomic import replace_file
+
+    table = source / "numToText" / "hindi.csv"
+    if table.is_file():
+        (target / "numToText").mkdir(parents=True, exist_ok=True)
+        content = table.read_bytes()
+        replace_file(target / "numToText" / table.name, lambda handle: handle.write(content))
