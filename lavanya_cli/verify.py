@@ -24,8 +24,11 @@ from .repository import STATS_NAMES, ModelRoot, VocoderSpec, VoiceSpec
 
 CODES = (
     "missing", "lfs-pointer", "pickled", "unreadable", "bad-stats", "stats-path",
-    "checksum", "permissions", "duplicate-weights", "bad-weights",
+    "checksum", "permissions", "duplicate-weights", "bad-weights", "vocoder-mismatch",
 )
+# Settings a voice and its vocoder must share: (config.yaml feats_extract_conf key, config.json key, name).
+SHARED_SETTINGS = (("fs", "sampling_rate", "sample rate"), ("n_mels", "num_mels", "mel bands"),
+                   ("hop_length", "hop_size", "hop length"))
 
 
 @dataclass(frozen=True, order=True)
@@ -47,6 +50,8 @@ class _Checker:
         self.root = root
         self.repo_root = _git_toplevel(root)
         self.problems: list[Problem] = []
+        self.voice_configs: dict[VoiceSpec, dict] = {}
+        self.vocoder_configs: dict[Path, dict] = {}
 
     def report(self, path: Path, code: str, message: str) -> None:
         self.problems.append(Problem(self._relative(path), code, message))
@@ -75,6 +80,8 @@ class _Checker:
         model_dir = voice.model_dir
         self.permissions([model_dir, *_files_in(model_dir)])
         config = self.config(voice)
+        if config is not None:
+            self.voice_configs[voice] = config
         n_mels = _n_mels(config) if config is not None else None
         for kind, path in voice.stats_paths.items():
             self.stats(path, kind, n_mels if kind == "feats" else 1)
@@ -142,10 +149,13 @@ class _Checker:
             self.pointer(config_path, pointer, "vocoder config")
         else:
             try:
-                json.loads(config_path.read_text(encoding="utf-8"))
+                config = json.loads(config_path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 self.report(config_path, "unreadable", f"vocoder config.json does not parse ({exc}); "
                             "restore it from the upstream release")
+            else:
+                if isinstance(config, dict):
+                    self.vocoder_configs[vocoder.directory] = config
         generator = vocoder.generator_path
         if not generator.is_file():
             self.report(generator, "missing", "HiFi-GAN generator is missing; copy it from the upstream "
@@ -153,6 +163,24 @@ class _Checker:
         elif pointer := read_pointer(generator):
             self.pointer(generator, pointer, "vocoder generator")
         self.manifest(vocoder.directory)
+
+    def vocoder_fit(self, voice: VoiceSpec) -> None:
+        """A vocoder trained for another sample rate, mel count or hop turns the voice into noise
+        without any error; both configs say what they were trained with, so compare them."""
+        config = self.voice_configs.get(voice)
+        vocoder = self.vocoder_configs.get(voice.vocoder.directory)
+        if config is None or vocoder is None:
+            return
+        features = config.get("feats_extract_conf") or {}
+        differences = [f"{name} {features[ours]} here, {vocoder[theirs]} in the vocoder"
+                       for ours, theirs, name in SHARED_SETTINGS
+                       if isinstance(features.get(ours), int) and isinstance(vocoder.get(theirs), int)
+                       and features[ours] != vocoder[theirs]]
+        if differences:
+            self.report(voice.config_path, "vocoder-mismatch",
+                        f"{voice.name} does not fit its vocoder {self._relative(voice.vocoder.directory)} "
+                        f"({'; '.join(differences)}); put the vocoder this voice was trained with in that "
+                        "directory, or pick the other family with --vocoder aryan|dravidian")
 
     def manifest(self, directory: Path) -> None:
         for path, why in manifest_mismatches(directory):
@@ -202,6 +230,8 @@ def verify_root(root: Path, *, deep: bool = False, vocoder_override: str | None 
         vocoders.setdefault(voice.vocoder.directory, voice.vocoder)
     for vocoder in vocoders.values():
         checker.vocoder(vocoder)
+    for voice in voices:
+        checker.vocoder_fit(voice)
     checker.duplicates(voices)
     if deep:
         from .deep import generator_problem, weights_problem

@@ -292,3 +292,16 @@ def test_deep_loads_weights_and_compares_them_with_the_config(tmp_path):
     (model_dir / "model.pth").write_bytes(pickle.dumps({"w": np.zeros(2)}))
     problem = [p for p in verify_root(root, deep=True) if p.path == "hindi/male/model/model.pth"][0]
     assert problem.code == "bad-weights" and "weights_only" in problem.message
+
+
+@pytest.mark.parametrize("key, value, words", [("sampling_rate", 16000, "sample rate 22050 here, 16000"),
+                                               ("num_mels", 100, "mel bands 8 here, 100"),
+                                               ("hop_size", 200, "hop length 256 here, 200")])
+def test_a_vocoder_trained_for_other_features_is_named(clean_root, key, value, words):
+    config_path = clean_root / ARYAN / "config.json"
+    config = json.loads(config_path.read_text())
+    config[key] = value
+    config_path.write_text(json.dumps(config))
+    problems = [p for p in verify_root(clean_root) if p.code == "vocoder-mismatch"]
+    assert [p.path for p in problems] == [(HINDI / "config.yaml").as_posix()]
+    assert words in problems[0].message and ARYAN.as_posix() in problems[0].message
