@@ -18,6 +18,7 @@ from .config import STATS_ENTRIES, read_config
 from .errors import LavanyaError
 from .lfs import read_pointer
 from .repository import VocoderSpec, VoiceSpec
+from .vocoder import hifigan_from_config, read_hifigan_config, upstream_to_espnet_state
 
 _EXAMPLES = 3
 
@@ -31,8 +32,11 @@ def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None
     if config.get("tts") != "fastspeech2" or config.get("feats_extract") != "fbank":
         return None
     import torch
-    from espnet2.tts.fastspeech2 import FastSpeech2
-    from espnet2.tts.feats_extract.log_mel_fbank import LogMelFbank
+
+    from .voice import import_espnet
+
+    FastSpeech2 = import_espnet("espnet2.tts.fastspeech2").FastSpeech2
+    LogMelFbank = import_espnet("espnet2.tts.feats_extract.log_mel_fbank").LogMelFbank
 
     with torch.device("meta"):
         feats_extract = LogMelFbank(**(config.get("feats_extract_conf") or {}))
@@ -93,7 +97,33 @@ def generator_problem(vocoder: VocoderSpec) -> str | None:
     if not (isinstance(state, dict) and _is_tensor_dict(state.get("generator"))):
         return ("is not a HiFi-GAN generator checkpoint (a dict with a 'generator' state dict); "
                 "restore it from the upstream release")
+    expected = expected_generator_shapes(vocoder.config_path)
+    if expected is None:
+        return None
+    try:
+        why = state_dict_mismatch(upstream_to_espnet_state(state["generator"]), expected)
+    except LavanyaError as exc:
+        why = exc.message
+    except RuntimeError as exc:  # weight norm cannot be folded: g and v disagree in shape
+        why = " ".join(str(exc).split())[:200]
+    if why:
+        return (f"does not match the HiFi-GAN that config.json describes: {why}; "
+                "this generator belongs to another vocoder config")
     return None
+
+
+def expected_generator_shapes(config_path: Path) -> dict[str, tuple[int, ...]] | None:
+    """Parameter shapes of the generator ``config.json`` describes (None when it cannot be read:
+    the cheap checks report that), built on the meta device."""
+    import torch
+
+    try:
+        config = read_hifigan_config(config_path)
+    except LavanyaError:
+        return None
+    with torch.device("meta"):
+        generator = hifigan_from_config(config, weight_norm=False)
+    return {key: tuple(value.shape) for key, value in generator.state_dict().items()}
 
 
 def _is_tensor_dict(value: Any) -> bool:

@@ -299,23 +299,29 @@ def _load_text2speech(spec: VoiceSpec, config: dict[str, Any], device: str):
 
 
 def text2speech_class():
-    """ESPnet's ``Text2Speech``, imported without the noise its import makes.
+    """ESPnet's ``Text2Speech``, imported without the noise its import makes (``import_espnet``)."""
+    return import_espnet("espnet2.bin.tts_inference").Text2Speech
+
+
+def import_espnet(module: str):
+    """Import an ESPnet module quietly: every lavanya path into ESPnet goes through here.
 
     ``espnet2.text.phoneme_tokenizer`` imports ``g2p_en``, which calls ``nltk.download`` at import
     time (a network attempt that prints errors offline); lavanya's voices never use g2p_en, so
-    the download is replaced by a no-op for the import. ESPnet also prints a Flash Attention
-    notice on stdout, which would corrupt ``-o -``.
+    the download is replaced by a no-op for the import. ESPnet's transformer layers also print a
+    Flash Attention notice on stdout, which would corrupt ``-o -`` and ``--format json``.
     """
+    import importlib
+
     import nltk
 
     download = nltk.download
     nltk.download = lambda *args, **kwargs: False
     try:
         with quiet_libraries(), contextlib.redirect_stdout(io.StringIO()):
-            from espnet2.bin.tts_inference import Text2Speech
+            return importlib.import_module(module)
     finally:
         nltk.download = download
-    return Text2Speech
 
 
 @contextlib.contextmanager
@@ -337,5 +343,5 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split()) if text else type(exc).__name__
 
 
-__all__ = ["AudioChunk", "Utterance", "Voice", "read_voice_settings", "text2speech_class",
+__all__ = ["AudioChunk", "Utterance", "Voice", "import_espnet", "read_voice_settings", "text2speech_class",
            "DEFAULT_MEL_SCALE", "DEFAULT_PCM_SCALE", "SETTINGS_NAME"]

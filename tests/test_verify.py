@@ -265,15 +265,22 @@ def test_deep_loads_weights_and_compares_them_with_the_config(tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("espnet2")
     from lavanya_cli.config import read_config
+    from lavanya_cli.random_weights import write_random_vocoder
     from lavanya_cli.scaffold import VoiceShape
 
     root = tmp_path / "models"
-    model_dir = build_voice(root, absolute_stats_paths=False)
+    model_dir = build_voice(root, shape=VoiceShape(upsample_initial_channel=16), absolute_stats_paths=False)
     config = read_config(model_dir / "config.yaml")
     torch.save(_espnet_state_dict(model_dir, config), model_dir / "model.pth")
     generator = root / ARYAN / "generator"
-    torch.save({"generator": {"conv_pre.weight": torch.zeros(4, 8, 7)}}, generator)
+    vocoder_config = json.loads((root / ARYAN / "config.json").read_text())
+    write_random_vocoder(root / ARYAN, vocoder_config)
     assert verify_root(root, deep=True) == []
+
+    wider = write_random_vocoder(tmp_path / "wider", {**vocoder_config, "upsample_initial_channel": 32})
+    shutil.copy(wider, generator)
+    problem = [p for p in verify_root(root, deep=True) if p.path == f"{ARYAN.as_posix()}/generator"][0]
+    assert problem.code == "bad-weights" and "config.json" in problem.message and "wrong shapes" in problem.message
 
     other = build_voice(tmp_path / "other", shape=VoiceShape(adim=24), absolute_stats_paths=False)
     torch.save(_espnet_state_dict(other, read_config(other / "config.yaml")), model_dir / "model.pth")
@@ -305,3 +312,16 @@ def test_a_vocoder_trained_for_other_features_is_named(clean_root, key, value, w
     problems = [p for p in verify_root(clean_root) if p.code == "vocoder-mismatch"]
     assert [p.path for p in problems] == [(HINDI / "config.yaml").as_posix()]
     assert words in problems[0].message and ARYAN.as_posix() in problems[0].message
+
+
+def test_deep_json_output_is_only_json(tmp_path):
+    """ESPnet prints a notice on stdout when its transformer layers are first imported; a fresh
+    process is the only place that import happens."""
+    pytest.importorskip("espnet2")
+    from lavanya_cli.repository import BUNDLED_ROOT
+
+    result = subprocess.run([sys.executable, "-c", "from lavanya_cli.cli import run; run()",
+                             "verify", "--deep", "--format", "json", str(BUNDLED_ROOT)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"ok": True, "problems": []}
