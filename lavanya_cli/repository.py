@@ -280,23 +280,33 @@ def find_voice(
     *,
     vocoder: str | None = None,
     require: Callable[[VoiceSpec], object] | None = None,
+    skipped: list[str] | None = None,
 ) -> VoiceSpec:
     """The voice from the first candidate root that has it (see ``candidate_roots``), so a real
     voice found at ``--models``, ``$LAVANYA_MODELS`` or ``./Fastspeech2_HS`` wins over the demo.
 
     ``require`` (raising LavanyaError) narrows "has it": synthesis passes a check for real weights,
-    so a tree of LFS pointers earlier in the chain does not hide the bundled demo. ``vocoder``
-    forces a vocoder family, as ``ModelRoot.vocoder_override``."""
+    so a tree of LFS pointers earlier in the chain does not hide the bundled demo; why each such
+    voice was passed over is appended to ``skipped``, for the user who expected it to speak.
+    ``vocoder`` forces a vocoder family, as ``ModelRoot.vocoder_override``."""
     roots = [root for root in candidate_roots(models) if root.is_dir()]
     if not roots:
         raise _no_root()
-    failures = []
+    failures, unusable = [], []
     for root in roots:
         try:
             voice = ModelRoot(root, vocoder_override=vocoder).find(language, gender, variant)
-            if require is not None:
-                require(voice)
-            return voice
         except LavanyaError as exc:
             failures.append(exc.message)
+            continue
+        try:
+            if require is not None:
+                require(voice)
+        except LavanyaError as exc:
+            failures.append(exc.message)
+            unusable.append(exc.message)
+            continue
+        if skipped is not None:
+            skipped.extend(unusable)
+        return voice
     raise LavanyaError(failures[0] if len(failures) == 1 else "; ".join(failures))

@@ -181,6 +181,7 @@ def describe_loaded(voice: Voice) -> dict[str, Any]:
         "bundled": spec.bundled,
         "demo": spec.demo,
         "sample_rate": voice.sample_rate,
+        "skipped": list(voice.skipped),
     }
 
 

@@ -116,6 +116,8 @@ class Voice:
         self.frontend = frontend
         self._tts = tts
         self._vocoder = vocoder
+        # Why voices in earlier candidate roots were passed over (LFS pointers, no weights).
+        self.skipped: tuple[str, ...] = ()
 
     @classmethod
     def load(
@@ -140,12 +142,14 @@ class Voice:
         ``vocoder`` forces a vocoder family (``aryan``/``dravidian``); ``threads`` sets torch's
         CPU threads; ``alpha`` is the default rate (higher is slower).
         """
+        skipped: list[str] = []
         if isinstance(voice, VoiceSpec):
             spec = voice
         else:
             if gender is None:
                 raise LavanyaError("Voice.load needs a gender with a language")
-            spec = find_voice(voice, gender, variant, models, vocoder=vocoder, require=require_weights)
+            spec = find_voice(voice, gender, variant, models, vocoder=vocoder, require=require_weights,
+                              skipped=skipped)
         if alpha <= 0:
             raise LavanyaError(f"alpha must be above 0, not {alpha}")
         config = _check_files(spec)
@@ -168,8 +172,10 @@ class Voice:
             mel_scale = settings.get("mel_scale", DEFAULT_MEL_SCALE)
         if pcm_scale is None:
             pcm_scale = settings.get("pcm_scale", DEFAULT_PCM_SCALE)
-        return cls(spec, config, tts, vocoder_module, frontend, device=device, alpha=alpha,
-                   mel_scale=mel_scale, pcm_scale=pcm_scale)
+        loaded = cls(spec, config, tts, vocoder_module, frontend, device=device, alpha=alpha,
+                     mel_scale=mel_scale, pcm_scale=pcm_scale)
+        loaded.skipped = tuple(skipped)
+        return loaded
 
     # -- text to plan --------------------------------------------------------------------
 

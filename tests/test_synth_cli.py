@@ -114,6 +114,24 @@ def test_pointer_weights_exit_2_with_the_pull_command(cli, tmp_path):
     assert not (tmp_path / "x.wav").exists()
 
 
+def test_a_voice_of_pointers_is_passed_over_for_the_demo_and_the_user_told_why(cli, tmp_path, monkeypatch):
+    root = shutil.copytree(shared_voice_root(), tmp_path / "root")
+    write_lfs_pointer(root / "hindi" / "male" / "model" / "model.pth", b"weights")
+    monkeypatch.setenv("LAVANYA_MODELS", str(root))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = cli("synth", "--lang", "hindi", "--gender", "male", "--text", "नमस्ते", "-o", tmp_path / "x.wav",
+                       "--format", "json")
+    assert code == 0
+    spoke = json.loads(out)["voices"][0]
+    assert spoke["bundled"] and spoke["demo"]
+    assert len(spoke["skipped"]) == 1 and "model.pth" in spoke["skipped"][0]
+    assert "git lfs pull --include=" in spoke["skipped"][0]
+    _, _, err = cli("synth", "--lang", "hindi", "--gender", "male", "--text", "नमस्ते", "-o", tmp_path / "x.wav")
+    lines = err.splitlines()
+    assert lines[0].startswith(f"lavanya: passed over {root}") and "Git LFS pointer" in lines[0]
+    assert "(bundled demo voice)" in lines[1]
+
+
 def test_stdout_gets_the_wav_and_nothing_else_and_stderr_stays_quiet(tmp_path):
     """A fresh process from another directory, no NLTK data anywhere: the real console experience."""
     elsewhere = tmp_path / "elsewhere"

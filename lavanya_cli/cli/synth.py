@@ -96,6 +96,8 @@ def synth(
     for problem in dict.fromkeys(p for result in results for p in result["problems"]):
         warning_line(f"not pronounced: {problem}")
     for loaded in summary["voices"]:
+        for reason in loaded["skipped"]:
+            sys.stderr.write(f"lavanya: passed over {reason}\n")
         tag = " (bundled demo voice)" if loaded["bundled"] and loaded["demo"] else (" (demo voice)" if loaded["demo"] else "")
         sys.stderr.write(f"lavanya: {loaded['voice']}{tag} from {loaded['root']}\n")
     where = results[0]["output"] if len(results) == 1 else f"{len(results)} files"
