@@ -54,10 +54,11 @@ def peak_rss_mb() -> float:
 
 def bench_in_process(language: str, gender: str, text: str, runs: int = 3, **load_options: Any) -> dict[str, Any]:
     """Load a voice here, then time the first synthesis and ``runs`` warm ones of ``text``."""
-    from .voice import Voice, text2speech_class
+    from .acoustic import import_libraries
+    from .voice import Voice
 
     started = time.perf_counter()
-    text2speech_class()
+    import_libraries()
     imported = time.perf_counter()
     voice = Voice.load(language, gender, **load_options)
     loaded = time.perf_counter()

@@ -33,7 +33,7 @@ def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None
         return None
     import torch
 
-    from .voice import import_espnet
+    from .quiet import import_espnet
 
     FastSpeech2 = import_espnet("espnet2.tts.fastspeech2").FastSpeech2
     LogMelFbank = import_espnet("espnet2.tts.feats_extract.log_mel_fbank").LogMelFbank

@@ -325,8 +325,8 @@ def check(result: LfsPlan) -> list[LfsProblem]:
         for rel in result.kept_out:
             if resolved.get(rel) == "lfs":
                 problems.append(LfsProblem(
-                    rel, "in-lfs", f"git resolves filter=lfs but this file must stay in plain git; "
-                    f"remove the line that puts it in LFS"))
+                    rel, "in-lfs", "git resolves filter=lfs but this file must stay in plain git; "
+                    "remove the line that puts it in LFS"))
     committed = tree.committed_pointers(result.in_lfs + result.kept_out)
     for rel in result.in_lfs:
         if committed.get(rel) is False:

@@ -25,7 +25,7 @@ def write_random_acoustic_model(model_dir: Path, seed: int = 0, frames_per_token
     exist) and save random weights as ``model_dir/model.pth``."""
     import torch
 
-    from .voice import quiet_libraries, text2speech_class
+    from .quiet import quiet_libraries, text2speech_class
 
     model_dir = Path(model_dir)
     config = read_config(model_dir / CONFIG_NAME)

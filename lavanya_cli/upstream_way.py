@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .frontend import Frontend, Speech, segment_text
     from .vocoder import load_hifigan
-    from .voice import text2speech_class
+    from .quiet import text2speech_class
 
     Text2Speech = text2speech_class()
     if args.threads:

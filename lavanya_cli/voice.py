@@ -1,9 +1,9 @@
 """A voice loaded once and spoken through many times, in the spirit of piper's ``PiperVoice``.
 
-``Voice.load`` builds ESPnet's ``Text2Speech`` from a temporary runtime copy of the voice's
-``config.yaml`` (stats resolved to the model directory; the user's file is never written),
-loads ``model.pth`` with ``weights_only=True`` (ESPnet's own loader would unpickle anything) and
-the voice's HiFi-GAN generator. ``voice.synthesize(text)`` then yields one ``AudioChunk`` per
+``Voice.load`` builds the voice's FastSpeech2 from its ``config.yaml`` (``lavanya_cli.acoustic``:
+ESPnet's own modules without its slow task layer; the user's files are only read), loads
+``model.pth`` with ``weights_only=True`` (ESPnet's own loader would unpickle anything) and the
+voice's HiFi-GAN generator. ``voice.synthesize(text)`` then yields one ``AudioChunk`` per
 sentence or pause, with nothing rebuilt between them.
 
 Upstream feeds the vocoder ``feat_gen_denorm * 2.3262`` and writes ``audio * 32768`` as int16.
@@ -14,11 +14,6 @@ in an optional ``lavanya.yaml`` beside its ``config.yaml`` (``mel_scale:``, ``pc
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import tempfile
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from .config import STATS_ENTRIES, read_config, sample_rate, stats_file_entries, write_runtime_config
+from .acoustic import AcousticModel
+from .config import STATS_ENTRIES, read_config, sample_rate, stats_file_entries
 from .errors import LavanyaError
 from .lfs import require_content
+from .quiet import quiet_libraries
 from .repository import VoiceSpec, find_voice
 from .vocoder import load_hifigan, read_hifigan_config
 
@@ -103,7 +100,7 @@ def read_voice_settings(spec: VoiceSpec) -> dict[str, float]:
 class Voice:
     """A loaded voice. Build it with ``Voice.load``; ``synthesize`` as often as needed."""
 
-    def __init__(self, spec: VoiceSpec, config: dict[str, Any], tts: Any, vocoder: "torch.nn.Module",
+    def __init__(self, spec: VoiceSpec, config: dict[str, Any], acoustic: AcousticModel, vocoder: "torch.nn.Module",
                  frontend: "Frontend", *, device: str, alpha: float, mel_scale: float, pcm_scale: float):
         self.spec = spec
         self.config = config
@@ -114,7 +111,7 @@ class Voice:
         self.mel_scale = mel_scale
         self.pcm_scale = pcm_scale
         self.frontend = frontend
-        self._tts = tts
+        self._acoustic = acoustic
         self._vocoder = vocoder
         # Why voices in earlier candidate roots were passed over (LFS pointers, no weights).
         self.skipped: tuple[str, ...] = ()
@@ -167,12 +164,12 @@ class Voice:
         frontend = Frontend.for_voice(spec, config, strict=strict)
         with quiet_libraries():
             vocoder_module = load_hifigan(spec.vocoder.config_path, spec.vocoder.generator_path, device)
-            tts = _load_text2speech(spec, config, device)
+            acoustic = _load_acoustic_model(spec, config, device)
         if mel_scale is None:
             mel_scale = settings.get("mel_scale", DEFAULT_MEL_SCALE)
         if pcm_scale is None:
             pcm_scale = settings.get("pcm_scale", DEFAULT_PCM_SCALE)
-        loaded = cls(spec, config, tts, vocoder_module, frontend, device=device, alpha=alpha,
+        loaded = cls(spec, config, acoustic, vocoder_module, frontend, device=device, alpha=alpha,
                      mel_scale=mel_scale, pcm_scale=pcm_scale)
         loaded.skipped = tuple(skipped)
         return loaded
@@ -227,8 +224,7 @@ class Voice:
 
         alpha = self.alpha if alpha is None else alpha
         with torch.inference_mode(), quiet_libraries():
-            output = self._tts(model_input, decode_conf={"alpha": alpha})
-            mel = output["feat_gen_denorm"]
+            mel = self._acoustic(model_input, alpha)
             audio = self._vocoder(mel.T.unsqueeze(0) * self.mel_scale).reshape(-1)
         return AudioChunk(
             samples=audio.float().cpu().numpy(),
@@ -270,17 +266,16 @@ def require_weights(spec: VoiceSpec) -> Path:
     return weights
 
 
-def _load_text2speech(spec: VoiceSpec, config: dict[str, Any], device: str):
-    """ESPnet's Text2Speech from a runtime copy of the config, weights loaded without pickle."""
+def _load_acoustic_model(spec: VoiceSpec, config: dict[str, Any], device: str) -> AcousticModel:
+    """The voice's FastSpeech2 and feature normaliser, weights loaded without pickle."""
     import torch
 
-    Text2Speech = text2speech_class()
-    with tempfile.TemporaryDirectory(prefix="lavanya-") as scratch:
-        runtime_config = write_runtime_config(config, spec.model_dir, Path(scratch))
-        try:
-            tts = Text2Speech(train_config=runtime_config, model_file=None, device=device)
-        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
-            raise LavanyaError(f"{spec.config_path}: ESPnet cannot build this model ({_one_line(exc)})") from None
+    try:
+        model = AcousticModel(config, spec.stats_path("feats"), device)
+    except LavanyaError as exc:
+        raise LavanyaError(f"{spec.config_path}: {exc.message}") from None
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
+        raise LavanyaError(f"{spec.config_path}: ESPnet cannot build this model ({_one_line(exc)})") from None
     weights = require_weights(spec)
     try:
         state = torch.load(weights, map_location=device, weights_only=True)
@@ -289,58 +284,15 @@ def _load_text2speech(spec: VoiceSpec, config: dict[str, Any], device: str):
     if not isinstance(state, dict):
         raise LavanyaError(f"{weights}: expected a state_dict of tensors")
     try:
-        result = tts.model.load_state_dict(state, strict=False)
+        result = model.load_state_dict(state)
     except RuntimeError as exc:
         raise LavanyaError(f"{weights}: does not fit {spec.config_path} ({_one_line(exc)[:300]})") from None
-    parameters = {name for name, _ in tts.model.named_parameters()}
+    parameters = {name for name, _ in model.named_parameters()}
     missing = [key for key in result.missing_keys if key in parameters]
     if missing:
         raise LavanyaError(f"{weights}: lacks {len(missing)} parameters of the model in {spec.config_path} "
                            f"(first: {missing[0]})")
-    tts.model.eval()
-    # Without a vocoder file ESPnet attaches Griffin-Lim and runs it on every call; upstream pays
-    # for that and throws the result away. The HiFi-GAN is the vocoder here.
-    tts.vocoder = None
-    return tts
-
-
-def text2speech_class():
-    """ESPnet's ``Text2Speech``, imported without the noise its import makes (``import_espnet``)."""
-    return import_espnet("espnet2.bin.tts_inference").Text2Speech
-
-
-def import_espnet(module: str):
-    """Import an ESPnet module quietly: every lavanya path into ESPnet goes through here.
-
-    ``espnet2.text.phoneme_tokenizer`` imports ``g2p_en``, which calls ``nltk.download`` at import
-    time (a network attempt that prints errors offline); lavanya's voices never use g2p_en, so
-    the download is replaced by a no-op for the import. ESPnet's transformer layers also print a
-    Flash Attention notice on stdout, which would corrupt ``-o -`` and ``--format json``.
-    """
-    import importlib
-
-    import nltk
-
-    download = nltk.download
-    nltk.download = lambda *args, **kwargs: False
-    try:
-        with quiet_libraries(), contextlib.redirect_stdout(io.StringIO()):
-            return importlib.import_module(module)
-    finally:
-        nltk.download = download
-
-
-@contextlib.contextmanager
-def quiet_libraries():
-    """No library warnings or log records reach the console while ESPnet and torch work."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(previous)
+    return model
 
 
 def _one_line(exc: BaseException) -> str:
@@ -349,5 +301,5 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split()) if text else type(exc).__name__
 
 
-__all__ = ["AudioChunk", "Utterance", "Voice", "import_espnet", "read_voice_settings", "text2speech_class",
+__all__ = ["AudioChunk", "Utterance", "Voice", "read_voice_settings",
            "DEFAULT_MEL_SCALE", "DEFAULT_PCM_SCALE", "SETTINGS_NAME"]

@@ -72,7 +72,7 @@ def setup_logging() -> None:
     log.setLevel(logging.INFO)
     log.propagate = False
     logging.getLogger().setLevel(logging.WARNING)
-    from lavanya_cli.voice import text2speech_class
+    from lavanya_cli.quiet import text2speech_class
 
     text2speech_class()  # imports ESPnet once without its offline NLTK download attempt
 

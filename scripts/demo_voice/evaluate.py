@@ -125,7 +125,7 @@ def plot(espeak: np.ndarray, demo: np.ndarray, text: str, path: Path) -> None:
         axis.set_xlabel("seconds", fontsize=8)
         axis.tick_params(labelsize=7)
     axes[0].set_ylabel("mel band", fontsize=8)
-    figure.suptitle(f"held-out sentence 1 (log-mel, 80 bands)", fontsize=9)
+    figure.suptitle("held-out sentence 1 (log-mel, 80 bands)", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=72)
     plt.close(figure)
