@@ -33,15 +33,14 @@ def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None
         return None
     import torch
 
+    from .acoustic import fastspeech2_from_config, output_dim
     from .quiet import import_espnet
 
-    FastSpeech2 = import_espnet("espnet2.tts.fastspeech2").FastSpeech2
     LogMelFbank = import_espnet("espnet2.tts.feats_extract.log_mel_fbank").LogMelFbank
-
+    odim = output_dim(config)
     with torch.device("meta"):
         feats_extract = LogMelFbank(**(config.get("feats_extract_conf") or {}))
-        odim = feats_extract.output_size()
-        tts = FastSpeech2(idim=len(config["token_list"]), odim=odim, **(config.get("tts_conf") or {}))
+        tts = fastspeech2_from_config(config)
     shapes = {f"feats_extract.{k}": tuple(v.shape) for k, v in feats_extract.state_dict().items()}
     shapes.update({f"tts.{k}": tuple(v.shape) for k, v in tts.state_dict().items()})
     for key, kind in STATS_ENTRIES.items():
