@@ -59,12 +59,16 @@ def output_dim(config: dict[str, Any]) -> int:
     return int((config.get("feats_extract_conf") or {}).get("n_mels", 80))
 
 
-def fastspeech2_from_config(config: dict[str, Any]) -> "torch.nn.Module":
-    """ESPnet's FastSpeech2 shaped as ``config`` describes (on torch's current default device)."""
+def fastspeech2_from_config(config: dict[str, Any], device: str = "cpu") -> "torch.nn.Module":
+    """ESPnet's FastSpeech2 shaped as ``config`` describes, built on ``device`` (``meta``: shapes
+    only, no memory). The import comes first so that no module-level tensor lands on ``meta``."""
+    import torch
+
     from .quiet import import_espnet
 
     fastspeech2 = import_espnet("espnet2.tts.fastspeech2").FastSpeech2
-    return fastspeech2(idim=len(config["token_list"]), odim=output_dim(config), **(config.get("tts_conf") or {}))
+    with torch.device(device):
+        return fastspeech2(idim=len(config["token_list"]), odim=output_dim(config), **(config.get("tts_conf") or {}))
 
 
 class AcousticModel:
@@ -83,13 +87,13 @@ class AcousticModel:
         self.tokenizer = char_tokenizer(non_linguistic_symbols=config.get("non_linguistic_symbols"))
         self.converter = token_id_converter(list(config["token_list"]))
         self.network = torch.nn.Module()
-        self.network.tts = fastspeech2_from_config(config)
+        self.network.tts = fastspeech2_from_config(config, device)
         self.network.normalize = None
         if config.get("normalize") == "global_mvn":
             options = {k: v for k, v in (config.get("normalize_conf") or {}).items() if k != "stats_file"}
             global_mvn = import_espnet("espnet2.layers.global_mvn").GlobalMVN
             self.network.normalize = global_mvn(stats_file=feats_stats, **options)
-        self.network.to(device=device, dtype=torch.float32).eval()
+        self.network.to(device=device, dtype=torch.float32).eval()  # GlobalMVN starts on the CPU
         self.device = device
 
     def load_state_dict(self, state: dict[str, "torch.Tensor"]):

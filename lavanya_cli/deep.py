@@ -40,7 +40,7 @@ def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None
     odim = output_dim(config)
     with torch.device("meta"):
         feats_extract = LogMelFbank(**(config.get("feats_extract_conf") or {}))
-        tts = fastspeech2_from_config(config)
+    tts = fastspeech2_from_config(config, "meta")
     shapes = {f"feats_extract.{k}": tuple(v.shape) for k, v in feats_extract.state_dict().items()}
     shapes.update({f"tts.{k}": tuple(v.shape) for k, v in tts.state_dict().items()})
     for key, kind in STATS_ENTRIES.items():
