@@ -1,6 +1,6 @@
 """Build the bundled demo voice, Fastspeech2_HS/hindi/male, from eSpeak NG on a CPU.
 
-    python scripts/demo_voice/build.py                 # everything, about 40 minutes on 2 cores
+    python scripts/demo_voice/build.py                 # everything, about 55 minutes on 2 cores
     python scripts/demo_voice/build.py --limit 8 --acoustic-steps 20 --vocoder-steps 10 \
         --work build/demo_tiny --no-install            # a quick check of the whole pipeline
 

@@ -105,13 +105,17 @@ def acoustic_config(seed: int) -> dict[str, Any]:
 
 
 def vocoder_config(seed: int) -> dict[str, Any]:
-    """``config.json`` in upstream's HiFi-GAN V1 format, with a narrow generator."""
+    """``config.json`` in upstream's HiFi-GAN V1 format with a narrow generator: 128 channels
+    (upstream has 512) and three upsampling stages instead of four, so the last stage, at the
+    full sample rate, keeps 16 channels. Against the first build's 64 channels and four stages a
+    training step takes about 1.5 times as long on one core, and the held-out content ratio went
+    from 0.62 to 0.59."""
     return {
         "resblock": "1",
         "seed": seed,
-        "upsample_rates": [8, 8, 2, 2],
-        "upsample_kernel_sizes": [16, 16, 4, 4],
-        "upsample_initial_channel": 64,
+        "upsample_rates": [8, 8, 4],
+        "upsample_kernel_sizes": [16, 16, 8],
+        "upsample_initial_channel": 128,
         "resblock_kernel_sizes": [3, 7, 11],
         "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
         "segment_size": 8192,
