@@ -47,7 +47,7 @@ def bench(
         return
     stdout.print(f"{report['voice']} from {report['root']}: {report['sentences']} sentence(s), "
                  f"{report['audio_seconds']:.2f} s of audio")
-    stdout.print(f"  import ESPnet      {report['import_seconds']:8.2f} s")
+    stdout.print(f"  import libraries   {report['import_seconds']:8.2f} s")
     stdout.print(f"  load voice         {report['load_seconds']:8.2f} s")
     stdout.print(f"  first call         {report['first_call_seconds']:8.2f} s")
     stdout.print(f"  warm call          {report['warm_seconds']:8.2f} s  (real-time factor "
