@@ -82,3 +82,9 @@ def test_synthesis_never_imports_espnets_task_layer():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tempfile.gettempdir())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_upstream_config_is_one_the_lean_model_builds(shared_tree):
+    configs = sorted(shared_tree.rglob("config.yaml"))
+    assert len(configs) > 50
+    assert [str(p) for p in configs if unsupported_setting(read_config(p))] == []
