@@ -21,14 +21,12 @@ from .lfs import LfsPointer, pull_command, read_pointer
 from .manifest import MANIFEST_NAME, manifest_mismatches, sha256_of, write_manifest
 from .perms import mode_problem
 from .repository import STATS_NAMES, ModelRoot, VocoderSpec, VoiceSpec
+from .vocoder import vocoder_mismatches
 
 CODES = (
     "missing", "lfs-pointer", "pickled", "unreadable", "bad-stats", "stats-path",
     "checksum", "permissions", "duplicate-weights", "bad-weights", "vocoder-mismatch",
 )
-# Settings a voice and its vocoder must share: (config.yaml feats_extract_conf key, config.json key, name).
-SHARED_SETTINGS = (("fs", "sampling_rate", "sample rate"), ("n_mels", "num_mels", "mel bands"),
-                   ("hop_length", "hop_size", "hop length"))
 
 
 @dataclass(frozen=True, order=True)
@@ -171,12 +169,7 @@ class _Checker:
         vocoder = self.vocoder_configs.get(voice.vocoder.directory)
         if config is None or vocoder is None:
             return
-        features = config.get("feats_extract_conf") or {}
-        differences = [f"{name} {features[ours]} here, {vocoder[theirs]} in the vocoder"
-                       for ours, theirs, name in SHARED_SETTINGS
-                       if isinstance(features.get(ours), int) and isinstance(vocoder.get(theirs), int)
-                       and features[ours] != vocoder[theirs]]
-        if differences:
+        if differences := vocoder_mismatches(config, vocoder):
             self.report(voice.config_path, "vocoder-mismatch",
                         f"{voice.name} does not fit its vocoder {self._relative(voice.vocoder.directory)} "
                         f"({'; '.join(differences)}); put the vocoder this voice was trained with in that "

@@ -62,6 +62,21 @@ _PARAM_NAMES = {
 }
 
 
+# Settings a voice and its vocoder must share: (config.yaml feats_extract_conf key, config.json key, name).
+SHARED_SETTINGS = (("fs", "sampling_rate", "sample rate"), ("n_mels", "num_mels", "mel bands"),
+                   ("hop_length", "hop_size", "hop length"))
+
+
+def vocoder_mismatches(config: dict[str, Any], vocoder_config: dict[str, Any]) -> list[str]:
+    """How a voice's ``config.yaml`` and its vocoder's ``config.json`` disagree, one phrase per
+    setting (empty when they fit): the wrong vocoder makes noise without any error."""
+    features = config.get("feats_extract_conf") or {}
+    return [f"{name} {features[ours]} here, {vocoder_config[theirs]} in the vocoder"
+            for ours, theirs, name in SHARED_SETTINGS
+            if isinstance(features.get(ours), int) and isinstance(vocoder_config.get(theirs), int)
+            and features[ours] != vocoder_config[theirs]]
+
+
 def read_hifigan_config(path: Path) -> dict[str, Any]:
     """Parse and check a vocoder ``config.json``; every problem is one line naming the file."""
     path = Path(path)

@@ -28,7 +28,7 @@ from .errors import LavanyaError
 from .lfs import require_content
 from .quiet import quiet_libraries
 from .repository import VoiceSpec, find_voice
-from .vocoder import load_hifigan, read_hifigan_config
+from .vocoder import load_hifigan, read_hifigan_config, vocoder_mismatches
 
 if TYPE_CHECKING:
     import torch
@@ -246,14 +246,9 @@ def _check_files(spec: VoiceSpec) -> dict[str, Any]:
         require_content(spec.stats_path(kind), f"{kind} statistics")
     vocoder = read_hifigan_config(spec.vocoder.config_path)
     require_content(spec.vocoder.generator_path, "HiFi-GAN generator")
-    mels = (config.get("feats_extract_conf") or {}).get("n_mels")
-    if mels is not None and mels != vocoder["num_mels"]:
-        raise LavanyaError(f"{spec.vocoder.config_path}: vocoder takes {vocoder['num_mels']} mel bins, "
-                           f"{spec.name} makes {mels}; pick another with --vocoder")
-    rate = sample_rate(config)
-    if rate is not None and rate != vocoder["sampling_rate"]:
-        raise LavanyaError(f"{spec.vocoder.config_path}: vocoder runs at {vocoder['sampling_rate']} Hz, "
-                           f"{spec.name} at {rate} Hz; pick another with --vocoder")
+    if differences := vocoder_mismatches(config, vocoder):
+        raise LavanyaError(f"{spec.vocoder.config_path}: does not fit {spec.name} ({'; '.join(differences)}); "
+                           "pick the other family with --vocoder aryan|dravidian")
     return config
 
 

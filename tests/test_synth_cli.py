@@ -132,6 +132,17 @@ def test_a_voice_of_pointers_is_passed_over_for_the_demo_and_the_user_told_why(c
     assert "(bundled demo voice)" in lines[1]
 
 
+def test_a_vocoder_for_another_sample_rate_is_refused_before_loading(cli, tmp_path):
+    root = shutil.copytree(shared_voice_root(), tmp_path / "root")
+    vocoder_config = root / "vocoder" / "male" / "aryan" / "hifigan" / "config.json"
+    vocoder_config.write_text(json.dumps({**json.loads(vocoder_config.read_text()), "sampling_rate": 16000}))
+    code, _, err = cli("synth", "--models", root, "--lang", "hindi", "--gender", "male", "--text", "नमस्ते",
+                       "-o", tmp_path / "x.wav")
+    assert code == 2 and err.count("\n") == 1
+    assert str(vocoder_config) in err and "sample rate 22050 here, 16000 in the vocoder" in err
+    assert not (tmp_path / "x.wav").exists()
+
+
 def test_stdout_gets_the_wav_and_nothing_else_and_stderr_stays_quiet(tmp_path):
     """A fresh process from another directory, no NLTK data anywhere: the real console experience."""
     elsewhere = tmp_path / "elsewhere"
