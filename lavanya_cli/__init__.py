@@ -1,6 +1,46 @@
 """lavanya: load, check, repair and run IIT Madras Fastspeech2_HS voices.
 
-The package root imports nothing heavy; synthesis modules import torch and ESPnet themselves.
+The public API is five names, imported on first use so that ``import lavanya_cli`` stays light
+(the maintenance commands never pay for a synthesis runtime)::
+
+    from lavanya_cli import Voice, find_voice, verify_root, LavanyaError, AudioChunk
+
+The package is laid out by job: ``modeltree`` (where voices and their files are), ``checks``
+(verify and the repairs), ``speech`` (a voice speaking), ``frontend`` (text to model input),
+``bench`` (measuring), ``cli`` (the ``lavanya`` command) and ``testing`` (voice builders for
+tests and benchmarks).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "Voice": "lavanya_cli.speech.voice",
+    "AudioChunk": "lavanya_cli.speech.voice",
+    "find_voice": "lavanya_cli.modeltree.layout",
+    "verify_root": "lavanya_cli.checks.verify",
+    "LavanyaError": "lavanya_cli.errors",
+}
+__all__ = [*_PUBLIC, "__version__"]
+
+if TYPE_CHECKING:
+    from .checks.verify import verify_root
+    from .errors import LavanyaError
+    from .modeltree.layout import find_voice
+    from .speech.voice import AudioChunk, Voice
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'lavanya_cli' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

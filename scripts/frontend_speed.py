@@ -12,9 +12,9 @@ import argparse
 import time
 from pathlib import Path
 
-from lavanya_cli.config import read_config
+from lavanya_cli.modeltree.config import read_config
 from lavanya_cli.frontend import Frontend, Speech, segment_text
-from lavanya_cli.repository import ModelRoot
+from lavanya_cli.modeltree.layout import ModelRoot
 
 TEXT = (
     "भारत एक विशाल देश है, जिसकी जनसंख्या 1,40,00,00,000 से अधिक है। "

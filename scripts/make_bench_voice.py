@@ -3,7 +3,7 @@
 
 Usage: python scripts/make_bench_voice.py DIR [--shared PATH]
 --shared defaults to ../shared/iitm-fs2hs/main beside the clone; when it is absent the real
-sizes embedded in lavanya_cli.bench_voice are used. Then, for example:
+sizes embedded in lavanya_cli.bench.bench_voice are used. Then, for example:
     lavanya bench --models DIR --sentences 5 --compare-upstream
 """
 
@@ -24,7 +24,7 @@ def main() -> int:
     if args.directory.exists() and any(args.directory.iterdir()):
         print(f"make_bench_voice: {args.directory}: exists and is not empty", file=sys.stderr)
         return 2
-    from lavanya_cli.bench_voice import MODEL_DIR, VOCODER_DIR, build_bench_voice
+    from lavanya_cli.bench.bench_voice import MODEL_DIR, VOCODER_DIR, build_bench_voice
 
     shared = args.shared if args.shared.is_dir() else None
     root = build_bench_voice(args.directory, shared)

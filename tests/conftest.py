@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lavanya_cli.scaffold import build_root
+from lavanya_cli.testing.scaffold import build_root
 
 SHARED = Path(os.environ.get("LAVANYA_SHARED") or Path(__file__).resolve().parents[2] / "shared" / "iitm-fs2hs")
 

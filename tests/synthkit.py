@@ -1,4 +1,4 @@
-"""Tiny random-weight voices in the real layout: lavanya_cli.scaffold's trees with weights.
+"""Tiny random-weight voices in the real layout: lavanya_cli.testing.scaffold's trees with weights.
 
 The scaffold's config is the real hindi voice's shape with shrunk dimensions; here it gets the
 real hindi token list (so the front-end's output is all known tokens), random FastSpeech2
@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lavanya_cli.bench_voice import HINDI_TOKENS
+from lavanya_cli.bench.bench_voice import HINDI_TOKENS
 
 FRAMES_PER_TOKEN = 4
 HOP = 256
@@ -22,9 +22,9 @@ RATE = 22050
 
 
 def build_voice_root(root: Path, voices: tuple[tuple[str, str], ...] = (("hindi", "male"),)) -> Path:
-    """Scaffold ``voices`` under ``root`` (lavanya_cli.scaffold) and give them random weights."""
-    from lavanya_cli.random_weights import write_random_acoustic_model, write_random_vocoder
-    from lavanya_cli.scaffold import VoiceShape, build_voice, hifigan_config
+    """Scaffold ``voices`` under ``root`` (lavanya_cli.testing.scaffold) and give them random weights."""
+    from lavanya_cli.testing.random_weights import write_random_acoustic_model, write_random_vocoder
+    from lavanya_cli.testing.scaffold import VoiceShape, build_voice, hifigan_config
 
     shape = VoiceShape(token_list=HINDI_TOKENS, n_mels=20, hop=HOP, fs=RATE, upsample_initial_channel=32)
     for language, gender in voices:
@@ -45,6 +45,6 @@ def shared_voice_root() -> Path:
 @functools.cache
 def shared_voice():
     """One loaded Voice on the shared tree, for tests that only synthesize."""
-    from lavanya_cli.voice import Voice
+    from lavanya_cli.speech.voice import Voice
 
     return Voice.load("hindi", "male", models=shared_voice_root())

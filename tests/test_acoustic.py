@@ -1,4 +1,4 @@
-"""lavanya_cli.acoustic against ESPnet's Text2Speech: same token ids, same log-mel frames.
+"""lavanya_cli.speech.acoustic against ESPnet's Text2Speech: same token ids, same log-mel frames.
 
 Text2Speech is what upstream runs; the lean model must compute exactly what it computes for
 every kind of input the front-end makes (spaces become ``<space>``, unknown characters
@@ -17,11 +17,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("espnet2")
 
-from lavanya_cli.acoustic import AcousticModel, unsupported_setting  # noqa: E402
-from lavanya_cli.config import read_config, write_runtime_config  # noqa: E402
+from lavanya_cli.speech.acoustic import AcousticModel, unsupported_setting  # noqa: E402
+from lavanya_cli.modeltree.config import read_config, write_runtime_config  # noqa: E402
 from lavanya_cli.errors import LavanyaError  # noqa: E402
-from lavanya_cli.quiet import quiet_libraries, text2speech_class  # noqa: E402
-from lavanya_cli.repository import BUNDLED_ROOT, ModelRoot  # noqa: E402
+from lavanya_cli.speech.espnet_import import quiet_libraries, text2speech_class  # noqa: E402
+from lavanya_cli.modeltree.layout import BUNDLED_ROOT, ModelRoot  # noqa: E402
 from synthkit import shared_voice_root  # noqa: E402
 
 INPUTS = ["$namastE. $ApkऐsEhऐq.", "$kyA ApnE khAnA khAyA?", "$ठीक Hello ✓ है.", "a"]
@@ -75,7 +75,7 @@ def test_configs_outside_fastspeech2_hs_are_named():
 
 def test_synthesis_never_imports_espnets_task_layer():
     code = ("import sys\n"
-            "from lavanya_cli.voice import Voice\n"
+            "from lavanya_cli.speech.voice import Voice\n"
             "voice = Voice.load('hindi', 'male')\n"
             "list(voice.synthesize('नमस्ते'))\n"
             "print(sorted(m for m in sys.modules if m.startswith(('espnet2.tasks', 'espnet2.bin', 'nltk'))))\n")

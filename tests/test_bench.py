@@ -11,8 +11,8 @@ import soundfile
 import yaml
 
 from lavanya_cli import upstream_way
-from lavanya_cli.audio import join_pcm
-from lavanya_cli.bench import upstream_copy
+from lavanya_cli.speech.audio import join_pcm
+from lavanya_cli.bench.measure import upstream_copy
 from synthkit import shared_voice, shared_voice_root
 
 TEXT = "नमस्ते, आप कैसे हैं? ठीक है।"

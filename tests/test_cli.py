@@ -14,7 +14,7 @@ def test_a_missing_synthesis_library_names_the_extra(clean_root, cli, monkeypatc
 
 
 def test_an_internal_error_is_one_line_without_a_traceback(clean_root, cli, monkeypatch):
-    import lavanya_cli.verify as verify_module
+    import lavanya_cli.checks.verify as verify_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -9,9 +9,10 @@ import stat
 import pytest
 import yaml
 
-from lavanya_cli.config import STATS_ENTRIES, fix_config, fix_stats_paths_text, read_config
-from lavanya_cli.repository import STATS_NAMES
-from lavanya_cli.scaffold import VoiceShape, config_text, fastspeech2_config
+from lavanya_cli.checks.config_fix import fix_config, fix_stats_paths_text
+from lavanya_cli.modeltree.config import STATS_ENTRIES, read_config
+from lavanya_cli.modeltree.layout import STATS_NAMES
+from lavanya_cli.testing.scaffold import VoiceShape, config_text, fastspeech2_config
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 BARE = {key: STATS_NAMES[kind] for key, kind in STATS_ENTRIES.items()}
@@ -98,7 +99,7 @@ def test_configs_it_cannot_fix_are_refused_untouched(tmp_path, text, reason):
 
 
 def test_fix_config_cli_check_then_fix(tmp_path, cli):
-    from lavanya_cli.scaffold import build_root
+    from lavanya_cli.testing.scaffold import build_root
 
     root = build_root(tmp_path / "models")
     configs = sorted(root.rglob("config.yaml"))

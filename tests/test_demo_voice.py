@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from lavanya_cli.repository import BUNDLED_ROOT, DEMO_MARKER, STATS_NAMES, ModelRoot
-from lavanya_cli.verify import verify_root
+from lavanya_cli.modeltree.layout import BUNDLED_ROOT, DEMO_MARKER, STATS_NAMES, ModelRoot
+from lavanya_cli.checks.verify import verify_root
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "demo_voice"))
 import align  # noqa: E402
@@ -52,7 +52,7 @@ def test_bundled_tree_passes_verify():
 
 
 def test_bundled_voice_speaks_through_the_voice_loader():
-    from lavanya_cli.voice import Voice
+    from lavanya_cli.speech.voice import Voice
 
     voice = Voice.load(demo_voice())
     chunks = list(voice.synthesize("नमस्ते, आप कैसे हैं?"))

@@ -11,7 +11,7 @@ from lavanya_cli.frontend import Silence, Speech, segment_text
 from lavanya_cli.frontend.cleaning import clean
 from lavanya_cli.frontend.numbers import MissingNumberWord, NumberTable
 from lavanya_cli.frontend.phones import PhoneDictionary, labels_to_chars, parse_word
-from lavanya_cli.repository import BUNDLED_ROOT
+from lavanya_cli.modeltree.layout import BUNDLED_ROOT
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "iitm-fs2hs"
 BUNDLED_HINDI = BUNDLED_ROOT / "numToText" / "hindi.csv"

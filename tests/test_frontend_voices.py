@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lavanya_cli.config import read_config
+from lavanya_cli.modeltree.config import read_config
 from lavanya_cli.errors import LavanyaError
 from lavanya_cli.frontend import Frontend, FrontendKind, detect_kind
-from lavanya_cli.repository import ModelRoot
+from lavanya_cli.modeltree.layout import ModelRoot
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "iitm-fs2hs"
 MAIN = SHARED / "main"

@@ -10,7 +10,7 @@ import pytest
 
 from lavanya_cli.cli import main
 from lavanya_cli.errors import LavanyaError
-from lavanya_cli.lfs_track import (
+from lavanya_cli.checks.gitattributes import (
     DEFAULT_THRESHOLD,
     escape_pattern,
     merge_attributes,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lavanya_cli.cli import main
-from lavanya_cli.perms import apply_permissions, mode_problem, plan_permissions
+from lavanya_cli.checks.permissions import apply_permissions, mode_problem, plan_permissions
 
 SHARED = Path(os.environ.get("LAVANYA_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "iitm-fs2hs"
 

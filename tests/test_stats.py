@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lavanya_cli.config import read_config
-from lavanya_cli.scaffold import lfs_pointer_text, stats_arrays, write_stats
-from lavanya_cli.stats import (BAD_STATS, FIXED, LFS_POINTER, OK, PICKLED, REFUSED, UNCHANGED, UNREADABLE,
+from lavanya_cli.modeltree.config import read_config
+from lavanya_cli.testing.scaffold import lfs_pointer_text, stats_arrays, write_stats
+from lavanya_cli.checks.stats import (BAD_STATS, FIXED, LFS_POINTER, OK, PICKLED, REFUSED, UNCHANGED, UNREADABLE,
                                fix_stats, inspect_stats, load_stats)
 
 ORIGINAL = stats_arrays(8, seed=3)
@@ -190,7 +190,7 @@ def test_every_real_stats_file_is_plain_and_matches_its_config(shared_tree):
 
 def test_fix_stats_cli_fixes_refuses_and_checks(tmp_path, cli):
     root = tmp_path / "models"
-    from lavanya_cli.scaffold import build_voice
+    from lavanya_cli.testing.scaffold import build_voice
 
     model_dir = build_voice(root, absolute_stats_paths=False)
     _pickled_dict(model_dir / "feats_stats.npz")

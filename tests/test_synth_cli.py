@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from lavanya_cli.scaffold import write_lfs_pointer
+from lavanya_cli.testing.scaffold import write_lfs_pointer
 from synthkit import shared_voice_root
 
 TEXT = "नमस्ते, आप कैसे हैं? ठीक है।"
@@ -60,7 +60,7 @@ def test_lines_give_one_wav_per_non_empty_line(cli, tmp_path):
 
 
 def test_jsonl_loads_each_voice_once(cli, tmp_path, monkeypatch):
-    from lavanya_cli.voice import Voice
+    from lavanya_cli.speech.voice import Voice
 
     loads = []
     real_load = Voice.load.__func__

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from lavanya_cli.errors import LavanyaError
-from lavanya_cli.manifest import MANIFEST_NAME
-from lavanya_cli.scaffold import build_root, build_voice, lfs_pointer_text, write_stats
-from lavanya_cli.verify import CODES, verify_root, write_manifests
+from lavanya_cli.checks.manifest import MANIFEST_NAME
+from lavanya_cli.testing.scaffold import build_root, build_voice, lfs_pointer_text, write_stats
+from lavanya_cli.checks.verify import CODES, verify_root, write_manifests
 
 HINDI = Path("hindi/male/model")
 ARYAN = Path("vocoder/male/aryan/hifigan")
@@ -264,9 +264,9 @@ def _espnet_state_dict(model_dir: Path, config: dict):
 def test_deep_loads_weights_and_compares_them_with_the_config(tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("espnet2")
-    from lavanya_cli.config import read_config
-    from lavanya_cli.random_weights import write_random_vocoder
-    from lavanya_cli.scaffold import VoiceShape
+    from lavanya_cli.modeltree.config import read_config
+    from lavanya_cli.testing.random_weights import write_random_vocoder
+    from lavanya_cli.testing.scaffold import VoiceShape
 
     root = tmp_path / "models"
     model_dir = build_voice(root, shape=VoiceShape(upsample_initial_channel=16), absolute_stats_paths=False)
@@ -318,7 +318,7 @@ def test_deep_json_output_is_only_json(tmp_path):
     """ESPnet prints a notice on stdout when its transformer layers are first imported; a fresh
     process is the only place that import happens."""
     pytest.importorskip("espnet2")
-    from lavanya_cli.repository import BUNDLED_ROOT
+    from lavanya_cli.modeltree.layout import BUNDLED_ROOT
 
     result = subprocess.run([sys.executable, "-c", "from lavanya_cli.cli import run; run()",
                              "verify", "--deep", "--format", "json", str(BUNDLED_ROOT)],

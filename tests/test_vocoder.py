@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lavanya_cli.errors import LavanyaError
-from lavanya_cli.vocoder import hifigan_from_config, load_hifigan, save_upstream_generator
+from lavanya_cli.speech.vocoder import hifigan_from_config, load_hifigan, save_upstream_generator
 
 CONFIG_22K = {
     "resblock": "1",

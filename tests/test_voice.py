@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from lavanya_cli.errors import LavanyaError
-from lavanya_cli.scaffold import write_lfs_pointer
-from lavanya_cli.vocoder import load_hifigan
-from lavanya_cli.voice import DEFAULT_MEL_SCALE, AudioChunk, Voice
+from lavanya_cli.testing.scaffold import write_lfs_pointer
+from lavanya_cli.speech.vocoder import load_hifigan
+from lavanya_cli.speech.voice import DEFAULT_MEL_SCALE, AudioChunk, Voice
 from synthkit import shared_voice, shared_voice_root
 
 SENTENCE = "नमस्ते, आप कैसे हैं?"

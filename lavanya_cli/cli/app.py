@@ -33,7 +33,7 @@ ModelsOption = typer.Option(
 
 def pick_root(positional: Optional[Path], models: Optional[Path]) -> Path:
     """A command's model root: the positional ROOT, else ``--models``, else the default chain."""
-    from ..repository import resolve_root
+    from ..modeltree.layout import resolve_root
 
     return resolve_root(positional or models)
 

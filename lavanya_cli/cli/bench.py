@@ -26,7 +26,7 @@ def bench(
     format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
 ) -> None:
     """Load time, first-call latency, warm real-time factor and peak memory of a voice."""
-    from ..bench import bench_in_process, compare_upstream as compare, default_text
+    from ..bench.measure import bench_in_process, compare_upstream as compare, default_text
     from ..errors import LavanyaError
 
     if runs < 1:
@@ -34,8 +34,8 @@ def bench(
     text = text_option if text_option is not None else default_text(sentences)
     comparison = None
     if compare_upstream:  # before this process grows: a child's peak RSS starts from its parent's
-        from ..repository import find_voice
-        from ..voice import require_weights
+        from ..modeltree.layout import find_voice
+        from ..speech.voice import require_weights
 
         spec = find_voice(lang, gender, variant, models, require=require_weights)
         comparison = compare(spec, text, threads)

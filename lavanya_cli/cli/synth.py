@@ -52,8 +52,8 @@ def synth(
 ) -> None:
     """Speak text with a voice and write a WAV at the voice's sample rate."""
     started = time.perf_counter()
-    from ..synthesis import VoiceCache, jobs_from_jsonl, jobs_from_lines, plan_jobs, render_jobs, summarize
-    from ..synthesis import STDOUT, Job
+    from ..speech.jobs import VoiceCache, jobs_from_jsonl, jobs_from_lines, plan_jobs, render_jobs, summarize
+    from ..speech.jobs import STDOUT, Job
     from .textinput import read_text_source
 
     if lines is not None and jsonl is not None:

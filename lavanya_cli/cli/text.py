@@ -25,9 +25,9 @@ def text_command(
     strict: bool = typer.Option(False, "--strict", help="Fail on a word that cannot be pronounced."),
 ) -> None:
     """Print exactly the string the acoustic model would get for each sentence (no weights needed)."""
-    from ..config import read_config
+    from ..modeltree.config import read_config
     from ..frontend import Frontend, Speech, segment_text
-    from ..repository import find_voice
+    from ..modeltree.layout import find_voice
     from .textinput import read_text_source
 
     source = read_text_source(text_option, text, input_file)

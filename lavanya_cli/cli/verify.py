@@ -35,8 +35,8 @@ def verify(
     Exit status 0 when clean, 1 when problems were found, 2 on usage or internal errors.
     """
     from ..errors import LavanyaError
-    from ..repository import ModelRoot
-    from ..verify import verify_root, write_manifests
+    from ..modeltree.layout import ModelRoot
+    from ..checks.verify import verify_root, write_manifests
 
     model_root = pick_root(root, models)
     if not ModelRoot(model_root).voices():

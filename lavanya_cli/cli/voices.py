@@ -18,7 +18,7 @@ def voices(
     format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
 ) -> None:
     """List the voices in a model root: sample rate, weights state and vocoder."""
-    from ..inventory import describe_voices
+    from ..modeltree.inventory import describe_voices
 
     rows = describe_voices(pick_root(root, models))
     if format is OutputFormat.json:

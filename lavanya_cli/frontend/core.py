@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LavanyaError
-from ..repository import VoiceSpec
+from ..modeltree.layout import VoiceSpec
 from .cleaning import clean
 from .kind import PHRASE_END, PHRASE_START, FrontendKind, detect_kind, token_list
 from .numbers import NUMBER, MissingNumberWord, NumberTable

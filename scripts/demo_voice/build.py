@@ -72,7 +72,7 @@ def setup_logging() -> None:
     log.setLevel(logging.INFO)
     log.propagate = False
     logging.getLogger().setLevel(logging.WARNING)
-    from lavanya_cli.quiet import text2speech_class
+    from lavanya_cli.speech.espnet_import import text2speech_class
 
     text2speech_class()  # imports ESPnet once without its offline NLTK download attempt
 
@@ -129,8 +129,8 @@ STAGE_FUNCTIONS = {"data": stage_data, "train": stage_train, "finetune": stage_f
 
 def _runtime_config(config: dict, work: Path) -> dict:
     """``config`` with its stats files resolved into ``work/stats`` (the shipped one keeps bare names)."""
-    from lavanya_cli.config import STATS_ENTRIES
-    from lavanya_cli.repository import STATS_NAMES
+    from lavanya_cli.modeltree.config import STATS_ENTRIES
+    from lavanya_cli.modeltree.layout import STATS_NAMES
 
     resolved = dict(config)
     for key, kind in STATS_ENTRIES.items():

@@ -124,7 +124,7 @@ class StatsAccumulator:
         entry["sum_square"] = entry["sum_square"] + (frames**2).sum(axis=0)
 
     def save(self, directory: Path) -> None:
-        from lavanya_cli.repository import STATS_NAMES
+        from lavanya_cli.modeltree.layout import STATS_NAMES
 
         directory.mkdir(parents=True, exist_ok=True)
         for kind, entry in self.values.items():

@@ -1,6 +1,6 @@
 """Stage 4: how well the installed demo voice says the 20 held-out sentences.
 
-The voice is loaded through the project's own path (``lavanya_cli.voice.Voice``, as ``lavanya
+The voice is loaded through the project's own path (``lavanya_cli.speech.voice.Voice``, as ``lavanya
 synth`` loads every voice) and compared with eSpeak NG's rendering of the same sentences:
 
 * duration: the demo's audio length over eSpeak's;
@@ -8,7 +8,7 @@ synth`` loads every voice) and compared with eSpeak NG's rendering of the same s
   against the mean distance to eSpeak's other held-out sentences (frames quieter than 40 dB
   below the utterance's loudest dropped, each mel band then normalised per utterance). Below 1
   means the demo says that sentence rather than any sentence; an untrained voice of the same shape
-  (``lavanya_cli.random_weights``, durations fixed to the corpus mean) shows where chance lies;
+  (``lavanya_cli.testing.random_weights``, durations fixed to the corpus mean) shows where chance lies;
 * a spectrogram of one held-out sentence, eSpeak beside the demo.
 
 The figures go into the model root's README between two marker lines.
@@ -81,7 +81,7 @@ def content_scores(spoken: list[np.ndarray], reference: list[np.ndarray]) -> dic
 def speak_all(spec, sentences: list[str]) -> tuple[list[np.ndarray], list[np.ndarray], float]:
     """Audio of each sentence through ``Voice`` (loaded once), the acoustic model's log-mel
     frames that the vocoder was given, and the load time."""
-    from lavanya_cli.voice import Voice
+    from lavanya_cli.speech.voice import Voice
 
     started = time.monotonic()
     voice = Voice.load(spec)
@@ -96,8 +96,8 @@ def speak_all(spec, sentences: list[str]) -> tuple[list[np.ndarray], list[np.nda
 
 def untrained_voice(target: Path, work: Path, seed: int, frames_per_token: int):
     """A copy of the installed voice with random weights (same shapes, same files otherwise)."""
-    from lavanya_cli.random_weights import write_random_acoustic_model, write_random_vocoder
-    from lavanya_cli.repository import ModelRoot
+    from lavanya_cli.testing.random_weights import write_random_acoustic_model, write_random_vocoder
+    from lavanya_cli.modeltree.layout import ModelRoot
 
     root = work / "untrained"
     shutil.rmtree(root, ignore_errors=True)
@@ -132,7 +132,7 @@ def plot(espeak: np.ndarray, demo: np.ndarray, text: str, path: Path) -> None:
 
 
 def evaluate(work: Path, target: Path, seed: int, readme: Path | None) -> dict:
-    from lavanya_cli.repository import ModelRoot
+    from lavanya_cli.modeltree.layout import ModelRoot
 
     heldout = load_items(work / "data" / "heldout.npz")
     train = load_items(work / "data" / "train.npz")
@@ -196,7 +196,7 @@ def render_figures(results: dict, timings: dict, summary: dict) -> str:
     lines = [
         README_BEGIN,
         f"Measured by the build on the {content['sentences']} held-out sentences "
-        f"(`scripts/demo_voice/corpus/heldout.txt`), synthesized through `lavanya_cli.voice.Voice`:",
+        f"(`scripts/demo_voice/corpus/heldout.txt`), synthesized through `lavanya_cli.speech.voice.Voice`:",
         "",
         "| measure | demo voice | untrained voice, same shape |",
         "|---|---|---|",
@@ -228,7 +228,7 @@ def render_figures(results: dict, timings: dict, summary: dict) -> str:
 
 def write_readme(path: Path, block: str) -> None:
     """Replace the figures between the markers (or append them) without touching the rest."""
-    from lavanya_cli.atomic import replace_file
+    from lavanya_cli.fileio import replace_file
 
     text = path.read_text(encoding="utf-8")
     if README_BEGIN in text and README_END in text:

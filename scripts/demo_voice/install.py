@@ -29,12 +29,12 @@ Bundled demo vocoder: a narrow HiFi-GAN V1 generator trained on the demo voice's
 with multi-resolution log-mel losses, stored as upstream stores its generators. Built by
 `{BUILD_COMMAND}` (scripts/demo_voice/); small weights kept in plain git.
 """
-# The demo vocoder learnt on ESPnet's log-mel frames as they are (see lavanya_cli.voice).
+# The demo vocoder learnt on ESPnet's log-mel frames as they are (see lavanya_cli.speech.voice).
 SETTINGS = {"mel_scale": 1.0}
 
 
 def _write_text(path: Path, text: str) -> None:
-    from lavanya_cli.atomic import replace_file
+    from lavanya_cli.fileio import replace_file
 
     replace_file(path, lambda handle: handle.write(text.encode("utf-8")))
 
@@ -42,10 +42,10 @@ def _write_text(path: Path, text: str) -> None:
 def install(work: Path, root: Path, seed: int) -> None:
     import torch
 
-    from lavanya_cli.atomic import replace_file
-    from lavanya_cli.repository import CONFIG_NAME, DEMO_MARKER, STATS_NAMES, WEIGHTS_NAME
-    from lavanya_cli.vocoder import save_upstream_generator
-    from lavanya_cli.voice import SETTINGS_NAME
+    from lavanya_cli.fileio import replace_file
+    from lavanya_cli.modeltree.layout import CONFIG_NAME, DEMO_MARKER, STATS_NAMES, WEIGHTS_NAME
+    from lavanya_cli.speech.vocoder import save_upstream_generator
+    from lavanya_cli.speech.voice import SETTINGS_NAME
 
     model_dir = root / "hindi" / "male" / "model"
     vocoder_dir = root / "vocoder" / "male" / "aryan" / "hifigan"
@@ -71,7 +71,7 @@ def install(work: Path, root: Path, seed: int) -> None:
 def copy_frontend_resources(source: Path, target: Path) -> None:
     """The source root's hindi number table into a scratch tree (``--no-install``), so that the
     held-out sentences with digits are read there exactly as in the repository's tree."""
-    from lavanya_cli.atomic import replace_file
+    from lavanya_cli.fileio import replace_file
 
     table = source / "numToText" / "hindi.csv"
     if table.is_file():

@@ -175,7 +175,7 @@ def train_vocoder(work: Path, steps: int, seed: int, lr: float = 2e-3, batch_siz
                   name: str = "vocoder", start: Path | None = None, mels: list[np.ndarray] | None = None) -> None:
     """HiFi-GAN on windows of the teacher audio; ``mels`` replaces the input frames (fine-tuning
     on the acoustic model's own output) and ``start`` gives the generator to begin from."""
-    from lavanya_cli.vocoder import hifigan_from_config
+    from lavanya_cli.speech.vocoder import hifigan_from_config
 
     config = vocoder_config(seed)
     torch.manual_seed(seed)

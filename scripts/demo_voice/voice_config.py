@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lavanya_cli.repository import STATS_NAMES
+from lavanya_cli.modeltree.layout import STATS_NAMES
 
 SAMPLE_RATE = 22050
 HOP = 256

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .atomic import replace_file
-from .config import read_config, write_runtime_config
-from .repository import CONFIG_NAME, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, WEIGHTS_NAME
-from .vocoder import hifigan_from_config, save_upstream_generator
+from ..fileio import replace_file
+from ..modeltree.config import read_config, write_runtime_config
+from ..modeltree.layout import CONFIG_NAME, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, WEIGHTS_NAME
+from ..speech.vocoder import hifigan_from_config, save_upstream_generator
 
 
 def write_random_acoustic_model(model_dir: Path, seed: int = 0, frames_per_token: int = 6) -> Path:
@@ -25,7 +25,7 @@ def write_random_acoustic_model(model_dir: Path, seed: int = 0, frames_per_token
     exist) and save random weights as ``model_dir/model.pth``."""
     import torch
 
-    from .quiet import quiet_libraries, text2speech_class
+    from ..speech.espnet_import import quiet_libraries, text2speech_class
 
     model_dir = Path(model_dir)
     config = read_config(model_dir / CONFIG_NAME)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .repository import (CONFIG_NAME, STATS_NAMES, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, WEIGHTS_NAME,
+from ..modeltree.layout import (CONFIG_NAME, STATS_NAMES, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, WEIGHTS_NAME,
                          vocoder_family)
 
 # Characters like the real hindi token list: romanised phones, punctuation, '$', '.', Devanagari.

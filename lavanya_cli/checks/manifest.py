@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import replace_file
-from .errors import LavanyaError
-from .lfs import read_pointer
+from ..fileio import replace_file
+from ..errors import LavanyaError
+from ..modeltree.lfs_pointer import read_pointer
 
 MANIFEST_NAME = "MD5SUMS"
 _HEADER = (

@@ -23,8 +23,8 @@ def lfs_track(
     format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
 ) -> None:
     """Which files belong in Git LFS: weights by name, large files by size, statistics kept out."""
-    from ..lfs_track import check as check_plan
-    from ..lfs_track import parse_size, plan, write_attributes
+    from ..checks.gitattributes import check as check_plan
+    from ..checks.gitattributes import parse_size, plan, write_attributes
 
     if write and check:
         raise LavanyaError("--write and --check exclude each other: check first, or write")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import LavanyaError
+from ..errors import LavanyaError
 from .voice import AudioChunk, Utterance, Voice
 
 STDOUT = "-"

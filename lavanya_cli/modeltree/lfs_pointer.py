@@ -78,7 +78,7 @@ def git_root(path: Path) -> Path | None:
 
 def require_content(path: Path, what: str) -> None:
     """Raise a one-line LavanyaError when ``path`` is missing or only a Git LFS pointer."""
-    from .errors import LavanyaError
+    from ..errors import LavanyaError
 
     state, pointer = file_state(path)
     if state == "missing":

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import LavanyaError
-from .lfs import POINTER_MAX_BYTES, parse_pointer, read_pointer
-from .repository import DEMO_MARKER, VOCODER_WEIGHTS_NAME
-from .tree import walk_tree
+from ..errors import LavanyaError
+from ..modeltree.lfs_pointer import POINTER_MAX_BYTES, parse_pointer, read_pointer
+from ..modeltree.layout import DEMO_MARKER, VOCODER_WEIGHTS_NAME
+from ..modeltree.walk import walk_tree
 
 if TYPE_CHECKING:
     import git
@@ -280,7 +280,7 @@ def merge_attributes(existing: str, lines: list[str]) -> str:
 
 def write_attributes(result: LfsPlan) -> bool:
     """Merge the plan's lines into ``ROOT/.gitattributes`` atomically; False when already there."""
-    from .atomic import replace_file
+    from ..fileio import replace_file
 
     path = result.root / ATTRIBUTES_FILE
     try:

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import read_config, sample_rate
-from .errors import LavanyaError
-from .lfs import file_state
-from .repository import ModelRoot, VoiceSpec
+from ..errors import LavanyaError
+from .lfs_pointer import file_state
+from .layout import ModelRoot, VoiceSpec
 
 
 def weights_summary(voice: VoiceSpec) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import LavanyaError
+from ..errors import LavanyaError
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +38,7 @@ ESPNET_MODULES = ("espnet2.text.char_tokenizer", "espnet2.text.token_id_converte
 
 def import_libraries() -> None:
     """torch and ``ESPNET_MODULES`` imported now, so a benchmark can time imports apart."""
-    from .quiet import import_espnet
+    from .espnet_import import import_espnet
 
     for module in ("torch", *ESPNET_MODULES):
         import_espnet(module)
@@ -64,7 +64,7 @@ def fastspeech2_from_config(config: dict[str, Any], device: str = "cpu") -> "tor
     only, no memory). The import comes first so that no module-level tensor lands on ``meta``."""
     import torch
 
-    from .quiet import import_espnet
+    from .espnet_import import import_espnet
 
     fastspeech2 = import_espnet("espnet2.tts.fastspeech2").FastSpeech2
     with torch.device(device):
@@ -77,7 +77,7 @@ class AcousticModel:
     def __init__(self, config: dict[str, Any], feats_stats: Path, device: str = "cpu"):
         import torch
 
-        from .quiet import import_espnet
+        from .espnet_import import import_espnet
 
         if setting := unsupported_setting(config):
             raise LavanyaError(f"this config has {setting}; lavanya speaks Fastspeech2_HS voices "

@@ -22,7 +22,7 @@ def fix_perms(
     format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
 ) -> None:
     """Set model files to 644 and directories to 755; writable output directories to 2775 (664 files)."""
-    from ..perms import apply_permissions, plan_permissions
+    from ..checks.permissions import apply_permissions, plan_permissions
 
     changes = plan_permissions(pick_root(root, models), writable)
     failures = [] if check else apply_permissions(changes)

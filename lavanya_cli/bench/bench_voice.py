@@ -3,7 +3,7 @@
 The real hindi/male acoustic model (about 148 MB) and its 512-channel HiFi-GAN cost the same
 compute and memory with random weights as with trained ones. Where ``../shared/iitm-fs2hs`` is
 present its config, stats and vocoder config are used as they are; otherwise the same numbers,
-written down here, go through ``lavanya_cli.scaffold``.
+written down here, go through ``lavanya_cli.testing.scaffold``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 import shutil
 from pathlib import Path
 
-from .random_weights import write_random_acoustic_model, write_random_vocoder
-from .repository import CONFIG_NAME, STATS_NAMES, VOCODER_CONFIG_NAME
+from ..testing.random_weights import write_random_acoustic_model, write_random_vocoder
+from ..modeltree.layout import CONFIG_NAME, STATS_NAMES, VOCODER_CONFIG_NAME
 
 # token_list of the real hindi/male voice (main/hindi/male/model/config.yaml)
 HINDI_TOKENS = (
@@ -29,7 +29,7 @@ VOCODER_DIR = Path("vocoder") / "male" / "aryan" / "hifigan"
 def real_hindi_shape():
     """The real hindi/male sizes (adim 384, 4+4 layers of 1536 units, 5-layer pitch predictor,
     5-layer postnet, 80 mels at 22050 Hz, 512-channel HiFi-GAN V1)."""
-    from .scaffold import VoiceShape
+    from ..testing.scaffold import VoiceShape
 
     return VoiceShape(
         n_mels=80, fs=22050, hop=256, n_fft=1024, token_list=HINDI_TOKENS,
@@ -52,7 +52,7 @@ def build_bench_voice(root: Path, shared: Path | None = None, frames_per_token: 
                 shutil.copyfile(shared / MODEL_DIR / name, model_dir / name)
         vocoder_config = json.loads((shared / VOCODER_DIR / VOCODER_CONFIG_NAME).read_text())
     else:
-        from .scaffold import build_voice, hifigan_config
+        from ..testing.scaffold import build_voice, hifigan_config
 
         shape = real_hindi_shape()
         build_voice(root, "hindi", "male", shape=shape, weights="none", vocoder=False)

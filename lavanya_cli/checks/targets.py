@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import LavanyaError
-from .repository import CONFIG_NAME, STATS_NAMES, ModelRoot, VoiceSpec
+from ..errors import LavanyaError
+from ..modeltree.layout import CONFIG_NAME, STATS_NAMES, ModelRoot, VoiceSpec
 
 
 def stats_targets(paths: Iterable[Path]) -> list[Path]:

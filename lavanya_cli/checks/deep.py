@@ -14,11 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import STATS_ENTRIES, read_config
-from .errors import LavanyaError
-from .lfs import read_pointer
-from .repository import VocoderSpec, VoiceSpec
-from .vocoder import hifigan_from_config, read_hifigan_config, upstream_to_espnet_state
+from ..modeltree.config import STATS_ENTRIES, read_config
+from ..errors import LavanyaError
+from ..modeltree.lfs_pointer import read_pointer
+from ..modeltree.layout import VocoderSpec, VoiceSpec
+from ..speech.vocoder import hifigan_from_config, read_hifigan_config, upstream_to_espnet_state
 
 _EXAMPLES = 3
 
@@ -33,8 +33,8 @@ def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None
         return None
     import torch
 
-    from .acoustic import fastspeech2_from_config, output_dim
-    from .quiet import import_espnet
+    from ..speech.acoustic import fastspeech2_from_config, output_dim
+    from ..speech.espnet_import import import_espnet
 
     LogMelFbank = import_espnet("espnet2.tts.feats_extract.log_mel_fbank").LogMelFbank
     odim = output_dim(config)

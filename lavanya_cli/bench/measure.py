@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import LavanyaError
-from .repository import STATS_NAMES, VoiceSpec
+from ..errors import LavanyaError
+from ..modeltree.layout import STATS_NAMES, VoiceSpec
 
 # Five ordinary Hindi sentences, about three seconds of speech each for a trained voice.
 DEFAULT_SENTENCES = (
@@ -54,8 +54,8 @@ def peak_rss_mb() -> float:
 
 def bench_in_process(language: str, gender: str, text: str, runs: int = 3, **load_options: Any) -> dict[str, Any]:
     """Load a voice here, then time the first synthesis and ``runs`` warm ones of ``text``."""
-    from .acoustic import import_libraries
-    from .voice import Voice
+    from ..speech.acoustic import import_libraries
+    from ..speech.voice import Voice
 
     started = time.perf_counter()
     import_libraries()
@@ -143,7 +143,7 @@ def compare_upstream(spec: VoiceSpec, text: str, threads: int | None = None) -> 
         text_file.write_text(text, encoding="utf-8")
         ours = run_process(lavanya_command(spec, text_file, scratch_dir / "ours.wav", threads))
         model_copy = upstream_copy(spec, scratch_dir / "upstream" / "model")
-        command = [sys.executable, "-m", "lavanya_cli.upstream_way", "--model-dir", str(model_copy),
+        command = [sys.executable, "-m", "lavanya_cli.bench.upstream_way", "--model-dir", str(model_copy),
                    "--root", str(spec.root), "--language", spec.language, "--gender", spec.gender,
                    "--vocoder-dir", str(spec.vocoder.directory), "--text-file", str(text_file),
                    "--output", str(scratch_dir / "upstream.wav")]

@@ -1,0 +1,82 @@
+"""``fix-config``: point a config's ``stats_file`` entries at the stats beside it, editing only
+those characters so that formatting, comments and the token list stay byte-for-byte."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..errors import LavanyaError
+from ..modeltree.config import STATS_ENTRIES, YAML_LOADER, read_config, stats_file_entries
+
+
+@dataclass(frozen=True)
+class ConfigFix:
+    path: Path
+    result: str  # "fixed" (or "would fix" under check_only), "unchanged" or "refused"
+    reason: str = ""
+
+
+def fix_stats_paths_text(text: str) -> str:
+    """``text`` with each ``stats_file`` value replaced by the bare file name, nothing else.
+
+    The edit is made on the characters of the value (located through the YAML parser's node
+    positions), so key order, comments, indentation, quoting and escapes elsewhere stay
+    byte-for-byte. The result is re-parsed and must equal the original apart from those values;
+    otherwise ValueError.
+    """
+    from ..modeltree.layout import STATS_NAMES
+
+    expected = yaml.load(text, Loader=YAML_LOADER)
+    if not isinstance(expected, dict):
+        raise ValueError("config is not a mapping of ESPnet settings")
+    for key, kind in STATS_ENTRIES.items():
+        if isinstance(expected.get(key), dict) and "stats_file" in expected[key]:
+            expected[key]["stats_file"] = STATS_NAMES[kind]
+    # libyaml's marks count characters like the pure-Python parser's; should a build count
+    # bytes instead, the re-parse check fails and the pure-Python parser is used.
+    for loader in dict.fromkeys((YAML_LOADER, yaml.SafeLoader)):
+        fixed = _replace_stats_values(text, yaml.compose(text, Loader=loader), STATS_NAMES)
+        if yaml.load(fixed, Loader=YAML_LOADER) == expected:
+            return fixed
+    raise ValueError("the stats_file lines could not be edited without changing other settings")
+
+
+def _replace_stats_values(text: str, root: yaml.Node, names: dict[str, str]) -> str:
+    edits = []
+    for key_node, value_node in root.value:
+        kind = STATS_ENTRIES.get(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+        if kind is None or not isinstance(value_node, yaml.MappingNode):
+            continue
+        for entry_key, entry_value in value_node.value:
+            if entry_key.value == "stats_file" and isinstance(entry_value, yaml.ScalarNode) \
+                    and entry_value.value != names[kind]:
+                edits.append((entry_value.start_mark.index, entry_value.end_mark.index, names[kind]))
+    for start, end, name in sorted(edits, reverse=True):
+        text = text[:start] + name + text[end:]
+    return text
+
+
+def fix_config(path: Path, *, check_only: bool = False) -> ConfigFix:
+    """Point a config's ``stats_file`` entries at the stats beside it, by bare file name."""
+    from ..fileio import replace_file
+
+    try:
+        original = path.read_bytes()
+        text = original.decode("utf-8")
+        config = read_config(path)
+        fixed = fix_stats_paths_text(text)
+    except LavanyaError as exc:
+        return ConfigFix(path, "refused", exc.message.removeprefix(f"{path}: "))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        return ConfigFix(path, "refused", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    absent = [key for key, value in stats_file_entries(config).items() if value is None]
+    if absent:
+        return ConfigFix(path, "refused", f"no stats_file under {', '.join(absent)}; add one by hand")
+    if fixed == text:
+        return ConfigFix(path, "unchanged")
+    if not check_only:
+        replace_file(path, lambda handle: handle.write(fixed.encode("utf-8")))
+    return ConfigFix(path, "fixed")

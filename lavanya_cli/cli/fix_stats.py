@@ -1,0 +1,26 @@
+"""``lavanya fix-stats``: rewrite pickled statistics as plain arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+from .app import ModelsOption, app
+from .fixes import CheckOption, TargetsArgument, run_fixes, targets_or_root
+
+
+@app.command("fix-stats")
+def fix_stats(
+    targets: Optional[List[Path]] = TargetsArgument,
+    models: Optional[Path] = ModelsOption,
+    check: bool = CheckOption,
+) -> None:
+    """Rewrite pickled *_stats.npz as plain arrays (same keys, dtypes and values).
+
+    Only numpy's own array reconstruction is ever unpickled; anything else is refused. LFS
+    pointers, truncated and unknown files are reported and left alone.
+    """
+    from ..checks.stats import fix_stats as fix
+    from ..checks.targets import stats_targets
+
+    run_fixes(stats_targets(targets_or_root(targets, models)), lambda path: fix(path, check_only=check), check)

@@ -1,0 +1,1 @@
+"""The model tree: layout and voice lookup, config.yaml, Git LFS pointers, directory walks."""

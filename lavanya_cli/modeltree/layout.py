@@ -1,0 +1,312 @@
+"""A Fastspeech2_HS model root: where it is, which voices it holds, and each voice's files.
+
+Two real layouts are recognised, both from the upstream repository:
+
+* ``main``: ``<language>/<gender>/model/`` with vocoders at
+  ``vocoder/<gender>/{aryan,dravidian}/hifigan/``;
+* ``New-Models``: ``<language>_latest/<gender>/model[_mono]/`` and
+  ``bilingual_models/<Language>_<gender>_bilingual/{model,output_model}/``, vocoders at
+  ``vocoder/<gender>/<language>_latest/``.
+
+Everything here is cheap (directory listings, no parsing of weights) so that maintenance
+commands stay fast; synthesis and verification build on the same ``VoiceSpec``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import LavanyaError
+
+ENV_VAR = "LAVANYA_MODELS"
+BUNDLED_ROOT = Path(__file__).resolve().parents[2] / "Fastspeech2_HS"
+GENDERS = ("male", "female")
+DRAVIDIAN_LANGUAGES = frozenset({"tamil", "telugu", "kannada", "malayalam"})
+VOCODER_FAMILIES = ("aryan", "dravidian")
+# Misspellings in upstream directory names, mapped to the language they mean.
+LANGUAGE_ALIASES = {"malyalam": "malayalam"}
+
+CONFIG_NAME = "config.yaml"
+STATS_NAMES = {"feats": "feats_stats.npz", "pitch": "pitch_stats.npz", "energy": "energy_stats.npz"}
+WEIGHTS_NAME = "model.pth"
+VOCODER_CONFIG_NAME = "config.json"
+VOCODER_WEIGHTS_NAME = "generator"
+# A directory holding this file carries small demo weights that belong in plain git, not LFS.
+DEMO_MARKER = "DEMO"
+
+_MODEL_DIR = re.compile(r"^(model(_\w+)?|output_model)$")
+_LATEST_DIR = re.compile(r"^(?P<language>[a-z]+)_latest$")
+_BILINGUAL_DIR = re.compile(r"^(?P<language>[A-Za-z]+)_(?P<gender>male|female)_biling\w*$")
+_EPOCH_WEIGHTS = re.compile(r"^(\d+)epoch\.pth$")
+
+
+def vocoder_family(language: str) -> str:
+    """The HiFi-GAN family a language's voices use: dravidian for the four southern languages."""
+    return "dravidian" if language in DRAVIDIAN_LANGUAGES else "aryan"
+
+
+@dataclass(frozen=True)
+class VocoderSpec:
+    """A HiFi-GAN vocoder directory: ``config.json`` plus an extension-less ``generator``."""
+
+    directory: Path
+    name: str
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / VOCODER_CONFIG_NAME
+
+    @property
+    def generator_path(self) -> Path:
+        return self.directory / VOCODER_WEIGHTS_NAME
+
+    @property
+    def demo(self) -> bool:
+        return (self.directory / DEMO_MARKER).is_file()
+
+
+@dataclass(frozen=True)
+class VoiceSpec:
+    """One voice's files in a model root. Nothing is read until a caller asks."""
+
+    root: Path
+    language: str
+    gender: str
+    variant: str
+    model_dir: Path
+    vocoder: VocoderSpec
+    bundled: bool = False
+
+    @property
+    def name(self) -> str:
+        base = f"{self.language}/{self.gender}"
+        return f"{base} ({self.variant})" if self.variant else base
+
+    @property
+    def config_path(self) -> Path:
+        return self.model_dir / CONFIG_NAME
+
+    @property
+    def demo(self) -> bool:
+        """True for the small demo voice kept in plain git (its model directory holds ``DEMO``)."""
+        return (self.model_dir / DEMO_MARKER).is_file()
+
+    def stats_path(self, kind: str) -> Path:
+        """Path of the ``feats``, ``pitch`` or ``energy`` statistics beside the config."""
+        return self.model_dir / STATS_NAMES[kind]
+
+    @property
+    def stats_paths(self) -> dict[str, Path]:
+        return {kind: self.stats_path(kind) for kind in STATS_NAMES}
+
+    @property
+    def weights_path(self) -> Path | None:
+        """``model.pth``, else the latest ``<N>epoch.pth``, else None (no weights shipped)."""
+        plain = self.model_dir / WEIGHTS_NAME
+        if plain.exists():
+            return plain
+        epochs = []
+        try:
+            for entry in os.scandir(self.model_dir):
+                if match := _EPOCH_WEIGHTS.match(entry.name):
+                    epochs.append((int(match.group(1)), Path(entry.path)))
+        except OSError:
+            return None
+        return max(epochs)[1] if epochs else None
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the model root, as problems and tables print it."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+@dataclass
+class ModelRoot:
+    """A directory of voices. ``vocoder_override`` forces one vocoder family for every voice."""
+
+    path: Path
+    vocoder_override: str | None = None
+    _voices: list[VoiceSpec] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    @property
+    def bundled(self) -> bool:
+        try:
+            return self.path.resolve() == BUNDLED_ROOT
+        except OSError:
+            return False
+
+    def resource(self, *parts: str) -> Path:
+        """A shared front-end resource (``phone_dict/<language>``, ``numToText/...``)."""
+        return self.path.joinpath(*parts)
+
+    def voices(self) -> list[VoiceSpec]:
+        """Every voice under the root, sorted by language, gender and variant."""
+        if self._voices is None:
+            found = [self._voice(*entry) for entry in _scan(self.path)]
+            self._voices = sorted(found, key=lambda v: (v.language, v.gender, v.variant))
+        return self._voices
+
+    def find(self, language: str, gender: str, variant: str | None = None) -> VoiceSpec:
+        """The voice for ``language``/``gender``; the plain one unless ``variant`` is given."""
+        language = LANGUAGE_ALIASES.get(language.lower(), language.lower())
+        gender = gender.lower()
+        matches = [v for v in self.voices() if v.language == language and v.gender == gender]
+        if variant is not None:
+            matches = [v for v in matches if v.variant == variant]
+        if not matches:
+            available = ", ".join(v.name for v in self.voices()) or "none"
+            raise LavanyaError(
+                f"no voice {language}/{gender}{f' ({variant})' if variant else ''} in {self.path}; "
+                f"voices there: {available}"
+            )
+        return min(matches, key=lambda v: _VARIANT_PREFERENCE.get(v.variant, 9))
+
+    def _voice(self, language: str, gender: str, variant: str, model_dir: Path) -> VoiceSpec:
+        return VoiceSpec(
+            root=self.path,
+            language=language,
+            gender=gender,
+            variant=variant,
+            model_dir=model_dir,
+            vocoder=self._vocoder_for(language, gender),
+            bundled=self.bundled,
+        )
+
+    def _vocoder_for(self, language: str, gender: str) -> VocoderSpec:
+        base = self.path / "vocoder" / gender
+        if self.vocoder_override is None:
+            latest = base / f"{language}_latest"
+            if latest.is_dir():
+                return VocoderSpec(latest, latest.name)
+        family = self.vocoder_override or vocoder_family(language)
+        return VocoderSpec(base / family / "hifigan", family)
+
+
+_VARIANT_PREFERENCE = {"": 0, "latest": 1, "bilingual": 2}
+
+
+def _subdirs(path: Path) -> list[os.DirEntry]:
+    try:
+        return [entry for entry in os.scandir(path) if entry.is_dir()]
+    except OSError:
+        return []
+
+
+def _scan(root: Path):
+    """Yield ``(language, gender, variant, model_dir)`` for every model directory under root."""
+    for top in _subdirs(root):
+        if top.name == "vocoder" or top.name.startswith("."):
+            continue
+        if top.name == "bilingual_models":
+            for voice_dir in _subdirs(Path(top.path)):
+                if match := _BILINGUAL_DIR.match(voice_dir.name):
+                    language = match.group("language").lower()
+                    for model in _subdirs(Path(voice_dir.path)):
+                        if _MODEL_DIR.match(model.name):
+                            yield (LANGUAGE_ALIASES.get(language, language), match.group("gender"),
+                                   "bilingual", Path(model.path))
+            continue
+        latest = _LATEST_DIR.match(top.name)
+        language = latest.group("language") if latest else top.name
+        for gender_dir in _subdirs(Path(top.path)):
+            if gender_dir.name not in GENDERS:
+                continue
+            for model in _subdirs(Path(gender_dir.path)):
+                if not _MODEL_DIR.match(model.name):
+                    continue
+                suffix = model.name.removeprefix("model").lstrip("_")
+                variant = "-".join(part for part in ("latest" if latest else "", suffix) if part)
+                yield LANGUAGE_ALIASES.get(language, language), gender_dir.name, variant, Path(model.path)
+
+
+def candidate_roots(models: Path | None = None) -> list[Path]:
+    """Model roots to look in, in order: ``--models``, ``$LAVANYA_MODELS``, ``./Fastspeech2_HS``,
+    the bundled tree. An explicit ``--models`` is the only candidate: the user asked for it."""
+    if models is not None:
+        return [Path(models)]
+    roots: list[Path] = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        roots.append(Path(env))
+    local = Path("Fastspeech2_HS")
+    if local.is_dir():
+        roots.append(local)
+    if BUNDLED_ROOT.is_dir():
+        roots.append(BUNDLED_ROOT)
+    unique: list[Path] = []
+    for root in roots:
+        if not any(_same(root, seen) for seen in unique):
+            unique.append(root)
+    return unique
+
+
+def resolve_root(models: Path | None = None) -> Path:
+    """The one model root a maintenance command works on."""
+    roots = candidate_roots(models)
+    if not roots:
+        raise _no_root()
+    root = roots[0]
+    if not root.is_dir():
+        raise LavanyaError(f"{root}: model root is not a directory; pass --models PATH")
+    return root
+
+
+def _no_root() -> LavanyaError:
+    """The one error for "nowhere to look", shared by maintenance commands and synthesis."""
+    return LavanyaError(f"no model root: pass --models PATH or set ${ENV_VAR} (no ./Fastspeech2_HS here)")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def find_voice(
+    language: str,
+    gender: str,
+    variant: str | None = None,
+    models: Path | None = None,
+    *,
+    vocoder: str | None = None,
+    require: Callable[[VoiceSpec], object] | None = None,
+    skipped: list[str] | None = None,
+) -> VoiceSpec:
+    """The voice from the first candidate root that has it (see ``candidate_roots``), so a real
+    voice found at ``--models``, ``$LAVANYA_MODELS`` or ``./Fastspeech2_HS`` wins over the demo.
+
+    ``require`` (raising LavanyaError) narrows "has it": synthesis passes a check for real weights,
+    so a tree of LFS pointers earlier in the chain does not hide the bundled demo; why each such
+    voice was passed over is appended to ``skipped``, for the user who expected it to speak.
+    ``vocoder`` forces a vocoder family, as ``ModelRoot.vocoder_override``."""
+    roots = [root for root in candidate_roots(models) if root.is_dir()]
+    if not roots:
+        raise _no_root()
+    failures, unusable = [], []
+    for root in roots:
+        try:
+            voice = ModelRoot(root, vocoder_override=vocoder).find(language, gender, variant)
+        except LavanyaError as exc:
+            failures.append(exc.message)
+            continue
+        try:
+            if require is not None:
+                require(voice)
+        except LavanyaError as exc:
+            failures.append(exc.message)
+            unusable.append(exc.message)
+            continue
+        if skipped is not None:
+            skipped.extend(unusable)
+        return voice
+    raise LavanyaError(failures[0] if len(failures) == 1 else "; ".join(failures))

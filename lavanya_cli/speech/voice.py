@@ -1,0 +1,300 @@
+"""A voice loaded once and spoken through many times, in the spirit of piper's ``PiperVoice``.
+
+``Voice.load`` builds the voice's FastSpeech2 from its ``config.yaml`` (``lavanya_cli.speech.acoustic``:
+ESPnet's own modules without its slow task layer; the user's files are only read), loads
+``model.pth`` with ``weights_only=True`` (ESPnet's own loader would unpickle anything) and the
+voice's HiFi-GAN generator. ``voice.synthesize(text)`` then yields one ``AudioChunk`` per
+sentence or pause, with nothing rebuilt between them.
+
+Upstream feeds the vocoder ``feat_gen_denorm * 2.3262`` and writes ``audio * 32768`` as int16.
+Those two numbers are the defaults here; a voice whose vocoder was trained differently says so
+in an optional ``lavanya.yaml`` beside its ``config.yaml`` (``mel_scale:``, ``pcm_scale:``), and
+``Voice.load(mel_scale=..., pcm_scale=...)`` overrides both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from .acoustic import AcousticModel
+from ..modeltree.config import STATS_ENTRIES, read_config, sample_rate, stats_file_entries
+from ..errors import LavanyaError
+from ..modeltree.lfs_pointer import require_content
+from .espnet_import import quiet_libraries
+from ..modeltree.layout import VoiceSpec, find_voice
+from .vocoder import load_hifigan, read_hifigan_config, vocoder_mismatches
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..frontend import Frontend
+
+DEFAULT_MEL_SCALE = 2.3262
+DEFAULT_PCM_SCALE = 32768.0
+SETTINGS_NAME = "lavanya.yaml"
+_SETTINGS_KEYS = {"mel_scale", "pcm_scale"}
+
+
+@dataclass
+class AudioChunk:
+    """One sentence (or pause) of audio: float32 samples in [-1, 1] at ``sample_rate``."""
+
+    samples: np.ndarray
+    sample_rate: int
+    text: str = ""  # the sentence as written; empty for a pause
+    model_input: str = ""  # the exact string the acoustic model was given
+    unpronounced: list[str] = field(default_factory=list)
+    mel: np.ndarray | None = None  # [frames, mel bins]: ESPnet's denormalised mel (times mel_scale for the vocoder)
+    pcm_scale: float = DEFAULT_PCM_SCALE
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def is_silence(self) -> bool:
+        return not self.text
+
+    def to_int16(self) -> np.ndarray:
+        """16-bit PCM as upstream writes it (``audio * pcm_scale``), clipped instead of wrapping."""
+        return np.clip(self.samples * self.pcm_scale, -32768, 32767).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A planned piece of speech: the sentence, its model input and its rate; or a pause."""
+
+    text: str = ""
+    model_input: str = ""
+    alpha: float = 1.0
+    unpronounced: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # why each word was not pronounced, one line each
+    silence_seconds: float = 0.0
+
+
+def read_voice_settings(spec: VoiceSpec) -> dict[str, float]:
+    """The optional ``lavanya.yaml`` beside a voice's config (vocoder scaling that differs from upstream's)."""
+    path = spec.model_dir / SETTINGS_NAME
+    if not path.is_file():
+        return {}
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise LavanyaError(f"{path}: does not parse ({str(exc).splitlines()[0]})") from None
+    unknown = set(settings) - _SETTINGS_KEYS if isinstance(settings, dict) else {"(not a mapping)"}
+    if unknown:
+        raise LavanyaError(f"{path}: unknown settings {', '.join(sorted(map(str, unknown)))}; "
+                           f"known: {', '.join(sorted(_SETTINGS_KEYS))}")
+    try:
+        return {key: float(value) for key, value in settings.items()}
+    except (TypeError, ValueError):
+        raise LavanyaError(f"{path}: mel_scale and pcm_scale must be numbers") from None
+
+
+class Voice:
+    """A loaded voice. Build it with ``Voice.load``; ``synthesize`` as often as needed."""
+
+    def __init__(self, spec: VoiceSpec, config: dict[str, Any], acoustic: AcousticModel, vocoder: "torch.nn.Module",
+                 frontend: "Frontend", *, device: str, alpha: float, mel_scale: float, pcm_scale: float):
+        self.spec = spec
+        self.config = config
+        self.sample_rate = sample_rate(config) or 22050
+        self.hop_length = int((config.get("feats_extract_conf") or {}).get("hop_length", 256))
+        self.device = device
+        self.alpha = alpha
+        self.mel_scale = mel_scale
+        self.pcm_scale = pcm_scale
+        self.frontend = frontend
+        self._acoustic = acoustic
+        self._vocoder = vocoder
+        # Why voices in earlier candidate roots were passed over (LFS pointers, no weights).
+        self.skipped: tuple[str, ...] = ()
+
+    @classmethod
+    def load(
+        cls,
+        voice: VoiceSpec | str,
+        gender: str | None = None,
+        *,
+        models: Path | None = None,
+        variant: str | None = None,
+        device: str = "cpu",
+        threads: int | None = None,
+        vocoder: str | None = None,
+        alpha: float = 1.0,
+        strict: bool = False,
+        mel_scale: float | None = None,
+        pcm_scale: float | None = None,
+    ) -> "Voice":
+        """Load a voice by ``VoiceSpec`` or by ``language, gender``: the first candidate root
+        (``--models``, ``$LAVANYA_MODELS``, ``./Fastspeech2_HS``, the bundled tree) whose voice
+        has real weights, so a real voice wins over the bundled demo.
+
+        ``vocoder`` forces a vocoder family (``aryan``/``dravidian``); ``threads`` sets torch's
+        CPU threads; ``alpha`` is the default rate (higher is slower).
+        """
+        skipped: list[str] = []
+        if isinstance(voice, VoiceSpec):
+            spec = voice
+        else:
+            if gender is None:
+                raise LavanyaError("Voice.load needs a gender with a language")
+            spec = find_voice(voice, gender, variant, models, vocoder=vocoder, require=require_weights,
+                              skipped=skipped)
+        if alpha <= 0:
+            raise LavanyaError(f"alpha must be above 0, not {alpha}")
+        config = _check_files(spec)
+        settings = read_voice_settings(spec)
+        import torch
+
+        from ..frontend import Frontend
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise LavanyaError(f"device {device}: torch sees no CUDA device here; use --device cpu")
+        if threads is not None:
+            if threads < 1:
+                raise LavanyaError(f"threads must be 1 or more, not {threads}")
+            torch.set_num_threads(threads)
+        frontend = Frontend.for_voice(spec, config, strict=strict)
+        with quiet_libraries():
+            vocoder_module = load_hifigan(spec.vocoder.config_path, spec.vocoder.generator_path, device)
+            acoustic = _load_acoustic_model(spec, config, device)
+        if mel_scale is None:
+            mel_scale = settings.get("mel_scale", DEFAULT_MEL_SCALE)
+        if pcm_scale is None:
+            pcm_scale = settings.get("pcm_scale", DEFAULT_PCM_SCALE)
+        loaded = cls(spec, config, acoustic, vocoder_module, frontend, device=device, alpha=alpha,
+                     mel_scale=mel_scale, pcm_scale=pcm_scale)
+        loaded.skipped = tuple(skipped)
+        return loaded
+
+    # -- text to plan --------------------------------------------------------------------
+
+    def plan(self, text: str, alpha: float | None = None, sentence_silence: float = 0.0) -> list[Utterance]:
+        """Sentences (model input ready) and pauses, checked before any audio is made: a malformed
+        tag, empty text or (under ``strict``) an unpronounceable word fails here."""
+        from ..frontend import Silence, segment_text
+
+        base_alpha = self.alpha if alpha is None else alpha
+        planned: list[Utterance] = []
+        spoken = False
+        for item in segment_text(text):
+            if isinstance(item, Silence):
+                planned.append(Utterance(silence_seconds=item.seconds))
+                continue
+            if sentence_silence > 0 and spoken:
+                planned.append(Utterance(silence_seconds=sentence_silence))
+            spoken = True
+            prepared = self.frontend.prepare(item.text)
+            planned.append(Utterance(
+                text=item.text,
+                model_input=prepared.model_input,
+                alpha=item.alpha if item.alpha is not None else base_alpha,
+                unpronounced=tuple(prepared.unpronounced),
+                problems=tuple(prepared.problems),
+            ))
+        return planned
+
+    # -- audio ---------------------------------------------------------------------------
+
+    def synthesize(self, text: str, alpha: float | None = None, sentence_silence: float = 0.0) -> Iterator[AudioChunk]:
+        """One ``AudioChunk`` per sentence or pause of ``text``, in order."""
+        return self.render(self.plan(text, alpha, sentence_silence))
+
+    def render(self, plan: Iterable[Utterance]) -> Iterator[AudioChunk]:
+        """Audio for a plan from ``plan()``, one chunk per entry."""
+        for utterance in plan:
+            if utterance.text:
+                yield self.speak(utterance.model_input, utterance.alpha, text=utterance.text,
+                                 unpronounced=list(utterance.unpronounced))
+            else:
+                samples = np.zeros(round(utterance.silence_seconds * self.sample_rate), dtype=np.float32)
+                yield AudioChunk(samples, self.sample_rate, pcm_scale=self.pcm_scale)
+
+    def speak(self, model_input: str, alpha: float | None = None, *, text: str = "",
+              unpronounced: list[str] | None = None) -> AudioChunk:
+        """Audio for one prepared model-input string (what ``lavanya text`` prints)."""
+        import torch
+
+        alpha = self.alpha if alpha is None else alpha
+        with torch.inference_mode(), quiet_libraries():
+            mel = self._acoustic(model_input, alpha)
+            audio = self._vocoder(mel.T.unsqueeze(0) * self.mel_scale).reshape(-1)
+        return AudioChunk(
+            samples=audio.float().cpu().numpy(),
+            sample_rate=self.sample_rate,
+            text=text or model_input,
+            model_input=model_input,
+            unpronounced=unpronounced or [],
+            mel=mel.float().cpu().numpy(),
+            pcm_scale=self.pcm_scale,
+        )
+
+
+def _check_files(spec: VoiceSpec) -> dict[str, Any]:
+    """Every file the voice needs, checked up front so each problem is one line naming it."""
+    config = read_config(spec.config_path)
+    require_weights(spec)
+    for key in stats_file_entries(config):
+        kind = STATS_ENTRIES[key]
+        require_content(spec.stats_path(kind), f"{kind} statistics")
+    vocoder = read_hifigan_config(spec.vocoder.config_path)
+    require_content(spec.vocoder.generator_path, "HiFi-GAN generator")
+    if differences := vocoder_mismatches(config, vocoder):
+        raise LavanyaError(f"{spec.vocoder.config_path}: does not fit {spec.name} ({'; '.join(differences)}); "
+                           "pick the other family with --vocoder aryan|dravidian")
+    return config
+
+
+def require_weights(spec: VoiceSpec) -> Path:
+    """The voice's weights file, or a one-line error when it is absent or only an LFS pointer."""
+    weights = spec.weights_path
+    if weights is None:
+        raise LavanyaError(f"{spec.model_dir}: no model.pth (no weights for {spec.name})")
+    require_content(weights, "the acoustic model")
+    return weights
+
+
+def _load_acoustic_model(spec: VoiceSpec, config: dict[str, Any], device: str) -> AcousticModel:
+    """The voice's FastSpeech2 and feature normaliser, weights loaded without pickle."""
+    import torch
+
+    try:
+        model = AcousticModel(config, spec.stats_path("feats"), device)
+    except LavanyaError as exc:
+        raise LavanyaError(f"{spec.config_path}: {exc.message}") from None
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
+        raise LavanyaError(f"{spec.config_path}: ESPnet cannot build this model ({_one_line(exc)})") from None
+    weights = require_weights(spec)
+    try:
+        state = torch.load(weights, map_location=device, weights_only=True)
+    except Exception as exc:  # a pickle with code in it, a truncated download, ...
+        raise LavanyaError(f"{weights}: not loadable as plain weights ({_one_line(exc)[:200]})") from None
+    if not isinstance(state, dict):
+        raise LavanyaError(f"{weights}: expected a state_dict of tensors")
+    try:
+        result = model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise LavanyaError(f"{weights}: does not fit {spec.config_path} ({_one_line(exc)[:300]})") from None
+    parameters = {name for name, _ in model.named_parameters()}
+    missing = [key for key in result.missing_keys if key in parameters]
+    if missing:
+        raise LavanyaError(f"{weights}: lacks {len(missing)} parameters of the model in {spec.config_path} "
+                           f"(first: {missing[0]})")
+    return model
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message folded onto one line."""
+    text = str(exc).strip()
+    return " ".join(text.split()) if text else type(exc).__name__
+
+
+__all__ = ["AudioChunk", "Utterance", "Voice", "read_voice_settings",
+           "DEFAULT_MEL_SCALE", "DEFAULT_PCM_SCALE", "SETTINGS_NAME"]
