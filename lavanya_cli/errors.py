@@ -1,10 +1,11 @@
-"""The one exception type the CLI turns into a one-line message and an exit code."""
+"""The one exception type the CLI turns into a one-line message, and the exit codes, all here."""
 
 from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM: 128 + SIGINT, as shells report an interrupted command
 
 
 class LavanyaError(Exception):

@@ -1,11 +1,105 @@
-"""Replacing a file so that readers see the old content or the new, never half of it."""
+"""Reading and writing files safely: only regular files are read, each kind up to a size bound,
+and a file is replaced through a temporary file and a rename so readers never see half of it.
+
+A model tree may be hostile: a ``model.pth`` that is a symlink to ``/dev/zero`` or a FIFO as
+``config.yaml`` must give one clear line, not an endless read or a hang. Every read of data from
+a tree or a user's input goes through ``open_regular`` or ``read_regular``.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
+
+from .errors import LavanyaError
+
+KIB = 1 << 10
+MIB = 1 << 20
+
+# The largest file of each kind that lavanya reads into memory. Real ones are far smaller
+# (configs about 6 KB, statistics 2 KB, the largest phone dictionary about 20 MB); a bound keeps
+# a hostile tree from filling memory.
+CONFIG_MAX_BYTES = 1 * MIB
+VOCODER_CONFIG_MAX_BYTES = 1 * MIB
+STATS_MAX_BYTES = 1 * MIB
+MANIFEST_MAX_BYTES = 1 * MIB
+PHONE_DICT_MAX_BYTES = 128 * MIB
+RESOURCE_MAX_BYTES = 4 * MIB  # number tables, the character map, lavanya.yaml, token files
+
+
+class NotReadable(LavanyaError):
+    """A file lavanya will not read as data: not a regular file, or over its size bound.
+
+    ``reason`` is the phrase without the path (for problem lists); ``message`` is the full line.
+    """
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words: ``a FIFO``, ``a directory``, ``a character device`` ..."""
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_regular(path: Path, what: str = "file") -> BinaryIO:
+    """``path`` opened for binary reading, only if it is (or a symlink leads to) a regular file.
+
+    A FIFO, device, socket or directory raises NotReadable without blocking: the file is checked
+    with ``stat`` first and opened non-blocking, then checked again on the open descriptor.
+    FileNotFoundError and PermissionError pass through for the caller to word.
+    """
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise NotReadable(path, f"{what} is {file_kind(info.st_mode)}, not a regular file; replace it with the real file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotReadable(path, f"{what} is {file_kind(info.st_mode)}, not a regular file; "
+                                    "replace it with the real file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; NotReadable for anything else."""
+    with open_regular(path, what) as handle:
+        if os.fstat(handle.fileno()).st_size > limit:
+            raise NotReadable(path, f"{what} is larger than {_size(limit)}, far beyond any real one; "
+                                    "replace it with the real file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # it grew while being read
+        raise NotReadable(path, f"{what} is larger than {_size(limit)}; replace it with the real file")
+    return data
+
+
+def read_regular_text(path: Path, limit: int, what: str = "file", encoding: str = "utf-8") -> str:
+    """``read_regular`` decoded; a file that is not valid text raises NotReadable."""
+    data = read_regular(path, limit, what)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise NotReadable(path, f"{what} is not {encoding} text (byte {exc.start}); "
+                                "save it as UTF-8") from None
+
+
+def _size(limit: int) -> str:
+    if limit >= MIB:
+        return f"{limit // MIB} MiB"
+    return f"{limit // KIB} KiB" if limit >= KIB else f"{limit} bytes"
 
 
 def replace_file(path: Path, write: Callable[[BinaryIO], None], *, mode: int | None = None) -> None:
