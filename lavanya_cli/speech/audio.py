@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,13 +20,25 @@ def join_pcm(chunks: Sequence[AudioChunk]) -> np.ndarray:
     return np.concatenate([chunk.to_int16() for chunk in chunks])
 
 
-def wav_bytes(pcm: np.ndarray, sample_rate: int) -> bytes:
-    """A complete mono 16-bit PCM WAV file in memory (its header needs the final length)."""
-    import soundfile
+# RIFF and data sizes of a stream whose length is not known when the header goes out: the
+# largest 32-bit value, which players and decoders read as "until the end of the stream".
+UNKNOWN_LENGTH = 0xFFFFFFFF
 
-    buffer = io.BytesIO()
-    soundfile.write(buffer, pcm, sample_rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
+
+def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:
+    """The 44-byte header of a mono 16-bit PCM WAV holding ``data_bytes`` of samples; ``None``
+    for a stream (a pipe, an HTTP response) whose length is unknown when it starts."""
+    data = UNKNOWN_LENGTH if data_bytes is None else data_bytes
+    riff = UNKNOWN_LENGTH if data_bytes is None else 36 + data_bytes
+    return (b"RIFF" + struct.pack("<I", riff) + b"WAVE"
+            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+            + b"data" + struct.pack("<I", data))
+
+
+def wav_bytes(pcm: np.ndarray, sample_rate: int) -> bytes:
+    """A complete mono 16-bit PCM WAV file in memory."""
+    samples = np.asarray(pcm, dtype="<i2").tobytes()
+    return wav_header(sample_rate, len(samples)) + samples
 
 
 def write_wav(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
