@@ -23,7 +23,7 @@ from pathlib import Path
 from ..errors import LavanyaError
 
 ENV_VAR = "LAVANYA_MODELS"
-BUNDLED_ROOT = Path(__file__).resolve().parents[2] / "Fastspeech2_HS"
+BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "bundled" / "Fastspeech2_HS"
 GENDERS = ("male", "female")
 DRAVIDIAN_LANGUAGES = frozenset({"tamil", "telugu", "kannada", "malayalam"})
 VOCODER_FAMILIES = ("aryan", "dravidian")

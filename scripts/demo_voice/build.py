@@ -1,4 +1,4 @@
-"""Build the bundled demo voice, Fastspeech2_HS/hindi/male, from eSpeak NG on a CPU.
+"""Build the bundled demo voice, lavanya_cli/bundled/Fastspeech2_HS/hindi/male, from eSpeak NG on a CPU.
 
     python scripts/demo_voice/build.py                 # everything, about 55 minutes on 2 cores
     python scripts/demo_voice/build.py --limit 8 --acoustic-steps 20 --vocoder-steps 10 \
@@ -8,7 +8,7 @@ Stages, each resumable (a finished data stage is kept, training resumes from its
 ``data`` (teacher audio, durations, features, statistics), ``train`` (FastSpeech2 and HiFi-GAN
 at the same time, one thread each), ``finetune`` (the vocoder on the acoustic model's own
 frames), ``install`` (the voice's files into the bundled tree) and ``evaluate`` (held-out figures
-into Fastspeech2_HS/README.md). Needs the ``espeakng-loader`` wheel (``pip install -e .[demo]``).
+into lavanya_cli/bundled/Fastspeech2_HS/README.md). Needs the ``espeakng-loader`` wheel (``pip install -e .[demo]``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ sys.path.insert(0, str(HERE))
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
+from lavanya_cli.modeltree.layout import BUNDLED_ROOT  # noqa: E402
+
 log = logging.getLogger("demo_voice")
 STAGES = ("data", "train", "finetune", "install", "evaluate")
 
@@ -34,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / "build" / "demo_voice",
                         help="scratch directory for data and checkpoints")
-    parser.add_argument("--root", type=Path, default=REPO / "Fastspeech2_HS",
+    parser.add_argument("--root", type=Path, default=BUNDLED_ROOT,
                         help="model root the voice is installed into (its numToText is used)")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--limit", type=int, default=None, help="use only the first N sentences")
