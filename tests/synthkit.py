@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lavanya_cli.bench.bench_voice import HINDI_TOKENS
+from lavanya_cli.testing.scaffold import HINDI_TOKENS
 
 FRAMES_PER_TOKEN = 4
 HOP = 256

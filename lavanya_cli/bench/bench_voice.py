@@ -15,13 +15,6 @@ from pathlib import Path
 from ..testing.random_weights import write_random_acoustic_model, write_random_vocoder
 from ..modeltree.layout import CONFIG_NAME, STATS_NAMES, VOCODER_CONFIG_NAME
 
-# token_list of the real hindi/male voice (main/hindi/male/model/config.yaml)
-HINDI_TOKENS = (
-    "<blank>", "<unk>", "a", "A", "E", "k", "r", "I", ",", "n", "s", "h", "i", "q", "t", "m", "o", "l",
-    "p", "u", "y", "d", "b", "w", "ऐ", "g", "$", ".", "j", "c", "ट", "थ", "श", "U", "B", "औ", "ख", "ड",
-    "z", "ध", "D", "f", "C", "ष", "M", "ण", "ठ", "घ", "J", "ऑ", "क", "P", "R", "T", "K", "ढ", "G", "ञ",
-    "H", "ङ", "Y", "ऍ", "र", "<sos/eos>",
-)
 MODEL_DIR = Path("hindi") / "male" / "model"
 VOCODER_DIR = Path("vocoder") / "male" / "aryan" / "hifigan"
 
@@ -29,7 +22,7 @@ VOCODER_DIR = Path("vocoder") / "male" / "aryan" / "hifigan"
 def real_hindi_shape():
     """The real hindi/male sizes (adim 384, 4+4 layers of 1536 units, 5-layer pitch predictor,
     5-layer postnet, 80 mels at 22050 Hz, 512-channel HiFi-GAN V1)."""
-    from ..testing.scaffold import VoiceShape
+    from ..testing.scaffold import HINDI_TOKENS, VoiceShape
 
     return VoiceShape(
         n_mels=80, fs=22050, hop=256, n_fft=1024, token_list=HINDI_TOKENS,

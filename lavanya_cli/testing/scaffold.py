@@ -21,6 +21,14 @@ import yaml
 from ..modeltree.layout import (CONFIG_NAME, STATS_NAMES, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, WEIGHTS_NAME,
                          vocoder_family)
 
+# token_list of the real hindi/male voice (main/hindi/male/model/config.yaml): the demo voice,
+# the benchmark voice and the test voices read exactly what the front-end makes for real voices.
+HINDI_TOKENS = (
+    "<blank>", "<unk>", "a", "A", "E", "k", "r", "I", ",", "n", "s", "h", "i", "q", "t", "m", "o", "l",
+    "p", "u", "y", "d", "b", "w", "ऐ", "g", "$", ".", "j", "c", "ट", "थ", "श", "U", "B", "औ", "ख", "ड",
+    "z", "ध", "D", "f", "C", "ष", "M", "ण", "ठ", "घ", "J", "ऑ", "क", "P", "R", "T", "K", "ढ", "G", "ञ",
+    "H", "ङ", "Y", "ऍ", "र", "<sos/eos>",
+)
 # Characters like the real hindi token list: romanised phones, punctuation, '$', '.', Devanagari.
 DEFAULT_TOKENS = ("<blank>", "<unk>", "a", "A", "k", "r", "i", ",", "n", "s", "t", "m", "$", ".",
                   "ऐ", "ट", "श", "ख", "<sos/eos>")
@@ -46,7 +54,14 @@ class VoiceShape:
     postnet_chans: int = 16
     upsample_rates: tuple[int, ...] = (8, 8, 2, 2)
     upsample_initial_channel: int = 512
+    fmax: int | None = None  # highest mel frequency; None: half the sample rate
+    f0min: int = 80  # pitch extraction range (training only)
+    f0max: int = 400
     extra_tts_conf: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mel_fmax(self) -> int:
+        return self.fmax if self.fmax is not None else self.fs // 2
 
 
 def upstream_stats_path(language: str, gender: str, kind: str) -> str:
@@ -57,7 +72,7 @@ def upstream_stats_path(language: str, gender: str, kind: str) -> str:
 def fastspeech2_config(shape: VoiceShape, stats_files: dict[str, str]) -> dict[str, Any]:
     """An ESPnet FastSpeech2 config as upstream's ``config.yaml`` holds it (keys in its order)."""
     feats_conf = {"n_fft": shape.n_fft, "hop_length": shape.hop, "win_length": shape.n_fft,
-                  "fs": shape.fs, "fmin": 0, "fmax": shape.fs // 2, "n_mels": shape.n_mels}
+                  "fs": shape.fs, "fmin": 0, "fmax": shape.mel_fmax, "n_mels": shape.n_mels}
     signal_conf = {"fs": shape.fs, "n_fft": shape.n_fft, "hop_length": shape.hop}
     return {
         "config": "conf/tuning/train_fastspeech2.yaml",
@@ -106,7 +121,7 @@ def fastspeech2_config(shape: VoiceShape, stats_files: dict[str, str]) -> dict[s
             **shape.extra_tts_conf,
         },
         "pitch_extract": "dio",
-        "pitch_extract_conf": {**signal_conf, "f0max": 400, "f0min": 80, "reduction_factor": 1},
+        "pitch_extract_conf": {**signal_conf, "f0max": shape.f0max, "f0min": shape.f0min, "reduction_factor": 1},
         "pitch_normalize": "global_mvn",
         "pitch_normalize_conf": {"stats_file": stats_files["pitch"]},
         "energy_extract": "energy",
@@ -182,7 +197,7 @@ def hifigan_config(shape: VoiceShape) -> dict[str, Any]:
         "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
         "segment_size": 8192, "num_mels": shape.n_mels, "num_freq": shape.n_fft // 2 + 1,
         "n_fft": shape.n_fft, "hop_size": shape.hop, "win_size": shape.n_fft,
-        "sampling_rate": shape.fs, "fmin": 0, "fmax": shape.fs // 2, "fmax_for_loss": None,
+        "sampling_rate": shape.fs, "fmin": 0, "fmax": shape.mel_fmax, "fmax_for_loss": None,
         "num_workers": 4,
         "dist_config": {"dist_backend": "nccl", "dist_url": "tcp://localhost:54321", "world_size": 1},
     }
