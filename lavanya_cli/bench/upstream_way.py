@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..modeltree.config import STATS_ENTRIES
-from ..modeltree.layout import STATS_NAMES, VocoderSpec, VoiceSpec
-
-UPSTREAM_MEL_SCALE = 2.3262
+from ..modeltree.config import write_runtime_config
+from ..modeltree.layout import VocoderSpec, VoiceSpec
+from ..speech.voice import DEFAULT_MEL_SCALE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         tts = _rebuild(Text2Speech, config_path, spec.weights_path)
         with torch.no_grad():
             output = tts(frontend.prepare(chunk).model_input, decode_conf={"alpha": 1.0})
-            mel = output["feat_gen_denorm"].T.unsqueeze(0) * UPSTREAM_MEL_SCALE
+            mel = output["feat_gen_denorm"].T.unsqueeze(0) * DEFAULT_MEL_SCALE
             audio = vocoder(mel).squeeze().numpy()
         pieces.append(np.clip(audio * 32768.0, -32768, 32767).astype(np.int16))
         chunk_seconds.append(round(time.perf_counter() - chunk_started, 3))
@@ -86,11 +85,7 @@ def _rebuild(Text2Speech, config_path: Path, weights: Path):
 
     with open(config_path, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
-    for key, kind in STATS_ENTRIES.items():
-        if isinstance(config.get(key), dict):
-            config[key]["stats_file"] = str(config_path.parent.resolve() / STATS_NAMES[kind])
-    with open(config_path, "w", encoding="utf-8") as handle:
-        yaml.dump(config, handle)
+    write_runtime_config(config, config_path.parent, config_path.parent)
     tts = Text2Speech(train_config=config_path, model_file=None, device="cpu")
     tts.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
     return tts
