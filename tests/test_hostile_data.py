@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from lavanya_cli.checks.config_fix import fix_config
-from lavanya_cli.checks.stats import (STATS_MAX_MEMBERS, UNREADABLE, fix_stats, inspect_stats, write_npz)
+from lavanya_cli.checks.stats import STATS_MAX_MEMBERS, UNREADABLE, inspect_stats, write_npz
 from lavanya_cli.checks.verify import verify_root
 from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, LavanyaError
 from lavanya_cli.fileio import MIB

@@ -25,7 +25,7 @@ from lavanya_cli.checks.verify import CODES, verify_root
 from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, LavanyaError
 from lavanya_cli.fileio import NotReadable, read_regular
 from lavanya_cli.modeltree.lfs_pointer import FileState, probe, read_pointer, require_content
-from lavanya_cli.testing.scaffold import build_root, build_voice, stats_arrays
+from lavanya_cli.testing.scaffold import build_root
 
 HINDI = Path("hindi/male/model")
 

@@ -12,14 +12,13 @@ A file recorded while only its pointer was present gets the comment line and no 
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..fileio import MANIFEST_MAX_BYTES, NotReadable, digest_regular, read_regular_text
 from ..modeltree.lfs_pointer import read_pointer
-from ..modeltree.paths import escaping_link, exists, is_regular
+from ..modeltree.paths import exists, is_regular, split_listing
 from .rewrite import Refused, rewrite_file, writable_target
 
 MANIFEST_NAME = "MD5SUMS"
@@ -54,18 +53,11 @@ def sha256_of(path: Path) -> str:
 
 def listed_files(directory: Path, root: Path | None = None) -> list[Path]:
     """The files a directory's manifest covers: its regular, non-hidden files but the manifest,
-    without those a symlink leads out of ``root`` (verify reports them as outside-root).
-    OSError when the directory cannot be listed."""
-    with os.scandir(directory) as entries:
-        names = [entry.name for entry in entries]
-    files = []
-    for name in names:
-        path = Path(directory) / name
-        if name == MANIFEST_NAME or name.startswith(".") or not is_regular(path):
-            continue
-        if root is None or escaping_link(root, path) is None:
-            files.append(path)
-    return sorted(files)
+    without the links that lead out of ``root`` (default: the directory; verify reports them as
+    outside-root). OSError when the directory cannot be listed."""
+    inside, _ = split_listing(directory, directory if root is None else root)
+    return [path for path in inside
+            if path.name != MANIFEST_NAME and not path.name.startswith(".") and is_regular(path)]
 
 
 def record(path: Path) -> ManifestEntry:

@@ -7,7 +7,6 @@ only ``deep=True`` loads weights, through ``lavanya_cli.checks.deep`` which impo
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import stat
 from collections import defaultdict
@@ -21,7 +20,7 @@ from ..fileio import VOCODER_CONFIG_MAX_BYTES, NotReadable, read_regular_text
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import STATS_NAMES, ModelRoot, VocoderSpec, VoiceSpec
 from ..modeltree.lfs_pointer import FileState, LfsPointer, probe, pull_command
-from ..modeltree.paths import escaping_link, exists, is_directory, is_regular, outside_reason
+from ..modeltree.paths import escaping_link, exists, is_directory, is_regular, outside_reason, split_listing
 from ..modeltree.walk import walk_tree
 from ..speech.vocoder import vocoder_mismatches
 from .manifest import MANIFEST_NAME, manifest_mismatches, sha256_of, write_manifest
@@ -59,6 +58,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.voice_configs: dict[VoiceSpec, dict] = {}
         self.vocoder_configs: dict[Path, dict] = {}
+        self.leaving: set[Path] = set()  # files in listed directories that link out of the root
 
     def report(self, path: Path, code: str, message: str) -> None:
         self.problems.append(Problem(self._relative(path), code, message))
@@ -98,35 +98,33 @@ class _Checker:
 
     def listing(self, directory: Path) -> list[Path] | None:
         """The regular files in ``directory`` (links out of the root reported, not listed), or
-        None after reporting a directory outside the root or one that cannot be listed."""
+        None after reporting a directory outside the root or one that cannot be listed. Every
+        later check of a file in it relies on this listing for containment."""
         if escaping_link(self.root, directory) is not None:
             self.outside(directory)
             return None
         try:
-            with os.scandir(directory) as entries:
-                names = sorted(entry.name for entry in entries)
+            inside, leaving = split_listing(directory, self.root)
         except OSError as exc:
             self.unlisted(directory, f"cannot list this directory ({exc.strerror or exc})")
             return None
-        files = []
-        for path in (directory / name for name in names):
-            if escaping_link(self.root, path) is not None:
-                self.outside(path)
-            elif is_regular(path):
-                files.append(path)
-        return files
+        for path in leaving:
+            self.outside(path)
+        self.leaving.update(leaving)
+        return [path for path in inside if is_regular(path)]
 
     def content(self, path: Path, what: str, missing: str, advice: str = "") -> bool:
-        """True when ``path`` holds real content; otherwise report what is there instead."""
-        found = probe(path, self.root, path.name)
+        """True when ``path`` (in a directory already listed) holds real content; otherwise
+        report what is there instead."""
+        if path in self.leaving:
+            return False  # reported by listing()
+        found = probe(path, what=path.name)
         if found.state is FileState.PRESENT:
             return True
         if found.state is FileState.MISSING:
             self.report(path, "missing", missing)
         elif found.state is FileState.LFS_POINTER:
             self.pointer(path, found.pointer, what, advice)
-        elif found.state is FileState.OUTSIDE_ROOT:
-            self.outside(path)
         elif found.state is FileState.NOT_REGULAR:
             self.report(path, "unreadable", found.reason)
         else:
@@ -184,15 +182,14 @@ class _Checker:
         return config
 
     def stats(self, path: Path, kind: str, dim: int | None) -> None:
-        check = stats_mod.inspect_stats(path, dim, self.root)
+        if path in self.leaving:
+            return  # reported by listing()
+        check = stats_mod.inspect_stats(path, dim)
         if check.ok:
             return
         if check.state == stats_mod.LFS_POINTER:
             self.pointer(path, check.pointer, f"{kind} statistics",
                          "; keep *.npz out of LFS (lavanya lfs-track --write)")
-            return
-        if check.state == stats_mod.OUTSIDE_ROOT:
-            self.outside(path)
             return
         fixes = {
             stats_mod.MISSING: "restore it from the voice's release",
@@ -254,7 +251,9 @@ class _Checker:
         by_size: dict[int, list[tuple[VoiceSpec, Path, LfsPointer | None]]] = defaultdict(list)
         for voice in voices:
             weights = voice.weights_path
-            found = probe(weights, self.root)
+            if weights is None or weights in self.leaving or escaping_link(self.root, weights) is not None:
+                continue
+            found = probe(weights)
             if found.state not in (FileState.PRESENT, FileState.LFS_POINTER):
                 continue
             try:

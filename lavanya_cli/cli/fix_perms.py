@@ -53,7 +53,7 @@ def fix_perms(
             error_line(problem.describe())
         for failure in failures:
             error_line(failure)
-        if not plan.changes and not plan.problems:
+        if not plan.changes and not plan.problems and not plan.kept:
             echo("permissions already right")
     failed = failures or plan.problems or (check and plan.changes)
     raise typer.Exit(EXIT_PROBLEMS if failed else EXIT_OK)

@@ -50,5 +50,6 @@ def voices(
         rate = str(row["sample_rate"] or "?")
         vocoder = row["vocoder"] + ("" if row["vocoder_state"] == "present" else f" ({row['vocoder_state']})")
         table.add_row(*(escape(printable(cell)) for cell in (voice, rate, row["weights"], vocoder, row["model_dir"])))
-    stdout.print(table)
+    if rows:
+        stdout.print(table)
     raise typer.Exit(status)

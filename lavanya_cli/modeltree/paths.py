@@ -20,12 +20,6 @@ def real_path(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def is_inside(root: Path, path: Path) -> bool:
-    """True when ``path``, symlinks resolved, is ``root`` or lies below it."""
-    base = real_path(root)
-    return real_path(path).is_relative_to(base)
-
-
 def escaping_link(root: Path, path: Path) -> Path | None:
     """The first part of ``path`` (a symlink, from ``root`` down) that leads out of ``root``, or
     None when ``path`` stays inside. A ``path`` not below ``root`` at all is returned as it is."""
@@ -43,6 +37,23 @@ def escaping_link(root: Path, path: Path) -> Path | None:
         if not real_path(current).is_relative_to(base):
             return current
     return path
+
+
+def split_listing(directory: Path, root: Path) -> tuple[list[Path], list[Path]]:
+    """The entries of ``directory`` (itself inside ``root``), sorted, as those that stay inside
+    and the symlinks that lead out. Only symlinks are resolved, so a listing costs one
+    ``scandir``; OSError when the directory cannot be listed."""
+    base = real_path(root)
+    with os.scandir(directory) as listing:
+        entries = sorted(listing, key=lambda entry: entry.name)
+    inside, leaving = [], []
+    for entry in entries:
+        path = Path(directory) / entry.name
+        if entry.is_symlink() and not real_path(path).is_relative_to(base):
+            leaving.append(path)
+        else:
+            inside.append(path)
+    return inside, leaving
 
 
 def outside_reason(link: Path) -> str:
