@@ -206,11 +206,12 @@ def _hold_back_hard_links(plan: PermissionPlan, names_seen: dict[tuple[int, int]
             info = None
         seen = names_seen.get((info.st_dev, info.st_ino), 0) if info and stat.S_ISREG(info.st_mode) else 0
         if info is not None and stat.S_ISREG(info.st_mode) and info.st_nlink > seen:
+            quoted = shlex.quote(str(change.path))
             plan.problems.append(LeftAlone(
                 change.path, "hard-links",
                 f"has {info.st_nlink} hard links, {info.st_nlink - seen} of them outside this tree; "
                 f"a chmod to {change.new:04o} would change those too, so it is left at {change.old:04o}: "
-                f"give it its own copy (cp -p FILE FILE.new && mv FILE.new FILE), then rerun"))
+                f"give it its own copy (cp -p {quoted} {quoted}.new && mv {quoted}.new {quoted}), then rerun"))
         else:
             kept_changes.append(change)
     plan.changes = kept_changes

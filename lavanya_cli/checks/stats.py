@@ -5,7 +5,12 @@ that went through other tools sometimes come back pickled: an archive with an ob
 or a whole dict pickled (``pickle.dump``/``np.save``) under the ``.npz`` name. Loading those
 would run a pickle from the model repository, so this module never hands them to ``pickle``
 or ``np.load(allow_pickle=True)``: it reads npy headers itself and unpickles only through an
-allow-list of numpy's own array reconstruction.
+allow-list of numpy's own array reconstruction, with every array's shape, size and state
+checked before numpy sees them (numpy trusts them, and reads past its buffers when they lie).
+
+Every size is bounded before anything is read or allocated: the file (STATS_MAX_BYTES), the
+number of members (STATS_MAX_MEMBERS), each member as its zip header declares it and as its
+npy header's shape times item size says (STATS_MAX_BYTES each).
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ class ModelRoot:
     path: Path
     vocoder_override: str | None = None
     _voices: list[VoiceSpec] | None = field(default=None, repr=False)
-    unreadable: list[tuple[Path, str]] = field(default_factory=list, repr=False)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)

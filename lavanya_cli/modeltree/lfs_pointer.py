@@ -1,7 +1,10 @@
-"""Git LFS pointer files, recognised by the pointer spec before anything tries to parse them.
+"""What is at a path a voice needs (``FileState``, ``probe``), and Git LFS pointer files,
+recognised by the pointer spec before anything tries to parse them.
 
 numpy and torch report a pointer as a corrupt archive or a pickle error; checking first lets
-every caller say "this is an LFS pointer, run git lfs pull" instead.
+every caller say "this is an LFS pointer, run git lfs pull" instead. ``probe`` is the one place
+that looks: ``voices``, ``verify``, the repairs and synthesis's ``require_content`` all name a
+file's state with the same ``FileState``, and none of them blocks on a FIFO or reads a device.
 """
 
 from __future__ import annotations
