@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import pickle
 import pwd
@@ -199,7 +200,6 @@ def test_fifos_where_files_belong_are_one_line_each_and_never_block(tmp_path, cl
         message = problems[(f"tamil/female/model/{name}", "unreadable")]
         assert "is a FIFO, not a regular file; replace it with the real file" in message
     assert ("vocoder/female/dravidian/hifigan/config.json", "unreadable") in problems
-    import json
     tamil_row = next(row for row in json.loads(out) if row["language"] == "tamil")
     assert code == EXIT_OK and tamil_row["weights"] == "not-regular" and tamil_row["vocoder_state"] == "not-regular"
     assert fix_code == EXIT_PROBLEMS and f"{tamil / 'config.yaml'}: refused (it is a FIFO" in fix_out
@@ -226,7 +226,7 @@ def test_a_link_to_dev_zero_is_never_read(tmp_path, cli):
 # --- read-only and unreadable directories ------------------------------------------------------
 
 @pytest.fixture
-def world(request):
+def world():
     """A directory every user can reach (pytest's tmp_path is private to root), removed after."""
     top = Path(tempfile.mkdtemp(prefix="lavanya-hostile-"))
     os.chmod(top, 0o755)
