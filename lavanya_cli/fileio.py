@@ -18,6 +18,7 @@ from .errors import LavanyaError
 
 KIB = 1 << 10
 MIB = 1 << 20
+GIB = 1 << 30
 
 # The largest file of each kind that lavanya reads into memory. Real ones are far smaller
 # (configs about 6 KB, statistics 2 KB, the largest phone dictionary about 20 MB); a bound keeps
@@ -26,8 +27,12 @@ CONFIG_MAX_BYTES = 1 * MIB
 VOCODER_CONFIG_MAX_BYTES = 1 * MIB
 STATS_MAX_BYTES = 1 * MIB
 MANIFEST_MAX_BYTES = 1 * MIB
+ATTRIBUTES_MAX_BYTES = 1 * MIB  # .gitattributes
 PHONE_DICT_MAX_BYTES = 128 * MIB
 RESOURCE_MAX_BYTES = 4 * MIB  # number tables, the character map, lavanya.yaml, token files
+# The largest file lavanya hashes (manifests, duplicate weights). Real weights are under 1 GB; a
+# sparse file claiming terabytes must not keep verify busy for hours.
+HASHED_MAX_BYTES = 4 * GIB
 
 
 class NotReadable(LavanyaError):
@@ -96,7 +101,30 @@ def read_regular_text(path: Path, limit: int, what: str = "file", encoding: str 
                                 "save it as UTF-8") from None
 
 
+def digest_regular(path: Path, algorithms: tuple[str, ...], limit: int = HASHED_MAX_BYTES,
+                   what: str = "file") -> tuple[dict[str, str], int]:
+    """Hex digests (``hashlib`` names) and size of a regular file of at most ``limit`` bytes,
+    read once in 1 MiB chunks; NotReadable for anything else."""
+    import hashlib
+
+    hashes = {name: hashlib.new(name) for name in algorithms}
+    size = 0
+    with open_regular(path, what) as handle:
+        if os.fstat(handle.fileno()).st_size > limit:
+            raise NotReadable(path, f"{what} is larger than {_size(limit)}, far beyond any model file; "
+                                    "lavanya does not hash it")
+        while chunk := handle.read(MIB):
+            size += len(chunk)
+            if size > limit:
+                raise NotReadable(path, f"{what} grew past {_size(limit)} while being read")
+            for digest in hashes.values():
+                digest.update(chunk)
+    return {name: digest.hexdigest() for name, digest in hashes.items()}, size
+
+
 def _size(limit: int) -> str:
+    if limit >= GIB:
+        return f"{limit // GIB} GiB"
     if limit >= MIB:
         return f"{limit // MIB} MiB"
     return f"{limit // KIB} KiB" if limit >= KIB else f"{limit} bytes"

@@ -9,7 +9,9 @@ from pathlib import Path
 import yaml
 
 from ..errors import LavanyaError
-from ..modeltree.config import STATS_ENTRIES, YAML_LOADER, read_config, stats_file_entries
+from ..modeltree.config import (STATS_ENTRIES, YAML_LOADER, load_yaml, parse_config, read_config_text,
+                                stats_file_entries, yaml_reason)
+from .rewrite import Refused, rewrite_file, writable_target
 
 
 @dataclass(frozen=True)
@@ -29,17 +31,18 @@ def fix_stats_paths_text(text: str) -> str:
     """
     from ..modeltree.layout import STATS_NAMES
 
-    expected = yaml.load(text, Loader=YAML_LOADER)
+    expected = load_yaml(text)
     if not isinstance(expected, dict):
         raise ValueError("config is not a mapping of ESPnet settings")
     for key, kind in STATS_ENTRIES.items():
         if isinstance(expected.get(key), dict) and "stats_file" in expected[key]:
             expected[key]["stats_file"] = STATS_NAMES[kind]
     # libyaml's marks count characters like the pure-Python parser's; should a build count
-    # bytes instead, the re-parse check fails and the pure-Python parser is used.
+    # bytes instead, the re-parse check fails and the pure-Python parser is used. Composing is
+    # safe here: load_yaml above has refused anchors, aliases and deep nesting in this text.
     for loader in dict.fromkeys((YAML_LOADER, yaml.SafeLoader)):
         fixed = _replace_stats_values(text, yaml.compose(text, Loader=loader), STATS_NAMES)
-        if yaml.load(fixed, Loader=YAML_LOADER) == expected:
+        if load_yaml(fixed) == expected:
             return fixed
     raise ValueError("the stats_file lines could not be edited without changing other settings")
 
@@ -59,24 +62,33 @@ def _replace_stats_values(text: str, root: yaml.Node, names: dict[str, str]) -> 
     return text
 
 
-def fix_config(path: Path, *, check_only: bool = False) -> ConfigFix:
-    """Point a config's ``stats_file`` entries at the stats beside it, by bare file name."""
-    from ..fileio import replace_file
+def fix_config(path: Path, *, check_only: bool = False, root: Path | None = None) -> ConfigFix:
+    """Point a config's ``stats_file`` entries at the stats beside it, by bare file name.
 
+    A config outside ``root`` (default: the directory ``path`` is named in), one that is not a
+    regular file, one that does not parse (anchors and aliases included, see ``load_yaml``) and
+    one that cannot be written is ``refused`` and left as it is.
+    """
     try:
-        original = path.read_bytes()
-        text = original.decode("utf-8")
-        config = read_config(path)
+        writable_target(path, root)
+        text = read_config_text(path)
+        config = parse_config(text, path)
         fixed = fix_stats_paths_text(text)
+    except Refused as exc:
+        return ConfigFix(path, "refused", exc.reason)
     except LavanyaError as exc:
         return ConfigFix(path, "refused", exc.message.removeprefix(f"{path}: "))
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        return ConfigFix(path, "refused", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        return ConfigFix(path, "refused", yaml_reason(exc))
     absent = [key for key, value in stats_file_entries(config).items() if value is None]
     if absent:
         return ConfigFix(path, "refused", f"no stats_file under {', '.join(absent)}; add one by hand")
     if fixed == text:
         return ConfigFix(path, "unchanged")
+    note = ""
     if not check_only:
-        replace_file(path, lambda handle: handle.write(fixed.encode("utf-8")))
-    return ConfigFix(path, "fixed")
+        try:
+            note = rewrite_file(path, lambda handle: handle.write(fixed.encode("utf-8")), root)
+        except Refused as exc:
+            return ConfigFix(path, "refused", exc.reason)
+    return ConfigFix(path, "fixed", note)

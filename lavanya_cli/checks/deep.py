@@ -16,7 +16,7 @@ from typing import Any
 
 from ..modeltree.config import STATS_ENTRIES, read_config
 from ..errors import LavanyaError
-from ..modeltree.lfs_pointer import read_pointer
+from ..modeltree.lfs_pointer import FileState, probe
 from ..modeltree.layout import VocoderSpec, VoiceSpec
 from ..speech.vocoder import hifigan_from_config, read_hifigan_config, upstream_to_espnet_state
 
@@ -64,10 +64,11 @@ def state_dict_mismatch(state: dict[str, Any], expected: dict[str, tuple[int, ..
 
 
 def weights_problem(voice: VoiceSpec) -> str | None:
-    """Why the voice's weights cannot serve it, or None. Pointers and missing files are left to
-    the cheap checks, which already report them."""
+    """Why the voice's weights cannot serve it, or None. Only a regular file inside the root is
+    loaded: pointers, missing files and everything else are left to the cheap checks, which
+    already report them."""
     weights = voice.weights_path
-    if weights is None or read_pointer(weights) is not None:
+    if probe(weights, voice.root).state is not FileState.PRESENT:
         return None
     try:
         expected = expected_shapes(read_config(voice.config_path))
@@ -85,10 +86,10 @@ def weights_problem(voice: VoiceSpec) -> str | None:
     return None
 
 
-def generator_problem(vocoder: VocoderSpec) -> str | None:
+def generator_problem(vocoder: VocoderSpec, root: Path | None = None) -> str | None:
     """Why the HiFi-GAN generator cannot be loaded as one (upstream loads ``["generator"]``)."""
     generator = vocoder.generator_path
-    if not generator.is_file() or read_pointer(generator) is not None:
+    if probe(generator, root).state is not FileState.PRESENT:
         return None
     state = _load(generator)
     if isinstance(state, str):

@@ -21,14 +21,19 @@ import re
 import shlex
 import stat
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import LavanyaError
-from ..modeltree.lfs_pointer import POINTER_MAX_BYTES, parse_pointer, read_pointer
+from ..fileio import ATTRIBUTES_MAX_BYTES, NotReadable, read_regular_text
 from ..modeltree.layout import DEMO_MARKER, VOCODER_WEIGHTS_NAME
+from ..modeltree.lfs_pointer import POINTER_MAX_BYTES, parse_pointer, read_pointer
+from ..modeltree.paths import escaping_link, exists, is_directory, is_regular, outside_reason
 from ..modeltree.walk import walk_tree
+from .rewrite import Refused, rewrite_file, writable_target
 
 if TYPE_CHECKING:
     import git
@@ -44,20 +49,41 @@ DEFAULT_THRESHOLD = 10_000_000
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
           "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE | re.ASCII)
+
+
+# No file is larger than this (git-lfs reads sizes as signed 64-bit integers).
+SIZE_MAX = (1 << 63) - 1
 
 
 def parse_size(text: str) -> int:
-    """Bytes in ``10MB``, ``500k``, ``1.5GiB`` or ``1234`` (kB/MB/GB decimal, KiB/MiB/GiB binary)."""
-    match = _SIZE.match(text)
+    """Bytes in ``10MB``, ``500k``, ``1.5GiB`` or ``1234`` (kB/MB/GB decimal, KiB/MiB/GiB binary),
+    at most SIZE_MAX; computed exactly, so no number can overflow into an internal error."""
+    match = _SIZE.match(text) if len(text) <= 64 else None
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
         raise LavanyaError(f"--threshold {text!r}: not a size; write e.g. 10MB, 500kB or 1GiB")
-    return int(float(match.group(1)) * _UNITS[unit])
+    size = int(Fraction(match.group(1)) * _UNITS[unit])
+    if size > SIZE_MAX:
+        raise LavanyaError(f"--threshold {text!r}: larger than any file can be; write e.g. 10MB")
+    return size
 
 
 def format_size(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 10**5 else f"{size / 1e3:.1f} kB"
+
+
+def unsafe_name(path: str) -> str | None:
+    """Why no ``.gitattributes`` line can name ``path`` safely, or None: a control character
+    (a newline would end the line and start a rule of the name's choosing) or bytes that are
+    not UTF-8."""
+    for char in path:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return "its name is not valid UTF-8"
+        if category == "Cc":
+            return f"its name holds the control character {char!r}"
+    return None
 
 
 def escape_pattern(path: str, literal: bool) -> str:
@@ -117,7 +143,9 @@ class LfsProblem:
 
 @dataclass
 class LfsPlan:
-    """What ROOT needs: the rules, and which files (ROOT-relative) belong in LFS or stay out."""
+    """What ROOT needs: the rules, and which files (ROOT-relative) belong in LFS or stay out.
+    ``problems``: what kept the plan from covering everything (a directory that cannot be
+    listed, a name no rule can express); every mode reports them."""
 
     root: Path
     threshold: int
@@ -125,6 +153,7 @@ class LfsPlan:
     in_lfs: list[str] = field(default_factory=list)
     kept_out: list[str] = field(default_factory=list)
     git: GitTree | None = None
+    problems: list[LfsProblem] = field(default_factory=list)
 
     @property
     def lines(self) -> list[str]:
@@ -149,7 +178,7 @@ class GitTree:
         if not paths:
             return {}
         with tempfile.TemporaryFile() as stdin:
-            stdin.write(b"".join((self.prefix + p).encode() + b"\0" for p in paths))
+            stdin.write(b"".join((self.prefix + p).encode("utf-8", "surrogateescape") + b"\0" for p in paths))
             stdin.seek(0)
             out = self.repo.git.check_attr("-z", "--stdin", "filter", istream=stdin)
         fields = out.split("\0")
@@ -192,25 +221,36 @@ def open_git_tree(root: Path) -> GitTree | None:
     return GitTree(repo, "" if inside == Path(".") else inside.as_posix() + "/")
 
 
-def _sizes(root: Path, tree: GitTree | None) -> dict[str, int]:
+def _sizes(root: Path, tree: GitTree | None, problems: list[LfsProblem]) -> dict[str, int]:
     """Content size of every file under ROOT (a pointer counts as the size it stands for).
 
     In a git working tree the files are the ones git sees (ignored files and ``.git`` left out);
-    elsewhere, the walk skips hidden directories and virtual environments.
+    elsewhere, the walk skips hidden directories and virtual environments. Either way the tree
+    is walked for directories that cannot be listed, which go to ``problems``.
     """
+    unreadable: list[tuple[Path, str]] = []
+    walked = {path.relative_to(root).as_posix(): info
+              for path, info in walk_tree(root, unreadable=unreadable) if stat.S_ISREG(info.st_mode)}
+    for directory, reason in unreadable:
+        problems.append(LfsProblem(directory.relative_to(root).as_posix(), "unreadable",
+                                   f"{reason}; files in it are not planned: make it readable "
+                                   f"(chmod 755), then rerun"))
     if tree is not None:
         infos = {}
         for rel in tree.files():
             try:
                 info = (root / rel).lstat()
-            except OSError:  # in the index but deleted from the working tree
+            except FileNotFoundError:  # in the index but deleted from the working tree
                 infos[rel] = None
+                continue
+            except OSError as exc:
+                problems.append(LfsProblem(rel, "unreadable", f"cannot stat ({exc.strerror or exc}); "
+                                           "it is not planned: make its directory readable, then rerun"))
                 continue
             if stat.S_ISREG(info.st_mode):
                 infos[rel] = info
     else:
-        infos = {path.relative_to(root).as_posix(): info
-                 for path, info in walk_tree(root) if stat.S_ISREG(info.st_mode)}
+        infos = walked
     sizes = {}
     for rel, info in infos.items():
         size = info.st_size if info else 0
@@ -228,31 +268,46 @@ def _matches(rel: str, patterns: tuple[str, ...]) -> bool:
 def plan(root: Path, threshold: int = DEFAULT_THRESHOLD) -> LfsPlan:
     """The rules ROOT's ``.gitattributes`` needs and the files each side must hold."""
     root = Path(root)
-    if not root.is_dir():
-        raise LavanyaError(f"{root}: not a directory; pass the repository or model root")
+    if not is_directory(root):
+        raise LavanyaError(f"{root}: {'not a directory' if exists(root) else 'no such directory'}; "
+                           "pass the repository or model root")
     tree = open_git_tree(root)
     rules = [Rule(p, True, "model weights") for p in WEIGHT_PATTERNS]
     large: list[Rule] = []
     demo: list[Rule] = []
     result = LfsPlan(root, threshold, rules, git=tree)
-    for rel, size in sorted(_sizes(root, tree).items()):
+    for rel, size in sorted(_sizes(root, tree, result.problems).items()):
         if _matches(rel, PLAIN_PATTERNS):
             result.kept_out.append(rel)
         elif _matches(rel, WEIGHT_PATTERNS):
-            if size <= threshold and (root / rel).parent.joinpath(DEMO_MARKER).is_file():
-                demo.append(Rule(rel, False,
-                                 f"demo weights ({format_size(size)}) beside {DEMO_MARKER}", True))
-                result.kept_out.append(rel)
+            if size <= threshold and is_regular((root / rel).parent / DEMO_MARKER):
+                if _expressible(rel, result, "demo weights stay in plain git only by a rule naming them"):
+                    demo.append(Rule(rel, False,
+                                     f"demo weights ({format_size(size)}) beside {DEMO_MARKER}", True))
+                    result.kept_out.append(rel)
             else:
                 result.in_lfs.append(rel)
         elif size > threshold:
-            large.append(Rule(rel, True,
-                              f"{format_size(size)}, over the {format_size(threshold)} threshold", True))
-            result.in_lfs.append(rel)
+            if _expressible(rel, result, f"{format_size(size)}, over the threshold, it needs a rule naming it"):
+                large.append(Rule(rel, True,
+                                  f"{format_size(size)}, over the {format_size(threshold)} threshold", True))
+                result.in_lfs.append(rel)
+    attributes = root / ATTRIBUTES_FILE
+    if (link := escaping_link(root, attributes)) is not None:
+        result.problems.append(LfsProblem(ATTRIBUTES_FILE, "outside-root", outside_reason(link)))
     plain = [Rule(p, False, "statistics stay in plain git")
              for p in PLAIN_PATTERNS]
     result.rules = rules + large + plain + demo
     return result
+
+
+def _expressible(rel: str, result: LfsPlan, need: str) -> bool:
+    """True when ``rel`` can be named in a rule; otherwise the plan gets an ``unsafe-name`` problem."""
+    why = unsafe_name(rel)
+    if why is not None:
+        result.problems.append(LfsProblem(rel, "unsafe-name", f"{need}, but {why}, which no "
+                                          ".gitattributes line can name safely: rename it, then rerun"))
+    return why is None
 
 
 def _pattern(line: str) -> str | None:
@@ -278,26 +333,42 @@ def merge_attributes(existing: str, lines: list[str]) -> str:
     return newline.join(kept + lines) + newline
 
 
-def write_attributes(result: LfsPlan) -> bool:
-    """Merge the plan's lines into ``ROOT/.gitattributes`` atomically; False when already there."""
-    from ..fileio import replace_file
-
-    path = result.root / ATTRIBUTES_FILE
+def read_attributes(path: Path) -> str:
+    """The text of a ``.gitattributes`` ("" when there is none): a regular file of at most
+    ATTRIBUTES_MAX_BYTES, else NotReadable."""
     try:
-        existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LavanyaError(f"{path}: cannot read ({exc}); fix or remove it, then rerun") from exc
+        return read_regular_text(path, ATTRIBUTES_MAX_BYTES, ATTRIBUTES_FILE)
+    except FileNotFoundError:
+        return ""
+
+
+def write_attributes(result: LfsPlan) -> bool:
+    """Merge the plan's lines into ``ROOT/.gitattributes`` atomically; False when already there.
+
+    Refused when the file cannot be read (not a regular file, too large, not UTF-8), leads out of
+    ROOT through a symlink, or cannot be written (a read-only directory)."""
+    path = result.root / ATTRIBUTES_FILE
+    writable_target(path, result.root)  # nothing is read through a link out of ROOT
+    try:
+        existing = read_attributes(path)
+    except NotReadable as exc:
+        raise Refused(f"{exc.reason}; fix or remove it, then rerun") from None
+    except OSError as exc:
+        raise Refused(f"cannot read it ({exc.strerror or exc}); fix or remove it, then rerun") from None
     merged = merge_attributes(existing, result.lines)
     if merged == existing:
         return False
-    replace_file(path, lambda handle: handle.write(merged.encode("utf-8")))
+    rewrite_file(path, lambda handle: handle.write(merged.encode("utf-8")), result.root)
     return True
 
 
-def _present_lines(path: Path) -> set[tuple[str, ...]]:
+def _present_lines(root: Path) -> set[tuple[str, ...]]:
+    path = root / ATTRIBUTES_FILE
+    if escaping_link(root, path) is not None:
+        return set()  # plan() reports the link; every rule is then missing here
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = read_attributes(path)
+    except (OSError, NotReadable):  # every rule is then reported missing
         return set()
     return {tuple(line.split()) for line in text.splitlines() if _pattern(line)}
 
@@ -306,7 +377,7 @@ def check(result: LfsPlan) -> list[LfsProblem]:
     """Everything that keeps ROOT from matching the plan: missing rules, overridden attributes,
     weights committed as regular blobs and kept-out files committed as pointers."""
     problems = []
-    present = _present_lines(result.root / ATTRIBUTES_FILE)
+    present = _present_lines(result.root)
     for rule in result.rules:
         if tuple(rule.line.split()) not in present:
             problems.append(LfsProblem(

@@ -12,24 +12,22 @@ A file recorded while only its pointer was present gets the comment line and no 
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fileio import replace_file
-from ..errors import LavanyaError
+from ..fileio import MANIFEST_MAX_BYTES, NotReadable, digest_regular, read_regular_text
 from ..modeltree.lfs_pointer import read_pointer
+from ..modeltree.paths import exists, is_regular, split_listing
+from .rewrite import Refused, rewrite_file, writable_target
 
 MANIFEST_NAME = "MD5SUMS"
 _HEADER = (
     "# Written by `lavanya verify --write-manifest`. Check it with `md5sum -c MD5SUMS`, or with\n"
     "# `lavanya verify`, which also checks Git LFS pointers against the sha256 and size lines.\n"
 )
-_SHA_LINE = re.compile(r"^# sha256 (?P<sha256>[0-9a-f]{64}) size (?P<size>\d+)  (?P<name>.+)$")
+_SHA_LINE = re.compile(r"^# sha256 (?P<sha256>[0-9a-f]{64}) size (?P<size>\d{1,19})  (?P<name>.+)$")
 _MD5_LINE = re.compile(r"^(?P<md5>[0-9a-fA-F]{32}) [ *](?P<name>.+)$")
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -43,30 +41,23 @@ class ManifestEntry:
 
 
 def content_digests(path: Path) -> tuple[str, str, int]:
-    """md5, sha256 and size of a file, read once."""
-    md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            md5.update(chunk)
-            sha256.update(chunk)
-            size += len(chunk)
-    return md5.hexdigest(), sha256.hexdigest(), size
+    """md5, sha256 and size of a regular file, read once (NotReadable for anything else, or a
+    file beyond HASHED_MAX_BYTES)."""
+    digests, size = digest_regular(path, ("md5", "sha256"))
+    return digests["md5"], digests["sha256"], size
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return digest_regular(path, ("sha256",))[0]["sha256"]
 
 
-def listed_files(directory: Path) -> list[Path]:
-    """The files a directory's manifest covers: its regular, non-hidden files but the manifest."""
-    return sorted(
-        Path(entry.path) for entry in os.scandir(directory)
-        if entry.is_file() and entry.name != MANIFEST_NAME and not entry.name.startswith(".")
-    )
+def listed_files(directory: Path, root: Path | None = None) -> list[Path]:
+    """The files a directory's manifest covers: its regular, non-hidden files but the manifest,
+    without the links that lead out of ``root`` (default: the directory; verify reports them as
+    outside-root). OSError when the directory cannot be listed."""
+    inside, _ = split_listing(directory, directory if root is None else root)
+    return [path for path in inside
+            if path.name != MANIFEST_NAME and not path.name.startswith(".") and is_regular(path)]
 
 
 def record(path: Path) -> ManifestEntry:
@@ -78,28 +69,42 @@ def record(path: Path) -> ManifestEntry:
     return ManifestEntry(path.name, md5, sha256, size)
 
 
-def write_manifest(directory: Path) -> Path:
-    """Write ``directory/MD5SUMS`` for the files in it now; returns its path."""
-    lines = [_HEADER]
-    for path in listed_files(directory):
-        if any(char in path.name for char in "\n\r\\"):
-            raise LavanyaError(f"{path}: md5sum cannot list a file name with a newline or backslash; rename it")
-        entry = record(path)
-        lines.append(f"# sha256 {entry.sha256} size {entry.size}  {entry.name}\n")
-        if entry.md5:
-            lines.append(f"{entry.md5}  {entry.name}\n")
+def write_manifest(directory: Path, root: Path | None = None) -> Path:
+    """Write ``directory/MD5SUMS`` for the files in it now; returns its path.
+
+    Refused (nothing written) when the manifest would land outside ``root`` (default: the
+    directory itself), a file name cannot be listed, a file cannot be read, or the directory
+    is not writable.
+    """
+    directory = Path(directory)
     target = directory / MANIFEST_NAME
+    root = directory if root is None else root
+    writable_target(target, root)  # refuse a directory outside the root before reading anything
+    lines = [_HEADER]
     try:
-        replace_file(target, lambda handle: handle.write("".join(lines).encode("utf-8")))
+        for path in listed_files(directory, root):
+            if any(char in path.name for char in "\n\r\\"):
+                raise Refused(f"md5sum cannot list {path.name!r}, a name with a newline or backslash; rename it")
+            entry = record(path)
+            lines.append(f"# sha256 {entry.sha256} size {entry.size}  {entry.name}\n")
+            if entry.md5:
+                lines.append(f"{entry.md5}  {entry.name}\n")
+        data = "".join(lines).encode("utf-8")
+    except NotReadable as exc:
+        raise Refused(exc.message) from None
     except OSError as exc:
-        raise LavanyaError(f"{target}: cannot write the manifest ({exc.strerror})") from None
+        raise Refused(f"cannot read {directory} ({exc.strerror or exc})") from None
+    except UnicodeEncodeError:
+        raise Refused("a file name there is not valid UTF-8; rename it") from None
+    rewrite_file(target, lambda handle: handle.write(data), root)
     return target
 
 
 def read_manifest(path: Path) -> dict[str, ManifestEntry]:
-    """Entries by file name, from our format or a plain ``md5sum`` output."""
+    """Entries by file name, from our format or a plain ``md5sum`` output (a regular file of at
+    most MANIFEST_MAX_BYTES; NotReadable otherwise)."""
     entries: dict[str, ManifestEntry] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_regular_text(path, MANIFEST_MAX_BYTES, MANIFEST_NAME).splitlines():
         if match := _SHA_LINE.match(line):
             entry = entries.setdefault(match["name"], ManifestEntry(match["name"]))
             entry.sha256, entry.size = match["sha256"], int(match["size"])
@@ -108,17 +113,19 @@ def read_manifest(path: Path) -> dict[str, ManifestEntry]:
     return entries
 
 
-def manifest_mismatches(directory: Path) -> list[tuple[Path, str]]:
+def manifest_mismatches(directory: Path, root: Path | None = None) -> list[tuple[Path, str]]:
     """``(file, why)`` for each file that disagrees with ``directory/MD5SUMS`` (none without one)."""
     manifest = directory / MANIFEST_NAME
-    if not manifest.is_file():
+    if not exists(manifest):
         return []
     try:
         entries = read_manifest(manifest)
-    except (OSError, UnicodeDecodeError) as exc:
-        return [(manifest, f"cannot read the manifest ({exc})")]
+        present = {path.name: path for path in listed_files(directory, root)}
+    except NotReadable as exc:
+        return [(manifest, f"cannot read the manifest: {exc.reason}")]
+    except OSError as exc:
+        return [(manifest, f"cannot read the manifest ({exc.strerror or exc})")]
     found: list[tuple[Path, str]] = []
-    present = {path.name: path for path in listed_files(directory)}
     for name, entry in entries.items():
         path = directory / name
         if name not in present:
@@ -140,10 +147,15 @@ def _disagreement(path: Path, entry: ManifestEntry) -> str | None:
             return (f"LFS pointer names sha256 {pointer.oid[:12]}… size {pointer.size}, "
                     f"{MANIFEST_NAME} records sha256 {entry.sha256[:12]}… size {entry.size}")
         return None
-    size = path.stat().st_size
-    if entry.size is not None and size != entry.size:
-        return f"size {size} bytes, {MANIFEST_NAME} records {entry.size}"
-    md5, sha256, _ = content_digests(path)
+    try:
+        size = path.stat().st_size
+        if entry.size is not None and size != entry.size:
+            return f"size {size} bytes, {MANIFEST_NAME} records {entry.size}"
+        md5, sha256, _ = content_digests(path)
+    except NotReadable as exc:
+        return f"cannot be checked: {exc.reason}"
+    except OSError as exc:
+        return f"cannot be checked ({exc.strerror or exc})"
     if entry.sha256 is not None and sha256 != entry.sha256:
         return f"sha256 {sha256[:12]}… differs from {MANIFEST_NAME} ({entry.sha256[:12]}…)"
     if entry.md5 is not None and md5 != entry.md5:

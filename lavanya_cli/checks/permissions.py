@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LavanyaError
+from ..modeltree.paths import escaping_link, exists, is_directory, outside_reason, real_path
 from ..modeltree.walk import walk_tree
 
 
@@ -34,11 +36,38 @@ def mode_problem(path: Path) -> str | None:
     return None
 
 
+def permission_problem(path: Path) -> str | None:
+    """``verify``'s line for a wrong mode: the problem and the fix, which is what ``fix-perms``
+    does with the same file (it keeps private files and files with hard links elsewhere)."""
+    problem = mode_problem(path)
+    if problem is None:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return problem
+    quoted = shlex.quote(str(path))
+    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+        return (f"{problem}; it has {info.st_nlink} hard links, and lavanya fix-perms changes it only "
+                f"when every one of them is inside the tree it fixes (chmod {quoted} yourself if they "
+                "are all yours)")
+    if _private(info):
+        return (f"{problem}; it is private to its owner: if it is meant to be shared, fix with: "
+                f"lavanya fix-perms --loosen-private (or chmod 644 {quoted})")
+    return f"{problem}; fix with: lavanya fix-perms (or chmod {755 if stat.S_ISDIR(info.st_mode) else 644} {quoted})"
+
+
+def _private(info: os.stat_result) -> bool:
+    """A regular file only its owner may use: fix-perms does not open it up unless asked."""
+    return stat.S_ISREG(info.st_mode) and not info.st_mode & 0o077
+
+
 # Model files: read-only for the service, written only by their owner. Directories: searchable.
 MODEL_FILE_MODE = 0o644
 MODEL_DIR_MODE = 0o755
 # Output directories a service writes into: owner and group write, setgid so files created there
 # keep the directory's group (the service user and the deploying user share it); never others.
+# A sticky bit already there is kept: it stops group members deleting each other's files.
 WRITABLE_DIR_MODE = 0o2775
 WRITABLE_FILE_MODE = 0o664
 _EXECUTE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
@@ -46,16 +75,42 @@ _EXECUTE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
 
 @dataclass(frozen=True)
 class ModeChange:
-    """One permission fix: ``old`` is None for a writable directory that does not exist yet."""
+    """One permission fix: ``old`` is None for a writable directory that does not exist yet;
+    ``loosens`` says, in words, what the new mode allows that the old one did not."""
 
     path: Path
     old: int | None
     new: int
+    loosens: str = ""
 
     def describe(self) -> str:
         if self.old is None:
             return f"{self.path}: create with mode {self.new:04o}"
-        return f"{self.path}: {self.old:04o} -> {self.new:04o}"
+        loosening = f" (loosens: {self.loosens})" if self.loosens else ""
+        return f"{self.path}: {self.old:04o} -> {self.new:04o}{loosening}"
+
+
+@dataclass(frozen=True)
+class LeftAlone:
+    """An entry fix-perms does not change, and why (``code`` as verify would name it)."""
+
+    path: Path
+    code: str
+    message: str
+
+    def describe(self) -> str:
+        return f"{self.path}: [{self.code}] {self.message}"
+
+
+@dataclass
+class PermissionPlan:
+    """What ``fix-perms`` would do: ``changes`` to make; ``kept``, private files left private (no
+    option asked to open them up); ``problems``, what it cannot fix: links out of the tree,
+    files with hard links elsewhere, directories it cannot list."""
+
+    changes: list[ModeChange] = field(default_factory=list)
+    kept: list[LeftAlone] = field(default_factory=list)
+    problems: list[LeftAlone] = field(default_factory=list)
 
 
 def target_mode(info: os.stat_result, writable: bool) -> int:
@@ -63,49 +118,103 @@ def target_mode(info: os.stat_result, writable: bool) -> int:
 
     Files keep an owner-execute bit (a script shipped with the models stays runnable) but nothing
     else of their old mode: setuid, setgid, sticky and every write bit beyond the owner's (the
-    group's too, in output directories) are dropped.
+    group's too, in output directories) are dropped. Output directories keep a sticky bit.
     """
     if stat.S_ISDIR(info.st_mode):
-        return WRITABLE_DIR_MODE if writable else MODEL_DIR_MODE
+        return (WRITABLE_DIR_MODE | (info.st_mode & stat.S_ISVTX)) if writable else MODEL_DIR_MODE
     mode = WRITABLE_FILE_MODE if writable else MODEL_FILE_MODE
     if info.st_mode & stat.S_IXUSR:
         mode |= _EXECUTE
     return mode
 
 
-def plan_permissions(root: Path, writable: Sequence[Path] = ()) -> list[ModeChange]:
+def loosening(old: int, new: int, is_dir: bool) -> str:
+    """What ``new`` allows the group and others that ``old`` did not, in words ("" for none)."""
+    verbs = ("list", "create and delete entries", "enter") if is_dir else ("read", "write", "execute")
+    parts = []
+    for who, shift in (("group", 3), ("others", 0)):
+        gained = (new >> shift) & ~(old >> shift) & 0o7
+        if gained:
+            allowed = [verb for bit, verb in zip((4, 2, 1), verbs) if gained & bit]
+            parts.append(f"{who} may now {' and '.join(allowed)}")
+    return ", ".join(parts)
+
+
+def plan_permissions(root: Path, writable: Sequence[Path] = (), *, loosen_private: bool = False) -> PermissionPlan:
     """Every change ``root`` and the ``writable`` directories need, without touching anything.
 
-    Below ``root`` and each writable directory, symlinks are never followed; hidden directories
-    and virtual environments are skipped. A writable directory inside ``root`` takes the
-    writable modes for its whole subtree; a missing one is created.
+    Below ``root`` and each writable directory, symlinks are never followed (one that leads out
+    of its tree is a problem); hidden directories and virtual environments are skipped. A
+    writable directory inside ``root`` takes the writable modes for its whole subtree; a missing
+    one is created. A regular file private to its owner (no group or other bits) is only ever
+    tightened unless ``loosen_private``; a file with hard links outside the trees walked here is
+    never changed, since a chmod would change those other names too.
     """
     root = Path(root)
-    if not root.is_dir():
+    if not is_directory(root):
         raise LavanyaError(f"{root}: not a directory; pass the model root")
-    tops = {root.resolve(): (root, False)}
+    tops = {real_path(root): (root, False)}
     for directory in map(Path, writable):
-        if directory.exists() and not directory.is_dir():
+        if exists(directory) and not is_directory(directory):
             raise LavanyaError(f"{directory}: --writable needs a directory, not a file")
-        tops[directory.resolve()] = (directory, True)
-    changes = []
+        tops[real_path(directory)] = (directory, True)
+    plan = PermissionPlan()
+    names_seen: dict[tuple[int, int], int] = {}
     for resolved, (top, is_writable) in tops.items():
-        if top.is_symlink():  # a top named by the user is followed; nothing below it is
+        if os.path.islink(top):  # a top named by the user is followed; nothing below it is
             top = resolved
-        if not top.exists():
-            changes.append(ModeChange(top, None, WRITABLE_DIR_MODE))
+        if not exists(top):
+            plan.changes.append(ModeChange(top, None, WRITABLE_DIR_MODE))
         else:
-            changes += _tree_changes(top, frozenset(tops.keys() - {resolved}), is_writable)
-    return changes
+            _plan_tree(plan, top, frozenset(tops.keys() - {resolved}), is_writable, loosen_private, names_seen)
+    _hold_back_hard_links(plan, names_seen)
+    return plan
 
 
-def _tree_changes(top: Path, prune: frozenset[Path], writable: bool) -> list[ModeChange]:
-    changes = []
-    for path, info in walk_tree(top, prune):
+def _plan_tree(plan: PermissionPlan, top: Path, prune: frozenset[Path], writable: bool,
+               loosen_private: bool, names_seen: dict[tuple[int, int], int]) -> None:
+    unreadable: list[tuple[Path, str]] = []
+    for path, info in walk_tree(top, prune, unreadable):
+        if stat.S_ISLNK(info.st_mode):
+            if (link := escaping_link(top, path)) is not None:
+                plan.problems.append(LeftAlone(link, "outside-root", outside_reason(link)))
+            continue
+        if stat.S_ISREG(info.st_mode):
+            key = (info.st_dev, info.st_ino)
+            names_seen[key] = names_seen.get(key, 0) + 1
+        old = stat.S_IMODE(info.st_mode)
         wanted = target_mode(info, writable)
-        if stat.S_IMODE(info.st_mode) != wanted:
-            changes.append(ModeChange(path, stat.S_IMODE(info.st_mode), wanted))
-    return changes
+        if _private(info) and not loosen_private and loosening(old, wanted, False):
+            tightened = old & (wanted | 0o700)
+            plan.kept.append(LeftAlone(path, "private", f"mode {old:04o} is private to its owner; kept so "
+                                       f"(pass --loosen-private to make it {wanted:04o})"))
+            wanted = tightened
+        if old != wanted:
+            plan.changes.append(ModeChange(path, old, wanted, loosening(old, wanted, stat.S_ISDIR(info.st_mode))))
+    for directory, reason in unreadable:
+        plan.problems.append(LeftAlone(directory, "unreadable", f"{reason}; nothing in it was checked: "
+                                       "run fix-perms as its owner (or root)"))
+
+
+def _hold_back_hard_links(plan: PermissionPlan, names_seen: dict[tuple[int, int], int]) -> None:
+    """Move each change of a file with names outside the walked trees to the problems."""
+    kept_changes = []
+    for change in plan.changes:
+        try:
+            info = os.lstat(change.path) if change.old is not None else None
+        except OSError:
+            info = None
+        seen = names_seen.get((info.st_dev, info.st_ino), 0) if info and stat.S_ISREG(info.st_mode) else 0
+        if info is not None and stat.S_ISREG(info.st_mode) and info.st_nlink > seen:
+            quoted = shlex.quote(str(change.path))
+            plan.problems.append(LeftAlone(
+                change.path, "hard-links",
+                f"has {info.st_nlink} hard links, {info.st_nlink - seen} of them outside this tree; "
+                f"a chmod to {change.new:04o} would change those too, so it is left at {change.old:04o}: "
+                f"give it its own copy (cp -p {quoted} {quoted}.new && mv {quoted}.new {quoted}), then rerun"))
+        else:
+            kept_changes.append(change)
+    plan.changes = kept_changes
 
 
 def apply_permissions(changes: Sequence[ModeChange]) -> list[str]:

@@ -5,13 +5,19 @@ that went through other tools sometimes come back pickled: an archive with an ob
 or a whole dict pickled (``pickle.dump``/``np.save``) under the ``.npz`` name. Loading those
 would run a pickle from the model repository, so this module never hands them to ``pickle``
 or ``np.load(allow_pickle=True)``: it reads npy headers itself and unpickles only through an
-allow-list of numpy's own array reconstruction.
+allow-list of numpy's own array reconstruction, with every array's shape, size and state
+checked before numpy sees them (numpy trusts them, and reads past its buffers when they lie).
+
+Every size is bounded before anything is read or allocated: the file (STATS_MAX_BYTES), the
+number of members (STATS_MAX_MEMBERS), each member as its zip header declares it and as its
+npy header's shape times item size says (STATS_MAX_BYTES each).
 """
 
 from __future__ import annotations
 
 import codecs
 import io
+import math
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -21,38 +27,31 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..fileio import replace_file
-from ..modeltree.lfs_pointer import LfsPointer, read_pointer
+from ..fileio import STATS_MAX_BYTES, NotReadable, read_regular
+from ..modeltree.lfs_pointer import FileState, LfsPointer, probe
+from .rewrite import Refused, rewrite_file, writable_target
 
 STATS_KEYS = ("count", "sum", "sum_square")
+# Real statistics hold three members of a few hundred floats. Every member, as its zip header
+# declares it and as its npy header's shape says, must fit STATS_MAX_BYTES before it is read,
+# so a small archive that inflates to gigabytes is refused unread.
+STATS_MAX_MEMBERS = 16
 
 # Results of inspect_stats(); the non-ok ones are also the codes verify reports.
 OK = "ok"
-MISSING = "missing"
-LFS_POINTER = "lfs-pointer"
+MISSING = FileState.MISSING.value
+LFS_POINTER = FileState.LFS_POINTER.value
+OUTSIDE_ROOT = FileState.OUTSIDE_ROOT.value
+UNREADABLE = FileState.UNREADABLE.value
 PICKLED = "pickled"
-UNREADABLE = "unreadable"
 BAD_STATS = "bad-stats"
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 _NPY_MAGIC = b"\x93NUMPY"
 _PICKLE_PROTOCOL_OPCODE = b"\x80"
-
-_np_core = np._core
-# (module, name) pairs a pickled array of numbers needs, for numpy 1.x ("numpy.core") and 2.x
-# ("numpy._core") writers alike, mapped straight to the objects so numpy.core is never imported.
-_ALLOWED_GLOBALS = {
-    **{(f"numpy.{core}.multiarray", "_reconstruct"): _np_core.multiarray._reconstruct
-       for core in ("core", "_core")},
-    **{(f"numpy.{core}.multiarray", "scalar"): _np_core.multiarray.scalar for core in ("core", "_core")},
-    **{(f"numpy.{core}.numeric", "_frombuffer"): _np_core.numeric._frombuffer for core in ("core", "_core")},
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    # protocol 0-2 pickles spell bytes as codecs.encode(str, "latin1"); it only converts data
-    ("_codecs", "encode"): codecs.encode,
-    ("collections", "OrderedDict"): OrderedDict,
-}
+# dtype kinds a statistics pickle may build: bool, integers, floats, complex, and object (a box).
+_PICKLE_DTYPE_KINDS = "biufcO"
 
 
 class RefusedPickle(Exception):
@@ -64,11 +63,102 @@ class _Pickled(Exception):
 
 
 class _Unreadable(Exception):
-    """Truncated, corrupt or not statistics at all."""
+    """Truncated, corrupt, oversized or not statistics at all."""
 
 
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that can rebuild numpy arrays and dicts of them, and nothing else."""
+def _array_bytes(shape: Any, dtype: np.dtype) -> int:
+    """Bytes an array of ``shape`` and ``dtype`` takes, computed exactly (no int64 overflow);
+    _Unreadable for a malformed shape or one beyond STATS_MAX_BYTES."""
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise _Unreadable("array shape is not a tuple of non-negative whole numbers")
+    size = math.prod(shape) * dtype.itemsize
+    if size > STATS_MAX_BYTES:
+        raise _Unreadable(f"a {len(shape)}-D array of {size} bytes, far beyond any statistics "
+                          f"(limit {STATS_MAX_BYTES} bytes)")
+    return size
+
+
+def _checked_dtype(spec: Any, *args: Any) -> np.dtype:
+    """``numpy.dtype`` as a pickle calls it, for plain number and object types only."""
+    dtype = np.dtype(spec, *args[:2])
+    if dtype.kind not in _PICKLE_DTYPE_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise RefusedPickle(f"refused to unpickle dtype {dtype} (only plain numbers are allowed)")
+    return dtype
+
+
+def _checked_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's ``_reconstruct``, only for plain ndarrays of a bounded size."""
+    if subtype is not np.ndarray:
+        raise RefusedPickle("refused to reconstruct anything but a numpy.ndarray")
+    try:
+        _array_bytes(shape if isinstance(shape, tuple) else (shape,), np.dtype(dtype))
+    except (TypeError, ValueError) as exc:
+        raise RefusedPickle(f"refused a malformed array ({exc})") from None
+    return _np_core.multiarray._reconstruct(subtype, shape, dtype)
+
+
+def _latin1(text: Any, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as old pickles use it: str to latin-1 bytes, nothing else."""
+    if not isinstance(text, str) or encoding.replace("-", "") != "latin1":
+        raise RefusedPickle(f"refused _codecs.encode with {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
+_np_core = np._core
+# (module, name) pairs a pickled array of numbers needs, for numpy 1.x ("numpy.core") and 2.x
+# ("numpy._core") writers alike, mapped straight to the objects so numpy.core is never imported;
+# the ones that size or build arrays are checked versions.
+_ALLOWED_GLOBALS = {
+    **{(f"numpy.{core}.multiarray", "_reconstruct"): _checked_reconstruct for core in ("core", "_core")},
+    **{(f"numpy.{core}.multiarray", "scalar"): _np_core.multiarray.scalar for core in ("core", "_core")},
+    **{(f"numpy.{core}.numeric", "_frombuffer"): _np_core.numeric._frombuffer for core in ("core", "_core")},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _checked_dtype,
+    # protocol 0-2 pickles spell bytes as codecs.encode(str, "latin1"); it only converts data
+    ("_codecs", "encode"): _latin1,
+    ("collections", "OrderedDict"): OrderedDict,
+}
+
+
+def _check_array_state(state: Any) -> None:
+    """An ndarray's ``__setstate__`` argument, checked before numpy sees it: numpy trusts the
+    shape, and an object array whose list is shorter than the shape reads past the list (a
+    crash, or worse). Shape, size, dtype and data must agree exactly."""
+    if not isinstance(state, tuple) or len(state) not in (4, 5):
+        raise RefusedPickle("refused an array state of an unknown form")
+    shape, dtype, _fortran, data = state[-4:]
+    if not isinstance(dtype, np.dtype):
+        raise RefusedPickle("refused an array state without a dtype")
+    try:
+        size = _array_bytes(shape, dtype)
+    except _Unreadable as exc:
+        raise RefusedPickle(f"refused an array state: {exc}") from None
+    if dtype.hasobject:
+        if dtype != np.dtype(object) or not isinstance(data, list) or len(data) != math.prod(shape):
+            raise RefusedPickle("refused an object array whose items do not match its shape")
+    elif not isinstance(data, (bytes, bytearray)) or len(data) != size:
+        raise RefusedPickle("refused an array whose data does not match its shape")
+
+
+def _check_dtype_state(dtype: np.dtype, state: Any) -> None:
+    """A dtype's ``__setstate__`` argument: only a byte order for a plain dtype, nothing that
+    would change its size, fields or layout."""
+    if not (isinstance(state, tuple) and len(state) in (8, 9) and state[1] in ("<", ">", "|", "=")
+            and state[2:5] == (None, None, None) and state[5] in (-1, dtype.itemsize)
+            and state[6] in (-1, dtype.alignment) and state[7] == dtype.flags and state[8:] in ((), (None,))):
+        raise RefusedPickle("refused a dtype state that changes its layout")
+
+
+class _ArrayOnlyUnpickler(pickle._Unpickler):
+    """An unpickler that can rebuild numpy arrays and dicts of them, and nothing else.
+
+    It is the pure-Python unpickler (at most STATS_MAX_BYTES of input), so the opcodes that
+    call or build objects can be checked one by one: only allow-listed functions are called,
+    ``numpy.ndarray`` is never called directly (that allocates any size), state is set only on
+    arrays and dtypes and only after checking it, and instance-creating opcodes are refused.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -79,13 +169,38 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         raise RefusedPickle("refused a pickle with persistent references")
 
+    def _load_reduce(self) -> None:
+        if self.stack[-2] is np.ndarray:
+            raise RefusedPickle("refused to call numpy.ndarray directly")
+        pickle._Unpickler.load_reduce(self)
+
+    def _load_build(self) -> None:
+        state, target = self.stack[-1], self.stack[-2]
+        if type(target) is np.ndarray:
+            _check_array_state(state)
+        elif isinstance(target, np.dtype):
+            _check_dtype_state(target, state)
+        else:
+            raise RefusedPickle(f"refused to set the state of a {type(target).__name__}")
+        pickle._Unpickler.load_build(self)
+
+    def _refuse_instance(self) -> None:
+        raise RefusedPickle("refused a pickle that creates class instances")
+
+    dispatch[pickle.REDUCE[0]] = _load_reduce
+    dispatch[pickle.BUILD[0]] = _load_build
+    for _opcode in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.OBJ, pickle.INST):
+        dispatch[_opcode[0]] = _refuse_instance
+    del _opcode
+
 
 def _restricted_load(stream: BinaryIO) -> Any:
     try:
         return _ArrayOnlyUnpickler(stream).load()
     except RefusedPickle:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, OverflowError, MemoryError, RecursionError) as exc:
         raise _Unreadable(f"pickle is truncated or corrupt ({type(exc).__name__})") from None
 
 
@@ -109,13 +224,15 @@ def _npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
         if version == (1, 0):
             return np.lib.format.read_array_header_1_0(stream)
         return np.lib.format.read_array_header_2_0(stream)
-    except ValueError as exc:
-        raise _Unreadable(f"not a valid npy header ({exc})") from None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise _Unreadable(f"not a valid npy header ({str(exc)[:200]})") from None
 
 
 def _read_npy(stream: BinaryIO, *, unpickle: bool) -> np.ndarray:
-    """One npy array; an object array is unpickled (restricted) only when ``unpickle`` is set."""
+    """One npy array; an object array is unpickled (restricted) only when ``unpickle`` is set.
+    The header's shape and dtype are checked against STATS_MAX_BYTES before any data is read."""
     shape, fortran, dtype = _npy_header(stream)
+    count = _array_bytes(shape, dtype)
     if dtype.hasobject:
         if not unpickle:
             raise _Pickled("holds pickled Python objects")
@@ -123,35 +240,39 @@ def _read_npy(stream: BinaryIO, *, unpickle: bool) -> np.ndarray:
         if not isinstance(array, np.ndarray):
             raise _Unreadable("object member does not hold an array")
         return array
-    count = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if dtype.itemsize == 0:
+        raise _Unreadable(f"array of dtype {dtype} holds no numbers")
     data = stream.read(count)
     if len(data) != count:
         raise _Unreadable("array data is truncated")
-    array = np.frombuffer(data, dtype=dtype)
-    return array.reshape(shape, order="F" if fortran else "C").copy()
+    try:
+        array = np.frombuffer(data, dtype=dtype)
+        return array.reshape(shape, order="F" if fortran else "C").copy()
+    except (ValueError, TypeError) as exc:
+        raise _Unreadable(f"array data does not fit its header ({exc})") from None
 
 
 def _read_members(path: Path, *, unpickle: bool) -> dict[str, Any]:
     """The file's statistics by key (values still as unpickled when ``unpickle`` is set).
 
-    Raises _Pickled (when not ``unpickle``), _Unreadable or RefusedPickle.
+    Only a regular file of at most STATS_MAX_BYTES is read. Raises _Pickled (when not
+    ``unpickle``), _Unreadable, RefusedPickle, NotReadable or OSError.
     """
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-        handle.seek(0)
-        if head.startswith(_ZIP_MAGIC) or head.startswith(_EMPTY_ZIP_MAGIC):
-            return _read_npz(handle, unpickle=unpickle)
-        if head.startswith(_NPY_MAGIC):
-            array = _read_npy(handle, unpickle=unpickle)
-            return _unwrap_dict(array, "the .npy array")
-        if head.startswith(_PICKLE_PROTOCOL_OPCODE):
-            if not unpickle:
-                raise _Pickled("is a pickled Python object, not an npz archive")
-            value = _restricted_load(handle)
-            if not isinstance(value, dict):
-                raise _Unreadable(f"pickle holds a {type(value).__name__}, not a dict of arrays")
-            return dict(value)
-    if not head:
+    data = read_regular(path, STATS_MAX_BYTES, "statistics file")
+    handle = io.BytesIO(data)
+    if data.startswith(_ZIP_MAGIC) or data.startswith(_EMPTY_ZIP_MAGIC):
+        return _read_npz(handle, unpickle=unpickle)
+    if data.startswith(_NPY_MAGIC):
+        array = _read_npy(handle, unpickle=unpickle)
+        return _unwrap_dict(array, "the .npy array")
+    if data.startswith(_PICKLE_PROTOCOL_OPCODE):
+        if not unpickle:
+            raise _Pickled("is a pickled Python object, not an npz archive")
+        value = _restricted_load(handle)
+        if not isinstance(value, dict):
+            raise _Unreadable(f"pickle holds a {type(value).__name__}, not a dict of arrays")
+        return dict(value)
+    if not data:
         raise _Unreadable("file is empty")
     raise _Unreadable("not an npz archive")
 
@@ -159,24 +280,35 @@ def _read_members(path: Path, *, unpickle: bool) -> dict[str, Any]:
 def _read_npz(handle: BinaryIO, *, unpickle: bool) -> dict[str, Any]:
     try:
         archive = zipfile.ZipFile(handle)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise _Unreadable(f"npz archive is truncated or corrupt ({exc})") from None
     members: dict[str, Any] = {}
     with archive:
-        for name in archive.namelist():
-            key = name.removesuffix(".npy")
+        infos = archive.infolist()
+        if len(infos) > STATS_MAX_MEMBERS:
+            raise _Unreadable(f"npz archive has {len(infos)} members; statistics have three "
+                              f"(limit {STATS_MAX_MEMBERS})")
+        for info in infos:
+            key = info.filename.removesuffix(".npy")
+            if key in members:
+                raise _Unreadable(f"npz archive holds member {key!r} twice")
+            if info.file_size > STATS_MAX_BYTES:
+                raise _Unreadable(f"member {key!r} expands to {info.file_size} bytes, far beyond any "
+                                  f"statistics (limit {STATS_MAX_BYTES} bytes)")
             try:
-                with archive.open(name) as member:
-                    raw = member.read()  # reading to the end checks the CRC
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+                with archive.open(info) as member:
+                    raw = member.read(info.file_size + 1)  # reading to the end checks the CRC
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as exc:
                 raise _Unreadable(f"member {key!r} is truncated or corrupt ({exc})") from None
+            if len(raw) != info.file_size:
+                raise _Unreadable(f"member {key!r} does not have the size its header declares")
             try:
                 array = _read_npy(io.BytesIO(raw), unpickle=unpickle)
             except _Pickled:
                 raise _Pickled(f"member {key!r} holds pickled Python objects") from None
             except _Unreadable as exc:
                 raise _Unreadable(f"member {key!r}: {exc}") from None
-            if len(archive.namelist()) == 1 and array.dtype.hasobject and array.shape == ():
+            if len(infos) == 1 and array.dtype.hasobject and array.shape == ():
                 # np.savez(path, stats=some_dict): one member wrapping the whole dict
                 if isinstance(array.item(), dict):
                     return dict(array.item())
@@ -227,25 +359,33 @@ def _shape_problem(arrays: dict[str, np.ndarray], dim: int | None) -> str | None
     return None
 
 
-def inspect_stats(path: Path, dim: int | None = None) -> StatsCheck:
+def inspect_stats(path: Path, dim: int | None = None, root: Path | None = None) -> StatsCheck:
     """Classify a stats file without running any pickle in it.
 
     ``dim`` is the expected vector length (n_mels for feats, 1 for pitch and energy) or None to
-    accept any. Pointers are recognised before anything parses the file.
+    accept any. Pointers are recognised before anything parses the file; with ``root``, a file
+    a symlink leads out of the root is OUTSIDE_ROOT and is not read. A FIFO, device or
+    directory is UNREADABLE, never opened for a blocking read.
     """
-    if not path.is_file():
+    found = probe(path, root, "statistics file")
+    if found.state is FileState.MISSING:
         return StatsCheck(MISSING, "file is missing")
-    pointer = read_pointer(path)
-    if pointer is not None:
-        return StatsCheck(LFS_POINTER, "is a Git LFS pointer", pointer)
+    if found.state is FileState.LFS_POINTER:
+        return StatsCheck(LFS_POINTER, "is a Git LFS pointer", found.pointer)
+    if found.state is FileState.OUTSIDE_ROOT:
+        return StatsCheck(OUTSIDE_ROOT, found.reason)
+    if found.state is not FileState.PRESENT:
+        return StatsCheck(UNREADABLE, found.reason)
     try:
         arrays = _read_members(path, unpickle=False)
     except _Pickled as exc:
         return StatsCheck(PICKLED, str(exc))
     except _Unreadable as exc:
         return StatsCheck(UNREADABLE, str(exc))
+    except NotReadable as exc:
+        return StatsCheck(UNREADABLE, exc.reason)
     except OSError as exc:
-        return StatsCheck(UNREADABLE, f"cannot read ({exc.strerror})")
+        return StatsCheck(UNREADABLE, f"cannot read ({exc.strerror or exc})")
     problem = _shape_problem(arrays, dim)
     return StatsCheck(BAD_STATS, problem) if problem else StatsCheck(OK)
 
@@ -271,12 +411,18 @@ class StatsFix:
     reason: str = ""
 
 
-def fix_stats(path: Path, *, check_only: bool = False) -> StatsFix:
+def fix_stats(path: Path, *, check_only: bool = False, root: Path | None = None) -> StatsFix:
     """Rewrite a pickled stats file as a plain npz with the same keys, dtypes and bits.
 
     Plain files are left alone (``unchanged``); pointers, missing, truncated and unknown files,
-    and pickles that ask for anything but numpy arrays, are ``refused`` and never touched.
+    pickles that ask for anything but numpy arrays, files outside ``root`` (default: the
+    directory ``path`` is named in) and files that cannot be written are ``refused`` and never
+    touched.
     """
+    try:
+        writable_target(path, root)
+    except Refused as exc:
+        return StatsFix(path, REFUSED, exc.reason)
     check = inspect_stats(path)
     if check.state in (OK, BAD_STATS):
         if check.ok:
@@ -289,14 +435,50 @@ def fix_stats(path: Path, *, check_only: bool = False) -> StatsFix:
         return StatsFix(path, REFUSED, reason)
     try:
         values = _read_members(path, unpickle=True)
-        arrays = {str(key): _as_plain_array(str(key), value) for key, value in values.items()}
+        if len(values) > STATS_MAX_MEMBERS:
+            raise _Unreadable(f"pickle holds {len(values)} entries; statistics have three "
+                              f"(limit {STATS_MAX_MEMBERS})")
+        arrays: dict[str, np.ndarray] = {}
+        for key, value in values.items():
+            name = _member_key(key, arrays)
+            arrays[name] = _as_plain_array(name, value)
     except RefusedPickle as exc:
         return StatsFix(path, REFUSED, str(exc))
-    except (_Unreadable, OSError) as exc:
-        return StatsFix(path, REFUSED, str(exc))
+    except (_Unreadable, NotReadable, OSError) as exc:
+        return StatsFix(path, REFUSED, getattr(exc, "reason", None) or str(exc))
     problem = _shape_problem(arrays, None)
     if problem:
         return StatsFix(path, REFUSED, f"unpickled, but {problem}")
+    note = ""
     if not check_only:
-        replace_file(path, lambda handle: np.savez(handle, **arrays))
-    return StatsFix(path, FIXED, check.detail)
+        try:
+            note = rewrite_file(path, lambda handle: write_npz(handle, arrays), root)
+        except Refused as exc:
+            return StatsFix(path, REFUSED, exc.reason)
+    return StatsFix(path, FIXED, "; ".join(part for part in (check.detail, note) if part))
+
+
+def _member_key(key: Any, taken: dict[str, Any]) -> str:
+    """A pickled dict's key as an npz member name: text that a zip entry keeps exactly, and not
+    one already used (``1`` and ``"1"`` would collide)."""
+    name = str(key)
+    if "\0" in name:
+        raise _Unreadable(f"key {name!r} holds a NUL character, which an npz member name cannot")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Unreadable(f"key {name!r} is not valid text") from None
+    if name in taken:
+        raise _Unreadable(f"two keys are both written {name!r}")
+    return name
+
+
+def write_npz(handle: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """An uncompressed npz of ``arrays``, as ``np.savez`` writes it, with the keys taken as data:
+    any key (``file``, ``allow_pickle``) becomes a member, none is read as a keyword argument.
+    Members carry a fixed timestamp, so the same arrays always give the same bytes."""
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)

@@ -7,25 +7,29 @@ only ``deep=True`` loads weights, through ``lavanya_cli.checks.deep`` which impo
 from __future__ import annotations
 
 import json
-import os
 import shlex
+import stat
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from . import stats as stats_mod
-from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..errors import LavanyaError
-from ..modeltree.lfs_pointer import LfsPointer, pull_command, read_pointer
-from .manifest import MANIFEST_NAME, manifest_mismatches, sha256_of, write_manifest
-from .permissions import mode_problem
+from ..fileio import VOCODER_CONFIG_MAX_BYTES, NotReadable, read_regular_text
+from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import STATS_NAMES, ModelRoot, VocoderSpec, VoiceSpec
+from ..modeltree.lfs_pointer import FileState, LfsPointer, probe, pull_command
+from ..modeltree.paths import escaping_link, exists, is_directory, is_regular, outside_reason, split_listing
+from ..modeltree.walk import walk_tree
 from ..speech.vocoder import vocoder_mismatches
+from .manifest import MANIFEST_NAME, manifest_mismatches, sha256_of, write_manifest
+from .permissions import permission_problem
+from .rewrite import Refused
 
 CODES = (
     "missing", "lfs-pointer", "pickled", "unreadable", "bad-stats", "stats-path",
-    "checksum", "permissions", "duplicate-weights", "bad-weights", "vocoder-mismatch",
+    "checksum", "permissions", "duplicate-weights", "bad-weights", "vocoder-mismatch", "outside-root",
 )
 
 
@@ -42,7 +46,11 @@ class Problem:
 
 
 class _Checker:
-    """Collects problems for one root; one instance per run so shared files are checked once."""
+    """Collects problems for one root; one instance per run so shared files are checked once.
+
+    Nothing outside the root is read: a path a symlink leads out of is an ``outside-root``
+    problem; only regular files are opened, and each read is bounded (see lavanya_cli.fileio).
+    """
 
     def __init__(self, root: Path):
         self.root = root
@@ -50,6 +58,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.voice_configs: dict[VoiceSpec, dict] = {}
         self.vocoder_configs: dict[Path, dict] = {}
+        self.leaving: set[Path] = set()  # files in listed directories that link out of the root
 
     def report(self, path: Path, code: str, message: str) -> None:
         self.problems.append(Problem(self._relative(path), code, message))
@@ -68,15 +77,72 @@ class _Checker:
                     f"is a Git LFS pointer, not the {what} (content: {_size(pointer.size)}, "
                     f"sha256 {pointer.oid[:12]}…); fetch it with: {self.pull(path)}{advice}")
 
+    def outside(self, path: Path) -> None:
+        """Report the symlink that leads ``path`` out of the root (once, however often it is met)."""
+        link = escaping_link(self.root, path) or path
+        self.report(link, "outside-root", outside_reason(link))
+
+    def unlisted(self, directory: Path, reason: str) -> None:
+        self.report(directory, "unreadable", f"{reason}; nothing in it is checked: make it readable "
+                    f"with lavanya fix-perms (or chmod 755 {_quote(directory)})")
+
+    def tree(self, unreadable: list[tuple[Path, str]]) -> None:
+        """Every symlink out of the root and every directory that cannot be listed, anywhere in
+        the tree (the walk fix-perms makes, so the two agree), plus ``unreadable`` from the scan."""
+        unreadable = list(unreadable)
+        for path, info in walk_tree(self.root, unreadable=unreadable):
+            if stat.S_ISLNK(info.st_mode) and escaping_link(self.root, path) is not None:
+                self.outside(path)
+        for directory, reason in unreadable:
+            self.unlisted(directory, reason)
+
+    def listing(self, directory: Path) -> list[Path] | None:
+        """The regular files in ``directory`` (links out of the root reported, not listed), or
+        None after reporting a directory outside the root or one that cannot be listed. Every
+        later check of a file in it relies on this listing for containment."""
+        if escaping_link(self.root, directory) is not None:
+            self.outside(directory)
+            return None
+        try:
+            inside, leaving = split_listing(directory, self.root)
+        except OSError as exc:
+            self.unlisted(directory, f"cannot list this directory ({exc.strerror or exc})")
+            return None
+        for path in leaving:
+            self.outside(path)
+        self.leaving.update(leaving)
+        return [path for path in inside if is_regular(path)]
+
+    def content(self, path: Path, what: str, missing: str, advice: str = "") -> bool:
+        """True when ``path`` (in a directory already listed) holds real content; otherwise
+        report what is there instead."""
+        if path in self.leaving:
+            return False  # reported by listing()
+        found = probe(path, what=path.name)
+        if found.state is FileState.PRESENT:
+            return True
+        if found.state is FileState.MISSING:
+            self.report(path, "missing", missing)
+        elif found.state is FileState.LFS_POINTER:
+            self.pointer(path, found.pointer, what, advice)
+        elif found.state is FileState.NOT_REGULAR:
+            self.report(path, "unreadable", found.reason)
+        else:
+            self.report(path, "unreadable", f"{found.reason}; make it readable with lavanya fix-perms "
+                        f"(or chmod 644 {_quote(path)})")
+        return False
+
     def permissions(self, paths: Iterable[Path]) -> None:
         for path in paths:
-            if problem := mode_problem(path):
-                fix = "chmod 755" if path.is_dir() else "chmod 644"
-                self.report(path, "permissions", f"{problem}; fix with: lavanya fix-perms (or {fix})")
+            if problem := permission_problem(path):
+                self.report(path, "permissions", problem)
 
     def voice(self, voice: VoiceSpec) -> None:
         model_dir = voice.model_dir
-        self.permissions([model_dir, *_files_in(model_dir)])
+        files = self.listing(model_dir)
+        if files is None:
+            return
+        self.permissions([model_dir, *files])
         config = self.config(voice)
         if config is not None:
             self.voice_configs[voice] = config
@@ -87,17 +153,14 @@ class _Checker:
         if weights is None:
             self.report(model_dir, "missing",
                         "no weights (model.pth or <N>epoch.pth); copy the voice's weights here")
-        elif pointer := read_pointer(weights):
-            self.pointer(weights, pointer, "weights")
+        else:
+            self.content(weights, "weights", "model.pth is missing (a dangling link?); copy the "
+                         "voice's weights here")
         self.manifest(model_dir)
 
     def config(self, voice: VoiceSpec) -> dict | None:
         path = voice.config_path
-        if not path.is_file():
-            self.report(path, "missing", "config.yaml is missing; restore it from the voice's release")
-            return None
-        if pointer := read_pointer(path):
-            self.pointer(path, pointer, "config")
+        if not self.content(path, "config", "config.yaml is missing; restore it from the voice's release"):
             return None
         try:
             config = read_config(path)
@@ -112,13 +175,15 @@ class _Checker:
                 self.report(path, "stats-path",
                             f"{key}.stats_file is {value!r}, a path outside the model directory; "
                             f"point it at {expected} beside config.yaml with: lavanya fix-config {_quote(path)}")
-            elif value != expected and not (voice.model_dir / value).is_file():
+            elif value != expected and not is_regular(voice.model_dir / value):
                 self.report(path, "stats-path",
-                            f"{key}.stats_file names {value}, which is not beside config.yaml; "
+                            f"{key}.stats_file names {value!r}, which is not beside config.yaml; "
                             f"fix with: lavanya fix-config {_quote(path)}")
         return config
 
     def stats(self, path: Path, kind: str, dim: int | None) -> None:
+        if path in self.leaving:
+            return  # reported by listing()
         check = stats_mod.inspect_stats(path, dim)
         if check.ok:
             return
@@ -135,31 +200,31 @@ class _Checker:
         self.report(path, check.state, f"{kind} statistics: {check.detail}; {fixes[check.state]}")
 
     def vocoder(self, vocoder: VocoderSpec) -> None:
-        if not vocoder.directory.is_dir():
+        if escaping_link(self.root, vocoder.directory) is None and not is_directory(vocoder.directory):
             self.report(vocoder.directory, "missing", "vocoder directory is missing; copy the HiFi-GAN "
                         "config.json and generator from the upstream release")
             return
-        self.permissions([vocoder.directory, *_files_in(vocoder.directory)])
+        files = self.listing(vocoder.directory)
+        if files is None:
+            return
+        self.permissions([vocoder.directory, *files])
         config_path = vocoder.config_path
-        if not config_path.is_file():
-            self.report(config_path, "missing", "vocoder config.json is missing; copy it from the upstream release")
-        elif pointer := read_pointer(config_path):
-            self.pointer(config_path, pointer, "vocoder config")
-        else:
+        if self.content(config_path, "vocoder config",
+                        "vocoder config.json is missing; copy it from the upstream release"):
             try:
-                config = json.loads(config_path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
-                self.report(config_path, "unreadable", f"vocoder config.json does not parse ({exc}); "
+                config = json.loads(read_regular_text(config_path, VOCODER_CONFIG_MAX_BYTES, "config.json"))
+            except NotReadable as exc:
+                self.report(config_path, "unreadable", exc.reason)
+            except (OSError, ValueError, RecursionError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)[:200] or type(exc).__name__
+                self.report(config_path, "unreadable", f"vocoder config.json does not parse ({reason}); "
                             "restore it from the upstream release")
             else:
                 if isinstance(config, dict):
                     self.vocoder_configs[vocoder.directory] = config
-        generator = vocoder.generator_path
-        if not generator.is_file():
-            self.report(generator, "missing", "HiFi-GAN generator is missing; copy it from the upstream "
-                        "release (a plain git file there, several MB)")
-        elif pointer := read_pointer(generator):
-            self.pointer(generator, pointer, "vocoder generator")
+        self.content(vocoder.generator_path, "vocoder generator",
+                     "HiFi-GAN generator is missing; copy it from the upstream release (a plain git "
+                     "file there, several MB)")
         self.manifest(vocoder.directory)
 
     def vocoder_fit(self, voice: VoiceSpec) -> None:
@@ -167,7 +232,7 @@ class _Checker:
         without any error; both configs say what they were trained with, so compare them."""
         config = self.voice_configs.get(voice)
         vocoder = self.vocoder_configs.get(voice.vocoder.directory)
-        if config is None or vocoder is None:
+        if config is None or vocoder is None or not isinstance(config.get("feats_extract_conf"), dict):
             return
         if differences := vocoder_mismatches(config, vocoder):
             self.report(voice.config_path, "vocoder-mismatch",
@@ -176,7 +241,7 @@ class _Checker:
                         "directory, or pick the other family with --vocoder aryan|dravidian")
 
     def manifest(self, directory: Path) -> None:
-        for path, why in manifest_mismatches(directory):
+        for path, why in manifest_mismatches(directory, self.root):
             self.report(path, "checksum", f"{why}; restore the file, or if the change is intended "
                         f"rewrite {MANIFEST_NAME} with: lavanya verify --write-manifest")
 
@@ -186,20 +251,26 @@ class _Checker:
         by_size: dict[int, list[tuple[VoiceSpec, Path, LfsPointer | None]]] = defaultdict(list)
         for voice in voices:
             weights = voice.weights_path
-            if weights is None:
+            if weights is None or weights in self.leaving or escaping_link(self.root, weights) is not None:
                 continue
-            pointer = read_pointer(weights)
+            found = probe(weights)
+            if found.state not in (FileState.PRESENT, FileState.LFS_POINTER):
+                continue
             try:
-                size = pointer.size if pointer else weights.stat().st_size
+                size = found.pointer.size if found.pointer else weights.stat().st_size
             except OSError:
                 continue
-            by_size[size].append((voice, weights, pointer))
+            by_size[size].append((voice, weights, found.pointer))
         for group in by_size.values():
             if len(group) < 2:
                 continue
             by_digest: dict[str, list[tuple[VoiceSpec, Path]]] = defaultdict(list)
             for voice, weights, pointer in group:
-                by_digest[pointer.oid if pointer else sha256_of(weights)].append((voice, weights))
+                try:
+                    digest = pointer.oid if pointer else sha256_of(weights)
+                except (NotReadable, OSError):
+                    continue  # a file that cannot be hashed is reported by the checks above
+                by_digest[digest].append((voice, weights))
             for digest, same in by_digest.items():
                 if len(same) < 2:
                     continue
@@ -213,10 +284,12 @@ class _Checker:
 def verify_root(root: Path, *, deep: bool = False, vocoder_override: str | None = None) -> list[Problem]:
     """Check every voice under ``root``; ``deep`` also loads weights (imports torch and ESPnet)."""
     root = Path(root)
-    if not root.is_dir():
-        raise LavanyaError(f"{root}: model root is not a directory; pass --models PATH")
-    voices = ModelRoot(root, vocoder_override).voices()
+    if not is_directory(root):
+        raise LavanyaError(f"{root}: no such directory; pass the model root")
+    model_root = ModelRoot(root, vocoder_override)
+    voices = model_root.voices()
     checker = _Checker(root)
+    checker.tree(model_root.unreadable)
     vocoders: dict[Path, VocoderSpec] = {}
     for voice in voices:
         checker.voice(voice)
@@ -233,26 +306,31 @@ def verify_root(root: Path, *, deep: bool = False, vocoder_override: str | None 
             if message := weights_problem(voice):
                 checker.report(voice.weights_path, "bad-weights", message)
         for vocoder in vocoders.values():
-            if message := generator_problem(vocoder):
+            if message := generator_problem(vocoder, root):
                 checker.report(vocoder.generator_path, "bad-weights", message)
     return sorted(set(checker.problems))
 
 
-def write_manifests(root: Path, *, vocoder_override: str | None = None) -> list[Path]:
-    """Write ``MD5SUMS`` in every model and vocoder directory under ``root``."""
+def write_manifests(root: Path, *, vocoder_override: str | None = None
+                    ) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Write ``MD5SUMS`` in every model and vocoder directory under ``root``.
+
+    Returns the manifests written and, for each directory refused, why: one outside the root
+    (a symlinked voice directory), a file that cannot be listed or read, a read-only directory.
+    """
+    root = Path(root)
     directories: dict[Path, None] = {}
-    for voice in ModelRoot(Path(root), vocoder_override).voices():
+    for voice in ModelRoot(root, vocoder_override).voices():
         directories[voice.model_dir] = None
-        if voice.vocoder.directory.is_dir():
+        if is_directory(voice.vocoder.directory):
             directories[voice.vocoder.directory] = None
-    return [write_manifest(directory) for directory in directories]
-
-
-def _files_in(directory: Path) -> list[Path]:
-    try:
-        return [Path(entry.path) for entry in os.scandir(directory) if entry.is_file()]
-    except OSError:
-        return []
+    written, refused = [], []
+    for directory in directories:
+        try:
+            written.append(write_manifest(directory, root))
+        except Refused as exc:
+            refused.append((directory, exc.reason))
+    return written, refused
 
 
 def _n_mels(config: dict) -> int | None:
@@ -272,6 +350,6 @@ def _quote(path: Path) -> str:
 def _git_toplevel(start: Path) -> Path | None:
     """The enclosing git work tree, so pull commands name paths the way ``git lfs`` wants."""
     for directory in [start.absolute(), *start.absolute().parents]:
-        if (directory / ".git").exists():
+        if exists(directory / ".git"):
             return directory
     return None

@@ -32,10 +32,13 @@ ModelsOption = typer.Option(
 
 
 def pick_root(positional: Optional[Path], models: Optional[Path]) -> Path:
-    """A command's model root: the positional ROOT, else ``--models``, else the default chain."""
+    """A command's model root: the positional ROOT, else ``--models``, else the default chain.
+    A named root that is no directory is an error saying which of the two named it."""
     from ..modeltree.layout import resolve_root
 
-    return resolve_root(positional or models)
+    if positional is not None:
+        return resolve_root(positional, source="ROOT")
+    return resolve_root(models, source="--models")
 
 
 def _print_version(value: bool) -> None:

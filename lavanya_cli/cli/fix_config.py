@@ -19,4 +19,5 @@ def fix_config(
     from ..checks.config_fix import fix_config as fix
     from ..checks.targets import config_targets
 
-    run_fixes(config_targets(targets_or_root(targets, models)), lambda path: fix(path, check_only=check), check)
+    run_fixes(config_targets(targets_or_root(targets, models)),
+              lambda path, root: fix(path, check_only=check, root=root), check)

@@ -23,4 +23,5 @@ def fix_stats(
     from ..checks.stats import fix_stats as fix
     from ..checks.targets import stats_targets
 
-    run_fixes(stats_targets(targets_or_root(targets, models)), lambda path: fix(path, check_only=check), check)
+    run_fixes(stats_targets(targets_or_root(targets, models)),
+              lambda path, root: fix(path, check_only=check, root=root), check)

@@ -8,7 +8,7 @@ import typer
 
 from ..errors import EXIT_PROBLEMS, LavanyaError
 from .app import OutputFormat, app
-from .output import print_json
+from .output import echo, error_line, print_json
 
 
 @app.command("lfs-track")
@@ -22,15 +22,26 @@ def lfs_track(
                                help="Exit 1 when a rule is missing or a file is committed on the wrong side."),
     format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
 ) -> None:
-    """Which files belong in Git LFS: weights by name, large files by size, statistics kept out."""
+    """Which files belong in Git LFS: weights by name, large files by size, statistics kept out.
+
+    Exit 1 when a directory could not be read or a name cannot be written as a rule (in every
+    mode), when --write is refused, or when --check finds a problem.
+    """
     from ..checks.gitattributes import check as check_plan
     from ..checks.gitattributes import parse_size, plan, write_attributes
+    from ..checks.rewrite import Refused
 
     if write and check:
         raise LavanyaError("--write and --check exclude each other: check first, or write")
     result = plan(root, parse_size(threshold))
-    problems = check_plan(result) if check else []
-    written = write_attributes(result) if write else None
+    problems = result.problems + (check_plan(result) if check else [])
+    written, refused = None, ""
+    if write:
+        try:
+            written = write_attributes(result)
+        except Refused as exc:
+            refused = exc.reason
+    attributes = root / ".gitattributes"
     if format is OutputFormat.json:
         print_json({
             "root": str(root),
@@ -41,22 +52,27 @@ def lfs_track(
             "in_lfs": result.in_lfs,
             "kept_out": result.kept_out,
             **({"written": written} if write else {}),
-            **({"ok": not problems,
-                "problems": [{"path": p.path, "code": p.code, "message": p.message} for p in problems]}
-               if check else {}),
+            **({"refused": refused} if refused else {}),
+            **({"ok": not problems} if check else {}),
+            "problems": [{"path": p.path, "code": p.code, "message": p.message} for p in problems],
         })
     elif check:
         for problem in problems:
-            typer.echo(f"{_shown(root, problem.path)}: {problem.code}: {problem.message}")
+            echo(f"{_shown(root, problem.path)}: {problem.code}: {problem.message}")
         if not problems:
-            typer.echo(f"{root / '.gitattributes'}: every rule present, "
-                       f"{len(result.in_lfs)} file(s) in LFS, {len(result.kept_out)} kept in plain git")
-    elif write:
-        state = "updated" if written else "already up to date"
-        typer.echo(f"{root / '.gitattributes'}: {state} ({len(result.lines)} lavanya rules)")
+            echo(f"{attributes}: every rule present, "
+                 f"{len(result.in_lfs)} file(s) in LFS, {len(result.kept_out)} kept in plain git")
     else:
-        _print_lines(root, result)
-    if problems:
+        for problem in problems:  # stdout stays a valid .gitattributes
+            error_line(f"{_shown(root, problem.path)}: {problem.code}: {problem.message}")
+        if refused:
+            echo(f"{attributes}: refused ({refused})")
+        elif write:
+            state = "updated" if written else "already up to date"
+            echo(f"{attributes}: {state} ({len(result.lines)} lavanya rules)")
+        else:
+            _print_lines(root, result)
+    if problems or refused:
         raise typer.Exit(EXIT_PROBLEMS)
 
 
@@ -67,9 +83,9 @@ def _shown(root: Path, rel: str) -> str:
 def _print_lines(root: Path, result) -> None:
     """The lines as a valid .gitattributes (commands as comments), so stdout can be redirected."""
     for line in result.lines:
-        typer.echo(line)
+        echo(line)
     commands = [rule.command for rule in result.rules if rule.command]
-    typer.echo(f"# The same with git-lfs, run in {root}:")
+    echo(f"# The same with git-lfs, run in {root}:")
     for command in commands:
-        typer.echo(f"#   {command}")
-    typer.echo("# git-lfs has no command for the -filter lines: they go after the rules they override.")
+        echo(f"#   {command}")
+    echo("# git-lfs has no command for the -filter lines: they go after the rules they override.")

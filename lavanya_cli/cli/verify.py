@@ -9,8 +9,9 @@ from typing import Optional
 
 import typer
 
+from ..errors import EXIT_OK, EXIT_PROBLEMS
 from .app import ModelsOption, app, pick_root
-from .output import print_json, stderr, stdout
+from .output import echo, error_line, print_json
 
 
 class VerifyFormat(str, Enum):
@@ -34,31 +35,31 @@ def verify(
 
     Exit status 0 when clean, 1 when problems were found, 2 on usage or internal errors.
     """
-    from ..errors import LavanyaError
-    from ..modeltree.layout import ModelRoot
     from ..checks.verify import verify_root, write_manifests
+    from ..modeltree.layout import ModelRoot
 
     model_root = pick_root(root, models)
-    if not ModelRoot(model_root).voices():
-        # Almost always a wrong path: passing it would let CI check nothing and stay green.
-        raise LavanyaError(f"{model_root}: no voices found (expected <language>/<gender>/model/ "
-                           "directories); pass the model root with --models or as ROOT")
+    ModelRoot(model_root).require_voices()
+    refused = []
     if write_manifest:
-        written = write_manifests(model_root)
-        stderr.print(f"wrote {len(written)} {'manifest' if len(written) == 1 else 'manifests'}")
+        written, refused = write_manifests(model_root)
+        echo(f"wrote {len(written)} {'manifest' if len(written) == 1 else 'manifests'}"
+             + (f", refused {len(refused)}" if refused else ""), err=True)
+        for directory, reason in refused:
+            error_line(f"{directory / 'MD5SUMS'}: refused ({reason})")
     problems = verify_root(model_root, deep=deep)
     if format is VerifyFormat.json:
         print_json({"ok": not problems, "problems": [p.as_dict() for p in problems]})
     elif format is VerifyFormat.github:
         for problem in problems:
-            print(github_annotation(model_root, problem))
+            echo(github_annotation(model_root, problem))
     else:
         for problem in problems:
-            stdout.print(f"{problem.path}: [{problem.code}] {problem.message}", markup=False, soft_wrap=True)
+            echo(f"{problem.path}: [{problem.code}] {problem.message}")
         files = len({p.path for p in problems})
-        stdout.print(f"{model_root}: " + (f"{len(problems)} problem(s) in {files} file(s)" if problems
-                                          else "no problems found"), markup=False, soft_wrap=True)
-    raise typer.Exit(1 if problems else 0)
+        echo(f"{model_root}: " + (f"{len(problems)} problem(s) in {files} file(s)" if problems
+                                  else "no problems found"))
+    raise typer.Exit(EXIT_PROBLEMS if problems or refused else EXIT_OK)
 
 
 def github_annotation(root: Path, problem) -> str:

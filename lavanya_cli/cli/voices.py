@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
+from ..errors import EXIT_OK, EXIT_PROBLEMS
 from .app import ModelsOption, OutputFormat, app, pick_root
-from .output import print_json, stdout
+from .output import error_line, print_json, printable, stdout
 
 
 @app.command()
@@ -17,13 +18,23 @@ def voices(
     models: Optional[Path] = ModelsOption,
     format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
 ) -> None:
-    """List the voices in a model root: sample rate, weights state and vocoder."""
-    from ..modeltree.inventory import describe_voices
+    """List the voices in a model root: sample rate, weights state and vocoder.
 
-    rows = describe_voices(pick_root(root, models))
+    Exit status 0, 1 when a directory could not be listed (its voices are missing from the
+    list), 2 when the root holds no voices at all.
+    """
+    from ..modeltree.inventory import describe_voices
+    from ..modeltree.layout import ModelRoot
+
+    model_root = ModelRoot(pick_root(root, models))
+    rows = describe_voices(model_root)
+    for directory, reason in model_root.unreadable:
+        error_line(f"{directory}: {reason}; voices in it are not listed: make it readable "
+                   "(lavanya fix-perms, or chmod 755)")
+    status = EXIT_PROBLEMS if model_root.unreadable else EXIT_OK
     if format is OutputFormat.json:
         print_json(rows)
-        return
+        raise typer.Exit(status)
     from rich.markup import escape
     from rich.table import Table
 
@@ -38,7 +49,7 @@ def voices(
             voice += " [bundled demo]" if row["bundled"] else " [demo]"
         rate = str(row["sample_rate"] or "?")
         vocoder = row["vocoder"] + ("" if row["vocoder_state"] == "present" else f" ({row['vocoder_state']})")
-        table.add_row(escape(voice), rate, row["weights"], vocoder, row["model_dir"])
-    stdout.print(table)
-    if not rows:
-        stdout.print("no voices found")
+        table.add_row(*(escape(printable(cell)) for cell in (voice, rate, row["weights"], vocoder, row["model_dir"])))
+    if rows:
+        stdout.print(table)
+    raise typer.Exit(status)

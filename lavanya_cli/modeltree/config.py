@@ -23,27 +23,77 @@ STATS_ENTRIES = {
 
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# ESPnet configs nest four levels deep; far deeper nesting only serves to exhaust the stack.
+YAML_MAX_DEPTH = 64
+
+
+class YamlRefused(ValueError):
+    """YAML that lavanya will not load: anchors or aliases, or nesting beyond YAML_MAX_DEPTH."""
+
+
+def load_yaml(text: str, loader: type = YAML_LOADER) -> Any:
+    """The one way lavanya loads YAML: safe constructors only, and the text is first checked, event
+    by event, for anchors and aliases (refused: a few kB of aliases expand into gigabytes and
+    minutes of work, and ESPnet configs have none) and for nesting beyond YAML_MAX_DEPTH.
+
+    Raises YamlRefused, yaml.YAMLError, or ValueError (an integer too long to convert).
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise YamlRefused("uses YAML anchors or aliases (& or *), which lavanya does not expand; "
+                              "write the values out")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > YAML_MAX_DEPTH:
+                raise YamlRefused(f"nests deeper than {YAML_MAX_DEPTH} levels")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return yaml.load(text, Loader=loader)
+
+
+def yaml_reason(exc: Exception) -> str:
+    """The first line of a YAML failure, for a one-line message."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """Parse ``config.yaml``; a broken file is a one-line error naming it."""
+    """Parse ``config.yaml`` (a regular file of at most CONFIG_MAX_BYTES, through ``load_yaml``);
+    a broken file is a one-line error naming it."""
+    return parse_config(read_config_text(path), path)
+
+
+def read_config_text(path: Path) -> str:
+    """The text of ``config.yaml``, read only from a regular file of at most CONFIG_MAX_BYTES."""
+    from ..fileio import CONFIG_MAX_BYTES, read_regular_text
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=YAML_LOADER)
+        return read_regular_text(path, CONFIG_MAX_BYTES, "config.yaml")
     except FileNotFoundError:
         raise LavanyaError(f"{path}: config.yaml is missing") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LavanyaError(f"{path}: config.yaml does not parse ({reason})") from None
+    except OSError as exc:
+        raise LavanyaError(f"{path}: config.yaml cannot be read ({exc.strerror or exc})") from None
+
+
+def parse_config(text: str, path: Path) -> dict[str, Any]:
+    """The settings in a config's ``text``; a broken one is a one-line error naming ``path``."""
+    try:
+        data = load_yaml(text)
+    except (yaml.YAMLError, ValueError) as exc:  # YamlRefused, and ints beyond Python's digit limit
+        raise LavanyaError(f"{path}: config.yaml does not parse ({yaml_reason(exc)})") from None
     if not isinstance(data, dict):
         raise LavanyaError(f"{path}: config.yaml is not a mapping of ESPnet settings")
     return data
 
 
 def sample_rate(config: dict[str, Any]) -> int | None:
-    """The voice's output sample rate, from the feature extractor settings."""
-    rate = (config.get("feats_extract_conf") or {}).get("fs")
-    return int(rate) if rate is not None else None
+    """The voice's output sample rate, from the feature extractor settings (None when the config
+    does not give a positive whole number)."""
+    conf = config.get("feats_extract_conf")
+    rate = conf.get("fs") if isinstance(conf, dict) else None
+    if isinstance(rate, float) and rate.is_integer():
+        rate = int(rate)
+    return rate if isinstance(rate, int) and not isinstance(rate, bool) and rate > 0 else None
 
 
 def write_runtime_config(config: dict[str, Any], model_dir: Path, destination: Path) -> Path:

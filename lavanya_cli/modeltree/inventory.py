@@ -5,28 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import read_config, sample_rate
 from ..errors import LavanyaError
-from .lfs_pointer import file_state
+from .config import read_config, sample_rate
 from .layout import ModelRoot, VoiceSpec
+from .lfs_pointer import FileState, probe
+
+# When a vocoder's two files differ in state, the one that stops it most is shown.
+_WORST_FIRST = (FileState.OUTSIDE_ROOT, FileState.NOT_REGULAR, FileState.UNREADABLE, FileState.MISSING,
+                FileState.LFS_POINTER, FileState.PRESENT)
 
 
 def weights_summary(voice: VoiceSpec) -> str:
-    """``present``, ``LFS pointer (148.7 MB)`` or ``missing``."""
-    state, pointer = file_state(voice.weights_path)
-    if pointer is not None:
-        return f"LFS pointer ({pointer.size / 1e6:.1f} MB)"
-    return state
+    """``present``, ``LFS pointer (148.7 MB)``, or the state's name (``missing``, ``not-regular``...)."""
+    found = probe(voice.weights_path, voice.root)
+    if found.pointer is not None:
+        return f"LFS pointer ({found.pointer.size / 1e6:.1f} MB)"
+    return found.state.value
 
 
 def describe_voice(voice: VoiceSpec) -> dict[str, Any]:
+    config_state = probe(voice.config_path, voice.root).state
     try:
-        rate = sample_rate(read_config(voice.config_path))
+        rate = sample_rate(read_config(voice.config_path)) if config_state is FileState.PRESENT else None
     except LavanyaError:
         rate = None
-    vocoder_states = {file_state(p)[0] for p in (voice.vocoder.config_path, voice.vocoder.generator_path)}
-    vocoder_state = "missing" if "missing" in vocoder_states else (
-        "lfs-pointer" if "lfs-pointer" in vocoder_states else "present")
+    states = {probe(p, voice.root).state for p in (voice.vocoder.config_path, voice.vocoder.generator_path)}
+    vocoder_state = next(state for state in _WORST_FIRST if state in states)
     weights = voice.weights_path
     return {
         "language": voice.language,
@@ -36,12 +40,15 @@ def describe_voice(voice: VoiceSpec) -> dict[str, Any]:
         "weights": weights_summary(voice),
         "weights_file": voice.relative(weights) if weights else None,
         "vocoder": voice.relative(voice.vocoder.directory),
-        "vocoder_state": vocoder_state,
+        "vocoder_state": vocoder_state.value,
         "model_dir": voice.relative(voice.model_dir),
         "bundled": voice.bundled,
         "demo": voice.demo,
     }
 
 
-def describe_voices(root: Path) -> list[dict[str, Any]]:
-    return [describe_voice(voice) for voice in ModelRoot(root).voices()]
+def describe_voices(root: Path | ModelRoot) -> list[dict[str, Any]]:
+    """Every voice of ``root`` described; a root with none is a usage error (see
+    ``ModelRoot.require_voices``), directories that could not be listed are in its ``unreadable``."""
+    model_root = root if isinstance(root, ModelRoot) else ModelRoot(root)
+    return [describe_voice(voice) for voice in model_root.require_voices()]

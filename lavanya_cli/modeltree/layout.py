@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LavanyaError
+from .paths import exists, is_directory, is_regular
 
 ENV_VAR = "LAVANYA_MODELS"
 BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "bundled" / "Fastspeech2_HS"
@@ -66,7 +67,7 @@ class VocoderSpec:
 
     @property
     def demo(self) -> bool:
-        return (self.directory / DEMO_MARKER).is_file()
+        return is_regular(self.directory / DEMO_MARKER)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class VoiceSpec:
     @property
     def demo(self) -> bool:
         """True for the small demo voice kept in plain git (its model directory holds ``DEMO``)."""
-        return (self.model_dir / DEMO_MARKER).is_file()
+        return is_regular(self.model_dir / DEMO_MARKER)
 
     def stats_path(self, kind: str) -> Path:
         """Path of the ``feats``, ``pitch`` or ``energy`` statistics beside the config."""
@@ -105,9 +106,12 @@ class VoiceSpec:
 
     @property
     def weights_path(self) -> Path | None:
-        """``model.pth``, else the latest ``<N>epoch.pth``, else None (no weights shipped)."""
+        """``model.pth``, else the latest ``<N>epoch.pth``, else None (no weights shipped).
+
+        Whatever is at ``model.pth`` (a FIFO, a dangling link) is the weights path: callers probe
+        it and report what it is, rather than silently falling back to another file."""
         plain = self.model_dir / WEIGHTS_NAME
-        if plain.exists():
+        if exists(plain):
             return plain
         epochs = []
         try:
@@ -128,11 +132,15 @@ class VoiceSpec:
 
 @dataclass
 class ModelRoot:
-    """A directory of voices. ``vocoder_override`` forces one vocoder family for every voice."""
+    """A directory of voices. ``vocoder_override`` forces one vocoder family for every voice.
+
+    ``unreadable`` lists, after ``voices()``, each directory the scan could not list with the
+    reason: voices inside it are unknown, and every command says so rather than skip them."""
 
     path: Path
     vocoder_override: str | None = None
     _voices: list[VoiceSpec] | None = field(default=None, repr=False)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -151,7 +159,8 @@ class ModelRoot:
     def voices(self) -> list[VoiceSpec]:
         """Every voice under the root, sorted by language, gender and variant."""
         if self._voices is None:
-            found = [self._voice(*entry) for entry in _scan(self.path)]
+            self.unreadable = []
+            found = [self._voice(*entry) for entry in _scan(self.path, self.unreadable)]
             self._voices = sorted(found, key=lambda v: (v.language, v.gender, v.variant))
         return self._voices
 
@@ -170,6 +179,16 @@ class ModelRoot:
             )
         return min(matches, key=lambda v: _VARIANT_PREFERENCE.get(v.variant, 9))
 
+    def require_voices(self) -> list[VoiceSpec]:
+        """The voices; a root with none (and no directory that could not be listed, which the
+        caller reports) is a usage error: almost always a wrong path, and a CI job that checked
+        nothing must not stay green."""
+        voices = self.voices()
+        if not voices and not self.unreadable:
+            raise LavanyaError(f"{self.path}: no voices found (expected <language>/<gender>/model/ "
+                               "directories); pass the model root with --models or as ROOT")
+        return voices
+
     def _voice(self, language: str, gender: str, variant: str, model_dir: Path) -> VoiceSpec:
         return VoiceSpec(
             root=self.path,
@@ -185,7 +204,7 @@ class ModelRoot:
         base = self.path / "vocoder" / gender
         if self.vocoder_override is None:
             latest = base / f"{language}_latest"
-            if latest.is_dir():
+            if is_directory(latest):
                 return VocoderSpec(latest, latest.name)
         family = self.vocoder_override or vocoder_family(language)
         return VocoderSpec(base / family / "hifigan", family)
@@ -194,33 +213,44 @@ class ModelRoot:
 _VARIANT_PREFERENCE = {"": 0, "latest": 1, "bilingual": 2}
 
 
-def _subdirs(path: Path) -> list[os.DirEntry]:
+def _list_subdirs(path: Path, unreadable: list[tuple[Path, str]]) -> list[os.DirEntry]:
+    """The directories (or links to directories) in ``path``; a directory that cannot be listed
+    is added to ``unreadable`` with the reason."""
     try:
-        return [entry for entry in os.scandir(path) if entry.is_dir()]
-    except OSError:
+        with os.scandir(path) as entries:
+            listed = list(entries)
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as exc:
+        unreadable.append((Path(path), f"cannot list this directory ({exc.strerror or exc})"))
+        return []
+    return [entry for entry in listed if is_directory(entry.path)]
 
 
-def _scan(root: Path):
+def _scan(root: Path, unreadable: list[tuple[Path, str]]):
     """Yield ``(language, gender, variant, model_dir)`` for every model directory under root."""
-    for top in _subdirs(root):
+
+    def subdirs(path):
+        return _list_subdirs(path, unreadable)
+
+    for top in subdirs(root):
         if top.name == "vocoder" or top.name.startswith("."):
             continue
         if top.name == "bilingual_models":
-            for voice_dir in _subdirs(Path(top.path)):
+            for voice_dir in subdirs(Path(top.path)):
                 if match := _BILINGUAL_DIR.match(voice_dir.name):
                     language = match.group("language").lower()
-                    for model in _subdirs(Path(voice_dir.path)):
+                    for model in subdirs(Path(voice_dir.path)):
                         if _MODEL_DIR.match(model.name):
                             yield (LANGUAGE_ALIASES.get(language, language), match.group("gender"),
                                    "bilingual", Path(model.path))
             continue
         latest = _LATEST_DIR.match(top.name)
         language = latest.group("language") if latest else top.name
-        for gender_dir in _subdirs(Path(top.path)):
+        for gender_dir in subdirs(Path(top.path)):
             if gender_dir.name not in GENDERS:
                 continue
-            for model in _subdirs(Path(gender_dir.path)):
+            for model in subdirs(Path(gender_dir.path)):
                 if not _MODEL_DIR.match(model.name):
                     continue
                 suffix = model.name.removeprefix("model").lstrip("_")
@@ -228,19 +258,22 @@ def _scan(root: Path):
                 yield LANGUAGE_ALIASES.get(language, language), gender_dir.name, variant, Path(model.path)
 
 
-def candidate_roots(models: Path | None = None) -> list[Path]:
+def candidate_roots(models: Path | None = None, *, source: str = "--models") -> list[Path]:
     """Model roots to look in, in order: ``--models``, ``$LAVANYA_MODELS``, ``./Fastspeech2_HS``,
-    the bundled tree. An explicit ``--models`` is the only candidate: the user asked for it."""
+    the bundled tree. An explicit ``--models`` is the only candidate: the user asked for it.
+
+    A root the user named (``models``, called ``source`` in messages, or the environment
+    variable) that is not a directory is an error naming it, never a silent fall-back."""
     if models is not None:
-        return [Path(models)]
+        return [_named_root(Path(models), source)]
     roots: list[Path] = []
     env = os.environ.get(ENV_VAR)
     if env:
-        roots.append(Path(env))
+        roots.append(_named_root(Path(env), f"${ENV_VAR}"))
     local = Path("Fastspeech2_HS")
-    if local.is_dir():
+    if is_directory(local):
         roots.append(local)
-    if BUNDLED_ROOT.is_dir():
+    if is_directory(BUNDLED_ROOT):
         roots.append(BUNDLED_ROOT)
     unique: list[Path] = []
     for root in roots:
@@ -249,15 +282,23 @@ def candidate_roots(models: Path | None = None) -> list[Path]:
     return unique
 
 
-def resolve_root(models: Path | None = None) -> Path:
-    """The one model root a maintenance command works on."""
-    roots = candidate_roots(models)
+def _named_root(path: Path, source: str) -> Path:
+    if is_directory(path):
+        return path
+    if exists(path):
+        raise LavanyaError(f"{path}: not a directory ({source}); name the model root, the directory "
+                           "that holds <language>/<gender>/model/")
+    fix = "point it at a model root or unset it" if source.startswith("$") else "check the path"
+    raise LavanyaError(f"{path}: no such directory ({source}); {fix}")
+
+
+def resolve_root(models: Path | None = None, *, source: str = "--models") -> Path:
+    """The one model root a maintenance command works on (``source`` names where ``models``
+    came from, for the message when it is no directory)."""
+    roots = candidate_roots(models, source=source)
     if not roots:
         raise _no_root()
-    root = roots[0]
-    if not root.is_dir():
-        raise LavanyaError(f"{root}: model root is not a directory; pass --models PATH")
-    return root
+    return roots[0]
 
 
 def _no_root() -> LavanyaError:
@@ -289,7 +330,7 @@ def find_voice(
     so a tree of LFS pointers earlier in the chain does not hide the bundled demo; why each such
     voice was passed over is appended to ``skipped``, for the user who expected it to speak.
     ``vocoder`` forces a vocoder family, as ``ModelRoot.vocoder_override``."""
-    roots = [root for root in candidate_roots(models) if root.is_dir()]
+    roots = candidate_roots(models)
     if not roots:
         raise _no_root()
     failures, unusable = [], []

@@ -1,19 +1,25 @@
-"""Git LFS pointer files, recognised by the pointer spec before anything tries to parse them.
+"""What is at a path a voice needs (``FileState``, ``probe``), and Git LFS pointer files,
+recognised by the pointer spec before anything tries to parse them.
 
 numpy and torch report a pointer as a corrupt archive or a pickle error; checking first lets
-every caller say "this is an LFS pointer, run git lfs pull" instead.
+every caller say "this is an LFS pointer, run git lfs pull" instead. ``probe`` is the one place
+that looks: ``voices``, ``verify``, the repairs and synthesis's ``require_content`` all name a
+file's state with the same ``FileState``, and none of them blocks on a FIFO or reads a device.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 POINTER_MAX_BYTES = 1024
 POINTER_FIRST_LINE = b"version https://git-lfs.github.com/spec/v1"
 _OID = re.compile(rb"^oid sha256:([0-9a-f]{64})$")
-_SIZE = re.compile(rb"^size (\d+)$")
+_SIZE = re.compile(rb"^size (\d{1,19})$")
+# git-lfs reads the size as a signed 64-bit integer; a larger one makes the file no pointer.
+_SIZE_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -36,19 +42,15 @@ def parse_pointer(data: bytes) -> LfsPointer | None:
             oid = match.group(1).decode()
         elif match := _SIZE.match(line):
             size = int(match.group(1))
-    if oid is None or size is None:
+    if oid is None or size is None or size > _SIZE_MAX:
         return None
     return LfsPointer(oid=oid, size=size)
 
 
 def read_pointer(path: Path) -> LfsPointer | None:
-    """The pointer stored at ``path``, or None for real content (or a file that cannot be read)."""
-    try:
-        if path.stat().st_size >= POINTER_MAX_BYTES:
-            return None
-        return parse_pointer(path.read_bytes())
-    except OSError:
-        return None
+    """The pointer stored at ``path``, or None for real content or anything that is not a readable
+    regular file (a FIFO or device is never opened for a blocking read)."""
+    return probe(path).pointer
 
 
 def pull_command(path: Path, repo_root: Path | None = None) -> str:
@@ -60,12 +62,54 @@ def pull_command(path: Path, repo_root: Path | None = None) -> str:
     return f'git lfs pull --include="{include.as_posix()}"'
 
 
-def file_state(path: Path | None) -> tuple[str, LfsPointer | None]:
-    """``("present", None)``, ``("lfs-pointer", pointer)`` or ``("missing", None)``."""
-    if path is None or not path.is_file():
-        return "missing", None
-    pointer = read_pointer(path)
-    return ("lfs-pointer", pointer) if pointer else ("present", None)
+class FileState(str, Enum):
+    """What is at a path a voice needs, as every command names it (``voices``, ``verify``, the
+    repairs and synthesis's ``require_content``)."""
+
+    PRESENT = "present"
+    LFS_POINTER = "lfs-pointer"
+    MISSING = "missing"
+    NOT_REGULAR = "not-regular"  # a FIFO, device, socket or directory where a file belongs
+    UNREADABLE = "unreadable"  # there, but this user cannot read it (permissions, I/O error)
+    OUTSIDE_ROOT = "outside-root"  # reached through a symlink that leaves the model root
+
+
+@dataclass(frozen=True)
+class FileProbe:
+    """``state``; the pointer for LFS_POINTER; for the other states but PRESENT and MISSING,
+    ``reason``: what is wrong and the fix, without the path."""
+
+    state: FileState
+    pointer: LfsPointer | None = None
+    reason: str = ""
+
+
+def probe(path: Path | None, root: Path | None = None, what: str = "file") -> FileProbe:
+    """What is at ``path``: only a regular file is opened (non-blocking, so a FIFO cannot hang
+    the caller) and only its first ``POINTER_MAX_BYTES`` are read. With ``root``, a path that a
+    symlink leads out of the root is OUTSIDE_ROOT and is not opened at all."""
+    from ..fileio import NotReadable, open_regular
+    from .paths import escaping_link, outside_reason
+
+    if path is None:
+        return FileProbe(FileState.MISSING)
+    if root is not None and (link := escaping_link(root, path)) is not None:
+        return FileProbe(FileState.OUTSIDE_ROOT, reason=outside_reason(link))
+    try:
+        with open_regular(path, what) as handle:
+            head = handle.read(POINTER_MAX_BYTES)
+    except FileNotFoundError:
+        return FileProbe(FileState.MISSING)
+    except NotReadable as exc:
+        return FileProbe(FileState.NOT_REGULAR, reason=exc.reason)
+    except (OSError, ValueError) as exc:
+        return FileProbe(FileState.UNREADABLE, reason=f"cannot read {what} ({_why(exc)})")
+    pointer = parse_pointer(head)
+    return FileProbe(FileState.LFS_POINTER, pointer) if pointer else FileProbe(FileState.PRESENT)
+
+
+def _why(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def git_root(path: Path) -> Path | None:
@@ -77,15 +121,18 @@ def git_root(path: Path) -> Path | None:
 
 
 def require_content(path: Path, what: str) -> None:
-    """Raise a one-line LavanyaError when ``path`` is missing or only a Git LFS pointer."""
+    """Raise a one-line LavanyaError unless ``path`` is a readable regular file with real content
+    (not missing, not a Git LFS pointer, not a FIFO or device)."""
     from ..errors import LavanyaError
 
-    state, pointer = file_state(path)
-    if state == "missing":
+    found = probe(path, what=what)
+    if found.state is FileState.MISSING:
         raise LavanyaError(f"{path}: {what} is missing")
-    if pointer is not None:
+    if found.pointer is not None:
         command = pull_command(Path(path).resolve(), git_root(path))
         raise LavanyaError(
-            f"{path}: {what} is a Git LFS pointer ({pointer.size / 1e6:.1f} MB not downloaded); "
+            f"{path}: {what} is a Git LFS pointer ({found.pointer.size / 1e6:.1f} MB not downloaded); "
             f"run: {command}"
         )
+    if found.state is not FileState.PRESENT:
+        raise LavanyaError(f"{path}: {found.reason}")

@@ -1,7 +1,9 @@
-"""Walking a model tree the way every maintenance command does: no symlinks, no hidden or venv dirs.
+"""Walking a model tree the way every maintenance command does: symlinks never followed, no
+hidden or venv dirs.
 
 Symlinks are never followed, so a link that points out of the tree cannot drag another
-directory into a listing or a ``chmod``. Hidden directories (``.git``, caches) and Python
+directory into a listing or a ``chmod``; they are yielded so that a command can report one
+that leads out of the root. Hidden directories (``.git``, caches) and Python
 virtual environments are not part of a model tree.
 """
 
@@ -11,6 +13,8 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+
+from .paths import real_path
 
 
 def skipped_directory(entry: os.DirEntry) -> bool:
@@ -22,12 +26,15 @@ def skipped_directory(entry: os.DirEntry) -> bool:
     )
 
 
-def walk_tree(root: Path, prune: frozenset[Path] = frozenset()) -> Iterator[tuple[Path, os.stat_result]]:
-    """Yield ``(path, lstat)`` for ``root`` itself, every directory and every regular file below it.
+def walk_tree(root: Path, prune: frozenset[Path] = frozenset(),
+              unreadable: list[tuple[Path, str]] | None = None) -> Iterator[tuple[Path, os.stat_result]]:
+    """Yield ``(path, lstat)`` for ``root`` itself and every directory, regular file and symlink
+    below it.
 
-    ``root`` itself may be a symlink (the caller named it); below it, symlinks, sockets and
-    devices are left out, and directories in ``prune`` (resolved paths) are neither yielded nor
-    entered.
+    ``root`` itself may be a symlink (the caller named it); below it, symlinks are yielded but
+    never followed (the caller decides what a link means), sockets, FIFOs and devices are left
+    out, and directories in ``prune`` (real paths, see ``paths.real_path``) are neither yielded nor entered. A
+    directory that cannot be listed is added to ``unreadable`` with the reason.
     """
     root = Path(root)
     pending = [(root, os.stat(root))]
@@ -37,8 +44,11 @@ def walk_tree(root: Path, prune: frozenset[Path] = frozenset()) -> Iterator[tupl
         if not stat.S_ISDIR(info.st_mode):
             continue
         try:
-            entries = sorted(os.scandir(path), key=lambda e: e.name, reverse=True)
-        except OSError:
+            with os.scandir(path) as listing:
+                entries = sorted(listing, key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            if unreadable is not None:
+                unreadable.append((path, f"cannot list this directory ({exc.strerror or exc})"))
             continue
         for entry in entries:
             try:
@@ -47,8 +57,8 @@ def walk_tree(root: Path, prune: frozenset[Path] = frozenset()) -> Iterator[tupl
                 continue
             child = Path(entry.path)
             if stat.S_ISDIR(child_info.st_mode):
-                if skipped_directory(entry) or child.resolve() in prune:
+                if skipped_directory(entry) or real_path(child) in prune:
                     continue
-            elif not stat.S_ISREG(child_info.st_mode):
+            elif not (stat.S_ISREG(child_info.st_mode) or stat.S_ISLNK(child_info.st_mode)):
                 continue
             pending.append((child, child_info))
