@@ -21,6 +21,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
+
 
 class FrontendKind(str, Enum):
     PHRASES = "phrases"
@@ -38,18 +40,17 @@ _PATH_HINTS = (
 
 
 def token_list(config: dict[str, Any], model_dir: Path | None = None) -> list[str] | None:
-    """The config's ``token_list``: inline, or a tokens file (relative to ``model_dir``)."""
+    """The config's ``token_list``: inline, or a tokens file inside ``model_dir`` (a path in the
+    config is only looked up there, so a hostile config cannot point at files elsewhere)."""
     tokens = config.get("token_list")
     if isinstance(tokens, list):
         return [str(token) for token in tokens]
-    if isinstance(tokens, str) and model_dir is not None:
+    if isinstance(tokens, str) and tokens and model_dir is not None:
         path = Path(tokens)
-        for candidate in (path, model_dir / path, model_dir / path.name):
-            if candidate.is_file():
-                try:
-                    return candidate.read_text(encoding="utf-8").split()
-                except (OSError, UnicodeDecodeError):
-                    return None
+        inside = [] if path.is_absolute() or ".." in path.parts else [model_dir / path]
+        for candidate in (*inside, model_dir / path.name):
+            if candidate.exists():
+                return read_regular_text(candidate, RESOURCE_MAX_BYTES, "the token list").split()
     return None
 
 
