@@ -130,7 +130,7 @@ def refuse_non_regular(path: Path, what: str = "output") -> bool:
     otherwise put a WAV in place of the device)."""
     try:
         info = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False  # a new path, or a dangling symlink (the link itself is replaced)
     except OSError as exc:
         raise LavanyaError(f"{path}: cannot write the {what} there ({exc.strerror or exc})") from None
@@ -141,19 +141,24 @@ def refuse_non_regular(path: Path, what: str = "output") -> bool:
 
 
 def check_output_target(path: Path, what: str = "output") -> None:
-    """Everything about writing ``path`` that can be known before any work: it is a regular file
-    or a new path, and its directory exists and takes a new file (tried with a temporary file,
-    removed at once), each a one-line LavanyaError naming the path."""
+    """What can be known about writing ``path`` without writing anything: it is a regular file or
+    a new path, and its directory exists. Each problem is a one-line LavanyaError naming it."""
     path = Path(path)
     refuse_non_regular(path, what)
     directory = path.parent
     if not directory.is_dir():
-        state = "is not a directory" if directory.exists() else "does not exist"
-        raise LavanyaError(f"{path}: cannot write the {what}: {directory} {state}; create the directory first")
+        state = "is not a directory" if directory.exists() else "does not exist; create it first"
+        raise LavanyaError(f"{path}: cannot write the {what}: {directory} {state}")
+
+
+def check_directory_takes_files(path: Path, what: str = "output") -> None:
+    """That a new file can be created beside ``path``, tried with a temporary file removed at
+    once (permissions, a read-only file system, no inodes left): the one test that is true."""
+    path = Path(path)
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise LavanyaError(f"{path}: cannot write the {what} in {directory} ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{path}: cannot write the {what} in {path.parent} ({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(probe)
 

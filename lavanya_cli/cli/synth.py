@@ -59,8 +59,9 @@ def synth(
     started = time.perf_counter()
     from ..errors import Stopped
     from ..limits import checked_alpha, checked_pause, input_limit, usable_threads
-    from ..speech.jobs import (STDOUT, Job, VoiceCache, check_outputs, check_outside_roots, jobs_from_jsonl,
-                               jobs_from_lines, plan_jobs, render_jobs, segment_jobs, summarize)
+    from ..speech.jobs import (STDOUT, Job, VoiceCache, check_directories_take_files, check_outputs,
+                               check_outside_roots, jobs_from_jsonl, jobs_from_lines, plan_jobs, render_jobs,
+                               segment_jobs, summarize)
     from ..speech.runtime import checked_device
     from .textinput import read_input, read_text_source
 
@@ -103,7 +104,9 @@ def synth(
     voices = VoiceCache(options=dict(models=models, variant=variant, vocoder=vocoder.value if vocoder else None,
                                      device=device, threads=threads, strict=strict))
     roots = list(dict.fromkeys(voices.spec(job.language, job.gender).root for job in jobs))
-    check_outside_roots([job.output for job in jobs] + ([plot] if plot is not None else []), roots)
+    outputs = [job.output for job in jobs] + ([plot] if plot is not None else [])
+    check_outside_roots(outputs, roots)
+    check_directories_take_files(outputs)
     if threads_note:
         warning_line(threads_note)
     planned = plan_jobs(jobs, segmented, voices)

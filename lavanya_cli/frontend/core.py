@@ -113,10 +113,11 @@ class Frontend:
         phrases = [self._phrase(words, report) for words in clean(sentence)]
         phrases = [phrase for phrase in phrases if phrase]
         if report.any and self.strict:
-            raise LavanyaError("not every word can be spoken (strict): " + "; ".join(report.problems))
+            raise LavanyaError("not every word can be spoken (strict): " + "; ".join(_first(report.problems)))
         if not phrases:
-            detail = f" ({'; '.join(report.problems)})" if report.problems else ""
-            raise LavanyaError(f"nothing to say in {sentence.strip()!r}{detail}")
+            shown = sentence.strip() if len(sentence.strip()) <= 60 else sentence.strip()[:60] + "…"
+            detail = f" ({'; '.join(_first(report.problems))})" if report.problems else ""
+            raise LavanyaError(f"nothing to say in {shown!r}{detail}")
         if self.kind is FrontendKind.PHRASES:
             phrases = [PHRASE_START + phrase + PHRASE_END for phrase in phrases]
         return PreparedText(" ".join(phrases), report.left_out, report.problems, report.incomplete)
@@ -246,3 +247,9 @@ class Frontend:
             return path.relative_to(self.root).as_posix()
         except ValueError:
             return str(path)
+
+
+def _first(problems: list[str], count: int = 3) -> list[str]:
+    """The first few problems for a one-line message, and how many more there are."""
+    more = len(problems) - count
+    return problems[:count] + ([f"and {more} more"] if more > 0 else [])

@@ -4,9 +4,10 @@ The work is ordered so that a mistake anywhere in a batch costs nothing:
 
 1. every text is segmented (tags and their numbers, empty text, pauses): ``segment_jobs``;
 2. every output is checked (``check_outputs``): a regular file or a new path in a directory that
-   exists and takes files, each output once, standard output at most once and never beside a
-   JSON summary, batch outputs inside the output directory;
-3. the voices are found without reading weights, and no output may lie in a model root in use;
+   exists, each output once, standard output at most once and never beside a JSON summary,
+   batch outputs inside the output directory;
+3. the voices are found without reading weights, no output may lie in a model root in use, and
+   each output directory takes a new file (``check_directories_take_files``);
 4. each voice is loaded once, however many jobs use it, and every text is prepared
    (``--strict``): ``plan_jobs``;
 5. audio is made job by job and streamed into its WAV (``render_jobs``), so memory does not grow
@@ -24,7 +25,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from ..errors import LavanyaError
-from ..fileio import check_output_target, refuse_non_regular
+from ..fileio import check_directory_takes_files, check_output_target
 from ..frontend import Silence, Speech, segment_text
 from ..limits import checked_alpha
 from ..modeltree.layout import VoiceSpec
@@ -185,7 +186,6 @@ def check_outputs(jobs: list[Job], *, inside: Path | None = None, extra: dict[st
         raise LavanyaError(f"{to_stdout[0]}: - puts the WAV on standard output, which --format json needs "
                            "for the summary; write the WAV to a file")
     seen: dict[Path, str] = {}
-    probed: set[Path] = set()
     boundary = Path(inside).resolve() if inside is not None else None
     for where, output, batch in named:
         if output == STDOUT:
@@ -199,13 +199,19 @@ def check_outputs(jobs: list[Job], *, inside: Path | None = None, extra: dict[st
             raise LavanyaError(f"{where} ({output}): leads outside the output directory {inside} "
                                "(through a symlink)")
         try:
-            if location.parent in probed:
-                refuse_non_regular(Path(output))
-            else:
-                check_output_target(Path(output))
-                probed.add(location.parent)
+            check_output_target(Path(output))
         except LavanyaError as exc:
             raise LavanyaError(f"{where}: {exc.message}" if batch else exc.message, exc.exit_code) from None
+
+
+def check_directories_take_files(outputs: list[str | Path]) -> None:
+    """Each directory the outputs go to takes a new file: the last check, after every other
+    one passed, since it briefly creates a file there."""
+    tried: set[Path] = set()
+    for output in outputs:
+        if str(output) != STDOUT and (directory := _location(Path(output)).parent) not in tried:
+            check_directory_takes_files(Path(output))
+            tried.add(directory)
 
 
 def check_outside_roots(outputs: list[str | Path], roots: list[Path]) -> None:
