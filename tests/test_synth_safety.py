@@ -496,3 +496,16 @@ def test_a_word_spoken_without_a_letter_is_reported_as_such(shared_tree):
     assert prepared.model_input == "$amama."
     assert prepared.unpronounced == [] and prepared.incomplete == ["அம஽ம"]
     assert prepared.problems == ["அம஽ம: spoken without ऽ (U+093D): not among the voice's tokens"]
+
+
+def test_a_reader_that_goes_away_is_one_line(tmp_path):
+    """``lavanya synth -o - | head -c 100``: the closed pipe is named, nothing else is printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from lavanya_cli.cli import run; run()", "synth", "--models", shared_voice_root(),
+         "--lang", "hindi", "--gender", "male", "--text", "नमस्ते, आप कैसे हैं। " * 50, "-o", "-"],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.read(100)[:4] == b"RIFF"
+    process.stdout.close()
+    stderr = process.communicate(timeout=240)[1].decode()
+    assert process.returncode == EXIT_USAGE
+    assert stderr == "lavanya: error: standard output was closed before the WAV was complete\n"

@@ -61,6 +61,9 @@ def read_input(source: Path | str, limit: int, option: str) -> str:
         else:
             raise LavanyaError(f"{path}: {option} is {file_kind(info.st_mode)}; give a text file or a pipe")
         with handle:
+            kind = os.fstat(handle.fileno()).st_mode
+            if not (stat.S_ISREG(kind) or stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind)):  # swapped meanwhile
+                raise LavanyaError(f"{path}: {option} is {file_kind(kind)}; give a text file or a pipe")
             data = handle.read(limit + 1)
     except FileNotFoundError:
         raise LavanyaError(f"{path}: no such file ({option})") from None
