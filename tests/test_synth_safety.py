@@ -212,10 +212,11 @@ def test_no_output_inside_the_model_root_in_use(cli, tmp_path):
     assert code == EXIT_USAGE
     _one_line(err, str(config), "inside the model root")
     jobs = _jsonl(tmp_path / "jobs.jsonl", {"output": "hindi/male/model/config.wav"})
-    code, _, err = cli("synth", "--models", root, "--lang", "hindi", "--gender", "male", "--jsonl", jobs,
-                       "--output-dir", root)
-    assert code == EXIT_USAGE
-    _one_line(err, "inside the model root")
+    for output_dir in (root, root / "new" / "wavs"):  # the latter is never created
+        code, _, err = cli("synth", "--models", root, "--lang", "hindi", "--gender", "male", "--jsonl", jobs,
+                           "--output-dir", output_dir)
+        assert code == EXIT_USAGE
+        _one_line(err, "inside the model root")
     assert _tree(root) == before
 
 

@@ -96,16 +96,16 @@ def synth(
             raise LavanyaError("give -o FILE.wav (or -o - for the WAV on standard output)")
         jobs = [Job(read_text_source(text_option, text, input_file, limit=limit), output, lang, gender, alpha)]
     segmented = segment_jobs(jobs, sentence_silence)
-    if output_dir is not None:
-        _make_directory(output_dir)
-    extra = {"--plot": plot} if plot is not None else None
-    check_outputs(jobs, inside=output_dir if batch else None, extra=extra, json_summary=json_summary)
-
+    # Where the outputs go, checked before anything is written and any voice is loaded.
     voices = VoiceCache(options=dict(models=models, variant=variant, vocoder=vocoder.value if vocoder else None,
                                      device=device, threads=threads, strict=strict))
     roots = list(dict.fromkeys(voices.spec(job.language, job.gender).root for job in jobs))
     outputs = [job.output for job in jobs] + ([plot] if plot is not None else [])
-    check_outside_roots(outputs, roots)
+    check_outside_roots(outputs + ([output_dir] if output_dir is not None else []), roots)
+    if output_dir is not None:
+        _make_directory(output_dir)
+    extra = {"--plot": plot} if plot is not None else None
+    check_outputs(jobs, inside=output_dir if batch else None, extra=extra, json_summary=json_summary)
     check_directories_take_files(outputs)
     if threads_note:
         warning_line(threads_note)

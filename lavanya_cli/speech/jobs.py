@@ -3,11 +3,12 @@
 The work is ordered so that a mistake anywhere in a batch costs nothing:
 
 1. every text is segmented (tags and their numbers, empty text, pauses): ``segment_jobs``;
-2. every output is checked (``check_outputs``): a regular file or a new path in a directory that
-   exists, each output once, standard output at most once and never beside a JSON summary,
-   batch outputs inside the output directory;
-3. the voices are found without reading weights, no output may lie in a model root in use, and
-   each output directory takes a new file (``check_directories_take_files``);
+2. the voices are found without reading weights, and no output (nor the output directory) may
+   lie in a model root in use: ``check_outside_roots``;
+3. every output is checked without writing anything (``check_outputs``): a regular file or a new
+   path in a directory that exists, each output once, standard output at most once and never
+   beside a JSON summary, batch outputs inside the output directory; then each directory is
+   tried with a temporary file (``check_directories_take_files``);
 4. each voice is loaded once, however many jobs use it, and every text is prepared
    (``--strict``): ``plan_jobs``;
 5. audio is made job by job and streamed into its WAV (``render_jobs``), so memory does not grow
