@@ -53,8 +53,7 @@ class _Report:
     def spoken_without(self, word: str, letters: list[str]) -> None:
         if word not in self.incomplete:
             self.incomplete.append(word)
-        listed = " ".join(f"{ch} (U+{ord(ch):04X})" for ch in dict.fromkeys(letters))
-        self.problems.append(f"{word}: spoken without {listed}: not among the voice's tokens")
+        self.problems.append(f"{word}: spoken without {_listed(letters)}: not among the voice's tokens")
 
     @property
     def any(self) -> bool:
@@ -189,8 +188,7 @@ class Frontend:
             else:
                 kept.append(replacement)
         if unknown and not kept:
-            listed = " ".join(f"{ch} (U+{ord(ch):04X})" for ch in dict.fromkeys(unknown))
-            report.not_pronounced(word, f"none of its letters is among the voice's tokens ({listed})")
+            report.not_pronounced(word, f"none of its letters is among the voice's tokens ({_listed(unknown)})")
         elif unknown:
             report.spoken_without(word, unknown)
         return "".join(kept)
@@ -232,9 +230,10 @@ class Frontend:
             path = self.root / CHARMAP_NAME
             self._charmap = {}
             if path.exists():
-                text = read_regular_text(path, RESOURCE_MAX_BYTES, "the character map")
                 try:
-                    maps = json.loads(text)
+                    maps = json.loads(read_regular_text(path, RESOURCE_MAX_BYTES, "the character map"))
+                except OSError as exc:
+                    raise LavanyaError(f"{path}: cannot read the character map ({exc.strerror or exc})") from None
                 except (ValueError, RecursionError) as exc:
                     raise LavanyaError(f"{path}: the character map is not JSON ({exc})") from None
                 entry = maps.get(f"{self.language}_{self.gender}") if isinstance(maps, dict) else None
@@ -253,3 +252,8 @@ def _first(problems: list[str], count: int = 3) -> list[str]:
     """The first few problems for a one-line message, and how many more there are."""
     more = len(problems) - count
     return problems[:count] + ([f"and {more} more"] if more > 0 else [])
+
+
+def _listed(characters: list[str]) -> str:
+    """Characters as a report names them: ``W (U+0057) ऽ (U+093D)``."""
+    return " ".join(f"{ch} (U+{ord(ch):04X})" for ch in dict.fromkeys(characters))

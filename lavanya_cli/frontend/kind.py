@@ -21,6 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ..errors import LavanyaError
 from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
 
 
@@ -50,7 +51,10 @@ def token_list(config: dict[str, Any], model_dir: Path | None = None) -> list[st
         inside = [] if path.is_absolute() or ".." in path.parts else [model_dir / path]
         for candidate in (*inside, model_dir / path.name):
             if candidate.exists():
-                return read_regular_text(candidate, RESOURCE_MAX_BYTES, "the token list").split()
+                try:
+                    return read_regular_text(candidate, RESOURCE_MAX_BYTES, "the token list").split()
+                except OSError as exc:
+                    raise LavanyaError(f"{candidate}: cannot read the token list ({exc.strerror or exc})") from None
     return None
 
 

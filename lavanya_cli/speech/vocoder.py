@@ -91,9 +91,10 @@ def read_hifigan_config(path: Path) -> dict[str, Any]:
     """Parse and check a vocoder ``config.json``; every problem is one line naming the file."""
     path = Path(path)
     require_content(path, "HiFi-GAN config")
-    text = read_regular_text(path, VOCODER_CONFIG_MAX_BYTES, "the HiFi-GAN config")
     try:
-        config = json.loads(text)
+        config = json.loads(read_regular_text(path, VOCODER_CONFIG_MAX_BYTES, "the HiFi-GAN config"))
+    except OSError as exc:
+        raise LavanyaError(f"{path}: cannot read the vocoder config ({exc.strerror or exc})") from None
     except (ValueError, RecursionError) as exc:
         raise LavanyaError(f"{path}: vocoder config does not parse ({exc})") from None
     if not isinstance(config, dict):

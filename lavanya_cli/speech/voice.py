@@ -89,9 +89,10 @@ def read_voice_settings(spec: VoiceSpec) -> dict[str, float]:
     path = spec.model_dir / SETTINGS_NAME
     if not path.exists():
         return {}
-    text = read_regular_text(path, RESOURCE_MAX_BYTES, SETTINGS_NAME)
     try:
-        settings = yaml.safe_load(text) or {}
+        settings = yaml.safe_load(read_regular_text(path, RESOURCE_MAX_BYTES, SETTINGS_NAME)) or {}
+    except OSError as exc:
+        raise LavanyaError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise LavanyaError(f"{path}: does not parse ({str(exc).splitlines()[0]})") from None
     unknown = set(settings) - set(_SETTINGS_BOUNDS) if isinstance(settings, dict) else {"(not a mapping)"}
