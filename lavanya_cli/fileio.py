@@ -159,8 +159,10 @@ def check_directory_takes_files(path: Path, what: str = "output") -> None:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise LavanyaError(f"{path}: cannot write the {what} in {path.parent} ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(probe)
 
 
 @contextlib.contextmanager
