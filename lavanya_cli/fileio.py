@@ -8,11 +8,13 @@ a tree or a user's input goes through ``open_regular`` or ``read_regular``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from .errors import LavanyaError
 
@@ -130,28 +132,97 @@ def _size(limit: int) -> str:
     return f"{limit // KIB} KiB" if limit >= KIB else f"{limit} bytes"
 
 
-def replace_file(path: Path, write: Callable[[BinaryIO], None], *, mode: int | None = None) -> None:
-    """Write ``path`` through ``write(handle)`` into a temporary file beside it, then rename.
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back; lavanya creates no files
+    from other threads)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
-    The new file gets ``mode`` if given, else the old file's permission bits, else 0644. On any
-    failure the original is untouched and the temporary file is removed.
+
+def output_mode(path: Path) -> int:
+    """Permission bits for an output lavanya writes (a WAV, a plot): a new file gets 0644 less
+    the umask; a file it replaces keeps its bits without group/world write and without set-id
+    bits, so a 0666 target (or a symlink to one) never yields a world-writable result."""
+    try:
+        old = os.stat(path).st_mode
+    except OSError:
+        return 0o644 & ~current_umask()
+    return stat.S_IMODE(old) & 0o755
+
+
+def refuse_non_regular(path: Path, what: str = "output") -> bool:
+    """Raise LavanyaError when ``path`` exists as anything but a regular file (or a symlink to
+    one); True when it exists. Writing replaces a regular file through a rename; a device, FIFO,
+    socket or directory there must never be replaced (``-o /dev/null`` run as root would
+    otherwise put a WAV in place of the device)."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False  # a new path, or a dangling symlink (the link itself is replaced)
+    except OSError as exc:
+        raise LavanyaError(f"{path}: cannot write the {what} there ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise LavanyaError(f"{path}: {what} is {file_kind(info.st_mode)}; lavanya writes only regular files "
+                           "(give a new path, or - for standard output)")
+    return True
+
+
+def check_output_target(path: Path, what: str = "output") -> None:
+    """What can be known about writing ``path`` without writing anything: it is a regular file or
+    a new path, and its directory exists. Each problem is a one-line LavanyaError naming it."""
+    path = Path(path)
+    refuse_non_regular(path, what)
+    directory = path.parent
+    if not directory.is_dir():
+        state = "is not a directory" if directory.exists() else "does not exist; create it first"
+        raise LavanyaError(f"{path}: cannot write the {what}: {directory} {state}")
+
+
+def check_directory_takes_files(path: Path, what: str = "output") -> None:
+    """That a new file can be created beside ``path``, tried with a temporary file removed at
+    once (permissions, a read-only file system, no inodes left): the one test that is true."""
+    path = Path(path)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise LavanyaError(f"{path}: cannot write the {what} in {path.parent} ({exc.strerror or exc})") from None
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(probe)
+
+
+@contextlib.contextmanager
+def replacing(path: Path, *, mode: int | None = None) -> Iterator[BinaryIO]:
+    """A seekable temporary file beside ``path``; when the block ends normally it is flushed to
+    disk and renamed over ``path``, so readers never see half of it. On any way out of the
+    block (an error, Ctrl-C, SIGTERM through ``cli.main``) the temporary file is removed and
+    ``path`` is untouched.
+
+    The result gets ``mode`` if given, else the old file's permission bits, else 0644 less the
+    umask. A target that is not a regular file (or a new path) is refused before and after.
     """
+    path = Path(path)
+    exists = refuse_non_regular(path, "file")
     if mode is None:
-        try:
-            mode = path.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o644
+        mode = stat.S_IMODE(os.stat(path).st_mode) if exists else 0o644 & ~current_umask()
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
+        with os.fdopen(fd, "w+b") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp_name, mode)
+        refuse_non_regular(path, "file")  # it may have been swapped for a device meanwhile
         os.replace(temp_name, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
         raise
+
+
+def replace_file(path: Path, write: Callable[[BinaryIO], None], *, mode: int | None = None) -> None:
+    """Write ``path`` through ``write(handle)`` (see ``replacing``: temporary file, then rename)."""
+    with replacing(path, mode=mode) as handle:
+        write(handle)

@@ -50,7 +50,7 @@ def test_one_line_per_sentence_exactly_the_model_input(capsys, root):
                          "नमस्ते, दुनिया। <sil=1s> दो 2!")
     assert code == 0
     assert out.splitlines() == ["$namastE. $duniyA.", "$dOdO."]
-    assert err == ""
+    assert err == f"lavanya: hindi/male from {root}\n"  # which root's resources were used
 
 
 def test_json_lists_words_not_pronounced(capsys, root):

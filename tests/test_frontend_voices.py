@@ -119,10 +119,11 @@ def test_word_outside_the_dictionary_goes_to_the_unified_parser(phrase_root):
 def test_characters_outside_the_tokens_use_the_charmap_or_are_reported(phrase_root):
     prepared = frontend(phrase_root).prepare("विशेष अजीब")
     # विशेष = wiशEQ: Q is no token, the charmap maps it to s
-    # अजीब = ajIW: W is no token and the charmap does not know it: left out, reported
+    # अजीब = ajIW: W is no token and the charmap does not know it: spoken without it, and the
+    # report says exactly that (not "not pronounced")
     assert prepared.model_input == "$wiशEsajI."
-    assert prepared.unpronounced == ["अजीब"]
-    assert "U+0057" in prepared.problems[0]
+    assert prepared.unpronounced == [] and prepared.incomplete == ["अजीब"]
+    assert prepared.problems == ["अजीब: spoken without W (U+0057): not among the voice's tokens"]
 
 
 def test_numbers_without_a_table_name_the_missing_file(tmp_path):

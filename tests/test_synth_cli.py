@@ -65,9 +65,9 @@ def test_jsonl_loads_each_voice_once(cli, tmp_path, monkeypatch):
     loads = []
     real_load = Voice.load.__func__
 
-    def counting_load(cls, *args, **kwargs):
-        loads.append(args[:2])
-        return real_load(cls, *args, **kwargs)
+    def counting_load(cls, voice, *args, **kwargs):
+        loads.append(voice.name)  # the batch finds each voice first, then loads it by its VoiceSpec
+        return real_load(cls, voice, *args, **kwargs)
 
     monkeypatch.setattr(Voice, "load", classmethod(counting_load))
     lines = [
@@ -79,7 +79,7 @@ def test_jsonl_loads_each_voice_once(cli, tmp_path, monkeypatch):
     code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", tmp_path / "jobs.jsonl",
                        "--output-dir", tmp_path / "out")
     assert code == 0, err
-    assert sorted(loads) == [("hindi", "female"), ("hindi", "male")]
+    assert sorted(loads) == ["hindi/female", "hindi/male"]
     m1, m2 = (soundfile.info(tmp_path / "out" / name).duration for name in ("m1.wav", "m2.wav"))
     assert m2 == pytest.approx(2 * m1, rel=0.05)
     assert (tmp_path / "out" / "f1.wav").is_file()
@@ -157,7 +157,9 @@ def test_stdout_gets_the_wav_and_nothing_else_and_stderr_stays_quiet(tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     data, rate = soundfile.read(io.BytesIO(result.stdout), dtype="int16")
     assert rate == 22050 and data.ndim == 1 and len(data) > 0
-    assert result.stdout[:4] == b"RIFF" and int.from_bytes(result.stdout[4:8], "little") + 8 == len(result.stdout)
+    # a pipe cannot seek: the WAV streams out with a header for a stream of unknown length
+    assert result.stdout[:4] == b"RIFF" and result.stdout[4:8] == b"\xff\xff\xff\xff"
+    assert len(result.stdout) == 44 + 2 * len(data)
     lines = result.stderr.decode().splitlines()
     assert lines and all(line.startswith("lavanya: ") for line in lines), lines
     assert not (tmp_path / "nltk_data").exists()

@@ -31,6 +31,21 @@ ModelsOption = typer.Option(
 )
 
 
+MaxInputOption = typer.Option(
+    None,
+    "--max-input",
+    metavar="SIZE",
+    help="Most text to read from a file or stdin: bytes, or with K/M (default: $LAVANYA_MAX_INPUT, else 1M).",
+)
+
+
+def voice_origin_line(name: str, root: object, bundled: bool, demo: bool) -> str:
+    """The stderr line that says which voice from which root: the answer to "was that the demo
+    or the real one?" (``synth`` and ``text`` alike)."""
+    tag = " (bundled demo voice)" if bundled and demo else (" (demo voice)" if demo else "")
+    return f"lavanya: {name}{tag} from {root}\n"
+
+
 def pick_root(positional: Optional[Path], models: Optional[Path]) -> Path:
     """A command's model root: the positional ROOT, else ``--models``, else the default chain.
     A named root that is no directory is an error saying which of the two named it."""

@@ -11,7 +11,8 @@ from typing import Optional
 import typer
 
 from ..errors import LavanyaError
-from .app import ModelsOption, OutputFormat, app
+from ..limits import ALPHA_MAX, ALPHA_MIN, PAUSE_MAX_SECONDS
+from .app import MaxInputOption, ModelsOption, OutputFormat, app, voice_origin_line
 from .output import print_json, warning_line
 
 
@@ -37,24 +38,40 @@ def synth(
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", dir_okay=False,
                                          help="Batch: JSON lines with text, output and optional lang, gender, alpha."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", file_okay=False,
-                                              help="Directory for --lines WAVs (0001.wav, ...) or relative --jsonl outputs."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Speaking rate: higher is slower (default 1.0)."),
+                                              help="Directory for --lines WAVs (0001.wav, ...) and --jsonl outputs "
+                                                   "(default for --jsonl: the current directory)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha",
+                                          help=f"Speaking rate: higher is slower, {ALPHA_MIN:g} to {ALPHA_MAX:g} "
+                                               "(default 1.0)."),
     sentence_silence: float = typer.Option(0.0, "--sentence-silence", metavar="SECONDS",
-                                           help="Pause between sentences."),
+                                           help=f"Pause between sentences, 0 to {PAUSE_MAX_SECONDS:g} s."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (at most the CPUs there are)."),
     vocoder: Optional[VocoderFamily] = typer.Option(None, "--vocoder",
                                                     help="Vocoder family instead of the language's own."),
     strict: bool = typer.Option(False, "--strict", help="Fail on a word that cannot be pronounced."),
     format: OutputFormat = typer.Option(OutputFormat.text, "--format",
                                         help="json prints a summary (audio and wall seconds, real-time factor)."),
     plot: Optional[Path] = typer.Option(None, "--plot", dir_okay=False, help="Save the mel spectrogram as PNG."),
+    max_input: Optional[str] = MaxInputOption,
 ) -> None:
     """Speak text with a voice and write a WAV at the voice's sample rate."""
     started = time.perf_counter()
-    from ..speech.jobs import VoiceCache, jobs_from_jsonl, jobs_from_lines, plan_jobs, render_jobs, summarize
-    from ..speech.jobs import STDOUT, Job
-    from .textinput import read_text_source
+    from ..errors import Stopped
+    from ..limits import checked_alpha, checked_pause, input_limit, usable_threads
+    from ..speech.jobs import (STDOUT, Job, VoiceCache, check_directories_take_files, check_outputs,
+                               check_outside_roots, jobs_from_jsonl, jobs_from_lines, plan_jobs, render_jobs,
+                               segment_jobs, summarize)
+    from ..speech.runtime import checked_device
+    from .textinput import read_input, read_text_source
+
+    json_summary = format is OutputFormat.json
+    # Every number and the device first: a typo costs nothing.
+    alpha = None if alpha is None else checked_alpha(alpha)
+    sentence_silence = checked_pause(sentence_silence)
+    threads, threads_note = usable_threads(threads)
+    limit = input_limit(max_input)
+    device = checked_device(device)
 
     if lines is not None and jsonl is not None:
         raise LavanyaError("give --lines or --jsonl, not both")
@@ -68,43 +85,67 @@ def synth(
     if lines is not None:
         if output_dir is None or lang is None or gender is None:
             raise LavanyaError("--lines needs --output-dir, --lang and --gender")
-        jobs = jobs_from_lines(lines, output_dir, lang, gender, alpha)
+        jobs = jobs_from_lines(read_input(lines, limit, "--lines"), str(lines), output_dir, lang, gender, alpha)
     elif jsonl is not None:
-        jobs = jobs_from_jsonl(jsonl, output_dir, lang, gender, alpha)
+        output_dir = Path(".") if output_dir is None else output_dir
+        jobs = jobs_from_jsonl(read_input(jsonl, limit, "--jsonl"), str(jsonl), output_dir, lang, gender, alpha)
     else:
         if lang is None or gender is None:
             raise LavanyaError("give --lang and --gender (see lavanya voices)")
-        if output is None:
+        if not output:
             raise LavanyaError("give -o FILE.wav (or -o - for the WAV on standard output)")
-        if output == STDOUT and format is OutputFormat.json:
-            raise LavanyaError("-o - puts the WAV on standard output; --format json needs -o FILE")
-        jobs = [Job(read_text_source(text_option, text, input_file), output, lang, gender, alpha)]
+        jobs = [Job(read_text_source(text_option, text, input_file, limit=limit), output, lang, gender, alpha)]
+    segmented = segment_jobs(jobs, sentence_silence)
+    # Where the outputs go, checked before anything is written and any voice is loaded.
+    voices = VoiceCache(options=dict(models=models, variant=variant, vocoder=vocoder.value if vocoder else None,
+                                     device=device, threads=threads, strict=strict))
+    roots = list(dict.fromkeys(voices.spec(job.language, job.gender).root for job in jobs))
+    outputs = [job.output for job in jobs] + ([plot] if plot is not None else [])
+    check_outside_roots(outputs + ([output_dir] if output_dir is not None else []), roots)
     if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
-
-    voices = VoiceCache(options=dict(models=models, variant=variant, device=device, threads=threads,
-                                     vocoder=vocoder.value if vocoder else None, strict=strict))
-    planned = plan_jobs(jobs, voices, sentence_silence)
+        _make_directory(output_dir)
+    extra = {"--plot": plot} if plot is not None else None
+    check_outputs(jobs, inside=output_dir if batch else None, extra=extra, json_summary=json_summary)
+    check_directories_take_files(outputs)
+    if threads_note:
+        warning_line(threads_note)
+    planned = plan_jobs(jobs, segmented, voices)
     total = sum(item.sentences for item in planned)
-    with _progress(total, enabled=format is OutputFormat.text) as advance:
-        results = render_jobs(planned, on_sentence=advance, plot=plot)
+    results: list[dict] = []
+    try:
+        with _progress(total, enabled=not json_summary) as advance:
+            for result in render_jobs(planned, on_sentence=advance, plot=plot):
+                results.append(result)
+    except (LavanyaError, Stopped) as exc:
+        if json_summary:  # what was written before the failure, and the failure
+            print_json({**summarize(results, voices, time.perf_counter() - started), "error": exc.message})
+        raise
     summary = summarize(results, voices, time.perf_counter() - started)
 
-    if format is OutputFormat.json:
+    if json_summary:
         print_json(summary)
         return
     for problem in dict.fromkeys(p for result in results for p in result["problems"]):
-        warning_line(f"not pronounced: {problem}")
+        warning_line(problem)
     for loaded in summary["voices"]:
         for reason in loaded["skipped"]:
             sys.stderr.write(f"lavanya: passed over {reason}\n")
-        tag = " (bundled demo voice)" if loaded["bundled"] and loaded["demo"] else (" (demo voice)" if loaded["demo"] else "")
-        sys.stderr.write(f"lavanya: {loaded['voice']}{tag} from {loaded['root']}\n")
+        sys.stderr.write(voice_origin_line(loaded["voice"], loaded["root"], loaded["bundled"], loaded["demo"]))
     where = results[0]["output"] if len(results) == 1 else f"{len(results)} files"
     if where == STDOUT:
         where = "standard output"
     sys.stderr.write(f"lavanya: {summary['audio_seconds']:.2f} s of audio in {summary['wall_seconds']:.1f} s "
                      f"-> {where}\n")
+
+
+def _make_directory(directory: Path) -> None:
+    """``--output-dir``, created if need be (one line when that cannot be done)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise LavanyaError(f"{directory}: --output-dir is not a directory") from None
+    except OSError as exc:
+        raise LavanyaError(f"{directory}: cannot create --output-dir ({exc.strerror or exc})") from None
 
 
 class _progress:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .app import ModelsOption, OutputFormat, app
+from .app import MaxInputOption, ModelsOption, OutputFormat, app, voice_origin_line
 from .output import print_json, warning_line
 
 
@@ -23,14 +24,16 @@ def text_command(
                                               dir_okay=False),
     format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
     strict: bool = typer.Option(False, "--strict", help="Fail on a word that cannot be pronounced."),
+    max_input: Optional[str] = MaxInputOption,
 ) -> None:
     """Print exactly the string the acoustic model would get for each sentence (no weights needed)."""
-    from ..modeltree.config import read_config
     from ..frontend import Frontend, Speech, segment_text
+    from ..limits import input_limit
+    from ..modeltree.config import read_config
     from ..modeltree.layout import find_voice
     from .textinput import read_text_source
 
-    source = read_text_source(text_option, text, input_file)
+    source = read_text_source(text_option, text, input_file, limit=input_limit(max_input))
     items = segment_text(source)
     voice = find_voice(lang, gender, variant, models)
     frontend = Frontend.for_voice(voice, read_config(voice.config_path), strict=strict)
@@ -43,6 +46,7 @@ def text_command(
                 "model_input": prepared.model_input,
                 "alpha": item.alpha,
                 "unpronounced": prepared.unpronounced,
+                "incomplete": prepared.incomplete,
                 "problems": prepared.problems,
             })
     if format is OutputFormat.json:
@@ -56,4 +60,5 @@ def text_command(
     for sentence in sentences:
         typer.echo(sentence["model_input"])
     for problem in (problem for sentence in sentences for problem in sentence["problems"]):
-        warning_line(f"not pronounced: {problem}")
+        warning_line(problem)
+    sys.stderr.write(voice_origin_line(voice.name, voice.root, voice.bundled, voice.demo))

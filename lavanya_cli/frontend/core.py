@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LavanyaError
+from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
 from ..modeltree.layout import VoiceSpec
 from .cleaning import clean
 from .kind import PHRASE_END, PHRASE_START, FrontendKind, detect_kind, token_list
@@ -25,26 +26,38 @@ class PreparedText:
     """What one sentence becomes.
 
     ``model_input``: the exact string given to the acoustic model. ``unpronounced``: words left
-    out or spoken incompletely. ``problems``: one line per such word saying why (and which
-    resource file would have helped).
+    out. ``incomplete``: words spoken without some of their letters (the voice has no token for
+    them). ``problems``: one line per such word saying which of the two happened and why (and
+    which resource file would have helped).
     """
 
     model_input: str
     unpronounced: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
 
 
 class _Report:
-    """Collects the words a sentence could not fully pronounce."""
+    """Collects the words a sentence could not fully pronounce, each as what really happened."""
 
     def __init__(self) -> None:
-        self.words: list[str] = []
+        self.left_out: list[str] = []
+        self.incomplete: list[str] = []
         self.problems: list[str] = []
 
-    def add(self, word: str, reason: str) -> None:
-        if word not in self.words:
-            self.words.append(word)
-        self.problems.append(f"{word}: {reason}")
+    def not_pronounced(self, word: str, reason: str) -> None:
+        if word not in self.left_out:
+            self.left_out.append(word)
+        self.problems.append(f"{word}: not pronounced: {reason}")
+
+    def spoken_without(self, word: str, letters: list[str]) -> None:
+        if word not in self.incomplete:
+            self.incomplete.append(word)
+        self.problems.append(f"{word}: spoken without {_listed(letters)}: not among the voice's tokens")
+
+    @property
+    def any(self) -> bool:
+        return bool(self.problems)
 
 
 class Frontend:
@@ -98,14 +111,15 @@ class Frontend:
         report = _Report()
         phrases = [self._phrase(words, report) for words in clean(sentence)]
         phrases = [phrase for phrase in phrases if phrase]
-        if report.words and self.strict:
-            raise LavanyaError("cannot pronounce " + "; ".join(report.problems))
+        if report.any and self.strict:
+            raise LavanyaError("not every word can be spoken (strict): " + "; ".join(_first(report.problems)))
         if not phrases:
-            detail = f" (not pronounced: {'; '.join(report.problems)})" if report.problems else ""
-            raise LavanyaError(f"nothing to say in {sentence.strip()!r}{detail}")
+            shown = sentence.strip() if len(sentence.strip()) <= 60 else sentence.strip()[:60] + "…"
+            detail = f" ({'; '.join(_first(report.problems))})" if report.problems else ""
+            raise LavanyaError(f"nothing to say in {shown!r}{detail}")
         if self.kind is FrontendKind.PHRASES:
             phrases = [PHRASE_START + phrase + PHRASE_END for phrase in phrases]
-        return PreparedText(" ".join(phrases), report.words, report.problems)
+        return PreparedText(" ".join(phrases), report.left_out, report.problems, report.incomplete)
 
     def _phrase(self, words: list[str], report: _Report) -> str:
         spoken = [piece for word in words for piece in self._word(word, report)]
@@ -122,13 +136,13 @@ class Frontend:
             return [word]
         table = self.numbers
         if table is None:
-            report.add(word, f"no number table {self._relative(self._numbers_path)}")
+            report.not_pronounced(word, f"no number table {self._relative(self._numbers_path)}")
             return []
         try:
             # a table row may hold several words ("ninety six")
             return [part for spelled in table.spell(word) for part in spelled.split()]
         except MissingNumberWord as missing:
-            report.add(word, f"{self._relative(self._numbers_path)} has no row for {missing.key!r}")
+            report.not_pronounced(word, f"{self._relative(self._numbers_path)} has no row for {missing.key!r}")
             return []
 
     def _phones(self, word: str, report: _Report) -> str:
@@ -139,7 +153,7 @@ class Frontend:
             self._cache[word] = (phones, problems)
         phones, problems = self._cache[word]
         for problem in problems:
-            report.add(word, problem)
+            report.not_pronounced(word, problem)
         return self._in_tokens(word, phones, report) if phones else ""
 
     def _lookup(self, word: str, problems: list[str]) -> str:
@@ -161,8 +175,9 @@ class Frontend:
 
     def _in_tokens(self, word: str, text: str, report: _Report) -> str:
         """``text`` in the voice's tokens: a character outside them becomes its entry in the
-        multilingual character map, or its base letter (``ऩ`` -> ``न``, Unicode decomposition);
-        characters with neither are left out and the word is reported."""
+        multilingual character map, or its base letter (``ऩ`` -> ``न``, Unicode decomposition).
+        Characters with neither are dropped and the word is reported as spoken without them;
+        a word left with no character at all is reported as not pronounced."""
         if self.tokens is None or all(ch in self.tokens for ch in text):
             return text
         kept, unknown = [], []
@@ -172,9 +187,10 @@ class Frontend:
                 unknown.append(ch)
             else:
                 kept.append(replacement)
-        if unknown:
-            listed = " ".join(f"{ch} (U+{ord(ch):04X})" for ch in dict.fromkeys(unknown))
-            report.add(word, f"not among the voice's tokens: {listed}")
+        if unknown and not kept:
+            report.not_pronounced(word, f"none of its letters is among the voice's tokens ({_listed(unknown)})")
+        elif unknown:
+            report.spoken_without(word, unknown)
         return "".join(kept)
 
     def _token_for(self, ch: str) -> str | None:
@@ -193,7 +209,7 @@ class Frontend:
         plain = self.root / "phone_dict" / self.language
         if variant:
             own = plain.with_name(f"{self.language}_{variant.split('-')[0]}")
-            if own.is_file():
+            if own.exists():
                 return own
         return plain
 
@@ -203,7 +219,7 @@ class Frontend:
 
     @property
     def numbers(self) -> NumberTable | None:
-        if self._numbers is None and self._numbers_path.is_file():
+        if self._numbers is None and self._numbers_path.exists():
             self._numbers = NumberTable.load(self._numbers_path)
         return self._numbers
 
@@ -213,11 +229,13 @@ class Frontend:
         if self._charmap is None:
             path = self.root / CHARMAP_NAME
             self._charmap = {}
-            if path.is_file():
+            if path.exists():
                 try:
-                    maps = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, UnicodeDecodeError, ValueError) as exc:
-                    raise LavanyaError(f"{path}: cannot read the character map ({exc})") from None
+                    maps = json.loads(read_regular_text(path, RESOURCE_MAX_BYTES, "the character map"))
+                except OSError as exc:
+                    raise LavanyaError(f"{path}: cannot read the character map ({exc.strerror or exc})") from None
+                except (ValueError, RecursionError) as exc:
+                    raise LavanyaError(f"{path}: the character map is not JSON ({exc})") from None
                 entry = maps.get(f"{self.language}_{self.gender}") if isinstance(maps, dict) else None
                 if isinstance(entry, dict):
                     self._charmap = {str(k): str(v) for k, v in entry.items()}
@@ -228,3 +246,14 @@ class Frontend:
             return path.relative_to(self.root).as_posix()
         except ValueError:
             return str(path)
+
+
+def _first(problems: list[str], count: int = 3) -> list[str]:
+    """The first few problems for a one-line message, and how many more there are."""
+    more = len(problems) - count
+    return problems[:count] + ([f"and {more} more"] if more > 0 else [])
+
+
+def _listed(characters: list[str]) -> str:
+    """Characters as a report names them: ``W (U+0057) ऽ (U+093D)``."""
+    return " ".join(f"{ch} (U+{ord(ch):04X})" for ch in dict.fromkeys(characters))

@@ -21,6 +21,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ..errors import LavanyaError
+from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
+
 
 class FrontendKind(str, Enum):
     PHRASES = "phrases"
@@ -38,18 +41,20 @@ _PATH_HINTS = (
 
 
 def token_list(config: dict[str, Any], model_dir: Path | None = None) -> list[str] | None:
-    """The config's ``token_list``: inline, or a tokens file (relative to ``model_dir``)."""
+    """The config's ``token_list``: inline, or a tokens file inside ``model_dir`` (a path in the
+    config is only looked up there, so a hostile config cannot point at files elsewhere)."""
     tokens = config.get("token_list")
     if isinstance(tokens, list):
         return [str(token) for token in tokens]
-    if isinstance(tokens, str) and model_dir is not None:
+    if isinstance(tokens, str) and tokens and model_dir is not None:
         path = Path(tokens)
-        for candidate in (path, model_dir / path, model_dir / path.name):
-            if candidate.is_file():
+        inside = [] if path.is_absolute() or ".." in path.parts else [model_dir / path]
+        for candidate in (*inside, model_dir / path.name):
+            if candidate.exists():
                 try:
-                    return candidate.read_text(encoding="utf-8").split()
-                except (OSError, UnicodeDecodeError):
-                    return None
+                    return read_regular_text(candidate, RESOURCE_MAX_BYTES, "the token list").split()
+                except OSError as exc:
+                    raise LavanyaError(f"{candidate}: cannot read the token list ({exc.strerror or exc})") from None
     return None
 
 

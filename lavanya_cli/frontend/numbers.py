@@ -8,10 +8,12 @@ row ``.`` for the decimal point. Larger numbers are composed in the Indian syste
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
 from ..errors import LavanyaError
+from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
 
 NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 # Place values of the Indian system, largest first: crore, lakh, thousand, hundred.
@@ -40,11 +42,11 @@ class NumberTable:
         """Read ``digits,word`` rows; rows without a word are ignored."""
         words: dict[str, str] = {}
         try:
-            with open(path, encoding="utf-8-sig", newline="") as handle:
-                for row in csv.reader(handle):
-                    if len(row) >= 2 and row[0].strip() and row[1].strip():
-                        words[row[0].strip()] = row[1].strip()
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            text = read_regular_text(path, RESOURCE_MAX_BYTES, "the number table", encoding="utf-8-sig")
+            for row in csv.reader(io.StringIO(text, newline="")):
+                if len(row) >= 2 and row[0].strip() and row[1].strip():
+                    words[row[0].strip()] = row[1].strip()
+        except (OSError, csv.Error) as exc:
             raise LavanyaError(f"{path}: cannot read the number table ({exc})") from None
         return cls(words, path)
 

@@ -15,6 +15,7 @@ import unicodedata
 from pathlib import Path
 
 from ..errors import LavanyaError
+from ..fileio import PHONE_DICT_MAX_BYTES, read_regular_text
 
 # IITM common-label-set label -> model character (labels not listed, such as a, k, n, stay as
 # they are). From the synthesis issue; the same table upstream applies to parser output.
@@ -67,7 +68,9 @@ class PhoneDictionary:
 
     @property
     def exists(self) -> bool:
-        return self.path.is_file()
+        """True when something is there: a FIFO or directory in its place is an error when read,
+        not a silently missing dictionary."""
+        return self.path.exists()
 
     def lookup(self, word: str) -> str | None:
         entries = self._load()
@@ -95,9 +98,9 @@ def _read_dictionary(path: Path, mtime_ns: int, size: int, fold_case: bool) -> d
     """The entries of one dictionary file (about 0.15 s and 25 MB for Hindi's 133,000 words);
     cached by path and modification time so two voices of a language read it once."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LavanyaError(f"{path}: cannot read the phone dictionary ({exc})") from None
+        text = read_regular_text(path, PHONE_DICT_MAX_BYTES, "the phone dictionary")
+    except OSError as exc:
+        raise LavanyaError(f"{path}: cannot read the phone dictionary ({exc.strerror or exc})") from None
     entries: dict[str, str] = {}
     for line in text.splitlines():
         word, _, phones = line.partition(" ")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import LavanyaError
+from ..limits import SENTENCE_FRAMES_MAX
 
 if TYPE_CHECKING:
     import torch
@@ -71,6 +72,22 @@ def fastspeech2_from_config(config: dict[str, Any], device: str = "cpu") -> "tor
         return fastspeech2(idim=len(config["token_list"]), odim=output_dim(config), **(config.get("tts_conf") or {}))
 
 
+def _refuse_too_many_frames(_module, args) -> None:
+    """Before the length regulator repeats each token's encoding by its predicted duration:
+    refuse a sentence that would expand past ``SENTENCE_FRAMES_MAX`` frames (or whose durations
+    overflowed), instead of letting torch try to allocate it (``alpha=1e9`` once asked for 440 GB)."""
+    import torch
+
+    _, durations, *rest = args
+    alpha = rest[0] if rest else 1.0
+    if alpha != 1.0:  # as ESPnet's LengthRegulator scales them
+        durations = torch.round(durations.float() * alpha)
+    frames = durations.double().sum(dim=-1).max().item()
+    if durations.min().item() < 0 or not frames <= SENTENCE_FRAMES_MAX:
+        raise LavanyaError(f"the acoustic model predicts {frames:.0f} frames for one sentence, more than the "
+                           f"{SENTENCE_FRAMES_MAX} a sentence may have; lower alpha or split the sentence")
+
+
 class AcousticModel:
     """Token ids and denormalised log-mel frames for model-input text, as ``Text2Speech`` gives."""
 
@@ -94,6 +111,7 @@ class AcousticModel:
             global_mvn = import_espnet("espnet2.layers.global_mvn").GlobalMVN
             self.network.normalize = global_mvn(stats_file=feats_stats, **options)
         self.network.to(device=device, dtype=torch.float32).eval()  # GlobalMVN starts on the CPU
+        self.network.tts.length_regulator.register_forward_pre_hook(_refuse_too_many_frames)
         self.device = device
 
     def load_state_dict(self, state: dict[str, "torch.Tensor"]):

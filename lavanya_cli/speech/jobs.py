@@ -1,24 +1,42 @@
 """Synthesis jobs: one text to one WAV, from a single text, a lines file or a JSONL batch.
 
-Every job is planned (voice loaded, text segmented and prepared) before any audio is made, so a
-malformed tag or an unpronounceable word under ``--strict`` in line 900 fails before line 1 has
-cost anything. Each voice is loaded once however many jobs use it.
+The work is ordered so that a mistake anywhere in a batch costs nothing:
+
+1. every text is segmented (tags and their numbers, empty text, pauses): ``segment_jobs``;
+2. the voices are found without reading weights, and no output (nor the output directory) may
+   lie in a model root in use: ``check_outside_roots``;
+3. every output is checked without writing anything (``check_outputs``): a regular file or a new
+   path in a directory that exists, each output once, standard output at most once and never
+   beside a JSON summary, batch outputs inside the output directory; then each directory is
+   tried with a temporary file (``check_directories_take_files``);
+4. each voice is loaded once, however many jobs use it, and every text is prepared
+   (``--strict``): ``plan_jobs``;
+5. audio is made job by job and streamed into its WAV (``render_jobs``), so memory does not grow
+   with the text; an error names the job (``jobs.jsonl:7``) and the WAVs already written stay.
 """
 
 from __future__ import annotations
 
 import json
-import sys
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from ..errors import LavanyaError
-from .voice import AudioChunk, Utterance, Voice
+from ..fileio import check_directory_takes_files, check_output_target
+from ..frontend import Silence, Speech, segment_text
+from ..limits import checked_alpha
+from ..modeltree.layout import VoiceSpec
+from .audio import STDOUT, MelRecorder, wav_output
+from .voice import Utterance, Voice, find_usable_voice
 
-STDOUT = "-"
+JSONL_FIELDS = ("text", "output", "lang", "gender", "alpha")
+WAV_SUFFIX = ".wav"
+# Options that say which voice to find; the rest of VoiceCache.options are for loading it.
+_FIND_OPTIONS = ("models", "variant", "vocoder")
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,13 @@ class Job:
     language: str
     gender: str
     alpha: float | None = None
+    where: str = ""  # where the job was written ("jobs.jsonl:7"); empty for a single text
+
+    def failed(self, error: LavanyaError) -> LavanyaError:
+        """``error`` naming this job, so the user knows which line of a batch to fix."""
+        if not self.where:
+            return error
+        return LavanyaError(f"{self.where} ({self.output}): {error.message}", error.exit_code)
 
 
 @dataclass
@@ -43,114 +68,213 @@ class PlannedJob:
 
 @dataclass
 class VoiceCache:
-    """Voices by ``(language, gender)``, each loaded on first use with the same options."""
+    """Voices by ``(language, gender)``: found on first ask (``spec``, no weights read), loaded
+    on first use (``get``), each with the same options."""
 
     options: dict[str, Any] = field(default_factory=dict)
+    specs: dict[tuple[str, str], tuple[VoiceSpec, tuple[str, ...]]] = field(default_factory=dict)
     voices: dict[tuple[str, str], Voice] = field(default_factory=dict)
     load_seconds: float = 0.0
+
+    def spec(self, language: str, gender: str) -> VoiceSpec:
+        key = (language.lower(), gender.lower())
+        if key not in self.specs:
+            find = {name: self.options.get(name) for name in _FIND_OPTIONS}
+            self.specs[key] = find_usable_voice(language, gender, **find)
+        return self.specs[key][0]
 
     def get(self, language: str, gender: str) -> Voice:
         key = (language.lower(), gender.lower())
         if key not in self.voices:
+            spec = self.spec(language, gender)
             started = time.perf_counter()
-            self.voices[key] = Voice.load(language, gender, **self.options)
+            load = {name: value for name, value in self.options.items() if name not in _FIND_OPTIONS}
+            voice = Voice.load(spec, **load)
+            voice.skipped = self.specs[key][1]
+            self.voices[key] = voice
             self.load_seconds += time.perf_counter() - started
         return self.voices[key]
 
 
-def jobs_from_lines(path: Path, output_dir: Path, language: str, gender: str, alpha: float | None) -> list[Job]:
-    """One job per non-empty line of ``path``; outputs ``output_dir/0001.wav``, ``0002.wav``, ..."""
-    jobs = []
-    for line in _read_lines(path, "--lines"):
-        if line.strip():
-            jobs.append(Job(line, str(Path(output_dir) / f"{len(jobs) + 1:04d}.wav"), language, gender, alpha))
-    if not jobs:
-        raise LavanyaError(f"{path}: no text (every line is empty)")
-    return jobs
-
-
-def jobs_from_jsonl(path: Path, output_dir: Path | None, language: str | None, gender: str | None,
+def jobs_from_lines(text: str, source: str, output_dir: Path, language: str, gender: str,
                     alpha: float | None) -> list[Job]:
-    """One job per JSON line: ``text`` and ``output`` required; ``lang``, ``gender`` and ``alpha``
-    default to the command's options. A relative ``output`` is under ``output_dir`` when given."""
+    """One job per non-empty line of ``text`` (read from ``source``); outputs
+    ``output_dir/0001.wav``, ``0002.wav``, ..."""
     jobs = []
-    for number, line in enumerate(_read_lines(path, "--jsonl"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LavanyaError(f"{where}: not JSON ({exc.msg})") from None
-        if not isinstance(entry, dict):
-            raise LavanyaError(f"{where}: expected an object with text and output")
-        text, output = entry.get("text"), entry.get("output")
-        if not isinstance(text, str) or not isinstance(output, str) or not output:
-            raise LavanyaError(f"{where}: needs \"text\" and \"output\" strings")
-        lang, gen = entry.get("lang", language), entry.get("gender", gender)
-        if not lang or not gen:
-            raise LavanyaError(f"{where}: no \"lang\"/\"gender\" and no --lang/--gender to fall back on")
-        line_alpha = entry.get("alpha", alpha)
-        if line_alpha is not None and (isinstance(line_alpha, bool) or not isinstance(line_alpha, (int, float))):
-            raise LavanyaError(f"{where}: \"alpha\" must be a number")
-        target = Path(output)
-        if output_dir is not None and not target.is_absolute():
-            target = Path(output_dir) / target
-        jobs.append(Job(text, str(target), str(lang), str(gen), None if line_alpha is None else float(line_alpha)))
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            output = str(Path(output_dir) / f"{len(jobs) + 1:04d}{WAV_SUFFIX}")
+            jobs.append(Job(line, output, language, gender, alpha, where=f"{source}:{number}"))
     if not jobs:
-        raise LavanyaError(f"{path}: no jobs (every line is empty)")
+        raise LavanyaError(f"{source}: no text (every line is empty)")
     return jobs
 
 
-def plan_jobs(jobs: list[Job], voices: VoiceCache, sentence_silence: float = 0.0) -> list[PlannedJob]:
+def jobs_from_jsonl(text: str, source: str, output_dir: Path, language: str | None, gender: str | None,
+                    alpha: float | None) -> list[Job]:
+    """One job per JSON line of ``text`` (read from ``source``): ``text`` and ``output`` required;
+    ``lang``, ``gender`` and ``alpha`` default to the command's options. ``output`` is a relative
+    path ending in ``.wav``, under ``output_dir`` (without ``--output-dir``: the current
+    directory), or ``-`` for standard output."""
+    jobs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            jobs.append(_jsonl_job(line, f"{source}:{number}", output_dir, language, gender, alpha))
+    if not jobs:
+        raise LavanyaError(f"{source}: no jobs (every line is empty)")
+    return jobs
+
+
+def _jsonl_job(line: str, where: str, output_dir: Path, language: str | None, gender: str | None,
+               alpha: float | None) -> Job:
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, or digits beyond Python's limit
+        raise LavanyaError(f"{where}: not JSON ({getattr(exc, 'msg', None) or exc})") from None
+    if not isinstance(entry, dict):
+        raise LavanyaError(f"{where}: expected an object with text and output")
+    if unknown := [str(key) for key in entry if key not in JSONL_FIELDS]:
+        raise LavanyaError(f"{where}: unknown field {unknown[0][:40]!r} (fields: {', '.join(JSONL_FIELDS)})")
+    text, output = entry.get("text"), entry.get("output")
+    if not isinstance(text, str) or not isinstance(output, str) or not output:
+        raise LavanyaError(f"{where}: needs \"text\" and \"output\" strings")
+    lang, gen = entry.get("lang", language), entry.get("gender", gender)
+    if not (isinstance(lang, str) and lang and isinstance(gen, str) and gen):
+        raise LavanyaError(f"{where}: no \"lang\"/\"gender\" strings and no --lang/--gender to fall back on")
+    line_alpha = entry.get("alpha", alpha)
+    if line_alpha is not None:
+        line_alpha = checked_alpha(line_alpha, f"{where}: \"alpha\"")
+    return Job(text, _batch_output(output, output_dir, where), lang, gen, line_alpha, where=where)
+
+
+def _batch_output(output: str, output_dir: Path, where: str) -> str:
+    """A JSONL ``output`` as a path under ``output_dir``: relative, no ``..``, a ``.wav`` name."""
+    if output == STDOUT:
+        return STDOUT
+    relative = PurePath(output)
+    if "\0" in output or relative.is_absolute() or ".." in relative.parts:
+        raise LavanyaError(f"{where}: output {output[:80]!r} must be a relative path inside the output "
+                           "directory (not absolute, no '..')")
+    if relative.suffix.lower() != WAV_SUFFIX:
+        raise LavanyaError(f"{where}: output {output[:80]!r} must be a {WAV_SUFFIX} file")
+    return str(Path(output_dir) / relative)
+
+
+def segment_jobs(jobs: list[Job], sentence_silence: float = 0.0) -> list[list[Speech | Silence]]:
+    """Every job's text cut into sentences and pauses, before any voice is loaded: a malformed
+    tag, a number out of range or empty text fails here, naming the job."""
+    segmented = []
+    for job in jobs:
+        try:
+            segmented.append(segment_text(job.text, sentence_silence=sentence_silence))
+        except LavanyaError as exc:
+            raise job.failed(exc) from None
+    return segmented
+
+
+def check_outputs(jobs: list[Job], *, inside: Path | None = None, extra: dict[str, Path] | None = None,
+                  json_summary: bool = False) -> None:
+    """Every output of every job, checked before any voice is loaded (see the module notes).
+    ``inside``: the directory batch outputs must stay in, symlinks resolved. ``extra``: other
+    files the command writes (``{"--plot": path}``), checked alike."""
+    named = [(job.where or "-o", job.output, bool(job.where)) for job in jobs]
+    named += [(option, str(path), False) for option, path in (extra or {}).items()]
+    to_stdout = [where for where, output, _ in named if output == STDOUT]
+    if len(to_stdout) > 1:
+        raise LavanyaError(f"{to_stdout[1]}: standard output (-) is already the output of {to_stdout[0]}; "
+                           "one WAV at most can go there")
+    if to_stdout and json_summary:
+        raise LavanyaError(f"{to_stdout[0]}: - puts the WAV on standard output, which --format json needs "
+                           "for the summary; write the WAV to a file")
+    seen: dict[Path, str] = {}
+    boundary = Path(inside).resolve() if inside is not None else None
+    for where, output, batch in named:
+        if output == STDOUT:
+            continue
+        location = _location(Path(output))
+        if location in seen:
+            raise LavanyaError(f"{where} ({output}): the same file as the output of {seen[location]}; "
+                               "give each output its own name")
+        seen[location] = where
+        if batch and boundary is not None and not location.is_relative_to(boundary):
+            raise LavanyaError(f"{where} ({output}): leads outside the output directory {inside} "
+                               "(through a symlink)")
+        try:
+            check_output_target(Path(output))
+        except LavanyaError as exc:
+            raise LavanyaError(f"{where}: {exc.message}" if batch else exc.message, exc.exit_code) from None
+
+
+def check_directories_take_files(outputs: list[str | Path]) -> None:
+    """Each directory the outputs go to takes a new file: the last check, after every other
+    one passed, since it briefly creates a file there."""
+    tried: set[Path] = set()
+    for output in outputs:
+        if str(output) != STDOUT and (directory := _location(Path(output)).parent) not in tried:
+            check_directory_takes_files(Path(output))
+            tried.add(directory)
+
+
+def check_outside_roots(outputs: list[str | Path], roots: list[Path]) -> None:
+    """No output inside a model root in use: a WAV must never replace a voice's files."""
+    resolved = [(root, Path(root).resolve()) for root in roots]
+    for output in outputs:
+        if str(output) == STDOUT:
+            continue
+        location = _location(Path(output))
+        for root, real in resolved:
+            if location.is_relative_to(real):
+                raise LavanyaError(f"{output}: inside the model root {root} in use; write outputs elsewhere")
+
+
+def plan_jobs(jobs: list[Job], segmented: list[list[Speech | Silence]], voices: VoiceCache) -> list[PlannedJob]:
     """Load the voices the jobs need and prepare every text; nothing is synthesized yet."""
-    if sentence_silence < 0:
-        raise LavanyaError(f"sentence silence must be 0 or more seconds, not {sentence_silence}")
     planned = []
-    for index, job in enumerate(jobs):
+    for job, segments in zip(jobs, segmented):
         voice = voices.get(job.language, job.gender)
         try:
-            plan = voice.plan(job.text, job.alpha, sentence_silence)
+            plan = voice.plan_segments(segments, job.alpha)
         except LavanyaError as exc:
-            if len(jobs) == 1:
-                raise
-            raise LavanyaError(f"job {index + 1} ({job.output}): {exc.message}", exc.exit_code) from None
+            raise job.failed(exc) from None
         planned.append(PlannedJob(job, voice, plan))
     return planned
 
 
 def render_jobs(planned: list[PlannedJob], on_sentence: Callable[[], None] | None = None,
-                plot: Path | None = None) -> list[dict[str, Any]]:
-    """Speak every job and write its WAV (atomically; ``-`` to stdout). One summary per job."""
-    from .audio import join_pcm, save_mel_plot, wav_bytes, write_wav
-
-    results = []
+                plot: Path | None = None) -> Iterator[dict[str, Any]]:
+    """Speak every job into its WAV, streamed (``-``: standard output); yields one summary per
+    job as it is written, so a caller holds the finished ones if a later job fails."""
     for item in planned:
-        started = time.perf_counter()
-        chunks: list[AudioChunk] = []
+        try:
+            result = _render(item, on_sentence, plot)
+        except LavanyaError as exc:
+            raise item.job.failed(exc) from None
+        yield result
+
+
+def _render(item: PlannedJob, on_sentence: Callable[[], None] | None, plot: Path | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    mels = MelRecorder(item.voice.hop_length) if plot is not None else None
+    with wav_output(item.job.output, item.voice.sample_rate) as wav:
         for chunk in item.voice.render(item.plan):
-            chunks.append(chunk)
+            wav.write(chunk.to_int16())
+            if mels is not None:
+                mels.add(chunk)
             if not chunk.is_silence and on_sentence is not None:
                 on_sentence()
-        pcm = join_pcm(chunks)
-        seconds = time.perf_counter() - started
-        if item.job.output == STDOUT:
-            sys.stdout.buffer.write(wav_bytes(pcm, item.voice.sample_rate))
-            sys.stdout.buffer.flush()
-        else:
-            write_wav(Path(item.job.output), pcm, item.voice.sample_rate)
-        if plot is not None:
-            save_mel_plot(chunks, item.voice.hop_length, plot)
-        results.append({
-            "output": item.job.output,
-            "voice": item.voice.spec.name,
-            "audio_seconds": round(len(pcm) / item.voice.sample_rate, 3),
-            "synthesis_seconds": round(seconds, 3),
-            "sentences": item.sentences,
-            "unpronounced": _unique(word for u in item.plan for word in u.unpronounced),
-            "problems": _unique(problem for u in item.plan for problem in u.problems),
-        })
-    return results
+    seconds = time.perf_counter() - started
+    if mels is not None:
+        mels.save(plot)
+    return {
+        "output": item.job.output,
+        "voice": item.voice.spec.name,
+        "audio_seconds": round(wav.seconds, 3),
+        "synthesis_seconds": round(seconds, 3),
+        "sentences": item.sentences,
+        "unpronounced": _unique(word for u in item.plan for word in u.unpronounced),
+        "incomplete": _unique(word for u in item.plan for word in u.incomplete),
+        "problems": _unique(problem for u in item.plan for problem in u.problems),
+    }
 
 
 def summarize(results: list[dict[str, Any]], voices: VoiceCache, wall_seconds: float) -> dict[str, Any]:
@@ -165,6 +289,7 @@ def summarize(results: list[dict[str, Any]], voices: VoiceCache, wall_seconds: f
         "real_time_factor": round(synthesis / audio, 4) if audio else None,
         "sentences": sum(result["sentences"] for result in results),
         "unpronounced": _unique(word for result in results for word in result["unpronounced"]),
+        "incomplete": _unique(word for result in results for word in result["incomplete"]),
         "voices": [describe_loaded(voice) for voice in voices.voices.values()],
         "outputs": results,
     }
@@ -185,13 +310,10 @@ def describe_loaded(voice: Voice) -> dict[str, Any]:
     }
 
 
-def _read_lines(path: Path, option: str) -> list[str]:
-    try:
-        return Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise LavanyaError(f"{path}: no such file ({option})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LavanyaError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
+def _location(path: Path) -> Path:
+    """Where writing ``path`` puts the file: its directory with symlinks resolved, then its name
+    (a symlink at ``path`` itself is replaced, never written through)."""
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
 def _unique(items) -> list[str]:

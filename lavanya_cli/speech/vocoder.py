@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LavanyaError
+from ..fileio import VOCODER_CONFIG_MAX_BYTES, read_regular_text
 from ..modeltree.lfs_pointer import require_content
+from .runtime import load_weights
 
 if TYPE_CHECKING:
     import torch
@@ -77,13 +79,23 @@ def vocoder_mismatches(config: dict[str, Any], vocoder_config: dict[str, Any]) -
             and features[ours] != vocoder_config[theirs]]
 
 
+# Bounds on a vocoder config.json's numbers: far beyond every published HiFi-GAN, and small
+# enough that a hostile config cannot make the generator ask for gigabytes.
+_INT_BOUNDS = {"upsample_initial_channel": 4096, "num_mels": 512, "hop_size": 4096, "sampling_rate": 192_000}
+_LIST_BOUNDS = {"upsample_rates": 64, "upsample_kernel_sizes": 128, "resblock_kernel_sizes": 64}
+_MAX_LAYERS = 8
+_DILATION_MAX = 64
+
+
 def read_hifigan_config(path: Path) -> dict[str, Any]:
     """Parse and check a vocoder ``config.json``; every problem is one line naming the file."""
     path = Path(path)
     require_content(path, "HiFi-GAN config")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        config = json.loads(read_regular_text(path, VOCODER_CONFIG_MAX_BYTES, "the HiFi-GAN config"))
+    except OSError as exc:
+        raise LavanyaError(f"{path}: cannot read the vocoder config ({exc.strerror or exc})") from None
+    except (ValueError, RecursionError) as exc:
         raise LavanyaError(f"{path}: vocoder config does not parse ({exc})") from None
     if not isinstance(config, dict):
         raise LavanyaError(f"{path}: vocoder config is not a JSON object")
@@ -92,6 +104,7 @@ def read_hifigan_config(path: Path) -> dict[str, Any]:
         raise LavanyaError(f"{path}: vocoder config lacks {', '.join(missing)}")
     if str(config["resblock"]) != "1":
         raise LavanyaError(f"{path}: resblock {config['resblock']!r} is not supported (only \"1\", HiFi-GAN V1)")
+    _check_sizes(path, config)
     rates, kernels = config["upsample_rates"], config["upsample_kernel_sizes"]
     if len(rates) != len(kernels) or len(config["resblock_kernel_sizes"]) != len(config["resblock_dilation_sizes"]):
         raise LavanyaError(f"{path}: vocoder config lists of upsampling or residual layers differ in length")
@@ -101,6 +114,29 @@ def read_hifigan_config(path: Path) -> dict[str, Any]:
     if product != config["hop_size"]:
         raise LavanyaError(f"{path}: upsample_rates multiply to {product}, not hop_size {config['hop_size']}")
     return config
+
+
+def _check_sizes(path: Path, config: dict[str, Any]) -> None:
+    """Every size in the config a whole number within its bound; every list 1 to 8 layers."""
+    for name, bound in _INT_BOUNDS.items():
+        _whole(path, name, config[name], bound)
+    for name, bound in _LIST_BOUNDS.items():
+        for value in _layers(path, name, config[name]):
+            _whole(path, f"an entry of {name}", value, bound)
+    for dilations in _layers(path, "resblock_dilation_sizes", config["resblock_dilation_sizes"]):
+        for value in _layers(path, "each of resblock_dilation_sizes", dilations):
+            _whole(path, "a dilation", value, _DILATION_MAX)
+
+
+def _layers(path: Path, name: str, value: Any) -> list:
+    if not isinstance(value, list) or not 0 < len(value) <= _MAX_LAYERS:
+        raise LavanyaError(f"{path}: {name} must be a list of 1 to {_MAX_LAYERS} entries")
+    return value
+
+
+def _whole(path: Path, name: str, value: Any, bound: int) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and 0 < value <= bound):
+        raise LavanyaError(f"{path}: {name} must be a whole number from 1 to {bound}, not {str(value)[:40]}")
 
 
 def hifigan_from_config(config: dict[str, Any], weight_norm: bool = True) -> "torch.nn.Module":
@@ -170,11 +206,7 @@ def load_hifigan(config_path: Path, generator_path: Path, device: str = "cpu") -
     config = read_hifigan_config(Path(config_path))
     generator_path = Path(generator_path)
     require_content(generator_path, "HiFi-GAN generator")
-    try:
-        checkpoint = torch.load(generator_path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch reports a corrupt or foreign file in many ways
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LavanyaError(f"{generator_path}: not a readable HiFi-GAN generator ({reason[:200]})") from None
+    checkpoint = load_weights(generator_path, "the HiFi-GAN generator")
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("generator"), dict):
         raise LavanyaError(f'{generator_path}: expected {{"generator": state_dict}} as upstream saves it')
     generator = hifigan_from_config(config, weight_norm=False)

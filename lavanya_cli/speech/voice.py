@@ -25,20 +25,24 @@ import yaml
 from .acoustic import AcousticModel
 from ..modeltree.config import STATS_ENTRIES, read_config, sample_rate, stats_file_entries
 from ..errors import LavanyaError
+from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
+from ..limits import TEXT_AUDIO_MAX_SECONDS, checked_alpha, checked_number, usable_threads
 from ..modeltree.lfs_pointer import require_content
 from .espnet_import import quiet_libraries
 from ..modeltree.layout import VoiceSpec, find_voice
+from .runtime import checked_device, load_weights
 from .vocoder import load_hifigan, read_hifigan_config, vocoder_mismatches
 
 if TYPE_CHECKING:
     import torch
 
-    from ..frontend import Frontend
+    from ..frontend import Frontend, Silence, Speech
 
 DEFAULT_MEL_SCALE = 2.3262
 DEFAULT_PCM_SCALE = 32768.0
 SETTINGS_NAME = "lavanya.yaml"
-_SETTINGS_KEYS = {"mel_scale", "pcm_scale"}
+# Each setting's range: far around upstream's values, so a typo cannot make deafening noise.
+_SETTINGS_BOUNDS = {"mel_scale": (0.01, 100.0), "pcm_scale": (1.0, 1e6)}
 
 
 @dataclass
@@ -49,7 +53,8 @@ class AudioChunk:
     sample_rate: int
     text: str = ""  # the sentence as written; empty for a pause
     model_input: str = ""  # the exact string the acoustic model was given
-    unpronounced: list[str] = field(default_factory=list)
+    unpronounced: list[str] = field(default_factory=list)  # words left out
+    incomplete: list[str] = field(default_factory=list)  # words spoken without some letters
     mel: np.ndarray | None = None  # [frames, mel bins]: ESPnet's denormalised mel (times mel_scale for the vocoder)
     pcm_scale: float = DEFAULT_PCM_SCALE
 
@@ -73,28 +78,37 @@ class Utterance:
     text: str = ""
     model_input: str = ""
     alpha: float = 1.0
-    unpronounced: tuple[str, ...] = ()
-    problems: tuple[str, ...] = ()  # why each word was not pronounced, one line each
+    unpronounced: tuple[str, ...] = ()  # words left out
+    problems: tuple[str, ...] = ()  # each word left out or spoken incompletely, and why, one line each
     silence_seconds: float = 0.0
+    incomplete: tuple[str, ...] = ()  # words spoken without some of their letters
 
 
 def read_voice_settings(spec: VoiceSpec) -> dict[str, float]:
     """The optional ``lavanya.yaml`` beside a voice's config (vocoder scaling that differs from upstream's)."""
     path = spec.model_dir / SETTINGS_NAME
-    if not path.is_file():
+    if not path.exists():
         return {}
     try:
-        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        settings = yaml.safe_load(read_regular_text(path, RESOURCE_MAX_BYTES, SETTINGS_NAME)) or {}
+    except OSError as exc:
+        raise LavanyaError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
         raise LavanyaError(f"{path}: does not parse ({str(exc).splitlines()[0]})") from None
-    unknown = set(settings) - _SETTINGS_KEYS if isinstance(settings, dict) else {"(not a mapping)"}
+    unknown = set(settings) - set(_SETTINGS_BOUNDS) if isinstance(settings, dict) else {"(not a mapping)"}
     if unknown:
         raise LavanyaError(f"{path}: unknown settings {', '.join(sorted(map(str, unknown)))}; "
-                           f"known: {', '.join(sorted(_SETTINGS_KEYS))}")
-    try:
-        return {key: float(value) for key, value in settings.items()}
-    except (TypeError, ValueError):
-        raise LavanyaError(f"{path}: mel_scale and pcm_scale must be numbers") from None
+                           f"known: {', '.join(sorted(_SETTINGS_BOUNDS))}")
+    return {key: checked_number(value, f"{path}: {key}", *_SETTINGS_BOUNDS[key]) for key, value in settings.items()}
+
+
+def find_usable_voice(language: str, gender: str, *, models: Path | None = None, variant: str | None = None,
+                      vocoder: str | None = None) -> tuple[VoiceSpec, tuple[str, ...]]:
+    """The voice synthesis would load, and why voices in earlier candidate roots were passed
+    over: the first root whose voice has real weights (not LFS pointers). Reads no weights."""
+    skipped: list[str] = []
+    spec = find_voice(language, gender, variant, models, vocoder=vocoder, require=require_weights, skipped=skipped)
+    return spec, tuple(skipped)
 
 
 class Voice:
@@ -139,58 +153,57 @@ class Voice:
         ``vocoder`` forces a vocoder family (``aryan``/``dravidian``); ``threads`` sets torch's
         CPU threads; ``alpha`` is the default rate (higher is slower).
         """
-        skipped: list[str] = []
+        skipped: tuple[str, ...] = ()
         if isinstance(voice, VoiceSpec):
             spec = voice
         else:
             if gender is None:
                 raise LavanyaError("Voice.load needs a gender with a language")
-            spec = find_voice(voice, gender, variant, models, vocoder=vocoder, require=require_weights,
-                              skipped=skipped)
-        if alpha <= 0:
-            raise LavanyaError(f"alpha must be above 0, not {alpha}")
+            spec, skipped = find_usable_voice(voice, gender, models=models, variant=variant, vocoder=vocoder)
+        alpha = checked_alpha(alpha, "alpha")
+        device = checked_device(device)
+        threads, _ = usable_threads(threads)
         config = _check_files(spec)
         settings = read_voice_settings(spec)
         import torch
 
         from ..frontend import Frontend
 
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise LavanyaError(f"device {device}: torch sees no CUDA device here; use --device cpu")
         if threads is not None:
-            if threads < 1:
-                raise LavanyaError(f"threads must be 1 or more, not {threads}")
             torch.set_num_threads(threads)
         frontend = Frontend.for_voice(spec, config, strict=strict)
         with quiet_libraries():
             vocoder_module = load_hifigan(spec.vocoder.config_path, spec.vocoder.generator_path, device)
             acoustic = _load_acoustic_model(spec, config, device)
-        if mel_scale is None:
-            mel_scale = settings.get("mel_scale", DEFAULT_MEL_SCALE)
-        if pcm_scale is None:
-            pcm_scale = settings.get("pcm_scale", DEFAULT_PCM_SCALE)
+        mel_scale = settings.get("mel_scale", DEFAULT_MEL_SCALE) if mel_scale is None else \
+            checked_number(mel_scale, "mel_scale", *_SETTINGS_BOUNDS["mel_scale"])
+        pcm_scale = settings.get("pcm_scale", DEFAULT_PCM_SCALE) if pcm_scale is None else \
+            checked_number(pcm_scale, "pcm_scale", *_SETTINGS_BOUNDS["pcm_scale"])
         loaded = cls(spec, config, acoustic, vocoder_module, frontend, device=device, alpha=alpha,
                      mel_scale=mel_scale, pcm_scale=pcm_scale)
-        loaded.skipped = tuple(skipped)
+        loaded.skipped = skipped
         return loaded
 
     # -- text to plan --------------------------------------------------------------------
 
     def plan(self, text: str, alpha: float | None = None, sentence_silence: float = 0.0) -> list[Utterance]:
         """Sentences (model input ready) and pauses, checked before any audio is made: a malformed
-        tag, empty text or (under ``strict``) an unpronounceable word fails here."""
-        from ..frontend import Silence, segment_text
+        tag, empty text, too many pauses or (under ``strict``) an unpronounceable word fails here."""
+        from ..frontend import segment_text
 
-        base_alpha = self.alpha if alpha is None else alpha
+        return self.plan_segments(segment_text(text, sentence_silence=sentence_silence), alpha)
+
+    def plan_segments(self, segments: Iterable["Speech | Silence"], alpha: float | None = None) -> list[Utterance]:
+        """``plan`` for text already cut by ``frontend.segment_text`` (a batch segments every
+        text before any voice is loaded)."""
+        from ..frontend import Silence
+
+        base_alpha = self.alpha if alpha is None else checked_alpha(alpha, "alpha")
         planned: list[Utterance] = []
-        spoken = False
-        for item in segment_text(text):
+        for item in segments:
             if isinstance(item, Silence):
                 planned.append(Utterance(silence_seconds=item.seconds))
                 continue
-            if sentence_silence > 0 and spoken:
-                planned.append(Utterance(silence_seconds=sentence_silence))
-            spoken = True
             prepared = self.frontend.prepare(item.text)
             planned.append(Utterance(
                 text=item.text,
@@ -198,6 +211,7 @@ class Voice:
                 alpha=item.alpha if item.alpha is not None else base_alpha,
                 unpronounced=tuple(prepared.unpronounced),
                 problems=tuple(prepared.problems),
+                incomplete=tuple(prepared.incomplete),
             ))
         return planned
 
@@ -208,21 +222,29 @@ class Voice:
         return self.render(self.plan(text, alpha, sentence_silence))
 
     def render(self, plan: Iterable[Utterance]) -> Iterator[AudioChunk]:
-        """Audio for a plan from ``plan()``, one chunk per entry."""
+        """Audio for a plan from ``plan()``, one chunk per entry, made as it is asked for (nothing
+        is kept). One plan makes at most ``TEXT_AUDIO_MAX_SECONDS`` of audio; beyond that it
+        stops with a LavanyaError."""
+        seconds = 0.0
         for utterance in plan:
             if utterance.text:
-                yield self.speak(utterance.model_input, utterance.alpha, text=utterance.text,
-                                 unpronounced=list(utterance.unpronounced))
+                chunk = self.speak(utterance.model_input, utterance.alpha, text=utterance.text,
+                                   unpronounced=list(utterance.unpronounced), incomplete=list(utterance.incomplete))
             else:
                 samples = np.zeros(round(utterance.silence_seconds * self.sample_rate), dtype=np.float32)
-                yield AudioChunk(samples, self.sample_rate, pcm_scale=self.pcm_scale)
+                chunk = AudioChunk(samples, self.sample_rate, pcm_scale=self.pcm_scale)
+            seconds += chunk.seconds
+            if seconds > TEXT_AUDIO_MAX_SECONDS:
+                raise LavanyaError(f"the text makes more than {TEXT_AUDIO_MAX_SECONDS / 3600:g} hours of audio, "
+                                   "the most one text may; split it into several")
+            yield chunk
 
     def speak(self, model_input: str, alpha: float | None = None, *, text: str = "",
-              unpronounced: list[str] | None = None) -> AudioChunk:
+              unpronounced: list[str] | None = None, incomplete: list[str] | None = None) -> AudioChunk:
         """Audio for one prepared model-input string (what ``lavanya text`` prints)."""
         import torch
 
-        alpha = self.alpha if alpha is None else alpha
+        alpha = self.alpha if alpha is None else checked_alpha(alpha, "alpha")
         with torch.inference_mode(), quiet_libraries():
             mel = self._acoustic(model_input, alpha)
             audio = self._vocoder(mel.T.unsqueeze(0) * self.mel_scale).reshape(-1)
@@ -232,6 +254,7 @@ class Voice:
             text=text or model_input,
             model_input=model_input,
             unpronounced=unpronounced or [],
+            incomplete=incomplete or [],
             mel=mel.float().cpu().numpy(),
             pcm_scale=self.pcm_scale,
         )
@@ -263,8 +286,6 @@ def require_weights(spec: VoiceSpec) -> Path:
 
 def _load_acoustic_model(spec: VoiceSpec, config: dict[str, Any], device: str) -> AcousticModel:
     """The voice's FastSpeech2 and feature normaliser, weights loaded without pickle."""
-    import torch
-
     try:
         model = AcousticModel(config, spec.stats_path("feats"), device)
     except LavanyaError as exc:
@@ -272,10 +293,7 @@ def _load_acoustic_model(spec: VoiceSpec, config: dict[str, Any], device: str) -
     except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
         raise LavanyaError(f"{spec.config_path}: ESPnet cannot build this model ({_one_line(exc)})") from None
     weights = require_weights(spec)
-    try:
-        state = torch.load(weights, map_location=device, weights_only=True)
-    except Exception as exc:  # a pickle with code in it, a truncated download, ...
-        raise LavanyaError(f"{weights}: not loadable as plain weights ({_one_line(exc)[:200]})") from None
+    state = load_weights(weights, "the acoustic model", map_location=device)
     if not isinstance(state, dict):
         raise LavanyaError(f"{weights}: expected a state_dict of tensors")
     try:
@@ -296,5 +314,5 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split()) if text else type(exc).__name__
 
 
-__all__ = ["AudioChunk", "Utterance", "Voice", "read_voice_settings",
+__all__ = ["AudioChunk", "Utterance", "Voice", "find_usable_voice", "read_voice_settings",
            "DEFAULT_MEL_SCALE", "DEFAULT_PCM_SCALE", "SETTINGS_NAME"]

@@ -1,0 +1,124 @@
+"""Every number a user gives, checked by one function, and the bounds on the work one input causes.
+
+A number reaches synthesis from an option (``--alpha``, ``--sentence-silence``), an inline tag
+(``<alpha=1.2>``, ``<sil=2s>``) or a JSONL field (``"alpha"``); all go through
+``checked_number``, so ``nan``, ``inf``, ``1e400`` or ``1e9`` get the same one-line refusal
+wherever they were written. The caps keep memory and time proportional to what was asked and
+far from what a small machine cannot give: ``--alpha 1e9`` once asked torch for 440 GB, and
+300 pauses of a minute once made an 800 MB WAV.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+from .errors import LavanyaError
+
+# Speaking rate, ESPnet's duration multiplier: 0.25 is four times faster, 4 four times slower.
+ALPHA_MIN = 0.25
+ALPHA_MAX = 4.0
+# One pause: a <sil=...> tag or --sentence-silence.
+PAUSE_MAX_SECONDS = 60.0
+# All pauses of one text (one job): tags and --sentence-silence together.
+TEXT_SILENCE_MAX_SECONDS = 30 * 60.0
+# All audio of one text (one job), pauses included; a 48 kHz WAV of this is about 2 GB.
+TEXT_AUDIO_MAX_SECONDS = 6 * 3600.0
+# Mel frames one sentence may expand to (about 2 minutes at 22050 Hz, hop 256): the decoder's
+# attention grows with the square of this, so it is checked before the expansion is made.
+SENTENCE_FRAMES_MAX = 10_000
+
+# Text read from a file or standard input (--input, --lines, --jsonl, stdin): a long book
+# chapter is 100-600 KB of UTF-8; 1 MiB of Hindi is about six hours of speech.
+INPUT_LIMIT_DEFAULT = 1 << 20
+INPUT_LIMIT_MAX = 64 << 20
+INPUT_LIMIT_ENV = "LAVANYA_MAX_INPUT"
+INPUT_LIMIT_OPTION = "--max-input"
+_SIZE = re.compile(r"^\s*(\d{1,15})\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
+
+
+def checked_number(value: object, what: str, low: float, high: float, unit: str = "") -> float:
+    """``value`` as a float when it is a finite number from ``low`` to ``high``; otherwise one
+    LavanyaError, ``<what> must be a number from <low> to <high><unit>, not <value>``."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float (JSON allows 1 followed by 400 zeros)
+            number = math.inf
+    if number is None or not math.isfinite(number) or not low <= number <= high:
+        raise LavanyaError(f"{what} must be a number from {low:g} to {high:g}{unit}, not {_shown(value)}")
+    return number
+
+
+def checked_alpha(value: object, what: str = "--alpha") -> float:
+    """A speaking rate (ESPnet's alpha): from ``ALPHA_MIN`` to ``ALPHA_MAX``."""
+    return checked_number(value, what, ALPHA_MIN, ALPHA_MAX)
+
+
+def checked_pause(value: object, what: str = "--sentence-silence") -> float:
+    """One pause in seconds: from 0 to ``PAUSE_MAX_SECONDS``."""
+    return checked_number(value, what, 0.0, PAUSE_MAX_SECONDS, " s")
+
+
+def usable_threads(requested: int | None) -> tuple[int | None, str | None]:
+    """``(threads, note)``: at least 1 and at most the CPUs this process may run on; the note
+    says when a larger request was lowered (a thread per missing CPU only adds contention)."""
+    if requested is None:
+        return None, None
+    if requested < 1:
+        raise LavanyaError(f"--threads must be 1 or more, not {requested}")
+    cpus = available_cpus()
+    if requested > cpus:
+        return cpus, f"--threads {requested} is more than the {cpus} CPU(s) available here; using {cpus}"
+    return requested, None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def input_limit(option: str | None = None) -> int:
+    """Bytes of text one input may hold: ``--max-input``, else ``$LAVANYA_MAX_INPUT``, else 1 MiB.
+    A size is bytes or a number with K, M or G (binary: 1M = 1 MiB), up to 64 MiB."""
+    if option is not None:
+        return _parse_size(option, INPUT_LIMIT_OPTION)
+    env = os.environ.get(INPUT_LIMIT_ENV)
+    if env:
+        return _parse_size(env, f"${INPUT_LIMIT_ENV}")
+    return INPUT_LIMIT_DEFAULT
+
+
+def input_limit_hint(limit: int) -> str:
+    """What to tell a user whose input is over ``limit``."""
+    return (f"more than the input limit of {format_size(limit)}; raise it with {INPUT_LIMIT_OPTION} SIZE "
+            f"or ${INPUT_LIMIT_ENV} (at most {format_size(INPUT_LIMIT_MAX)}), or split the text")
+
+
+def format_size(size: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
+
+
+def _parse_size(text: str, what: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise LavanyaError(f"{what} must be a size in bytes, or with K, M or G (e.g. 4M), not {text!r}")
+    size = int(match.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[match.group(2).lower()]
+    return int(checked_number(size, what, 1, INPUT_LIMIT_MAX, f" bytes ({format_size(INPUT_LIMIT_MAX)})"))
+
+
+def _shown(value: object) -> str:
+    """A user's value as they wrote it, short."""
+    try:
+        text = str(value)
+    except ValueError:  # an integer with more digits than Python prints
+        return "a number too large to print"
+    return text if len(text) <= 40 else text[:37] + "..."
