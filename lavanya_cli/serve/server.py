@@ -1,0 +1,86 @@
+"""Running the server: find the voices (fast, so a typo fails at once), start uvicorn, load
+the voices on a thread while health already answers, serve until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import copy
+import logging.config
+import math
+import os
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ..errors import LavanyaError
+from .limits import ServerLimits
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``lavanya serve`` takes. ``engine`` goes to ``Voice.load`` only when set."""
+
+    models: Path | None = None
+    voices: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    threads: int | None = None
+    strict: bool = False
+    engine: str | None = None
+
+    @property
+    def torch_threads(self) -> int:
+        """Threads per voice computation: the given number, else the CPUs shared out among workers
+        (more threads than cores only makes the workers fight)."""
+        if self.threads is not None:
+            return self.threads
+        return max(1, len(os.sched_getaffinity(0)) // self.limits.workers)
+
+    def load_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"threads": self.torch_threads, "strict": self.strict}
+        if self.engine is not None:
+            options["engine"] = self.engine
+        return options
+
+
+def logging_config() -> dict[str, Any]:
+    """uvicorn's log setup with the server's own ``lavanya`` lines on the same stream."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["lavanya"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def serve(config: ServeConfig) -> None:
+    """Serve until interrupted. A voice that cannot be found or loaded, or an address that
+    cannot be listened on, raises LavanyaError after the server has stopped."""
+    import uvicorn
+
+    from .app import create_app
+    from .voices import VoiceName, VoiceSet, choose_specs
+
+    names = [VoiceName.parse(text) for text in config.voices]
+    failures: list[BaseException] = []
+    voices = VoiceSet(engine=config.engine)
+    holder: dict[str, uvicorn.Server] = {}
+
+    def stop_on(exc: BaseException) -> None:
+        failures.append(exc)
+        holder["server"].should_exit = True
+
+    logging.config.dictConfig(logging_config())  # before the voices are looked for: they log
+    specs = choose_specs(names, config.models)
+    load = partial(voices.load, specs, config.load_options(), skip_failures=not names)
+    app = create_app(config.limits, voices, load_voices=load, on_fatal=stop_on)
+    server = holder["server"] = uvicorn.Server(uvicorn.Config(
+        app, host=config.host, port=config.port, log_config=None,
+        timeout_graceful_shutdown=math.ceil(config.limits.timeout) + 1))
+    try:
+        server.run()
+    except SystemExit:
+        raise LavanyaError(f"cannot serve on {config.host}:{config.port} (see the line above)") from None
+    if failures:
+        failure = failures[0]
+        raise failure if isinstance(failure, LavanyaError) else LavanyaError(f"cannot load the voices: {failure}")
