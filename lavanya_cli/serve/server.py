@@ -12,8 +12,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+import uvicorn.config
+
 from ..errors import LavanyaError
+from .app import create_app
 from .limits import ServerLimits
+from .voices import VoiceName, VoiceSet, choose_specs
 
 
 @dataclass(frozen=True)
@@ -46,35 +51,27 @@ class ServeConfig:
 
 def logging_config() -> dict[str, Any]:
     """uvicorn's log setup with the server's own ``lavanya`` lines on the same stream."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config["loggers"]["lavanya"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
 
 
 def serve(config: ServeConfig) -> None:
     """Serve until interrupted. A voice that cannot be found or loaded, or an address that
-    cannot be listened on, raises LavanyaError after the server has stopped."""
-    import uvicorn
-
-    from .app import create_app
-    from .voices import VoiceName, VoiceSet, choose_specs
-
+    cannot be listened on, raises LavanyaError (after the server has stopped)."""
     names = [VoiceName.parse(text) for text in config.voices]
     failures: list[BaseException] = []
     voices = VoiceSet(engine=config.engine)
-    holder: dict[str, uvicorn.Server] = {}
 
     def stop_on(exc: BaseException) -> None:
         failures.append(exc)
-        holder["server"].should_exit = True
+        server.should_exit = True  # the server below, running by the time voices load
 
     logging.config.dictConfig(logging_config())  # before the voices are looked for: they log
     specs = choose_specs(names, config.models)
     load = partial(voices.load, specs, config.load_options(), skip_failures=not names)
     app = create_app(config.limits, voices, load_voices=load, on_fatal=stop_on)
-    server = holder["server"] = uvicorn.Server(uvicorn.Config(
+    server = uvicorn.Server(uvicorn.Config(
         app, host=config.host, port=config.port, log_config=None,
         timeout_graceful_shutdown=math.ceil(config.limits.timeout) + 1))
     try:
@@ -82,5 +79,4 @@ def serve(config: ServeConfig) -> None:
     except SystemExit:
         raise LavanyaError(f"cannot serve on {config.host}:{config.port} (see the line above)") from None
     if failures:
-        failure = failures[0]
-        raise failure if isinstance(failure, LavanyaError) else LavanyaError(f"cannot load the voices: {failure}")
+        raise failures[0]  # a LavanyaError, or (a missing library, a bug) what the command's main words

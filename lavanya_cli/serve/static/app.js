@@ -145,7 +145,7 @@ function showResult(blob, seconds, elapsed, firstByte) {
   $("stat-time").textContent = `${elapsed.toFixed(2)} s`;
   $("stat-first").textContent = firstByte === null ? "no audio" : `${firstByte.toFixed(2)} s`;
   $("stat-audio").textContent = `${seconds.toFixed(2)} s`;
-  $("stat-rtf").textContent = seconds > 0 ? `${(elapsed / seconds).toFixed(2)} (below 1 is faster than real time)` : "n/a";
+  $("stat-rtf").textContent = seconds > 0 ? (elapsed / seconds).toFixed(2) : "n/a";
   $("stats").hidden = false;
   player.play().catch(() => {}); // a browser may refuse to autoplay; the controls are there
 }
