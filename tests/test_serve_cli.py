@@ -95,6 +95,7 @@ def test_serve_speaks_with_the_bundled_demo_voice_and_stops_on_sigterm(tmp_path)
     assert code == -signal.SIGTERM
     text = log.read_text()
     assert "loaded hindi/male (demo voice)" in text and "Application shutdown complete" in text
+    assert '"GET /api/tts HTTP/1.1" 200' in text and "text=" not in text  # the user's text stays out of the log
 
 
 # -- choosing and finding voices ---------------------------------------------------------------

@@ -49,9 +49,23 @@ class ServeConfig:
         return options
 
 
+class HideQueryStrings(logging.Filter):
+    """Text sent with ``GET /api/tts?text=...`` is the user's business: the access log keeps
+    the path and drops the query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:  # uvicorn's access line
+            client, method, path, version, status = record.args
+            record.args = (client, method, str(path).split("?", 1)[0], version, status)
+        return True
+
+
 def logging_config() -> dict[str, Any]:
-    """uvicorn's log setup with the server's own ``lavanya`` lines on the same stream."""
+    """uvicorn's log setup, query strings kept out of the access log, and the server's own
+    ``lavanya`` lines on the same stream."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["hide_queries"] = {"()": HideQueryStrings}
+    config["handlers"]["access"]["filters"] = ["hide_queries"]
     config["loggers"]["lavanya"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
 

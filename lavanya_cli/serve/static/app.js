@@ -39,7 +39,10 @@ function showError(words) {
   const box = $("error");
   box.textContent = words;
   box.hidden = !words;
-  document.body.dataset.state = words ? "error" : document.body.dataset.state;
+  if (words) {
+    document.body.dataset.state = "error";
+    box.scrollIntoView({ block: "nearest" });
+  }
 }
 
 function updateCount() {
