@@ -144,3 +144,13 @@ def test_user_number_accepts_ints_and_floats_in_range():
 def test_body_bound_covers_the_longest_escaped_text():
     limits = ServerLimits(max_chars=100)
     assert limits.max_body_bytes >= 100 * len('"\\ud83d\\ude00"')
+
+
+def test_engine_goes_to_voice_load_only_when_set_and_threads_are_shared_out():
+    from lavanya_cli.serve.server import ServeConfig
+
+    assert "engine" not in ServeConfig().load_options()
+    assert ServeConfig(engine="onnx").load_options()["engine"] == "onnx"
+    cpus = len(os.sched_getaffinity(0))
+    assert ServeConfig(limits=ServerLimits(workers=2)).load_options()["threads"] == max(1, cpus // 2)
+    assert ServeConfig(threads=3).load_options()["threads"] == 3

@@ -269,7 +269,7 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
         title="lavanya", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Text to speech with Fastspeech2_HS voices. Audio is streamed sentence by sentence.",
     )
-    app.state.pool, app.state.metrics, app.state.voices = pool, metrics, voices
+
     def body_too_large() -> JSONResponse:
         return _error(413, "body_too_large", f"the request body is over {limits.max_body_bytes} bytes; "
                       f"the text may be {limits.max_chars} characters")
@@ -282,9 +282,9 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         if exc.status_code == 413:
             return body_too_large()
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)

@@ -29,7 +29,8 @@ class ServerMetrics:
         self.audio_seconds = Counter(
             "lavanya_audio_seconds", "Seconds of audio sent, by voice", ["voice"], registry=self.registry)
         self.cut = Counter(
-            "lavanya_tts_cut", "Speech streams ended early after the first byte, by reason",
+            "lavanya_tts_cut", "Speech requests stopped early: disconnect (the client left, at any point), "
+            "timeout or error (after the first byte; before it the status says so)",
             ["reason"], registry=self.registry)
         queue_depth = Gauge("lavanya_queue_depth", "Speech requests waiting for a worker", registry=self.registry)
         queue_depth.set_function(waiting)
