@@ -349,3 +349,22 @@ def test_the_samples_are_16_bit_audio_not_silence(plain):
     response = plain.post("/api/tts", json=_tts("नमस्ते।"))
     samples = np.frombuffer(response.content[44:], dtype="<i2")
     assert samples.size > 22050 // 10 and np.abs(samples).max() > 0
+
+
+def test_a_strict_server_refuses_a_word_it_cannot_pronounce():
+    from lavanya_cli.speech.voice import Voice
+    from synthkit import shared_voice_root
+
+    running = start_server([Voice.load("hindi", "male", models=shared_voice_root(), strict=True)])
+    try:
+        response = httpx.post(running.url + "/api/tts", json=_tts("नमस्ते 😀"), timeout=WAIT_SECONDS)
+        assert response.status_code == 422 and "cannot pronounce" in response.json()["detail"]
+        lenient = httpx.post(running.url + "/api/tts", json=_tts("नमस्ते।"), timeout=WAIT_SECONDS)
+        assert lenient.status_code == 200
+    finally:
+        running.stop()
+
+
+def test_words_that_are_skipped_are_named_in_a_header(plain):
+    response = plain.post("/api/tts", json=_tts("नमस्ते 😀"))
+    assert response.status_code == 200 and response.headers["x-unpronounced"] == "%F0%9F%98%80"
