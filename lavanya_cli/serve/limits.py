@@ -1,0 +1,75 @@
+"""The numbers a user may send and the server's own limits, checked in one place.
+
+``user_number`` is the one check for a number that comes from a user (a JSON field, a query
+parameter): a real, finite number inside a documented range. The ranges below are the API's;
+the page and the OpenAPI schema read them from here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import LavanyaError
+
+# Speaking rate, ESPnet's ``alpha``: duration scale, higher is slower. The range also bounds the
+# longest audio one sentence can make, and so the vocoder's memory for it.
+ALPHA_RANGE = (0.25, 4.0)
+# Pause inserted between sentences, in seconds.
+SENTENCE_SILENCE_RANGE = (0.0, 10.0)
+
+DEFAULT_MAX_CHARS = 2000
+DEFAULT_QUEUE = 8
+DEFAULT_TIMEOUT = 60.0
+# Bytes of JSON body per allowed character: a character escaped as a surrogate pair is 12 bytes.
+BODY_BYTES_PER_CHAR = 12
+BODY_OVERHEAD_BYTES = 16 * 1024
+
+
+def user_number(value: object, name: str, low: float, high: float) -> float:
+    """``value`` as a float when it is a finite number in ``[low, high]``; otherwise a
+    LavanyaError naming ``name`` and the range. Booleans and strings are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LavanyaError(f"{name} must be a number from {low:g} to {high:g}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise LavanyaError(f"{name} must be a finite number from {low:g} to {high:g}, not {value}")
+    if not low <= number <= high:
+        raise LavanyaError(f"{name} must be from {low:g} to {high:g}, not {number:g}")
+    return number
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one server accepts and how much work it takes on at once."""
+
+    max_chars: int = DEFAULT_MAX_CHARS
+    queue: int = DEFAULT_QUEUE
+    timeout: float = DEFAULT_TIMEOUT
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_chars < 1:
+            raise LavanyaError(f"--max-chars must be 1 or more, not {self.max_chars}")
+        if self.queue < 0:
+            raise LavanyaError(f"--queue must be 0 or more, not {self.queue}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise LavanyaError(f"--timeout must be a number of seconds above 0, not {self.timeout}")
+        if self.workers < 1:
+            raise LavanyaError(f"--workers must be 1 or more, not {self.workers}")
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body read: enough for ``max_chars`` of text however it is escaped."""
+        return self.max_chars * BODY_BYTES_PER_CHAR + BODY_OVERHEAD_BYTES
+
+    def describe(self) -> dict[str, object]:
+        """The limits as the page and API clients see them."""
+        return {
+            "max_chars": self.max_chars,
+            "alpha": {"min": ALPHA_RANGE[0], "max": ALPHA_RANGE[1], "default": 1.0},
+            "sentence_silence": {"min": SENTENCE_SILENCE_RANGE[0], "max": SENTENCE_SILENCE_RANGE[1], "default": 0.0},
+            "timeout_seconds": self.timeout,
+            "queue": self.queue,
+            "workers": self.workers,
+        }
