@@ -173,7 +173,7 @@ def test_a_plain_directory_becomes_a_verified_voice(cli, root, source):
     assert "*.npz -filter -diff -merge -text" in attributes
     lines = out.splitlines()
     assert any(line.startswith("✓ speak") and "एक दो तीन चार पाँच" in line for line in lines)
-    assert any(line.startswith("! tokens") and "ऽ (U+093D" in line for line in lines)  # upstream hindi lacks ऽ
+    assert any(line.startswith("! tokens") and "ऽ (U+093D" in line for line in lines)  # as upstream's hindi
     assert f"git -C {root} add -A -- .gitattributes hindi/male/model" in out
     assert f"git -C {root} commit -m 'Add the hindi/male voice (lavanya add-voice)'" in out
 
@@ -349,15 +349,45 @@ def test_a_failure_after_the_move_rolls_everything_back(root, source, monkeypatc
     os.chmod(root / ".gitattributes", 0o640)
     (root / "hindi/female/model/95epoch.pth").write_bytes(b"old")
     before = snapshot(root)
-    real_write = add_voice_mod.__dict__.get("_lfs")
+    write = add_voice_mod._lfs
 
     def write_then_fail(root_, finals, undo):
-        real_write(root_, finals, undo)
+        write(root_, finals, undo)
         raise StepFailed("simulated failure after writing .gitattributes")
 
     monkeypatch.setattr(add_voice_mod, "_lfs", write_then_fail)
     result = add_voice(source, root, "hindi", "female", replace_existing=True)
     assert _steps(result)["move"] == "ok" and _steps(result)["lfs"] == "failed" and not result.added
+    assert snapshot(root) == before
+
+
+def test_an_interrupt_after_the_move_rolls_back_too(root, source, monkeypatch):
+    before = snapshot(root)
+
+    def interrupted(root_, finals):
+        assert (root / NEW / "model.pth").is_file()  # the voice was in
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(add_voice_mod, "_verify", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        add_voice(source, root, "hindi", "male")
+    assert snapshot(root) == before
+
+
+def test_a_vocoder_that_fits_on_paper_but_gives_silence(root, source):
+    """HiFi-GAN's own random initialisation: every shape fits (verify --deep passes it), the
+    audio is a constant offset. Only listening catches that."""
+    from lavanya_cli.checks.deep import generator_problem
+    from lavanya_cli.modeltree.layout import VocoderSpec
+    from lavanya_cli.testing.random_weights import write_random_vocoder
+
+    vocoder = root / ARYAN_MALE
+    write_random_vocoder(vocoder, json.loads((vocoder / "config.json").read_text()))
+    assert generator_problem(VocoderSpec(vocoder, "aryan")) is None
+    before = snapshot(root)
+    result = add_voice(source, root, "hindi", "male")
+    step = next(step for step in result.steps if step.name == "speak")
+    assert step.status == "failed" and "came out silent" in step.detail and not result.added
     assert snapshot(root) == before
 
 
@@ -446,7 +476,8 @@ def test_github_annotations_for_failed_steps(cli, root, source, monkeypatch):
                        "--format", "github")
     assert code == EXIT_PROBLEMS
     errors = [line for line in out.splitlines() if line.startswith("::error")]
-    assert len(errors) == 1 and errors[0].startswith("::error file=source/model.pth,title=lavanya add-voice%3A weights::")
+    assert len(errors) == 1
+    assert errors[0].startswith("::error file=source/model.pth,title=lavanya add-voice%3A weights::")
     assert all(line.startswith(("::error", "::warning")) for line in out.splitlines())
 
 
@@ -495,7 +526,8 @@ def test_the_audio_measures():
 def test_the_test_sentence_is_the_number_words_of_every_upstream_language(shared):
     sentences = {csv.stem: sentence_for_language(shared / "main", csv.stem)
                  for csv in (shared / "main/numToText").glob("*.csv")}
-    assert sentences["hindi"] == "एक दो तीन चार पाँच" and sentences["english"] == "one two three four five"
+    assert sentences["hindi"] == "एक दो तीन चार पाँच"
+    assert sentences["english"] == "one two three four five"
     assert all(sentence and len(sentence.split()) >= 5 for sentence in sentences.values())
 
 

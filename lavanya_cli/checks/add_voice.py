@@ -136,10 +136,9 @@ class StepFailed(Exception):
 
 @dataclass
 class SourceFiles:
-    """What was found in SOURCE: the config's bytes (read once), the weights and why they were
+    """What was found in SOURCE: the config's text (read once), the weights and why they were
     taken, each kind of statistics, and optional extra files copied as they are."""
 
-    directory: Path
     layout: str  # "plain directory" or "ESPnet training directory"
     config_text: str
     config: dict[str, Any]
@@ -252,7 +251,7 @@ def locate_source(source: Path, weights: str | None = None) -> SourceFiles:
                          f"copy {', '.join(STATS_NAMES.values())} beside {CONFIG_NAME}", source)
     extras = [source / SETTINGS_NAME] if os.path.lexists(source / SETTINGS_NAME) else []
     layout = "ESPnet training directory" if espnet else "plain directory"
-    return SourceFiles(source, layout, text, config, weights_path, reason, stats, extras)
+    return SourceFiles(layout, text, config, weights_path, reason, stats, extras)
 
 
 def _stats_candidates(source: Path, kind: str, value: Any) -> list[Path]:
@@ -728,11 +727,17 @@ class _Checklist:
             self.on_step(step)
 
     def run(self, name: str, action: Callable[[], Step | str]) -> bool:
-        """Run one step (a returned string is its ✓ detail); False when it failed."""
+        """Run one step (a returned string is its ✓ detail); False when it failed. A library's
+        one-line error or a failed system call inside a step fails that step, not the command."""
         try:
             outcome = action()
         except StepFailed as failure:
             outcome = Step(name, FAILED, failure.detail, failure.fix, failure.path)
+        except LavanyaError as exc:
+            outcome = Step(name, FAILED, exc.message)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            outcome = Step(name, FAILED, f"{where}{exc.strerror or exc}")
         if isinstance(outcome, str):
             outcome = Step(name, OK, outcome)
         self.record(outcome)
@@ -782,7 +787,8 @@ def _run(checklist: _Checklist, source: Path, root: Path, language: str, gender:
             raise StepFailed(f"{files.weights}: is a Git LFS pointer, not the weights ({pointer.size / 1e6:.1f} MB "
                              "not fetched)", "run git lfs pull in SOURCE's repository, then add the voice again",
                              files.weights)
-        found["voice"] = ModelRoot(root)._voice(language, gender, variant, model_dir)  # noqa: SLF001
+        # the VoiceSpec ModelRoot gives a voice in this directory, its vocoder included
+        found["voice"] = ModelRoot(root)._voice(language, gender, variant, model_dir)
         try:
             found["config"] = read_config(config_path)
         except LavanyaError as exc:

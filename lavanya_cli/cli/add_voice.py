@@ -29,8 +29,9 @@ class AddVoiceFormat(str, Enum):
 
 @app.command("add-voice")
 def add_voice(
-    source: Path = typer.Argument(..., metavar="SOURCE", help="Directory with config.yaml, the weights and the three *_stats.npz, "
-                                  "or an ESPnet training directory (exp/tts_<name>/).", file_okay=False),
+    source: Path = typer.Argument(..., metavar="SOURCE", file_okay=False,
+                                  help="Directory with config.yaml, the weights and the three *_stats.npz, "
+                                  "or an ESPnet training directory (exp/tts_<name>/)."),
     lang: str = typer.Option(..., "--lang", help="Language, as its directory is named (hindi, tamil, ...)."),
     gender: str = typer.Option(..., "--gender", help="male or female."),
     models: Optional[Path] = ModelsOption,
@@ -59,7 +60,8 @@ def add_voice(
         raise LavanyaError(f"{root}: the demo tree bundled with lavanya; name the tree the voice goes into "
                            "with --models ROOT (or $LAVANYA_MODELS)", EXIT_USAGE)
     text = format is AddVoiceFormat.text
-    on_step = _print_step if text else None
+    printer = _StepPrinter()
+    on_step = printer.step if text else None
     if text:
         stdout.print(f"lavanya add-voice: {source} -> {root}", markup=False, soft_wrap=True)
     # Libraries print notices on stdout; only the JSON document or the annotations may go there.
@@ -74,14 +76,37 @@ def add_voice(
             if step.status in ("failed", "warning"):
                 print(github_annotation(step))
     else:
+        printer.flush()
         _print_summary(result)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_PROBLEMS)
 
 
-def _print_step(step) -> None:
-    stdout.print(f"{MARKS[step.status]} {step.name:<{_NAME_WIDTH}} {step.detail}", markup=False, soft_wrap=True)
-    if step.fix and step.status in ("failed", "warning"):
-        stdout.print(f"  {'':<{_NAME_WIDTH}} fix: {step.fix}", markup=False, soft_wrap=True)
+class _StepPrinter:
+    """Prints each step as it finishes; steps skipped for one reason share a line."""
+
+    def __init__(self) -> None:
+        self.skipped: list = []
+
+    def step(self, step) -> None:
+        if step.status == "skipped":
+            if self.skipped and self.skipped[-1].detail != step.detail:
+                self.flush()
+            self.skipped.append(step)
+            return
+        self.flush()
+        self._line(MARKS[step.status], step.name, step.detail)
+        if step.fix and step.status in ("failed", "warning"):
+            self._line(" ", "", f"fix: {step.fix}")
+
+    def flush(self) -> None:
+        if self.skipped:
+            names = ", ".join(step.name for step in self.skipped)
+            self._line(MARKS["skipped"], names, self.skipped[0].detail)
+            self.skipped = []
+
+    @staticmethod
+    def _line(mark: str, name: str, text: str) -> None:
+        stdout.print(f"{mark} {name:<{_NAME_WIDTH}} {text}", markup=False, soft_wrap=True)
 
 
 def _print_summary(result) -> None:
