@@ -69,14 +69,6 @@ class SpeakCheck:
         return (f"{self.sentence!r} spoken: {self.seconds:.2f} s for {len(self.model_input)} characters "
                 f"of model input, {level}, {self.clipped_share:.0%} of samples at full scale")
 
-    def as_dict(self) -> dict:
-        return {"voice": self.voice, "sentence": self.sentence, "model_input": self.model_input,
-                "seconds": round(self.seconds, 3),
-                "level_dbfs": round(self.level_dbfs, 1) if self.level_dbfs is not None
-                and math.isfinite(self.level_dbfs) else None,
-                "clipped_share": round(self.clipped_share, 4), "problems": self.problems,
-                "skipped": self.skipped, "ok": self.ok}
-
 
 def read_phone_dictionary(path: Path) -> dict[str, str]:
     """``word -> phones`` from a ``phone_dict/<language>`` file (``word phones`` per line), read
