@@ -404,21 +404,21 @@ def test_a_read_only_model_root(root, source):
     environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     for path in [root, *root.rglob("*")]:
         os.chmod(path, 0o555 if path.is_dir() else 0o444)
-    try:
-        before = snapshot(root)
-        first = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900)
-        assert first.returncode == EXIT_PROBLEMS, first.stdout + first.stderr
-        assert "✗ copy" in first.stdout and "cannot create a staging directory" in first.stdout
-        assert "Permission denied" in first.stdout
-        assert snapshot(root) == before
 
-        os.chmod(root / "hindi/female", 0o755)
+    def refused_with_tree_unchanged() -> str:
         before = snapshot(root)
-        second = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900)
-        assert second.returncode == EXIT_PROBLEMS, second.stdout + second.stderr
-        assert "✓ speak" in second.stdout and "✗ move" in second.stdout
-        assert "cannot move the voice into hindi/female/model (Permission denied)" in second.stdout
+        done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900)
+        assert done.returncode == EXIT_PROBLEMS, done.stdout + done.stderr
         assert snapshot(root) == before
+        return done.stdout
+
+    try:
+        first = refused_with_tree_unchanged()
+        assert "✗ copy" in first and "cannot create a staging directory" in first and "Permission denied" in first
+        os.chmod(root / "hindi/female", 0o755)
+        second = refused_with_tree_unchanged()
+        assert "✓ speak" in second and "✗ move" in second
+        assert "cannot move the voice into hindi/female/model (Permission denied)" in second
     finally:
         for path in [root, *root.rglob("*")]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)

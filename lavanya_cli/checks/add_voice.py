@@ -32,7 +32,8 @@ from typing import Any
 import yaml
 
 from ..errors import EXIT_USAGE, LavanyaError
-from ..fileio import CONFIG_MAX_BYTES, VOCODER_CONFIG_MAX_BYTES, NotReadable, open_regular, read_regular
+from ..fileio import (CONFIG_MAX_BYTES, STATS_MAX_BYTES, VOCODER_CONFIG_MAX_BYTES, NotReadable, open_regular,
+                      read_regular)
 from ..modeltree.config import STATS_ENTRIES, YAML_LOADER, read_config, stats_file_entries
 from ..modeltree.layout import (CONFIG_NAME, GENDERS, LANGUAGE_ALIASES, STATS_NAMES, VOCODER_CONFIG_NAME,
                                 VOCODER_WEIGHTS_NAME, WEIGHTS_NAME, ModelRoot, VocoderSpec, VoiceSpec)
@@ -65,8 +66,6 @@ STEPS = {
 # Real acoustic weights are about 150 MB and generators up to about 55 MB; a bound keeps a
 # runaway file from filling the disk or, when loaded, the memory of a small host.
 WEIGHTS_MAX_BYTES = 1 << 30
-STATS_COPY_MAX_BYTES = 1 << 20
-SETTINGS_NAME = "lavanya.yaml"  # optional vocoder scaling beside a voice's config (speech.voice)
 STAGING_PREFIX = ".lavanya-add-voice-"
 ASIDE_NAME = "previous"
 # ESPnet's recipes synthesise with this averaged checkpoint (tts.sh: inference_model=train.loss.ave.pth).
@@ -249,6 +248,8 @@ def locate_source(source: Path, weights: str | None = None) -> SourceFiles:
     if missing:
         raise StepFailed("statistics not found: " + "; ".join(missing),
                          f"copy {', '.join(STATS_NAMES.values())} beside {CONFIG_NAME}", source)
+    from ..speech.voice import SETTINGS_NAME  # lavanya.yaml: vocoder scaling that belongs to the voice
+
     extras = [source / SETTINGS_NAME] if os.path.lexists(source / SETTINGS_NAME) else []
     layout = "ESPnet training directory" if espnet else "plain directory"
     return SourceFiles(layout, text, config, weights_path, reason, stats, extras)
@@ -642,11 +643,7 @@ def _weights_step(staged: VoiceSpec, origin: dict[Path, Path]) -> Step:
 def _speak_step(staged: VoiceSpec) -> Step:
     from .speak_check import speak_voice
 
-    try:
-        check = speak_voice(staged)
-    except ModuleNotFoundError as exc:
-        return Step("speak", WARNING, f"not spoken: {exc.name} is not installed",
-                    "install the synthesis libraries to hear the voice: python3 -m pip install 'lavanya[synth]'")
+    check = speak_voice(staged)
     if check.skipped:
         return Step("speak", WARNING, check.skipped, f"add numToText/{staged.language}.csv to ROOT")
     if check.problems:
@@ -777,7 +774,7 @@ def _run(checklist: _Checklist, source: Path, root: Path, language: str, gender:
             handle.write(files.config_text.encode("utf-8"))
         origin[config_path] = source / CONFIG_NAME
         pairs = [(files.weights, model_dir / WEIGHTS_NAME, WEIGHTS_MAX_BYTES, "weights")]
-        pairs += [(path, model_dir / STATS_NAMES[kind], STATS_COPY_MAX_BYTES, f"{kind} statistics")
+        pairs += [(path, model_dir / STATS_NAMES[kind], STATS_MAX_BYTES, f"{kind} statistics")
                   for kind, path in files.stats.items()]
         pairs += [(path, model_dir / path.name, CONFIG_MAX_BYTES, path.name) for path in files.extras]
         total = sum(_copy_regular(src, dst, limit, what) for src, dst, limit, what in pairs)
