@@ -419,7 +419,7 @@ def _config_step(staged: VoiceSpec, origin: dict[Path, Path]) -> Step:
 def _vocoder_step(root: Path, staged: VoiceSpec, config: dict[str, Any], vocoder_source: Path | None,
                   final_vocoder: VocoderSpec, stages: list[_Stage]) -> tuple[Step, VoiceSpec]:
     """Check (and with ``vocoder_source``, stage) the voice's vocoder; the spec to check with."""
-    from ..modeltree.lfs_pointer import file_state
+    from ..modeltree.lfs_pointer import FileState, probe
     from ..speech.vocoder import read_hifigan_config, vocoder_mismatches
 
     where = _relative(root, final_vocoder.directory)
@@ -447,14 +447,16 @@ def _vocoder_step(root: Path, staged: VoiceSpec, config: dict[str, Any], vocoder
                          "generator) this voice was trained with", final_vocoder.directory)
     vocoder = staged.vocoder
     for path, what in ((vocoder.config_path, "vocoder config.json"), (vocoder.generator_path, "HiFi-GAN generator")):
-        state, pointer = file_state(path)
+        found = probe(path, what=what)
         shown = _relative(root, final_vocoder.directory / path.name)
-        if state == "missing":
+        if found.state is FileState.MISSING:
             raise StepFailed(f"{shown}: {what} is missing", "copy it from the vocoder's release, or pass "
                              "--vocoder DIR", path)
-        if pointer is not None:
-            raise StepFailed(f"{shown}: {what} is a Git LFS pointer ({pointer.size / 1e6:.1f} MB not fetched)",
+        if found.pointer is not None:
+            raise StepFailed(f"{shown}: {what} is a Git LFS pointer ({found.pointer.size / 1e6:.1f} MB not fetched)",
                              "run git lfs pull for it first", path)
+        if found.state is not FileState.PRESENT:
+            raise StepFailed(f"{shown}: {found.reason}", "copy the real file from the vocoder's release", path)
     try:
         differences = vocoder_mismatches(config, read_hifigan_config(vocoder.config_path))
     except LavanyaError as exc:
@@ -853,8 +855,12 @@ def _manifests(stages: list[_Stage]) -> str:
 def _permissions(stages: list[_Stage]) -> str:
     from .permissions import apply_permissions, plan_permissions
 
-    changes = [change for stage in stages for change in plan_permissions(stage.directory)]
-    failures = apply_permissions(changes)
+    # add-voice made these files itself, so a private mode on them is its own and may open up
+    plans = [plan_permissions(stage.directory, loosen_private=True) for stage in stages]
+    if problems := [problem for plan in plans for problem in plan.problems]:
+        raise StepFailed("; ".join(f"{problem.path}: {problem.message}" for problem in problems),
+                         "remove links and hard links from SOURCE")
+    failures = apply_permissions([change for plan in plans for change in plan.changes])
     if failures:
         raise StepFailed("; ".join(failures), "run as the owner of ROOT")
     return "staged files 644, directories 755"
