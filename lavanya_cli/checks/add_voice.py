@@ -34,7 +34,7 @@ import yaml
 from ..errors import EXIT_USAGE, LavanyaError
 from ..fileio import (CONFIG_MAX_BYTES, STATS_MAX_BYTES, VOCODER_CONFIG_MAX_BYTES, NotReadable, open_regular,
                       read_regular)
-from ..modeltree.config import STATS_ENTRIES, YAML_LOADER, read_config, stats_file_entries
+from ..modeltree.config import STATS_ENTRIES, load_yaml, read_config, stats_file_entries, yaml_reason
 from ..modeltree.layout import (CONFIG_NAME, GENDERS, LANGUAGE_ALIASES, STATS_NAMES, VOCODER_CONFIG_NAME,
                                 VOCODER_WEIGHTS_NAME, WEIGHTS_NAME, ModelRoot, VocoderSpec, VoiceSpec)
 from ..modeltree.lfs_pointer import parse_pointer, read_pointer
@@ -224,10 +224,9 @@ def locate_source(source: Path, weights: str | None = None) -> SourceFiles:
                          "run git lfs pull in SOURCE's repository first", config_path)
     try:
         text = raw.decode("utf-8")
-        config = yaml.load(text, Loader=YAML_LOADER)
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StepFailed(f"{config_path}: does not parse ({reason})", "restore the config the voice was "
+        config = load_yaml(text)
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise StepFailed(f"{config_path}: does not parse ({yaml_reason(exc)})", "restore the config the voice was "
                          "trained with", config_path) from None
     if not isinstance(config, dict):
         raise StepFailed(f"{config_path}: is not a mapping of ESPnet settings",

@@ -7,6 +7,7 @@ import copy
 import logging.config
 import math
 import os
+import signal
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import uvicorn
 import uvicorn.config
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, Stopped
 from .app import create_app
 from .limits import ServerLimits
 from .voices import VoiceName, VoiceSet, choose_specs
@@ -90,6 +91,9 @@ def serve(config: ServeConfig) -> None:
         timeout_graceful_shutdown=math.ceil(config.limits.timeout) + 1))
     try:
         server.run()
+    except Stopped as stop:  # uvicorn drained the requests, then passed the signal on: a clean stop
+        logging.getLogger("lavanya.serve").info("stopped by %s after the requests in flight", signal.Signals(stop.signum).name)
+        return
     except SystemExit:
         raise LavanyaError(f"cannot serve on {config.host}:{config.port} (see the line above)") from None
     if failures:
