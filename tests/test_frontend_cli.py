@@ -53,22 +53,38 @@ def test_one_line_per_sentence_exactly_the_model_input(capsys, root):
     assert err == f"lavanya: hindi/male from {root}\n"  # which root's resources were used
 
 
-def test_json_lists_words_not_pronounced(capsys, root):
+def test_json_lists_words_not_pronounced_and_spelled(capsys, root):
     code, out, err = run(capsys, "--lang", "hindi", "--gender", "male", "--models", str(root),
-                         "--format", "json", "नमस्ते Xyzzy। दुनिया")
+                         "--format", "json", "नमस्ते 你好। दुनिया SMS")
     assert code == 0
     data = json.loads(out)
-    assert [s["model_input"] for s in data["sentences"]] == ["$namastE.", "$duniyA."]
-    assert data["sentences"][0]["unpronounced"] == ["Xyzzy"]
-    assert data["sentences"][1]["unpronounced"] == []
+    assert [s["model_input"] for s in data["sentences"]] == ["$namastE.", "$duniyAEsEmEs."]
+    assert data["sentences"][0]["unpronounced"] == ["你好"] and data["sentences"][0]["spelled"] == []
+    assert data["sentences"][1]["unpronounced"] == [] and data["sentences"][1]["spelled"] == ["SMS"]
     assert data["frontend"] == "phrases"
 
 
 def test_text_mode_warns_on_stderr_only(capsys, root):
-    code, out, err = run(capsys, "--lang", "hindi", "--gender", "male", "--models", str(root), "नमस्ते Xyzzy")
+    code, out, err = run(capsys, "--lang", "hindi", "--gender", "male", "--models", str(root), "नमस्ते 你好")
     assert code == 0
     assert out == "$namastE.\n"
-    assert "Xyzzy" in err
+    assert "你好: not pronounced" in err
+
+
+def test_a_sentence_with_nothing_speakable_prints_no_line(capsys, root):
+    code, out, err = run(capsys, "--lang", "hindi", "--gender", "male", "--models", str(root), "--format", "json",
+                         "你好। दुनिया")
+    assert code == 0
+    assert [s["model_input"] for s in json.loads(out)["sentences"]] == ["", "$duniyA."]
+    code, out, err = run(capsys, "--lang", "hindi", "--gender", "male", "--models", str(root), "你好। दुनिया")
+    assert (code, out) == (0, "$duniyA.\n")
+    assert "你好: not pronounced" in err
+
+
+def test_nothing_speakable_anywhere_is_an_error(capsys, root):
+    code, out, err = run(capsys, "--lang", "hindi", "--gender", "male", "--models", str(root), "你好। 世界")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "nothing to say: no word of the text can be spoken" in err and "世界" in err
 
 
 def test_strict_fails_on_an_unpronounceable_word(capsys, root):
@@ -137,3 +153,44 @@ def test_read_text_source_refuses_to_wait_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stdin", Terminal(""))
     with pytest.raises(LavanyaError, match="no text"):
         read_text_source(None, None, None)
+
+
+def test_empty_text_fails_before_the_voice_is_looked_for(capsys, root):
+    # klingon/male does not exist: the complaint is about the text, which is checked first
+    for text in ("", " ।। ", "<sil=1s>"):
+        code, out, err = run(capsys, "--lang", "klingon", "--gender", "male", "--models", str(root), "--text", text)
+        assert (code, out) == (2, "")
+        assert "nothing to say" in err and "klingon" not in err
+
+
+# -- the bundled tree, as a new user meets it ---------------------------------------------------
+
+
+@pytest.fixture
+def only_bundled(tmp_path, monkeypatch):
+    """No --models, no $LAVANYA_MODELS, no ./Fastspeech2_HS: the bundled tree is all there is."""
+    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_bundled_tree_speaks_the_new_users_text(capsys, only_bundled):
+    from lavanya_cli.frontend.phones import PhoneDictionary
+    from lavanya_cli.modeltree.layout import BUNDLED_ROOT
+
+    code, out, err = run(capsys, "--lang", "hindi", "--gender", "male", "--format", "json",
+                         "मेरा फ़ोन नंबर 9876543210 है। Please call me tomorrow.")
+    assert code == 0, err
+    first, second = json.loads(out)["sentences"]
+    assert first["problems"] == [] and second["problems"] == []
+    lexicon = PhoneDictionary(BUNDLED_ROOT / "phone_dict" / "english", fold_case=True)
+    words = ("please", "call", "me", "tomorrow")
+    assert second["model_input"] == "$" + "".join(lexicon.lookup(word) for word in words) + "."
+
+
+def test_bundled_tree_without_the_asked_voice_says_how_to_get_the_real_ones(capsys, only_bundled):
+    code, out, err = run(capsys, "--lang", "hindi", "--gender", "female", "नमस्ते")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert "no voice hindi/female here: the bundled tree is a small demo with hindi/male only" in err
+    assert "git clone https://github.com/smtiitm/Fastspeech2_HS" in err
+    assert 'git lfs pull --include="hindi/female/**,vocoder/female/**"' in err and "--models Fastspeech2_HS" in err

@@ -9,8 +9,9 @@ import pytest
 from lavanya_cli.errors import LavanyaError
 from lavanya_cli.frontend import Silence, Speech, segment_text
 from lavanya_cli.frontend.cleaning import clean
-from lavanya_cli.frontend.numbers import MissingNumberWord, NumberTable
-from lavanya_cli.frontend.phones import PhoneDictionary, labels_to_chars, parse_word
+from lavanya_cli.frontend.numbers import MissingNumberWord, NumberTable, is_digit_cue
+from lavanya_cli.frontend.phones import PhoneDictionary, is_latin_word, labels_to_chars, parse_word, spellings
+from lavanya_cli.frontend.spelling import LETTER_NAMES, latin_letters
 from lavanya_cli.modeltree.layout import BUNDLED_ROOT
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "iitm-fs2hs"
@@ -38,9 +39,10 @@ def test_spaces_collapse():
     assert clean("  एक    दो \t तीन  ") == [["एक", "दो", "तीन"]]
 
 
-def test_numbers_keep_decimal_point_and_lose_group_commas():
+def test_numbers_keep_decimal_point_and_group_commas():
+    # the commas stay: they tell the numbers step that 1,25,000 is an amount
     assert clean("दाम 3.5 है, कुल 1,25,000 और 2,000,000.") == [
-        ["दाम", "3.5", "है"], ["कुल", "125000", "और", "2000000"]
+        ["दाम", "3.5", "है"], ["कुल", "1,25,000", "और", "2,000,000"]
     ]
 
 
@@ -67,7 +69,10 @@ TABLE = NumberTable({
     ("1234567", "twelve lakh thirtyfour thousand five hundred sixtyseven"),
     ("10000000", "one crore"),
     ("12500000", "one crore twentyfive lakh"),
-    ("9990000000", "nine hundred ninetynine crore"),
+    ("992500000", "ninetynine crore twentyfive lakh"),  # nine digits: still an amount
+    ("9,99,00,00,000", "nine hundred ninetynine crore"),
+    ("1,25,000", "one lakh twentyfive thousand"),
+    ("1,200,000", "twelve lakh"),
     ("2.5", "two point five"),
     ("0.25", "zero point two five"),
     ("007", "zero zero seven"),
@@ -195,3 +200,48 @@ def test_run_on_sentence_without_commas_is_cut_at_spaces():
 def test_nothing_to_say(text):
     with pytest.raises(LavanyaError, match="nothing to say"):
         segment_text(text)
+
+
+# -- digit strings that are no amount ------------------------------------------------------
+
+
+@pytest.mark.parametrize("number, after_cue, words", [
+    ("9975012500", False, "nine nine seven five zero one two five zero zero"),  # ten digits: a phone number
+    ("12500000", False, "one crore twentyfive lakh"),  # eight digits: an amount, as before
+    ("12,500", True, "twelve thousand five hundred"),  # group commas: an amount even after a cue
+    ("700", True, "seven zero zero"),  # after a cue, three digits or more are read out
+    ("25", True, "twentyfive"),  # "flat number 25"
+    ("2.5", True, "two point five"),
+])
+def test_identifiers_are_read_digit_by_digit(number, after_cue, words):
+    assert TABLE.spell(number, after_cue) == words.split()
+
+
+@pytest.mark.parametrize("word", ["number", "Phone", "MOBILE", "PIN", "OTP", "नंबर", "नम्बर", "मोबाइल",
+                                  "फ\u093cोन", "\u095eोन", "फोन", "পিন", "নম্বর", "எண்", "నంబర్", "നമ്പർ"])
+def test_digit_cues_in_any_case_and_nukta_spelling(word):
+    assert is_digit_cue(spellings(word))
+
+
+@pytest.mark.parametrize("word", ["numbers1", "संख्या", "कुल", "price", "है"])
+def test_words_that_are_no_digit_cue(word):
+    # संख्या also means a count ("the number of students is 500"): an amount follows it
+    assert not is_digit_cue(spellings(word))
+
+
+# -- spelling ---------------------------------------------------------------------------------
+
+
+def test_latin_words_include_accented_ones_and_exclude_indic():
+    assert is_latin_word("café") and is_latin_word("ATM") and is_latin_word("e_mail")
+    assert not is_latin_word("फ़ोन") and not is_latin_word("123") and not is_latin_word("😀")
+
+
+def test_letters_to_spell_drop_accents_case_and_marks():
+    assert latin_letters("Café_2") == ["c", "a", "f", "e"]
+
+
+def test_every_letter_has_a_name_in_model_characters():
+    assert sorted(LETTER_NAMES) == list("abcdefghijklmnopqrstuvwxyz")
+    for letter, names in LETTER_NAMES.items():
+        assert names and all(name and name.isprintable() and " " not in name for name in names), letter

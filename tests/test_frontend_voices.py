@@ -13,6 +13,8 @@ import yaml
 from lavanya_cli.modeltree.config import read_config
 from lavanya_cli.errors import LavanyaError
 from lavanya_cli.frontend import Frontend, FrontendKind, detect_kind
+from lavanya_cli.frontend.numbers import NumberTable
+from lavanya_cli.frontend.phones import PhoneDictionary
 from lavanya_cli.modeltree.layout import ModelRoot
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "iitm-fs2hs"
@@ -102,12 +104,13 @@ def test_english_word_comes_from_the_english_dictionary_any_case(phrase_root):
     assert prepared.model_input == f"${phones('मेरा', 'computer')}. ${phones('Hello')}."
 
 
-def test_unknown_english_word_is_reported_not_dropped_silently(phrase_root):
+def test_unknown_english_word_is_spelled_and_reported(phrase_root):
     prepared = frontend(phrase_root).prepare("मेरा Xyzzy")
-    assert prepared.model_input == f"${phones('मेरा')}."
-    assert prepared.unpronounced == ["Xyzzy"]
-    assert "phone_dict/english" in prepared.problems[0]
-    with pytest.raises(LavanyaError, match="Xyzzy"):
+    # X Y Z Z Y as Indian English names them: Eks, wAI, zEड (all among this voice's tokens)
+    assert prepared.model_input == f"${phones('मेरा')}EkswAIzEडzEडwAI."
+    assert prepared.spelled == ["Xyzzy"] and prepared.unpronounced == [] and prepared.incomplete == []
+    assert prepared.problems == ["Xyzzy: spelled letter by letter: not in phone_dict/english"]
+    with pytest.raises(LavanyaError, match="Xyzzy: spelled letter by letter"):
         frontend(phrase_root, strict=True).prepare("मेरा Xyzzy")
 
 
@@ -126,6 +129,78 @@ def test_characters_outside_the_tokens_use_the_charmap_or_are_reported(phrase_ro
     assert prepared.problems == ["अजीब: spoken without W (U+0057): not among the voice's tokens"]
 
 
+def test_dictionary_words_are_not_spelled(phrase_root):
+    prepared = frontend(phrase_root).prepare("COMPUTER")
+    assert prepared.model_input == f"${phones('computer')}." and prepared.spelled == []
+
+
+def test_letter_names_use_characters_the_voice_has(tmp_path):
+    # no f, ड, ट, w, z or v: F D T W V Z take their other names (EP, dI, tI, dabalyU, BI, jEd)
+    write_voice(tmp_path, "hindi", sorted(set("abcdeghijklmnoprstuyAEIOUPB$.")))
+    prepared = frontend(tmp_path).prepare("FDTWVZ")
+    assert prepared.model_input == "$EPdItIdabalyUBIjEd."
+    assert prepared.spelled == ["FDTWVZ"] and prepared.incomplete == []
+
+
+def test_a_letter_no_name_fits_goes_through_the_character_map(tmp_path):
+    write_voice(tmp_path, "hindi", sorted(set("abcdeghijklmnoprstuyAEIOU$.")))
+    write_resources(tmp_path)
+    (tmp_path / "multilingualcharmap.json").write_text(json.dumps({"hindi_male": {"v": "b"}}), encoding="utf-8")
+    prepared = frontend(tmp_path).prepare("V")  # vI, wI, BI: none among the tokens; the map says v -> b
+    assert prepared.model_input == "$bI." and prepared.incomplete == []
+
+
+def test_a_word_too_long_to_spell_is_left_out(phrase_root):
+    word = "Pneumonoultramicroscopic"  # 24 letters
+    prepared = frontend(phrase_root).prepare(f"मेरा {word}")
+    assert prepared.model_input == f"${phones('मेरा')}."
+    assert prepared.unpronounced == [word] and "too long to spell (24 letters, at most 20)" in prepared.problems[0]
+
+
+def test_a_sentence_with_nothing_speakable_comes_back_empty_with_its_report(phrase_root):
+    prepared = frontend(phrase_root).prepare("你好 世界")
+    assert prepared.model_input == "" and not prepared.spoken
+    assert prepared.unpronounced == ["你好", "世界"]
+
+
+def test_prepare_all_fails_only_when_no_sentence_can_be_spoken(phrase_root):
+    fe = frontend(phrase_root)
+    first, second = fe.prepare_all(["नमस्ते", "你好"])
+    assert first.model_input == f"${phones('नमस्ते')}." and not second.spoken
+    with pytest.raises(LavanyaError, match="nothing to say: no word of the text can be spoken .*你好"):
+        fe.prepare_all(["你好", "世界"])
+
+
+@pytest.mark.parametrize("text, written_out", [
+    # ten digits: a phone number, digit by digit
+    ("मेरा 5125512251", "मेरा पाँच एक दो पाँच पाँच एक दो दो पाँच एक"),
+    # after a cue word, three digits or more are read out too, for the whole run of numbers
+    ("फोन 125 521", "फोन एक दो पाँच पाँच दो एक"),
+    ("PIN is 125", "PIN is एक दो पाँच"),
+    # ... but the cue ends at the next word, and amounts stay amounts
+    ("फोन 125 मेरा 125", "फोन एक दो पाँच मेरा एक सौ पच्चीस"),
+    ("मेरा 125", "मेरा एक सौ पच्चीस"),
+    ("मेरा 12500000", "मेरा एक करोड़ पच्चीस लाख"),
+    ("फोन 1,25,000", "फोन एक लाख पच्चीस हज़ार"),
+])
+def test_numbers_that_are_no_amount_are_read_digit_by_digit(phrase_root, text, written_out):
+    fe = frontend(phrase_root)
+    assert fe.prepare(text).model_input == fe.prepare(written_out).model_input
+
+
+def test_the_word_cache_is_bounded(phrase_root, monkeypatch):
+    from lavanya_cli.frontend import core
+
+    assert frontend(phrase_root)._pronounce.cache_info().maxsize == core.WORD_CACHE_SIZE
+    monkeypatch.setattr(core, "WORD_CACHE_SIZE", 4)
+    fe = frontend(phrase_root)
+    first = fe.prepare("नमस्ते").model_input
+    for word in list(HINDI_DICT)[1:] + ["computer", "Hello"]:
+        fe.prepare(word)
+    assert fe._pronounce.cache_info().currsize == 4  # 15 words seen, the 4 latest kept
+    assert fe.prepare("नमस्ते").model_input == first  # forgotten, then looked up again alike
+
+
 def test_numbers_without_a_table_name_the_missing_file(tmp_path):
     write_voice(tmp_path, "hindi", PHONE_TOKENS)
     write_resources(tmp_path, numbers=False)
@@ -141,9 +216,9 @@ def test_parser_alone_serves_without_dictionaries(tmp_path):
     write_voice(tmp_path, "hindi", PHONE_TOKENS)
     prepared = frontend(tmp_path).prepare("आप, कैसे")  # parser: aa p / k ei s ee
     assert prepared.model_input == "$Ap. $kऐsE."
-    english = frontend(tmp_path).prepare("आप computer")
-    assert english.model_input == "$Ap."
-    assert "phone_dict/english" in english.problems[0]
+    english = frontend(tmp_path).prepare("आप TV")
+    assert english.model_input == "$ApटIvI."  # T V spelled: the voice has v
+    assert english.problems == ["TV: spelled letter by letter: no phone_dict/english"]
 
 
 def test_a_latest_voice_uses_its_own_dictionary(tmp_path):
@@ -301,3 +376,50 @@ def test_real_urdu_character_voice_keeps_its_script():
     prepared = fe.prepare("یہ ٹیسٹ 12 ہے۔")
     assert prepared.model_input == f"یہ ٹیسٹ {numbers['12']} ہے۔"
     assert prepared.unpronounced == []
+
+
+# -- English on the real voices -------------------------------------------------------------
+
+ALPHABET = " ".join("abcdefghijklmnopqrstuvwxyz")
+
+
+@pytest.mark.skipif(not (MAIN.is_dir() and NEW.is_dir()), reason="no ../shared/iitm-fs2hs")
+def test_every_real_phone_voice_can_say_every_letter_name():
+    """Spelling uses only characters each voice has (or its character map carries)."""
+    checked = 0
+    for root in (MAIN, NEW):
+        for voice in ModelRoot(root).voices():
+            fe = Frontend.for_voice(voice, read_config(voice.config_path))
+            if fe.kind is FrontendKind.CHARACTERS:
+                continue  # Urdu and Punjabi take their own script: Latin words are not spelled there
+            fe.english = PhoneDictionary(root / "no-such-dictionary")  # spell even the single letters
+            prepared = fe.prepare(ALPHABET)
+            assert len(prepared.spelled) == 26, voice.name
+            assert (prepared.incomplete, prepared.unpronounced) == ([], []), voice.name
+            checked += 1
+    assert checked > 60
+
+
+@needs_main
+def test_real_dictionary_serves_english_before_spelling():
+    voice = ModelRoot(MAIN).find("hindi", "male")
+    prepared = Frontend.for_voice(voice, read_config(voice.config_path)).prepare("Please call me tomorrow.")
+    english = _dictionary("english")
+    assert prepared.model_input == "$" + "".join(english[w] for w in ("please", "call", "me", "tomorrow")) + "."
+    assert prepared.problems == []
+
+
+@needs_new
+def test_the_new_users_sentence_on_a_tree_without_an_english_dictionary():
+    """New-Models has no phone_dict/english: the English sentence is spelled, not lost, and the
+    ten-digit phone number is read digit by digit, not as crores."""
+    voice = ModelRoot(NEW).find("hindi", "male")
+    assert not (NEW / "phone_dict" / "english").exists()
+    fe = Frontend.for_voice(voice, read_config(voice.config_path))
+    numbers = NumberTable.load(NEW / "numToText" / "hindi.csv")
+    first, second = fe.prepare_all(["मेरा फ़ोन नंबर 9876543210 है।", "Please call me tomorrow."])
+    spelled_out = " ".join(numbers.word(digit) for digit in "9876543210")
+    assert first.model_input == fe.prepare(f"मेरा फ़ोन नंबर {spelled_out} है।").model_input
+    assert first.problems == []
+    assert second.spoken and second.spelled == ["Please", "call", "me", "tomorrow"]
+    assert second.unpronounced == [] and second.incomplete == []

@@ -123,12 +123,33 @@ def test_missing_file_is_named(voice_copy, missing):
         Voice.load("hindi", "male", models=voice_copy)
 
 
-def test_strict_refuses_an_unpronounceable_word():
+def test_strict_refuses_an_unpronounceable_or_spelled_word():
     voice = shared_voice()
-    assert list(voice.synthesize("नमस्ते zzqx।"))[0].unpronounced == ["zzqx"]
+    assert list(voice.synthesize("नमस्ते 你好।"))[0].unpronounced == ["你好"]
+    assert list(voice.synthesize("नमस्ते zzqx।"))[0].model_input.startswith("$namastE")
     voice.frontend.strict = True
     try:
-        with pytest.raises(LavanyaError, match="zzqx"):
+        with pytest.raises(LavanyaError, match="你好: not pronounced"):
+            voice.plan("नमस्ते 你好।")
+        with pytest.raises(LavanyaError, match="zzqx: spelled letter by letter"):
             voice.plan("नमस्ते zzqx।")
     finally:
         voice.frontend.strict = False
+
+
+def test_a_sentence_with_nothing_speakable_is_left_out_with_its_pause():
+    voice = shared_voice()
+    plan = voice.plan("你好। नमस्ते। 世界। ठीक है।", sentence_silence=0.25)
+    assert [(u.text, u.skipped, u.silence_seconds) for u in plan] == [
+        ("", "你好।", 0.0), ("नमस्ते।", "", 0.0), ("", "世界।", 0.0), ("", "", 0.25), ("ठीक है।", "", 0.0)]
+    assert [u.unpronounced for u in plan if u.skipped] == [("你好",), ("世界",)]
+    chunks = list(voice.render(plan))
+    assert [chunk.text for chunk in chunks] == ["नमस्ते।", "", "ठीक है।"]
+    # the same audio as the text without the unspeakable sentences: one pause, no extra one
+    expected = list(voice.synthesize("नमस्ते। ठीक है।", sentence_silence=0.25))
+    assert [len(c.samples) for c in chunks] == [len(c.samples) for c in expected]
+
+
+def test_a_text_with_nothing_speakable_at_all_fails_before_any_audio():
+    with pytest.raises(LavanyaError, match="nothing to say: no word of the text can be spoken"):
+        shared_voice().plan("你好। 世界।")

@@ -37,18 +37,19 @@ def text_command(
     items = segment_text(source)
     voice = find_voice(lang, gender, variant, models)
     frontend = Frontend.for_voice(voice, read_config(voice.config_path), strict=strict)
-    sentences = []
-    for item in items:
-        if isinstance(item, Speech):
-            prepared = frontend.prepare(item.text)
-            sentences.append({
-                "text": item.text,
-                "model_input": prepared.model_input,
-                "alpha": item.alpha,
-                "unpronounced": prepared.unpronounced,
-                "incomplete": prepared.incomplete,
-                "problems": prepared.problems,
-            })
+    speech = [item for item in items if isinstance(item, Speech)]
+    sentences = [
+        {
+            "text": item.text,
+            "model_input": prepared.model_input,  # empty: nothing in the sentence can be spoken
+            "alpha": item.alpha,
+            "unpronounced": prepared.unpronounced,
+            "incomplete": prepared.incomplete,
+            "spelled": prepared.spelled,
+            "problems": prepared.problems,
+        }
+        for item, prepared in zip(speech, frontend.prepare_all(item.text for item in speech))
+    ]
     if format is OutputFormat.json:
         print_json({
             "voice": voice.name,
@@ -58,7 +59,8 @@ def text_command(
         })
         return
     for sentence in sentences:
-        typer.echo(sentence["model_input"])
+        if sentence["model_input"]:
+            typer.echo(sentence["model_input"])
     for problem in (problem for sentence in sentences for problem in sentence["problems"]):
         warning_line(problem)
     sys.stderr.write(voice_origin_line(voice.name, voice.root, voice.bundled, voice.demo))

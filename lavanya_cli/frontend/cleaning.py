@@ -2,8 +2,9 @@
 
 Upstream's cleaner (text_preprocess_for_inference.py) ends a phrase at ``. , ; । !`` and line
 breaks, drops ``? : ( ) | & ’ ‘ "`` and ``/ '``, and turns hyphens and dashes into spaces. Here
-also: a ``.`` or ``,`` between digits belongs to the number (``3.5``, ``1,00,000``), digits
-written in an Indic script count as digits, and the double danda ``॥`` ends a phrase like ``।``.
+also: a ``.`` or ``,`` between digits belongs to the number (``3.5``, ``1,00,000``: the numbers
+step reads group commas as the sign of an amount), digits written in an Indic script count as
+digits, and the double danda ``॥`` ends a phrase like ``।``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import unicodedata
 _PHRASE_END = re.compile(r"(?<!\d)[.,]|[.,](?!\d)|[;।॥!\r\n]")
 _DROPPED = re.compile(r"[?:()|&’‘\"/']")
 _DASHES = re.compile(r"[-–—‐‑]")
-# 1,00,000 (Indian) and 1,000,000 (Western) groupings lose their commas.
-_GROUPED_NUMBER = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{2,3})*,\d{3}(?![\d,])")
 # A digit run glued to letters ("2024में") becomes its own word.
 _DIGIT_EDGE = re.compile(r"(?<=\d)(?=[^\d\s.,])|(?<=[^\d\s.,])(?=\d)")
 
@@ -33,7 +32,6 @@ def ascii_digits(text: str) -> str:
 def clean(text: str) -> list[list[str]]:
     """Split ``text`` into phrases, each a list of words, with upstream's punctuation rules."""
     text = ascii_digits(text)
-    text = _GROUPED_NUMBER.sub(lambda m: m.group().replace(",", ""), text)
     phrases = []
     for phrase in _PHRASE_END.split(text):
         phrase = _DASHES.sub(" ", _DROPPED.sub("", phrase))

@@ -3,7 +3,8 @@
 Sources, in order: the language's phone dictionary (``word phones`` per line, phones already in
 model characters), then the unified parser (PyPI ``indic-unified-parser``), whose common-label-set
 labels map to one character each through ``LABEL_TO_CHAR``. Latin-script words use
-``phone_dict/english`` only: there is no network G2P.
+``phone_dict/english``, else they are spelled letter by letter (``spelling``): there is no
+network G2P.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ..errors import LavanyaError
 from ..fileio import PHONE_DICT_MAX_BYTES, read_regular_text
+from .spelling import latin_base
 
 # IITM common-label-set label -> model character (labels not listed, such as a, k, n, stay as
 # they are). From the synthesis issue; the same table upstream applies to parser output.
@@ -54,8 +56,10 @@ def spellings(word: str):
 
 
 def is_latin_word(word: str) -> bool:
-    """True for a word written in ASCII letters (an English word inside Indic text)."""
-    return word.isascii() and any(ch.isalpha() for ch in word)
+    """True for a word written in Latin letters, accents allowed (an English word inside Indic
+    text, ``café``)."""
+    base = latin_base(word)
+    return base.isascii() and any(ch.isalpha() for ch in base)
 
 
 class PhoneDictionary:

@@ -45,7 +45,11 @@ class Speech:
 
 @dataclass(frozen=True)
 class Silence:
+    """A pause: from a ``<sil=...>`` tag, or ``between_sentences`` (``sentence_silence``, which
+    goes with the sentence after it if that one turns out to have nothing speakable)."""
+
     seconds: float
+    between_sentences: bool = False
 
 
 def segment_text(text: str, max_chars: int = DEFAULT_MAX_CHARS,
@@ -81,7 +85,7 @@ def _with_sentence_silence(items: list[Speech | Silence], seconds: float) -> lis
     for item in items:
         if isinstance(item, Speech):
             if spoken and seconds > 0:
-                result.append(Silence(seconds))
+                result.append(Silence(seconds, between_sentences=True))
                 total += seconds
             spoken = True
         else:

@@ -36,6 +36,8 @@ STATS_NAMES = {"feats": "feats_stats.npz", "pitch": "pitch_stats.npz", "energy":
 WEIGHTS_NAME = "model.pth"
 VOCODER_CONFIG_NAME = "config.json"
 VOCODER_WEIGHTS_NAME = "generator"
+# Where the real voices are (the bundled tree holds only a demo voice).
+UPSTREAM_URL = "https://github.com/smtiitm/Fastspeech2_HS"
 # A directory holding this file carries small demo weights that belong in plain git, not LFS.
 DEMO_MARKER = "DEMO"
 
@@ -172,11 +174,15 @@ class ModelRoot:
         if variant is not None:
             matches = [v for v in matches if v.variant == variant]
         if not matches:
+            wanted = f"{language}/{gender}{f' ({variant})' if variant else ''}"
             available = ", ".join(v.name for v in self.voices()) or "none"
-            raise LavanyaError(
-                f"no voice {language}/{gender}{f' ({variant})' if variant else ''} in {self.path}; "
-                f"voices there: {available}"
-            )
+            if self.bundled:
+                raise LavanyaError(
+                    f"no voice {wanted} here: the bundled tree is a small demo with {available} only; for the "
+                    f"real voices run: git clone {UPSTREAM_URL} && (cd Fastspeech2_HS && git lfs pull "
+                    f"--include=\"{language}/{gender}/**,vocoder/{gender}/**\"), then add --models Fastspeech2_HS"
+                )
+            raise LavanyaError(f"no voice {wanted} in {self.path}; voices there: {available}")
         return min(matches, key=lambda v: _VARIANT_PREFERENCE.get(v.variant, 9))
 
     def require_voices(self) -> list[VoiceSpec]:

@@ -9,8 +9,9 @@ The work is ordered so that a mistake anywhere in a batch costs nothing:
    path in a directory that exists, each output once, standard output at most once and never
    beside a JSON summary, batch outputs inside the output directory; then each directory is
    tried with a temporary file (``check_directories_take_files``);
-4. each voice is loaded once, however many jobs use it, and every text is prepared
-   (``--strict``): ``plan_jobs``;
+4. each voice is loaded once, however many jobs use it, and every text is prepared: a text in
+   which nothing can be spoken (or, under ``--strict``, a word not said as written) fails here;
+   sentences with nothing speakable are left out and reported: ``plan_jobs``;
 5. audio is made job by job and streamed into its WAV (``render_jobs``), so memory does not grow
    with the text; an error names the job (``jobs.jsonl:7``) and the WAVs already written stay.
 """
@@ -34,6 +35,9 @@ from .audio import STDOUT, MelRecorder, wav_output
 from .voice import Utterance, Voice, find_usable_voice
 
 JSONL_FIELDS = ("text", "output", "lang", "gender", "alpha")
+# How words not said as written are reported, each a list in the summary: left out, spoken
+# without some letters, spelled letter by letter (``Utterance`` fields of the same names).
+REPORTED_WORDS = ("unpronounced", "incomplete", "spelled")
 WAV_SUFFIX = ".wav"
 # Options that say which voice to find; the rest of VoiceCache.options are for loading it.
 _FIND_OPTIONS = ("models", "variant", "vocoder")
@@ -271,8 +275,8 @@ def _render(item: PlannedJob, on_sentence: Callable[[], None] | None, plot: Path
         "audio_seconds": round(wav.seconds, 3),
         "synthesis_seconds": round(seconds, 3),
         "sentences": item.sentences,
-        "unpronounced": _unique(word for u in item.plan for word in u.unpronounced),
-        "incomplete": _unique(word for u in item.plan for word in u.incomplete),
+        "skipped_sentences": sum(1 for utterance in item.plan if utterance.skipped),
+        **_reported_words(item.plan),
         "problems": _unique(problem for u in item.plan for problem in u.problems),
     }
 
@@ -288,8 +292,8 @@ def summarize(results: list[dict[str, Any]], voices: VoiceCache, wall_seconds: f
         "synthesis_seconds": round(synthesis, 3),
         "real_time_factor": round(synthesis / audio, 4) if audio else None,
         "sentences": sum(result["sentences"] for result in results),
-        "unpronounced": _unique(word for result in results for word in result["unpronounced"]),
-        "incomplete": _unique(word for result in results for word in result["incomplete"]),
+        "skipped_sentences": sum(result["skipped_sentences"] for result in results),
+        **{kind: _unique(word for result in results for word in result[kind]) for kind in REPORTED_WORDS},
         "voices": [describe_loaded(voice) for voice in voices.voices.values()],
         "outputs": results,
     }
@@ -314,6 +318,11 @@ def _location(path: Path) -> Path:
     """Where writing ``path`` puts the file: its directory with symlinks resolved, then its name
     (a symlink at ``path`` itself is replaced, never written through)."""
     return Path(os.path.realpath(path.parent)) / path.name
+
+
+def _reported_words(plan: list[Utterance]) -> dict[str, list[str]]:
+    """Each kind of ``REPORTED_WORDS`` for one plan: the words, each once, in order."""
+    return {kind: _unique(word for utterance in plan for word in getattr(utterance, kind)) for kind in REPORTED_WORDS}
 
 
 def _unique(items) -> list[str]:

@@ -73,15 +73,19 @@ class AudioChunk:
 
 @dataclass(frozen=True)
 class Utterance:
-    """A planned piece of speech: the sentence, its model input and its rate; or a pause."""
+    """A planned piece of speech: the sentence, its model input and its rate; or a pause; or a
+    sentence left out (``skipped``: nothing in it can be spoken), kept for its report and
+    rendered as nothing."""
 
     text: str = ""
     model_input: str = ""
     alpha: float = 1.0
     unpronounced: tuple[str, ...] = ()  # words left out
-    problems: tuple[str, ...] = ()  # each word left out or spoken incompletely, and why, one line each
+    problems: tuple[str, ...] = ()  # each word left out, spelled or spoken incompletely, and why, one line each
     silence_seconds: float = 0.0
     incomplete: tuple[str, ...] = ()  # words spoken without some of their letters
+    spelled: tuple[str, ...] = ()  # Latin-script words no dictionary knows, spoken letter by letter
+    skipped: str = ""  # the sentence as written, when none of it can be spoken
 
 
 def read_voice_settings(spec: VoiceSpec) -> dict[str, float]:
@@ -188,7 +192,9 @@ class Voice:
 
     def plan(self, text: str, alpha: float | None = None, sentence_silence: float = 0.0) -> list[Utterance]:
         """Sentences (model input ready) and pauses, checked before any audio is made: a malformed
-        tag, empty text, too many pauses or (under ``strict``) an unpronounceable word fails here."""
+        tag, empty text, too many pauses, a text with nothing speakable in any sentence or (under
+        ``strict``) a word not spoken as written fails here. A sentence with nothing speakable is
+        left out (``Utterance.skipped``), its words reported, and the pause before it goes too."""
         from ..frontend import segment_text
 
         return self.plan_segments(segment_text(text, sentence_silence=sentence_silence), alpha)
@@ -199,20 +205,29 @@ class Voice:
         from ..frontend import Silence
 
         base_alpha = self.alpha if alpha is None else checked_alpha(alpha, "alpha")
+        segments = list(segments)
+        prepared = iter(self.frontend.prepare_all(item.text for item in segments if not isinstance(item, Silence)))
         planned: list[Utterance] = []
+        gap: Silence | None = None  # the --sentence-silence pause before the next sentence spoken
+        spoken = False
         for item in segments:
             if isinstance(item, Silence):
-                planned.append(Utterance(silence_seconds=item.seconds))
+                if item.between_sentences:
+                    gap = item
+                else:
+                    planned.append(Utterance(silence_seconds=item.seconds))
                 continue
-            prepared = self.frontend.prepare(item.text)
-            planned.append(Utterance(
-                text=item.text,
-                model_input=prepared.model_input,
-                alpha=item.alpha if item.alpha is not None else base_alpha,
-                unpronounced=tuple(prepared.unpronounced),
-                problems=tuple(prepared.problems),
-                incomplete=tuple(prepared.incomplete),
-            ))
+            sentence = next(prepared)
+            report = dict(unpronounced=tuple(sentence.unpronounced), problems=tuple(sentence.problems),
+                          incomplete=tuple(sentence.incomplete), spelled=tuple(sentence.spelled))
+            if not sentence.spoken:
+                planned.append(Utterance(skipped=item.text, **report))
+                continue
+            if gap is not None and spoken:
+                planned.append(Utterance(silence_seconds=gap.seconds))
+            gap, spoken = None, True
+            planned.append(Utterance(text=item.text, model_input=sentence.model_input,
+                                     alpha=item.alpha if item.alpha is not None else base_alpha, **report))
         return planned
 
     # -- audio ---------------------------------------------------------------------------
@@ -227,6 +242,8 @@ class Voice:
         stops with a LavanyaError."""
         seconds = 0.0
         for utterance in plan:
+            if utterance.skipped:
+                continue  # nothing in it can be spoken; the plan keeps its report
             if utterance.text:
                 chunk = self.speak(utterance.model_input, utterance.alpha, text=utterance.text,
                                    unpronounced=list(utterance.unpronounced), incomplete=list(utterance.incomplete))

@@ -55,9 +55,12 @@ def token_ids(preprocess, model_input: str) -> np.ndarray:
 
 def teach(sentence: str, frontend, teacher: Teacher, preprocess) -> dict | None:
     """Audio, token ids and frame durations for one sentence (None if the front-end cannot say
-    all of it: the teacher would speak words the model never sees)."""
+    all of it, or it has Latin-script words: eSpeak reads those as English while the model input
+    has them in Hindi characters or spelled letter by letter)."""
+    from lavanya_cli.frontend.phones import is_latin_word
+
     prepared = frontend.prepare(sentence)
-    if prepared.unpronounced:
+    if prepared.unpronounced or any(is_latin_word(word) for word in sentence.split()):
         return None
     rendering = teacher.render(sentence)
     audio = np.concatenate([np.zeros(PAD, np.float32), rendering.audio, np.zeros(PAD, np.float32)])

@@ -212,8 +212,8 @@ def render_figures(results: dict, timings: dict, summary: dict) -> str:
         f"The content ratio {verdict} the 0.6 aim; chance is about 1.",
         "",
         f"Training data: {summary['train']['sentences']} sentences, {summary['train']['seconds'] / 60:.1f} min "
-        f"of eSpeak audio ({len(summary['train']['skipped'])} Latin-script sentences left out: this tree has "
-        f"no `phone_dict/english`). Build stages on this machine (2 CPU cores shared with other work): "
+        f"of eSpeak audio ({len(summary['train']['skipped'])} Latin-script sentences left out: eSpeak "
+        f"reads them as English). Build stages on this machine (2 CPU cores shared with other work): "
         f"{stage_times}; {total:.0f} min in all. "
         f"Synthesis of the held-out set: {results['audio_seconds']:.0f} s of audio in "
         f"{results['synthesis_seconds']:.1f} s after a {results['load_seconds']:.1f} s load. "
