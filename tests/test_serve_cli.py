@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from lavanya_cli.errors import LavanyaError
-from lavanya_cli.serve.limits import ServerLimits, user_number
+from lavanya_cli.limits import checked_number
+from lavanya_cli.serve.limits import ALPHA_RANGE, ServerLimits
 from lavanya_cli.serve.voices import VoiceName, VoiceSet, choose_specs
 from lavanya_cli.testing.scaffold import write_lfs_pointer
 from synthkit import shared_voice, shared_voice_root
@@ -133,13 +134,13 @@ def test_voice_set_finds_by_name_case_and_alias_insensitively():
 # -- numbers from users -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value", [True, "1.0", None, float("nan"), float("inf"), -float("inf"), 0.2, 4.01])
-def test_user_number_refuses_what_is_not_a_finite_number_in_range(value):
-    with pytest.raises(LavanyaError, match="alpha"):
-        user_number(value, "alpha", 0.25, 4.0)
+def test_a_user_number_must_be_a_finite_number_in_range(value):
+    with pytest.raises(LavanyaError, match="alpha must be a number from 0.25 to 4"):
+        checked_number(value, "alpha", *ALPHA_RANGE)
 
 
-def test_user_number_accepts_ints_and_floats_in_range():
-    assert user_number(1, "alpha", 0.25, 4.0) == 1.0 and user_number(4.0, "alpha", 0.25, 4.0) == 4.0
+def test_a_user_number_may_be_an_int_or_a_float_in_range():
+    assert checked_number(1, "alpha", *ALPHA_RANGE) == 1.0 and checked_number(4.0, "alpha", *ALPHA_RANGE) == 4.0
 
 
 def test_body_bound_covers_the_longest_escaped_text():

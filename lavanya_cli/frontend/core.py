@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import LavanyaError
 from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
 from ..modeltree.layout import VoiceSpec
+from ..modeltree.paths import relative_path
 from .cleaning import clean
 from .kind import PHRASE_END, PHRASE_START, FrontendKind, detect_kind, token_list
 from .numbers import NUMBER, MissingNumberWord, NumberTable
@@ -136,13 +137,13 @@ class Frontend:
             return [word]
         table = self.numbers
         if table is None:
-            report.not_pronounced(word, f"no number table {self._relative(self._numbers_path)}")
+            report.not_pronounced(word, f"no number table {relative_path(self._numbers_path, self.root)}")
             return []
         try:
             # a table row may hold several words ("ninety six")
             return [part for spelled in table.spell(word) for part in spelled.split()]
         except MissingNumberWord as missing:
-            report.not_pronounced(word, f"{self._relative(self._numbers_path)} has no row for {missing.key!r}")
+            report.not_pronounced(word, f"{relative_path(self._numbers_path, self.root)} has no row for {missing.key!r}")
             return []
 
     def _phones(self, word: str, report: _Report) -> str:
@@ -159,17 +160,17 @@ class Frontend:
     def _lookup(self, word: str, problems: list[str]) -> str:
         if is_latin_word(word):
             if not self.english.exists:
-                problems.append(f"English word and no {self._relative(self.english.path)}")
+                problems.append(f"English word and no {relative_path(self.english.path, self.root)}")
                 return ""
             phones = self.english.lookup(word)
             if phones is None:
-                problems.append(f"not in {self._relative(self.english.path)} (no network G2P)")
+                problems.append(f"not in {relative_path(self.english.path, self.root)} (no network G2P)")
             return phones or ""
         phones = self.dictionary.lookup(word) if self.dictionary.exists else None
         if phones is None:
             phones = parse_word(word)
         if phones is None:
-            where = self._relative(self.dictionary.path)
+            where = relative_path(self.dictionary.path, self.root)
             problems.append(f"not in {where}, and the unified parser has no answer")
         return phones or ""
 
@@ -240,12 +241,6 @@ class Frontend:
                 if isinstance(entry, dict):
                     self._charmap = {str(k): str(v) for k, v in entry.items()}
         return self._charmap
-
-    def _relative(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
 
 
 def _first(problems: list[str], count: int = 3) -> list[str]:
