@@ -3,7 +3,8 @@ and a file is replaced through a temporary file and a rename so readers never se
 
 A model tree may be hostile: a ``model.pth`` that is a symlink to ``/dev/zero`` or a FIFO as
 ``config.yaml`` must give one clear line, not an endless read or a hang. Every read of data from
-a tree or a user's input goes through ``open_regular`` or ``read_regular``.
+a tree or a user's input goes through ``open_regular`` or ``read_regular``, and every file hash
+(manifests, duplicate weights) through ``digest_regular``, streamed and bounded.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ and the voices it chooses."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import signal
@@ -156,3 +158,24 @@ def test_engine_goes_to_voice_load_only_when_set_and_threads_are_shared_out():
     cpus = len(os.sched_getaffinity(0))
     assert ServeConfig(limits=ServerLimits(workers=2)).load_options()["threads"] == max(1, cpus // 2)
     assert ServeConfig(threads=3).load_options()["threads"] == 3
+
+
+def test_json_logs_are_one_object_a_line_with_the_request_fields():
+    from lavanya_cli.serve.server import JsonLines, logging_config
+
+    assert {handler["formatter"] for handler in logging_config("json")["handlers"].values()} == {"json"}
+    assert logging_config()["handlers"]["access"]["formatter"] == "access"  # text stays uvicorn's
+    access = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "POST", "/api/tts", "1.1", 200), None)
+    line = JsonLines().format(access)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["level"] == "info" and entry["logger"] == "uvicorn.access"
+    assert entry["message"] == '127.0.0.1:5000 - "POST /api/tts HTTP/1.1" 200'
+    assert (entry["client"], entry["method"], entry["path"], entry["status"]) == ("127.0.0.1:5000", "POST", "/api/tts", 200)
+    try:
+        raise RuntimeError("two\nlines")
+    except RuntimeError:
+        failed = logging.LogRecord("lavanya.serve", logging.ERROR, __file__, 1, "speech failed", (), sys.exc_info())
+    entry = json.loads(JsonLines().format(failed))
+    assert entry["message"] == "speech failed" and "RuntimeError: two" in entry["exception"]
