@@ -1,14 +1,20 @@
-"""The one exception type the CLI turns into a one-line message, and the exit codes, all here."""
+"""The exceptions the CLI turns into one line, the exit codes, and an exception's message as
+one line: all here, so that every command and library speaks of failures the same way."""
 
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as shells report an interrupted command
 EXIT_TERMINATED = 143  # SIGTERM (kill, docker stop, systemd): 128 + 15
+
+# The longest exception text ``one_line`` keeps: a library's message can run to pages (a
+# state-dict mismatch lists every key), and a user reads one line.
+ONE_LINE_MAX_CHARS = 300
 
 
 class LavanyaError(Exception):
@@ -18,6 +24,17 @@ class LavanyaError(Exception):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+
+
+class FileError(LavanyaError):
+    """A failure about one file, with ``reason`` (what is wrong) and ``fix`` (what to do) kept
+    apart and without the path, for problem lists; ``message`` is the whole line."""
+
+    def __init__(self, path: Path, reason: str, fix: str = "", exit_code: int = EXIT_USAGE):
+        super().__init__(f"{path}: {reason}" + (f"; {fix}" if fix else ""), exit_code)
+        self.path = Path(path)
+        self.reason = reason
+        self.fix = fix
 
 
 class Stopped(BaseException):
@@ -31,3 +48,24 @@ class Stopped(BaseException):
         self.exit_code = EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED
         self.message = f"{'terminated' if signum == signal.SIGTERM else 'interrupted'} ({name})"
         super().__init__(self.message)
+
+
+def exit_status(problems_found: bool) -> int:
+    """The exit code of a command that ran to the end: EXIT_PROBLEMS when it found (or left)
+    something wrong, else EXIT_OK."""
+    return EXIT_PROBLEMS if problems_found else EXIT_OK
+
+
+def one_line(exc: BaseException, limit: int = ONE_LINE_MAX_CHARS) -> str:
+    """What went wrong, for a message, on one line: an OSError's ``strerror`` ("Permission
+    denied"); a YAML error's problem and where (``expected ',' or ']' (line 2, column 1)``);
+    else the exception's text with its lines and runs of white space folded (torch errors span
+    several lines). Cut at ``limit`` characters; the exception's type name when it has no text."""
+    text = getattr(exc, "strerror", None)
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if not text and isinstance(problem, str):
+        text = problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else "")
+    text = " ".join(str(text or exc).split())
+    if not text:
+        return type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"

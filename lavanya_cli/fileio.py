@@ -3,7 +3,8 @@ and a file is replaced through a temporary file and a rename so readers never se
 
 A model tree may be hostile: a ``model.pth`` that is a symlink to ``/dev/zero`` or a FIFO as
 ``config.yaml`` must give one clear line, not an endless read or a hang. Every read of data from
-a tree or a user's input goes through ``open_regular`` or ``read_regular``.
+a tree or a user's input goes through ``open_regular`` or ``read_regular``, and every file hash
+(manifests, duplicate weights) through ``digest_regular``, streamed and bounded.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import LavanyaError
+from .errors import FileError, LavanyaError, one_line
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -37,16 +38,16 @@ RESOURCE_MAX_BYTES = 4 * MIB  # number tables, the character map, lavanya.yaml, 
 HASHED_MAX_BYTES = 4 * GIB
 
 
-class NotReadable(LavanyaError):
-    """A file lavanya will not read as data: not a regular file, or over its size bound.
+# The fix for a file that is not what a model tree should hold there.
+REPLACE_FIX = "replace it with the real file"
 
-    ``reason`` is the phrase without the path (for problem lists); ``message`` is the full line.
-    """
 
-    def __init__(self, path: Path, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
+class NotReadable(FileError):
+    """A file lavanya will not read as data: not a regular file, or over its size bound (the
+    fix, unless said otherwise: replace it with the real file)."""
+
+    def __init__(self, path: Path, reason: str, fix: str = REPLACE_FIX):
+        super().__init__(path, reason, fix)
 
 
 def file_kind(mode: int) -> str:
@@ -67,13 +68,12 @@ def open_regular(path: Path, what: str = "file") -> BinaryIO:
     """
     info = os.stat(path)
     if not stat.S_ISREG(info.st_mode):
-        raise NotReadable(path, f"{what} is {file_kind(info.st_mode)}, not a regular file; replace it with the real file")
+        raise NotReadable(path, f"{what} is {file_kind(info.st_mode)}, not a regular file")
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise NotReadable(path, f"{what} is {file_kind(info.st_mode)}, not a regular file; "
-                                    "replace it with the real file")
+            raise NotReadable(path, f"{what} is {file_kind(info.st_mode)}, not a regular file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -85,11 +85,10 @@ def read_regular(path: Path, limit: int, what: str = "file") -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes; NotReadable for anything else."""
     with open_regular(path, what) as handle:
         if os.fstat(handle.fileno()).st_size > limit:
-            raise NotReadable(path, f"{what} is larger than {_size(limit)}, far beyond any real one; "
-                                    "replace it with the real file")
+            raise NotReadable(path, f"{what} is larger than {_size(limit)}, far beyond any real one")
         data = handle.read(limit + 1)
     if len(data) > limit:  # it grew while being read
-        raise NotReadable(path, f"{what} is larger than {_size(limit)}; replace it with the real file")
+        raise NotReadable(path, f"{what} is larger than {_size(limit)}")
     return data
 
 
@@ -99,26 +98,26 @@ def read_regular_text(path: Path, limit: int, what: str = "file", encoding: str 
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise NotReadable(path, f"{what} is not {encoding} text (byte {exc.start}); "
-                                "save it as UTF-8") from None
+        raise NotReadable(path, f"{what} is not {encoding} text (byte {exc.start})", "save it as UTF-8") from None
 
 
-def digest_regular(path: Path, algorithms: tuple[str, ...], limit: int = HASHED_MAX_BYTES,
+def digest_regular(path: Path, algorithms: tuple[str, ...] = ("sha256",), limit: int = HASHED_MAX_BYTES,
                    what: str = "file") -> tuple[dict[str, str], int]:
     """Hex digests (``hashlib`` names) and size of a regular file of at most ``limit`` bytes,
-    read once in 1 MiB chunks; NotReadable for anything else."""
+    read once in 1 MiB chunks; NotReadable for anything else. The one place lavanya hashes a
+    file (manifests, duplicate weights)."""
     import hashlib
 
     hashes = {name: hashlib.new(name) for name in algorithms}
     size = 0
     with open_regular(path, what) as handle:
         if os.fstat(handle.fileno()).st_size > limit:
-            raise NotReadable(path, f"{what} is larger than {_size(limit)}, far beyond any model file; "
-                                    "lavanya does not hash it")
+            raise NotReadable(path, f"{what} is larger than {_size(limit)}, far beyond any model file, "
+                                    "so lavanya does not hash it")
         while chunk := handle.read(MIB):
             size += len(chunk)
             if size > limit:
-                raise NotReadable(path, f"{what} grew past {_size(limit)} while being read")
+                raise NotReadable(path, f"{what} grew past {_size(limit)} while being read", "")
             for digest in hashes.values():
                 digest.update(chunk)
     return {name: digest.hexdigest() for name, digest in hashes.items()}, size
@@ -161,7 +160,7 @@ def refuse_non_regular(path: Path, what: str = "output") -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False  # a new path, or a dangling symlink (the link itself is replaced)
     except OSError as exc:
-        raise LavanyaError(f"{path}: cannot write the {what} there ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{path}: cannot write the {what} there ({one_line(exc)})") from None
     if not stat.S_ISREG(info.st_mode):
         raise LavanyaError(f"{path}: {what} is {file_kind(info.st_mode)}; lavanya writes only regular files "
                            "(give a new path, or - for standard output)")
@@ -186,7 +185,7 @@ def check_directory_takes_files(path: Path, what: str = "output") -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise LavanyaError(f"{path}: cannot write the {what} in {path.parent} ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{path}: cannot write the {what} in {path.parent} ({one_line(exc)})") from None
     try:
         os.close(fd)
     finally:

@@ -19,7 +19,7 @@ def test_an_internal_error_is_one_line_without_a_traceback(clean_root, cli, monk
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(verify_module, "verify_root", broken)
+    monkeypatch.setattr(verify_module, "verify_report", broken)
     code, _, err = cli("verify", clean_root)
     assert code == 2 and err.count("\n") == 1
     assert "internal error: RuntimeError: boom" in err and "Traceback" not in err

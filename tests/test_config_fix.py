@@ -106,7 +106,9 @@ def test_fix_config_cli_check_then_fix(tmp_path, cli):
     before = {c: c.read_bytes() for c in configs}
 
     code, out, _ = cli("fix-config", "--check", root)
-    assert code == 1 and out.count(": would fix") == len(configs) == 2
+    assert code == 1 and out.count(": [stats-path] ") == len(configs) == 2
+    assert all(f"{c}: [stats-path] " in out and f"; fix: lavanya fix-config {c}" in out for c in configs)
+    assert out.endswith("2 would fix, 0 unchanged, 0 refused\n")
     assert all(c.read_bytes() == before[c] for c in configs)
 
     code, out, _ = cli("fix-config", "--models", root)
@@ -123,7 +125,7 @@ def test_fix_config_cli_exits_1_when_a_config_is_refused(tmp_path, cli):
     path = tmp_path / "config.yaml"
     path.write_text("normalize: global_mvn\nnormalize_conf: {}\n")
     code, out, _ = cli("fix-config", path)
-    assert code == 1 and "refused" in out
+    assert code == 1 and f"{path}: [refused] no stats_file under normalize_conf; fix: add one by hand" in out
 
 
 def test_every_real_config_changes_only_in_its_stats_paths(shared_tree, tmp_path):

@@ -72,7 +72,7 @@ def test_an_npz_that_inflates_to_hundreds_of_megabytes_is_refused_unread(root, c
     assert check.state == UNREADABLE and "expands to 419430528 bytes" in check.detail
     assert peak < MEMORY_BOUND
     code, out, _ = cli("fix-stats", stats)
-    assert code == EXIT_PROBLEMS and out.startswith(f"{stats}: refused (member 'sum' expands to")
+    assert code == EXIT_PROBLEMS and out.startswith(f"{stats}: [refused] member 'sum' expands to")
 
 
 def test_a_zip_header_that_understates_a_member_is_still_bounded(root):
@@ -108,7 +108,7 @@ def test_an_npy_header_that_overflows_or_lies_is_unreadable(root, cli, shape, wo
     (problem,) = [p for p in verify_root(root) if p.path.endswith("pitch_stats.npz")]
     assert problem.code == "unreadable" and words in problem.message
     code, out, err = cli("fix-stats", stats)
-    assert code == EXIT_PROBLEMS and "internal error" not in err and ": refused (" in out
+    assert code == EXIT_PROBLEMS and "internal error" not in err and ": [refused] " in out
 
 
 # --- pickles -----------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_a_pickle_that_would_crash_or_inflate_numpy_is_refused(root, member, wor
     result = subprocess.run([sys.executable, "-c", "from lavanya_cli.cli import run; run()", "fix-stats", str(stats)],
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert result.returncode == EXIT_PROBLEMS, result.stderr
-    assert result.stdout.startswith(f"{stats}: refused (") and words in result.stdout
+    assert result.stdout.startswith(f"{stats}: [refused] ") and words in result.stdout
     assert stats.read_bytes() == before
 
 
@@ -249,4 +249,4 @@ def test_oversized_and_non_regular_small_files_are_one_line_and_never_read(root,
     os.mkfifo(attributes)
     code, out, _ = cli("lfs-track", "--write", root)
     assert code == EXIT_PROBLEMS
-    assert out == f"{attributes}: refused (it is a FIFO, not a regular file; replace it with the real file)\n"
+    assert out == ".gitattributes: [refused] it is a FIFO, not a regular file; fix: replace it with the real file\n"

@@ -96,7 +96,7 @@ def test_writers_never_follow_a_voice_directory_out_of_the_root(linked_out, cli,
     code, out, err = cli(*args, root)
     assert code == EXIT_PROBLEMS
     assert snapshot(outside) == before
-    refused = [line for line in output_lines(out + err) if "refused" in line and "/hindi/" in line]
+    refused = [line for line in output_lines(out + err) if "[refused]" in line and "hindi/" in line]
     assert refused and all(f"{root / 'hindi'} is a symlink to {outside / 'hindi'}, outside the model root"
                            in line for line in refused)
 
@@ -106,14 +106,14 @@ def test_verify_and_fix_perms_agree_on_a_link_out_of_the_root(linked_out, cli):
     (root / "tamil" / "female" / "model" / "notes").symlink_to("/etc/hostname")
     problems = {(p.path, p.message) for p in verify_root(root) if p.code == "outside-root"}
     plan = plan_permissions(root)
-    from_perms = {(p.path.relative_to(root).as_posix(), p.message) for p in plan.problems
+    from_perms = {(Path(p.path).relative_to(root).as_posix(), p.message) for p in plan.problems
                   if p.code == "outside-root"}
     assert problems == from_perms
     assert {path for path, _ in problems} == {"hindi", "tamil/female/model/notes"}
     assert "outside-root" in CODES
     before = snapshot(outside)
-    code, _, err = cli("fix-perms", "--loosen-private", root)
-    assert code == EXIT_PROBLEMS and err.count("[outside-root]") == 2
+    code, out, _ = cli("fix-perms", "--loosen-private", root)
+    assert code == EXIT_PROBLEMS and out.count("[outside-root]") == 2
     assert snapshot(outside) == before
 
 
@@ -123,10 +123,10 @@ def test_a_hard_link_to_a_file_outside_is_not_chmod_ed(tmp_path, cli):
     key.write_text("private")
     os.chmod(key, 0o600)
     os.link(key, root / HINDI / "linked.key")
-    code, _, err = cli("fix-perms", "--loosen-private", root)
+    code, out, _ = cli("fix-perms", "--loosen-private", root)
     assert code == EXIT_PROBLEMS
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    (line,) = [line for line in output_lines(err) if "linked.key" in line]
+    (line,) = [line for line in output_lines(out) if "linked.key" in line]
     assert "[hard-links] has 2 hard links, 1 of them outside this tree" in line
     (problem,) = [p for p in verify_root(root) if p.path.endswith("linked.key")]
     assert "2 hard links" in problem.message  # verify says what fix-perms will do
@@ -167,10 +167,11 @@ def test_writable_directories_say_what_they_loosen_and_keep_private_files(tmp_pa
     report = out_dir / "report.txt"
     report.write_text("r")
     os.chmod(report, 0o644)
-    code, out, _ = cli("fix-perms", "--writable", out_dir, root)
+    code, out, err = cli("fix-perms", "--writable", out_dir, root)
     assert code == EXIT_OK
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert f"{key}: [private] mode 0600 is private to its owner; kept so (pass --loosen-private" in out
+    assert f"lavanya: warning: {key}: [private] mode 0600 is private to its owner; kept so; " \
+           "fix: pass --loosen-private to make it 0664" in err
     assert f"{report}: 0644 -> 0664 (loosens: group may now write)" in out
     assert stat.S_IMODE((out_dir / "shared").stat().st_mode) == 0o3775  # sticky kept, others lose write
     assert f"{out_dir / 'shared'}: 1777 -> 3775\n" in out  # nothing loosened, so nothing said
@@ -190,20 +191,22 @@ def test_fifos_where_files_belong_are_one_line_each_and_never_block(tmp_path, cl
     (root / "vocoder/female/dravidian/hifigan/config.json").unlink()
     os.mkfifo(root / "vocoder/female/dravidian/hifigan/config.json")
     with no_hang():
-        problems = {(p.path, p.code): p.message for p in verify_root(root)}
+        problems = {(p.path, p.code): p for p in verify_root(root)}
         code, out, _ = cli("voices", "--format", "json", root)
         fix_code, fix_out, _ = cli("fix-config", root)
         stats_code, stats_out, _ = cli("fix-stats", root)
         assert probe(tamil / "model.pth").state is FileState.NOT_REGULAR
         assert read_pointer(tamil / "model.pth") is None
     for name in ("config.yaml", "model.pth", "pitch_stats.npz"):
-        message = problems[(f"tamil/female/model/{name}", "unreadable")]
-        assert "is a FIFO, not a regular file; replace it with the real file" in message
+        problem = problems[(f"tamil/female/model/{name}", "unreadable")]
+        assert problem.message.endswith("is a FIFO, not a regular file")
+        assert problem.fix == "replace it with the real file"
     assert ("vocoder/female/dravidian/hifigan/config.json", "unreadable") in problems
     tamil_row = next(row for row in json.loads(out) if row["language"] == "tamil")
     assert code == EXIT_OK and tamil_row["weights"] == "not-regular" and tamil_row["vocoder_state"] == "not-regular"
-    assert fix_code == EXIT_PROBLEMS and f"{tamil / 'config.yaml'}: refused (it is a FIFO" in fix_out
-    assert stats_code == EXIT_PROBLEMS and f"{tamil / 'pitch_stats.npz'}: refused (" in stats_out
+    assert fix_code == EXIT_PROBLEMS and f"{tamil / 'config.yaml'}: [refused] it is a FIFO, not a regular file; " \
+                                          "fix: replace it with the real file" in fix_out
+    assert stats_code == EXIT_PROBLEMS and f"{tamil / 'pitch_stats.npz'}: [refused] " in stats_out
 
 
 def test_a_link_to_dev_zero_is_never_read(tmp_path, cli):
@@ -295,17 +298,18 @@ def test_a_read_only_tree_gets_a_refused_line_per_file_and_exit_1(world, cli, ar
     assert code == EXIT_PROBLEMS, err
     assert "internal error" not in err
     for rel in files:
-        (line,) = [line for line in output_lines(out) if line.startswith(f"{root / rel}: ")]
-        assert line == f"{root / rel}: refused (cannot write {(root / rel).parent} (Permission denied); " \
-                       "make it writable, or run as the owner)"
+        shown = rel if args[0] == "lfs-track" else root / rel  # lfs-track names files relative to ROOT
+        (line,) = [line for line in output_lines(out) if line.startswith(f"{shown}: ")]
+        assert line == f"{shown}: [refused] cannot write {(root / rel).parent} (Permission denied); " \
+                       "fix: make it writable, or run as the owner"
     assert snapshot(root.parent) == before
 
 
 def test_verify_write_manifest_on_a_read_only_tree_refuses_each_directory(world, cli):
-    root, before, (code, _, err) = run_unprivileged(cli, read_only_tree(world), "verify", "--write-manifest")
+    root, before, (code, out, err) = run_unprivileged(cli, read_only_tree(world), "verify", "--write-manifest")
     assert code == EXIT_PROBLEMS and "internal error" not in err
     assert "wrote 0 manifests, refused 4" in err
-    assert err.count("MD5SUMS: refused (cannot write") == 4
+    assert out.count("/MD5SUMS: [refused] cannot write") == 4
     assert snapshot(root.parent) == before
 
 
@@ -319,10 +323,10 @@ def unreadable_voice_tree(world: Path):
 
 @pytest.mark.parametrize("args, code, expected", [
     (["verify"], EXIT_PROBLEMS, "hindi: [unreadable] cannot list this directory (Permission denied); nothing in it is checked"),
-    (["voices"], EXIT_PROBLEMS, "/hindi: cannot list this directory (Permission denied); voices in it are not listed"),
-    (["lfs-track"], EXIT_PROBLEMS, "/hindi: unreadable: cannot list this directory (Permission denied)"),
-    (["fix-stats"], EXIT_PROBLEMS, "/hindi: refused (cannot list this directory (Permission denied)"),
-    (["fix-config"], EXIT_PROBLEMS, "/hindi: refused (cannot list this directory (Permission denied)"),
+    (["voices"], EXIT_PROBLEMS, "/hindi: [unreadable] cannot list this directory (Permission denied); voices in it are not listed"),
+    (["lfs-track"], EXIT_PROBLEMS, "hindi: [unreadable] cannot list this directory (Permission denied)"),
+    (["fix-stats"], EXIT_PROBLEMS, "/hindi: [refused] cannot list this directory (Permission denied)"),
+    (["fix-config"], EXIT_PROBLEMS, "/hindi: [refused] cannot list this directory (Permission denied)"),
 ])
 def test_an_unreadable_directory_is_a_problem_line_naming_it(world, cli, args, code, expected):
     _, _, (got, out, err) = run_unprivileged(cli, unreadable_voice_tree(world), *args)

@@ -132,10 +132,11 @@ def test_check_reports_weights_committed_as_regular_blobs(model_repo: Path, caps
     git(model_repo, "commit", "-q", "-m", "weights without git-lfs")
     assert main(["lfs-track", "--check", str(model_repo)]) == 1
     out = capsys.readouterr().out
-    assert "Fastspeech2_HS/hindi male/model/model.pth: regular-blob" in out
+    assert "Fastspeech2_HS/hindi male/model/model.pth: [regular-blob] committed (or staged) as a regular git " \
+           "blob, not an LFS pointer; fix: with git-lfs installed run `git rm --cached" in out
     assert "git lfs migrate import" in out
     # The demo voice's weights are meant to be regular blobs.
-    assert "hindi/male/model/model.pth: regular-blob" not in out
+    assert "hindi/male/model/model.pth: [regular-blob]" not in out
 
     # Committed as pointers (what git-lfs's clean filter stores), the same files pass.
     for rel in ("Fastspeech2_HS/hindi male/model/model.pth",
@@ -153,19 +154,21 @@ def test_check_reports_statistics_committed_as_pointers(model_repo: Path, capsys
     git(model_repo, "add", "-A")
     git(model_repo, "commit", "-q", "-m", "stats as a pointer")
     assert main(["lfs-track", "--check", str(model_repo)]) == 1
-    assert "feats_stats.npz: lfs-blob" in capsys.readouterr().out
+    assert "feats_stats.npz: [lfs-blob] " in capsys.readouterr().out
 
 
 def test_check_reports_a_missing_rule_and_an_override(model_repo: Path, capsys):
     assert main(["lfs-track", "--check", str(model_repo)]) == 1
-    assert "missing `*.pth" + LFS_LINE_SUFFIX + "`" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert ".gitattributes: [missing-rule] missing `*.pth" + LFS_LINE_SUFFIX + "` (model weights); " \
+           f"fix: lavanya lfs-track --write {model_repo}" in out
     assert main(["lfs-track", "--write", str(model_repo)]) == 0
     assert main(["lfs-track", "--check", str(model_repo)]) == 0
     # A nested .gitattributes that unsets the filter defeats the top-level rule: git says so.
     (model_repo / "Fastspeech2_HS" / "hindi male" / ".gitattributes").write_text("*.pth -filter\n")
     capsys.readouterr()
     assert main(["lfs-track", "--check", str(model_repo)]) == 1
-    assert "hindi male/model/model.pth: not-lfs" in capsys.readouterr().out
+    assert "hindi male/model/model.pth: [not-lfs] " in capsys.readouterr().out
 
 
 def test_write_keeps_unrelated_lines_and_is_idempotent(tmp_path: Path):

@@ -3,6 +3,8 @@ and the voices it chooses."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import signal
@@ -16,7 +18,8 @@ import httpx
 import pytest
 
 from lavanya_cli.errors import LavanyaError
-from lavanya_cli.serve.limits import ServerLimits, user_number
+from lavanya_cli.limits import checked_number
+from lavanya_cli.serve.limits import ALPHA_RANGE, ServerLimits
 from lavanya_cli.serve.voices import VoiceName, VoiceSet, choose_specs
 from lavanya_cli.testing.scaffold import write_lfs_pointer
 from synthkit import shared_voice, shared_voice_root
@@ -133,13 +136,13 @@ def test_voice_set_finds_by_name_case_and_alias_insensitively():
 # -- numbers from users -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value", [True, "1.0", None, float("nan"), float("inf"), -float("inf"), 0.2, 4.01])
-def test_user_number_refuses_what_is_not_a_finite_number_in_range(value):
-    with pytest.raises(LavanyaError, match="alpha"):
-        user_number(value, "alpha", 0.25, 4.0)
+def test_a_user_number_must_be_a_finite_number_in_range(value):
+    with pytest.raises(LavanyaError, match="alpha must be a number from 0.25 to 4"):
+        checked_number(value, "alpha", *ALPHA_RANGE)
 
 
-def test_user_number_accepts_ints_and_floats_in_range():
-    assert user_number(1, "alpha", 0.25, 4.0) == 1.0 and user_number(4.0, "alpha", 0.25, 4.0) == 4.0
+def test_a_user_number_may_be_an_int_or_a_float_in_range():
+    assert checked_number(1, "alpha", *ALPHA_RANGE) == 1.0 and checked_number(4.0, "alpha", *ALPHA_RANGE) == 4.0
 
 
 def test_body_bound_covers_the_longest_escaped_text():
@@ -155,3 +158,24 @@ def test_engine_goes_to_voice_load_only_when_set_and_threads_are_shared_out():
     cpus = len(os.sched_getaffinity(0))
     assert ServeConfig(limits=ServerLimits(workers=2)).load_options()["threads"] == max(1, cpus // 2)
     assert ServeConfig(threads=3).load_options()["threads"] == 3
+
+
+def test_json_logs_are_one_object_a_line_with_the_request_fields():
+    from lavanya_cli.serve.server import JsonLines, logging_config
+
+    assert {handler["formatter"] for handler in logging_config("json")["handlers"].values()} == {"json"}
+    assert logging_config()["handlers"]["access"]["formatter"] == "access"  # text stays uvicorn's
+    access = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "POST", "/api/tts", "1.1", 200), None)
+    line = JsonLines().format(access)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["level"] == "info" and entry["logger"] == "uvicorn.access"
+    assert entry["message"] == '127.0.0.1:5000 - "POST /api/tts HTTP/1.1" 200'
+    assert (entry["client"], entry["method"], entry["path"], entry["status"]) == ("127.0.0.1:5000", "POST", "/api/tts", 200)
+    try:
+        raise RuntimeError("two\nlines")
+    except RuntimeError:
+        failed = logging.LogRecord("lavanya.serve", logging.ERROR, __file__, 1, "speech failed", (), sys.exc_info())
+    entry = json.loads(JsonLines().format(failed))
+    assert entry["message"] == "speech failed" and "RuntimeError: two" in entry["exception"]

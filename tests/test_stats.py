@@ -196,7 +196,7 @@ def test_fix_stats_cli_fixes_refuses_and_checks(tmp_path, cli):
     _pickled_dict(model_dir / "feats_stats.npz")
 
     code, out, _ = cli("fix-stats", "--check", root)
-    assert code == 1 and "feats_stats.npz: would fix" in out
+    assert code == 1 and "feats_stats.npz: [pickled] " in out and "; fix: lavanya fix-stats " in out
     assert inspect_stats(model_dir / "feats_stats.npz").state == PICKLED
 
     code, out, _ = cli("fix-stats", root)
@@ -206,7 +206,8 @@ def test_fix_stats_cli_fixes_refuses_and_checks(tmp_path, cli):
     (model_dir / "pitch_stats.npz").write_text(lfs_pointer_text(b"y" * 900))
     code, out, _ = cli("fix-stats", model_dir / "pitch_stats.npz", model_dir / "energy_stats.npz")
     assert code == 1
-    assert "pitch_stats.npz: refused" in out and "energy_stats.npz: unchanged" in out
+    assert "pitch_stats.npz: [refused] is a Git LFS pointer (content of 900 bytes not fetched); fix: fetch it with " \
+           "git lfs pull" in out and "energy_stats.npz: unchanged" in out
 
 
 def test_fix_stats_cli_on_a_missing_path_is_a_usage_error(tmp_path, cli):

@@ -63,20 +63,20 @@ def test_a_weights_pointer_names_the_content_size_and_the_fetch_command(tmp_path
     (problem,) = verify_root(root)
     assert (problem.path, problem.code) == ("hindi/male/model/model.pth", "lfs-pointer")
     assert "2500000 bytes" in problem.message
-    assert 'git lfs pull --include="hindi/male/model/model.pth"' in problem.message
+    assert problem.fix == 'fetch it with git lfs pull --include="hindi/male/model/model.pth"'
 
 
 def test_the_pull_command_names_the_path_inside_the_git_work_tree(tmp_path):
     (tmp_path / ".git").mkdir()
     root = build_root(tmp_path / "Fastspeech2_HS", absolute_stats_paths=False, weights="pointer")
-    messages = [p.message for p in verify_root(root) if p.code == "lfs-pointer"]
-    assert any('--include="Fastspeech2_HS/hindi/male/model/model.pth"' in m for m in messages)
+    fixes = [p.fix for p in verify_root(root) if p.code == "lfs-pointer"]
+    assert any('--include="Fastspeech2_HS/hindi/male/model/model.pth"' in fix for fix in fixes)
 
 
 def test_a_stats_pointer_also_says_to_keep_npz_out_of_lfs(clean_root):
     (clean_root / HINDI / "feats_stats.npz").write_text(lfs_pointer_text(b"s" * 700))
     (problem,) = [p for p in verify_root(clean_root) if p.code == "lfs-pointer"]
-    assert problem.path == (HINDI / "feats_stats.npz").as_posix() and "*.npz" in problem.message
+    assert problem.path == (HINDI / "feats_stats.npz").as_posix() and "*.npz" in problem.fix
 
 
 def test_absolute_and_foreign_stats_paths_point_at_fix_config(tmp_path):
@@ -84,7 +84,7 @@ def test_absolute_and_foreign_stats_paths_point_at_fix_config(tmp_path):
     problems = [p for p in verify_root(root) if p.code == "stats-path"]
     assert Counter(p.path for p in problems) == {"hindi/male/model/config.yaml": 3,
                                                  "tamil/female/model/config.yaml": 3}
-    assert all("lavanya fix-config" in p.message for p in problems)
+    assert all("lavanya fix-config" in p.fix and "fix-config" not in p.message for p in problems)
 
     config = root / HINDI / "config.yaml"
     config.write_text(config.read_text().replace("/speech/arun/released_models/tts/male/hindi/fastspeech2_hs/", ""))
@@ -125,12 +125,12 @@ def test_json_output_is_one_object_with_relative_paths(tmp_path, cli):
     root = build_root(tmp_path / "models")
     code, out, _ = cli("verify", "--format", "json", root)
     report = json.loads(out)
-    assert code == 1 and set(report) == {"ok", "problems"} and report["ok"] is False
-    assert report["problems"] and all(set(p) == {"path", "code", "message"} for p in report["problems"])
+    assert code == 1 and set(report) == {"ok", "root", "voices", "files", "problems"} and report["ok"] is False
+    assert report["problems"] and all(set(p) == {"path", "code", "message", "fix"} for p in report["problems"])
     assert all((root / p["path"]).exists() and not Path(p["path"]).is_absolute() for p in report["problems"])
 
     code, out, _ = cli("verify", "--format", "json", build_root(tmp_path / "clean", absolute_stats_paths=False))
-    assert code == 0 and json.loads(out) == {"ok": True, "problems": []}
+    assert code == 0 and json.loads(out)["ok"] is True and json.loads(out)["problems"] == []
 
 
 def test_github_annotations_name_files_relative_to_the_workspace(tmp_path, cli, monkeypatch):
@@ -298,7 +298,8 @@ def test_deep_loads_weights_and_compares_them_with_the_config(tmp_path):
 
     (model_dir / "model.pth").write_bytes(pickle.dumps({"w": np.zeros(2)}))
     problem = [p for p in verify_root(root, deep=True) if p.path == "hindi/male/model/model.pth"][0]
-    assert problem.code == "bad-weights" and "weights_only" in problem.message
+    assert problem.code == "bad-weights" and "model.pth is a pickle that asks for more than tensors" in problem.message
+    assert "weights_only" not in problem.message + problem.fix and "released weights" in problem.fix
 
 
 @pytest.mark.parametrize("key, value, words", [("sampling_rate", 16000, "sample rate 22050 here, 16000"),
@@ -324,4 +325,5 @@ def test_deep_json_output_is_only_json(tmp_path):
                              "verify", "--deep", "--format", "json", str(BUNDLED_ROOT)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"ok": True, "problems": []}
+    assert json.loads(result.stdout) == {"ok": True, "root": str(BUNDLED_ROOT), "voices": 1, "files": 10,
+                                         "problems": []}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import LavanyaError
+from ..errors import EXIT_OK, LavanyaError
 from ..modeltree.layout import STATS_NAMES, VoiceSpec
 
 # Five ordinary Hindi sentences, about three seconds of speech each for a trained voice.
@@ -99,7 +99,7 @@ def run_process(command: list[str], cwd: Path | None = None) -> ProcessRun:
         stdout.seek(0)
         stderr.seek(0)
         output, errors = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
-    if process.returncode != 0:
+    if process.returncode != EXIT_OK:
         tail = errors.strip().splitlines()[-1:] or ["no output"]
         raise LavanyaError(f"benchmark run failed ({' '.join(command[3:5])} ...): {tail[0]}")
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..errors import EXIT_OK
 from ..modeltree.config import write_runtime_config
 from ..modeltree.layout import VocoderSpec, VoiceSpec
 from ..speech.voice import DEFAULT_MEL_SCALE
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "chunk_seconds": chunk_seconds,
         "audio_seconds": round(len(pcm) / rate, 3),
     }, sys.stdout)
-    return 0
+    return EXIT_OK
 
 
 def _rebuild(Text2Speech, config_path: Path, weights: Path):

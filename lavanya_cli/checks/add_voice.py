@@ -31,13 +31,16 @@ from typing import Any
 
 import yaml
 
-from ..errors import EXIT_USAGE, LavanyaError
+from ..errors import EXIT_USAGE, LavanyaError, one_line
 from ..fileio import (CONFIG_MAX_BYTES, STATS_MAX_BYTES, VOCODER_CONFIG_MAX_BYTES, NotReadable, open_regular,
                       read_regular)
-from ..modeltree.config import STATS_ENTRIES, load_yaml, read_config, stats_file_entries, yaml_reason
+from ..modeltree.config import STATS_ENTRIES, load_yaml, read_config, stats_file_entries
 from ..modeltree.layout import (CONFIG_NAME, GENDERS, LANGUAGE_ALIASES, STATS_NAMES, VOCODER_CONFIG_NAME,
                                 VOCODER_WEIGHTS_NAME, WEIGHTS_NAME, ModelRoot, VocoderSpec, VoiceSpec)
 from ..modeltree.lfs_pointer import parse_pointer, read_pointer
+from ..modeltree.paths import relative_path
+from .problems import ERROR, FIXED, REFUSED, Problem
+from .problems import WARNING as WARNING_LEVEL
 
 # Step outcomes.
 OK = "ok"
@@ -95,6 +98,14 @@ class Step:
     def title(self) -> str:
         return STEPS[self.name]
 
+    def problem(self) -> Problem | None:
+        """A failed step as an error (code: the step's name), a warning as a warning; None for
+        a step that passed or was skipped."""
+        if self.status not in (FAILED, WARNING):
+            return None
+        return Problem("" if self.path is None else str(self.path), self.name, self.detail, self.fix,
+                       ERROR if self.status == FAILED else WARNING_LEVEL)
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "status": self.status, "detail": self.detail,
                 "fix": self.fix, "path": None if self.path is None else str(self.path)}
@@ -115,6 +126,11 @@ class AddVoiceResult:
     @property
     def ok(self) -> bool:
         return not any(step.status == FAILED for step in self.steps)
+
+    @property
+    def problems(self) -> list[Problem]:
+        """The failed steps and the warnings, as problems."""
+        return [problem for step in self.steps if (problem := step.problem()) is not None]
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "added": self.added, "dry_run": self.dry_run, "voice": self.voice,
@@ -218,7 +234,7 @@ def locate_source(source: Path, weights: str | None = None) -> SourceFiles:
     except NotReadable as exc:
         raise StepFailed(exc.message, "replace it with the voice's config.yaml", config_path) from None
     except OSError as exc:
-        raise StepFailed(f"{config_path}: cannot read ({exc.strerror})", "make it readable", config_path) from None
+        raise StepFailed(f"{config_path}: cannot read ({one_line(exc)})", "make it readable", config_path) from None
     if parse_pointer(raw) is not None:
         raise StepFailed(f"{config_path}: is a Git LFS pointer, not the config",
                          "run git lfs pull in SOURCE's repository first", config_path)
@@ -226,7 +242,7 @@ def locate_source(source: Path, weights: str | None = None) -> SourceFiles:
         text = raw.decode("utf-8")
         config = load_yaml(text)
     except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise StepFailed(f"{config_path}: does not parse ({yaml_reason(exc)})", "restore the config the voice was "
+        raise StepFailed(f"{config_path}: does not parse ({one_line(exc)})", "restore the config the voice was "
                          "trained with", config_path) from None
     if not isinstance(config, dict):
         raise StepFailed(f"{config_path}: is not a mapping of ESPnet settings",
@@ -291,7 +307,7 @@ class _Undo:
             try:
                 undo()
             except OSError as exc:
-                failures.append(f"could not undo {what} ({exc.strerror or exc})")
+                failures.append(f"could not undo {what} ({one_line(exc)})")
         return failures
 
     def forget(self) -> None:
@@ -323,7 +339,7 @@ class _Stage:
         try:
             self.directory = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent))
         except OSError as exc:
-            raise StepFailed(f"cannot create a staging directory in {parent} ({exc.strerror})",
+            raise StepFailed(f"cannot create a staging directory in {parent} ({one_line(exc)})",
                              f"run as a user who may write to {parent}", parent) from None
         self.staged = self.directory / final.relative_to(parent)
         self.unit = self.directory / self.top.relative_to(parent)
@@ -365,7 +381,7 @@ def _copy_regular(source: Path, target: Path, limit: int, what: str) -> int:
     except NotReadable as exc:
         raise StepFailed(exc.message, "replace it with the real file", source) from None
     except OSError as exc:
-        raise StepFailed(f"{source}: cannot copy ({exc.strerror})", "make it readable", source) from None
+        raise StepFailed(f"{source}: cannot copy ({one_line(exc)})", "make it readable", source) from None
     return copied
 
 
@@ -385,10 +401,10 @@ def _stats_step(staged: VoiceSpec, config: dict[str, Any], origin: dict[Path, Pa
         kind = STATS_ENTRIES[key]
         path = staged.stats_path(kind)
         outcome = stats_mod.fix_stats(path)
-        if outcome.result == stats_mod.REFUSED:
+        if outcome.result == REFUSED:
             failures.append((origin.get(path, path), outcome.reason))
             continue
-        if outcome.result == stats_mod.FIXED:
+        if outcome.result == FIXED:
             fixed.append(path.name)
         check = stats_mod.inspect_stats(path, n_mels if kind == "feats" else 1)
         if not check.ok:
@@ -406,10 +422,10 @@ def _config_step(staged: VoiceSpec, origin: dict[Path, Path]) -> Step:
 
     outcome = fix_config(staged.config_path)
     source = origin.get(staged.config_path, staged.config_path)
-    if outcome.result == "refused":
+    if outcome.result == REFUSED:
         return Step("config", FAILED, f"{source}: {outcome.reason}", "give every normaliser a stats_file "
                     "entry, as ESPnet writes them", source)
-    if outcome.result == "fixed":
+    if outcome.result == FIXED:
         return Step("config", OK, "stats_file entries set to feats_stats.npz, pitch_stats.npz, energy_stats.npz; "
                     "no other character changed")
     return Step("config", OK, "stats_file entries already bare file names")
@@ -421,7 +437,7 @@ def _vocoder_step(root: Path, staged: VoiceSpec, config: dict[str, Any], vocoder
     from ..modeltree.lfs_pointer import FileState, probe
     from ..speech.vocoder import read_hifigan_config, vocoder_mismatches
 
-    where = _relative(root, final_vocoder.directory)
+    where = relative_path(final_vocoder.directory, root)
     copied = ""
     if vocoder_source is not None:
         files = {name: vocoder_source / name for name in (VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME)}
@@ -447,7 +463,7 @@ def _vocoder_step(root: Path, staged: VoiceSpec, config: dict[str, Any], vocoder
     vocoder = staged.vocoder
     for path, what in ((vocoder.config_path, "vocoder config.json"), (vocoder.generator_path, "HiFi-GAN generator")):
         found = probe(path, what=what)
-        shown = _relative(root, final_vocoder.directory / path.name)
+        shown = relative_path(final_vocoder.directory / path.name, root)
         if found.state is FileState.MISSING:
             raise StepFailed(f"{shown}: {what} is missing", "copy it from the vocoder's release, or pass "
                              "--vocoder DIR", path)
@@ -505,7 +521,7 @@ def front_end_characters(staged: VoiceSpec, config: dict[str, Any]) -> dict[str,
     words: list[str] = []
     if frontend.dictionary.exists:
         dictionary = read_phone_dictionary(frontend.dictionary.path)
-        where = _relative(staged.root, frontend.dictionary.path)
+        where = relative_path(frontend.dictionary.path, staged.root)
         for word, phones in dictionary.items():
             add(word if kind is FrontendKind.CHARACTERS else phones, where)
         words = list(dictionary)
@@ -631,9 +647,9 @@ def _weights_step(staged: VoiceSpec, origin: dict[Path, Path]) -> Step:
                          "install the synthesis libraries: python3 -m pip install 'lavanya[synth]'") from None
     problems = []
     if weights:
-        problems.append((origin.get(staged.weights_path, staged.weights_path), weights))
+        problems.append((origin.get(staged.weights_path, staged.weights_path), weights[0]))
     if generator:
-        problems.append((origin.get(staged.vocoder.generator_path, staged.vocoder.generator_path), generator))
+        problems.append((origin.get(staged.vocoder.generator_path, staged.vocoder.generator_path), generator[0]))
     if problems:
         raise StepFailed("; ".join(f"{path}: {why}" for path, why in problems),
                          "deploy the weights that belong to this config and vocoder", problems[0][0])
@@ -735,7 +751,7 @@ class _Checklist:
             outcome = Step(name, FAILED, exc.message)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            outcome = Step(name, FAILED, f"{where}{exc.strerror or exc}")
+            outcome = Step(name, FAILED, f"{where}{one_line(exc)}")
         if isinstance(outcome, str):
             outcome = Step(name, OK, outcome)
         self.record(outcome)
@@ -786,12 +802,12 @@ def _run(checklist: _Checklist, source: Path, root: Path, language: str, gender:
                              "not fetched)", "run git lfs pull in SOURCE's repository, then add the voice again",
                              files.weights)
         # the VoiceSpec ModelRoot gives a voice in this directory, its vocoder included
-        found["voice"] = ModelRoot(root)._voice(language, gender, variant, model_dir)
+        found["voice"] = ModelRoot(root).voice_spec(language, gender, variant, model_dir)
         try:
             found["config"] = read_config(config_path)
         except LavanyaError as exc:
             raise StepFailed(exc.message, "restore the config the voice was trained with", config_path) from None
-        return f"{len(pairs) + 1} files ({total / 1e6:.1f} MB) into {_relative(root, stage.directory)}"
+        return f"{len(pairs) + 1} files ({total / 1e6:.1f} MB) into {relative_path(stage.directory, root)}"
 
     if not checklist.run("copy", copy):
         return checklist.skip_rest("not run: the files could not be staged")
@@ -832,7 +848,7 @@ def _run(checklist: _Checklist, source: Path, root: Path, language: str, gender:
 
 
 def _destination(root: Path, final: Path, replace_existing: bool) -> Step:
-    where = _relative(root, final)
+    where = relative_path(final, root)
     if not os.path.lexists(final):
         return Step("destination", OK, f"{where} is new")
     if final.is_symlink() or not final.is_dir():
@@ -861,7 +877,8 @@ def _permissions(stages: list[_Stage]) -> str:
                          "remove links and hard links from SOURCE")
     failures = apply_permissions([change for plan in plans for change in plan.changes])
     if failures:
-        raise StepFailed("; ".join(failures), "run as the owner of ROOT")
+        raise StepFailed("; ".join(f"{failure.path}: {failure.message}" for failure in failures),
+                         "run as the owner of ROOT")
     return "staged files 644, directories 755"
 
 
@@ -870,9 +887,9 @@ def _move(root: Path, stages: list[_Stage], undo: _Undo) -> str:
         for stage in stages:
             stage.install(undo)
     except OSError as exc:
-        raise StepFailed(f"cannot move the voice into {_relative(root, stage.final)} ({exc.strerror or exc})",
+        raise StepFailed(f"cannot move the voice into {relative_path(stage.final, root)} ({one_line(exc)})",
                          f"run as a user who may write to {stage.parent} and {stage.final}", stage.final) from None
-    return ", ".join(_relative(root, stage.final) for stage in stages) + " moved in"
+    return ", ".join(relative_path(stage.final, root) for stage in stages) + " moved in"
 
 
 def _lfs(root: Path, finals: list[Path], undo: _Undo) -> Step:
@@ -883,7 +900,7 @@ def _lfs(root: Path, finals: list[Path], undo: _Undo) -> Step:
     path = root / ATTRIBUTES_FILE
     if open_git_tree(root) is None and not path.exists():
         return Step("lfs", SKIPPED, "ROOT is not in a git repository and has no .gitattributes")
-    new = [_relative(root, final) for final in finals]
+    new = [relative_path(final, root) for final in finals]
     try:
         previous = read_regular(path, CONFIG_MAX_BYTES, ATTRIBUTES_FILE) if path.exists() else None
         mode = path.stat().st_mode & 0o7777 if previous is not None else None
@@ -897,15 +914,15 @@ def _lfs(root: Path, finals: list[Path], undo: _Undo) -> Step:
     except LavanyaError as exc:
         raise StepFailed(exc.message, "make .gitattributes a readable text file", path) from None
     except OSError as exc:
-        raise StepFailed(f"{path}: cannot write ({exc.strerror or exc})", "run as a user who may write it",
+        raise StepFailed(f"{path}: cannot write ({one_line(exc)})", "run as a user who may write it",
                          path) from None
     except Exception as exc:  # GitPython's GitCommandError: git refused (say, another user's repository)
         if type(exc).__module__.split(".")[0] != "git":
             raise
-        raise StepFailed(f"git failed in {root}: {' '.join(str(exc).split())[:300]}",
+        raise StepFailed(f"git failed in {root}: {one_line(exc)}",
                          "run as the repository's owner", root) from None
     if problems:
-        raise StepFailed("; ".join(f"{p.path}: {p.message}" for p in problems),
+        raise StepFailed("; ".join(p.line() for p in problems),
                          "remove the line or nested .gitattributes that overrides lavanya's rules", path)
     lfs = [rel for rel in result.in_lfs if _under(rel, new)]
     return Step("lfs", OK, f".gitattributes {state}: {', '.join(lfs) or 'no new file'} in LFS, the statistics "
@@ -928,10 +945,10 @@ def _restore(path: Path, previous: bytes | None, mode: int | None) -> None:
 def _verify(root: Path, finals: list[Path]) -> str:
     from .verify import verify_root
 
-    new = [_relative(root, final) for final in finals]
+    new = [relative_path(final, root) for final in finals]
     problems = [p for p in verify_root(root) if _under(p.path, new)]
     if problems:
-        raise StepFailed("; ".join(f"{p.path}: [{p.code}] {p.message}" for p in problems),
+        raise StepFailed("; ".join(p.line() for p in problems),
                          "fix those, then add the voice again", root / problems[0].path)
     return "no problems under " + ", ".join(new)
 
@@ -946,7 +963,7 @@ def commit_commands(root: Path, paths: list[Path], name: str) -> list[str]:
         return []
     repo = Path(tree.repo.working_tree_dir)
     git = f"git -C {shlex.quote(str(repo))}"
-    files = [tree.prefix + ATTRIBUTES_FILE] + [tree.prefix + _relative(root, path) for path in paths]
+    files = [tree.prefix + ATTRIBUTES_FILE] + [tree.prefix + relative_path(path, root) for path in paths]
     return [
         f"{git} lfs install --local",
         f"{git} add -A -- {' '.join(shlex.quote(f) for f in files)}",
@@ -954,9 +971,3 @@ def commit_commands(root: Path, paths: list[Path], name: str) -> list[str]:
         f"{git} commit -m {shlex.quote(f'Add the {name} voice (lavanya add-voice)')}",
     ]
 
-
-def _relative(base: Path, path: Path) -> str:
-    try:
-        return Path(path).relative_to(base).as_posix()
-    except ValueError:
-        return str(path)

@@ -3,23 +3,16 @@ those characters so that formatting, comments and the token list stay byte-for-b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from ..errors import LavanyaError
-from ..modeltree.config import (STATS_ENTRIES, YAML_LOADER, load_yaml, parse_config, read_config_text,
-                                stats_file_entries, yaml_reason)
+from ..errors import FileError, LavanyaError, one_line
+from ..modeltree.config import STATS_ENTRIES, YAML_LOADER, load_yaml, parse_config, read_config_text, stats_file_entries
+from .problems import FIXED, REFUSED, UNCHANGED, FileFix
 from .rewrite import Refused, rewrite_file, writable_target
 
-
-@dataclass(frozen=True)
-class ConfigFix:
-    path: Path
-    result: str  # "fixed" (or "would fix" under check_only), "unchanged" or "refused"
-    reason: str = ""
-
+RESTORE_CONFIG = "restore the config the voice was trained with"
 
 def fix_stats_paths_text(text: str) -> str:
     """``text`` with each ``stats_file`` value replaced by the bare file name, nothing else.
@@ -62,7 +55,7 @@ def _replace_stats_values(text: str, root: yaml.Node, names: dict[str, str]) -> 
     return text
 
 
-def fix_config(path: Path, *, check_only: bool = False, root: Path | None = None) -> ConfigFix:
+def fix_config(path: Path, *, check_only: bool = False, root: Path | None = None) -> FileFix:
     """Point a config's ``stats_file`` entries at the stats beside it, by bare file name.
 
     A config outside ``root`` (default: the directory ``path`` is named in), one that is not a
@@ -75,20 +68,22 @@ def fix_config(path: Path, *, check_only: bool = False, root: Path | None = None
         config = parse_config(text, path)
         fixed = fix_stats_paths_text(text)
     except Refused as exc:
-        return ConfigFix(path, "refused", exc.reason)
+        return FileFix(path, REFUSED, exc.reason, exc.fix)
+    except FileError as exc:
+        return FileFix(path, REFUSED, exc.reason, exc.fix)
     except LavanyaError as exc:
-        return ConfigFix(path, "refused", exc.message.removeprefix(f"{path}: "))
+        return FileFix(path, REFUSED, exc.message.removeprefix(f"{path}: "), RESTORE_CONFIG)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        return ConfigFix(path, "refused", yaml_reason(exc))
+        return FileFix(path, REFUSED, one_line(exc), RESTORE_CONFIG)
     absent = [key for key, value in stats_file_entries(config).items() if value is None]
     if absent:
-        return ConfigFix(path, "refused", f"no stats_file under {', '.join(absent)}; add one by hand")
+        return FileFix(path, REFUSED, f"no stats_file under {', '.join(absent)}", "add one by hand")
     if fixed == text:
-        return ConfigFix(path, "unchanged")
+        return FileFix(path, UNCHANGED)
     note = ""
     if not check_only:
         try:
             note = rewrite_file(path, lambda handle: handle.write(fixed.encode("utf-8")), root)
         except Refused as exc:
-            return ConfigFix(path, "refused", exc.reason)
-    return ConfigFix(path, "fixed", note)
+            return FileFix(path, REFUSED, exc.reason, exc.fix)
+    return FileFix(path, FIXED, note)

@@ -1,7 +1,8 @@
 """``lavanya verify --deep``: load each voice's weights and compare them with its config.
 
-This is the one verification module that imports torch and ESPnet. Weights are loaded with
-``torch.load(weights_only=True)`` (no pickle code runs) and compared, key by key and shape by
+This is the one verification module that imports torch and ESPnet. Weights are loaded the way
+synthesis loads them (``speech.runtime.load_weights``: ``torch.load(weights_only=True)``, no
+pickle code runs, never torch's advice to load unsafely) and compared, key by key and shape by
 shape, with the state dict of the model the config describes, built on torch's ``meta`` device
 so no memory is spent on parameters. The model is assembled the way ESPnet's ``TTSTask`` does
 (``tts.*``, ``feats_extract.*``, ``normalize.*`` ... prefixes of ``ESPnetTTSModel``) from the
@@ -14,13 +15,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import FileError, LavanyaError, one_line
 from ..modeltree.config import STATS_ENTRIES, read_config
-from ..errors import LavanyaError
 from ..modeltree.lfs_pointer import FileState, probe
 from ..modeltree.layout import VocoderSpec, VoiceSpec
 from ..speech.vocoder import hifigan_from_config, read_hifigan_config, upstream_to_espnet_state
 
 _EXAMPLES = 3
+RESTORE_RELEASED = "restore the voice's released weights"
+RESTORE_UPSTREAM = "restore it from the upstream release"
+# What a check found: (what is wrong, the fix), or None when the file is fine.
+Finding = tuple[str, str] | None
 
 
 def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
@@ -63,10 +68,10 @@ def state_dict_mismatch(state: dict[str, Any], expected: dict[str, tuple[int, ..
     return "; ".join(parts) or None
 
 
-def weights_problem(voice: VoiceSpec) -> str | None:
-    """Why the voice's weights cannot serve it, or None. Only a regular file inside the root is
-    loaded: pointers, missing files and everything else are left to the cheap checks, which
-    already report them."""
+def weights_problem(voice: VoiceSpec) -> Finding:
+    """Why the voice's weights cannot serve it and the fix, or None. Only a regular file inside
+    the root is loaded: pointers, missing files and everything else are left to the cheap
+    checks, which already report them."""
     weights = voice.weights_path
     if probe(weights, voice.root).state is not FileState.PRESENT:
         return None
@@ -74,29 +79,29 @@ def weights_problem(voice: VoiceSpec) -> str | None:
         expected = expected_shapes(read_config(voice.config_path))
     except (LavanyaError, KeyError, TypeError, ValueError):
         expected = None  # the config's own problems are reported by the cheap checks
-    state = _load(weights)
-    if isinstance(state, str):
-        return state
+    state, failure = _load(weights, weights.name)
+    if failure is not None:
+        return failure
     if not _is_tensor_dict(state):
         return ("is not a state dict of tensors (a training checkpoint?); ESPnet loads model.state_dict() "
-                "from this file: restore the voice's released weights")
+                "from this file", RESTORE_RELEASED)
     if expected is not None and (why := state_dict_mismatch(state, expected)):
-        return (f"does not match the model config.yaml describes: {why}; "
-                "these weights belong to another voice or another config")
+        return (f"does not match the model config.yaml describes: {why}",
+                "deploy the weights trained with this config (these belong to another voice or config)")
     return None
 
 
-def generator_problem(vocoder: VocoderSpec, root: Path | None = None) -> str | None:
-    """Why the HiFi-GAN generator cannot be loaded as one (upstream loads ``["generator"]``)."""
+def generator_problem(vocoder: VocoderSpec, root: Path | None = None) -> Finding:
+    """Why the HiFi-GAN generator cannot be loaded as one (upstream loads ``["generator"]``) and
+    the fix, or None."""
     generator = vocoder.generator_path
     if probe(generator, root).state is not FileState.PRESENT:
         return None
-    state = _load(generator)
-    if isinstance(state, str):
-        return state
+    state, failure = _load(generator, "the HiFi-GAN generator")
+    if failure is not None:
+        return failure
     if not (isinstance(state, dict) and _is_tensor_dict(state.get("generator"))):
-        return ("is not a HiFi-GAN generator checkpoint (a dict with a 'generator' state dict); "
-                "restore it from the upstream release")
+        return "is not a HiFi-GAN generator checkpoint (a dict with a 'generator' state dict)", RESTORE_UPSTREAM
     expected = expected_generator_shapes(vocoder.config_path)
     if expected is None:
         return None
@@ -105,10 +110,10 @@ def generator_problem(vocoder: VocoderSpec, root: Path | None = None) -> str | N
     except LavanyaError as exc:
         why = exc.message
     except RuntimeError as exc:  # weight norm cannot be folded: g and v disagree in shape
-        why = " ".join(str(exc).split())[:200]
+        why = one_line(exc, 200)
     if why:
-        return (f"does not match the HiFi-GAN that config.json describes: {why}; "
-                "this generator belongs to another vocoder config")
+        return (f"does not match the HiFi-GAN that config.json describes: {why}",
+                "deploy the generator trained with this config.json (this one belongs to another vocoder)")
     return None
 
 
@@ -132,21 +137,13 @@ def _is_tensor_dict(value: Any) -> bool:
     return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
 
 
-def _load(path: Path) -> Any:
-    """The loaded object, or a message saying why it could not be loaded safely."""
-    import pickle
-    import warnings
-
-    import torch
+def _load(path: Path, what: str) -> tuple[Any, Finding]:
+    """``(the loaded object, None)``, or ``(None, (why it could not be loaded safely, the fix))``."""
+    from ..speech.runtime import load_weights
 
     try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols it then reads fine
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        return ("cannot be loaded with torch.load(weights_only=True): not a torch file, or one that "
-                "needs arbitrary code to load; restore the file from the voice's release")
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return (f"cannot be loaded with torch.load(weights_only=True) ({reason}); "
-                "restore the file from the voice's release")
+        return load_weights(path, what), None
+    except FileError as exc:
+        return None, (exc.reason, exc.fix)
+    except LavanyaError as exc:
+        return None, (exc.message, RESTORE_RELEASED)

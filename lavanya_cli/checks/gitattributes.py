@@ -27,12 +27,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 from ..fileio import ATTRIBUTES_MAX_BYTES, NotReadable, read_regular_text
 from ..modeltree.layout import DEMO_MARKER, VOCODER_WEIGHTS_NAME
 from ..modeltree.lfs_pointer import POINTER_MAX_BYTES, parse_pointer, read_pointer
-from ..modeltree.paths import escaping_link, exists, is_directory, is_regular, outside_reason
+from ..modeltree.paths import (OUTSIDE_FIX, escaping_link, exists, git_toplevel, is_directory, is_regular,
+                               outside_reason, real_path, relative_path)
 from ..modeltree.walk import walk_tree
+from .problems import Problem
 from .rewrite import Refused, rewrite_file, writable_target
 
 if TYPE_CHECKING:
@@ -134,13 +136,6 @@ class Rule:
         return f"git lfs track {shlex.quote(self.source)}"
 
 
-@dataclass(frozen=True)
-class LfsProblem:
-    path: str
-    code: str
-    message: str
-
-
 @dataclass
 class LfsPlan:
     """What ROOT needs: the rules, and which files (ROOT-relative) belong in LFS or stay out.
@@ -153,7 +148,7 @@ class LfsPlan:
     in_lfs: list[str] = field(default_factory=list)
     kept_out: list[str] = field(default_factory=list)
     git: GitTree | None = None
-    problems: list[LfsProblem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def lines(self) -> list[str]:
@@ -201,27 +196,28 @@ class GitTree:
 
 
 def open_git_tree(root: Path) -> GitTree | None:
-    """The working tree holding ``root``, or None when it is not in one (or git is unavailable)."""
+    """The working tree holding ``root`` (found by ``git_toplevel``, the rule every command
+    uses), or None when it is not in one, or git is unavailable or does not take it."""
+    top = git_toplevel(root)
+    if top is None:
+        return None
     try:
         import git
     except ImportError:  # GitPython refuses to import when no git executable is found
         return None
     try:
-        repo = git.Repo(root, search_parent_directories=True)
+        repo = git.Repo(top)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return None
     if repo.bare or repo.working_tree_dir is None:
         return None
-    try:
-        inside = Path(root).resolve().relative_to(Path(repo.working_tree_dir).resolve())
-    except ValueError:
+    inside = relative_path(real_path(root), real_path(Path(repo.working_tree_dir)))
+    if Path(inside).is_absolute() or inside.split("/")[0] == ".git":
         return None
-    if inside.parts and inside.parts[0] == ".git":
-        return None
-    return GitTree(repo, "" if inside == Path(".") else inside.as_posix() + "/")
+    return GitTree(repo, "" if inside == "." else inside + "/")
 
 
-def _sizes(root: Path, tree: GitTree | None, problems: list[LfsProblem]) -> dict[str, int]:
+def _sizes(root: Path, tree: GitTree | None, problems: list[Problem]) -> dict[str, int]:
     """Content size of every file under ROOT (a pointer counts as the size it stands for).
 
     In a git working tree the files are the ones git sees (ignored files and ``.git`` left out);
@@ -229,12 +225,11 @@ def _sizes(root: Path, tree: GitTree | None, problems: list[LfsProblem]) -> dict
     is walked for directories that cannot be listed, which go to ``problems``.
     """
     unreadable: list[tuple[Path, str]] = []
-    walked = {path.relative_to(root).as_posix(): info
+    walked = {relative_path(path, root): info
               for path, info in walk_tree(root, unreadable=unreadable) if stat.S_ISREG(info.st_mode)}
     for directory, reason in unreadable:
-        problems.append(LfsProblem(directory.relative_to(root).as_posix(), "unreadable",
-                                   f"{reason}; files in it are not planned: make it readable "
-                                   f"(chmod 755), then rerun"))
+        problems.append(Problem(relative_path(directory, root), "unreadable",
+                                f"{reason}; files in it are not planned", "make it readable (chmod 755), then rerun"))
     if tree is not None:
         infos = {}
         for rel in tree.files():
@@ -244,8 +239,8 @@ def _sizes(root: Path, tree: GitTree | None, problems: list[LfsProblem]) -> dict
                 infos[rel] = None
                 continue
             except OSError as exc:
-                problems.append(LfsProblem(rel, "unreadable", f"cannot stat ({exc.strerror or exc}); "
-                                           "it is not planned: make its directory readable, then rerun"))
+                problems.append(Problem(rel, "unreadable", f"cannot stat ({one_line(exc)}); it is not planned",
+                                        "make its directory readable, then rerun"))
                 continue
             if stat.S_ISREG(info.st_mode):
                 infos[rel] = info
@@ -294,7 +289,7 @@ def plan(root: Path, threshold: int = DEFAULT_THRESHOLD) -> LfsPlan:
                 result.in_lfs.append(rel)
     attributes = root / ATTRIBUTES_FILE
     if (link := escaping_link(root, attributes)) is not None:
-        result.problems.append(LfsProblem(ATTRIBUTES_FILE, "outside-root", outside_reason(link)))
+        result.problems.append(Problem(ATTRIBUTES_FILE, "outside-root", outside_reason(link), OUTSIDE_FIX))
     plain = [Rule(p, False, "statistics stay in plain git")
              for p in PLAIN_PATTERNS]
     result.rules = rules + large + plain + demo
@@ -305,8 +300,8 @@ def _expressible(rel: str, result: LfsPlan, need: str) -> bool:
     """True when ``rel`` can be named in a rule; otherwise the plan gets an ``unsafe-name`` problem."""
     why = unsafe_name(rel)
     if why is not None:
-        result.problems.append(LfsProblem(rel, "unsafe-name", f"{need}, but {why}, which no "
-                                          ".gitattributes line can name safely: rename it, then rerun"))
+        result.problems.append(Problem(rel, "unsafe-name", f"{need}, but {why}, which no "
+                                       ".gitattributes line can name safely", "rename it, then rerun"))
     return why is None
 
 
@@ -352,9 +347,9 @@ def write_attributes(result: LfsPlan) -> bool:
     try:
         existing = read_attributes(path)
     except NotReadable as exc:
-        raise Refused(f"{exc.reason}; fix or remove it, then rerun") from None
+        raise Refused(exc.reason, "fix or remove it, then rerun") from None
     except OSError as exc:
-        raise Refused(f"cannot read it ({exc.strerror or exc}); fix or remove it, then rerun") from None
+        raise Refused(f"cannot read it ({one_line(exc)})", "fix or remove it, then rerun") from None
     merged = merge_attributes(existing, result.lines)
     if merged == existing:
         return False
@@ -373,16 +368,15 @@ def _present_lines(root: Path) -> set[tuple[str, ...]]:
     return {tuple(line.split()) for line in text.splitlines() if _pattern(line)}
 
 
-def check(result: LfsPlan) -> list[LfsProblem]:
+def check(result: LfsPlan) -> list[Problem]:
     """Everything that keeps ROOT from matching the plan: missing rules, overridden attributes,
     weights committed as regular blobs and kept-out files committed as pointers."""
     problems = []
     present = _present_lines(result.root)
     for rule in result.rules:
         if tuple(rule.line.split()) not in present:
-            problems.append(LfsProblem(
-                ATTRIBUTES_FILE, "missing-rule",
-                f"missing `{rule.line}` ({rule.reason}); run: lavanya lfs-track --write {result.root}"))
+            problems.append(Problem(ATTRIBUTES_FILE, "missing-rule", f"missing `{rule.line}` ({rule.reason})",
+                                    f"lavanya lfs-track --write {shlex.quote(str(result.root))}"))
     tree = result.git
     if tree is None:
         return problems
@@ -390,28 +384,26 @@ def check(result: LfsPlan) -> list[LfsProblem]:
         resolved = tree.filter_attributes(result.in_lfs + result.kept_out)
         for rel in result.in_lfs:
             if resolved.get(rel) != "lfs":
-                problems.append(LfsProblem(
+                problems.append(Problem(
                     rel, "not-lfs", f"git resolves filter={resolved.get(rel)}, not lfs: a later line "
-                    f"or a nested {ATTRIBUTES_FILE} overrides the rule; remove that override"))
+                    f"or a nested {ATTRIBUTES_FILE} overrides the rule", "remove that override"))
         for rel in result.kept_out:
             if resolved.get(rel) == "lfs":
-                problems.append(LfsProblem(
-                    rel, "in-lfs", "git resolves filter=lfs but this file must stay in plain git; "
+                problems.append(Problem(
+                    rel, "in-lfs", "git resolves filter=lfs but this file must stay in plain git",
                     "remove the line that puts it in LFS"))
     committed = tree.committed_pointers(result.in_lfs + result.kept_out)
     for rel in result.in_lfs:
         if committed.get(rel) is False:
             quoted = shlex.quote(tree.prefix + rel)
-            problems.append(LfsProblem(
-                rel, "regular-blob",
-                "committed (or staged) as a regular git blob, not an LFS pointer; with git-lfs "
-                f"installed run `git rm --cached -- {quoted} && git add -- {quoted}` (new commits) "
+            problems.append(Problem(
+                rel, "regular-blob", "committed (or staged) as a regular git blob, not an LFS pointer",
+                f"with git-lfs installed run `git rm --cached -- {quoted} && git add -- {quoted}` (new commits) "
                 f"or `git lfs migrate import --include={quoted}` (rewrites history)"))
     for rel in result.kept_out:
         if committed.get(rel) is True:
             quoted = shlex.quote(tree.prefix + rel)
-            problems.append(LfsProblem(
-                rel, "lfs-blob",
-                "committed (or staged) as an LFS pointer but must be plain git; run "
-                f"`git lfs pull --include={quoted}`, then `git rm --cached -- {quoted} && git add -- {quoted}`"))
+            problems.append(Problem(
+                rel, "lfs-blob", "committed (or staged) as an LFS pointer but must be plain git",
+                f"run `git lfs pull --include={quoted}`, then `git rm --cached -- {quoted} && git add -- {quoted}`"))
     return problems

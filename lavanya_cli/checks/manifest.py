@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import one_line
 from ..fileio import MANIFEST_MAX_BYTES, NotReadable, digest_regular, read_regular_text
 from ..modeltree.lfs_pointer import read_pointer
 from ..modeltree.paths import exists, is_regular, split_listing
@@ -28,6 +29,7 @@ _HEADER = (
 )
 _SHA_LINE = re.compile(r"^# sha256 (?P<sha256>[0-9a-f]{64}) size (?P<size>\d{1,19})  (?P<name>.+)$")
 _MD5_LINE = re.compile(r"^(?P<md5>[0-9a-fA-F]{32}) [ *](?P<name>.+)$")
+_DIGESTS = ("md5", "sha256")  # both from one read of the file
 
 
 @dataclass
@@ -38,17 +40,6 @@ class ManifestEntry:
     md5: str | None = None
     sha256: str | None = None
     size: int | None = None
-
-
-def content_digests(path: Path) -> tuple[str, str, int]:
-    """md5, sha256 and size of a regular file, read once (NotReadable for anything else, or a
-    file beyond HASHED_MAX_BYTES)."""
-    digests, size = digest_regular(path, ("md5", "sha256"))
-    return digests["md5"], digests["sha256"], size
-
-
-def sha256_of(path: Path) -> str:
-    return digest_regular(path, ("sha256",))[0]["sha256"]
 
 
 def listed_files(directory: Path, root: Path | None = None) -> list[Path]:
@@ -65,8 +56,8 @@ def record(path: Path) -> ManifestEntry:
     pointer = read_pointer(path)
     if pointer is not None:
         return ManifestEntry(path.name, None, pointer.oid, pointer.size)
-    md5, sha256, size = content_digests(path)
-    return ManifestEntry(path.name, md5, sha256, size)
+    digests, size = digest_regular(path, _DIGESTS)
+    return ManifestEntry(path.name, digests["md5"], digests["sha256"], size)
 
 
 def write_manifest(directory: Path, root: Path | None = None) -> Path:
@@ -84,18 +75,18 @@ def write_manifest(directory: Path, root: Path | None = None) -> Path:
     try:
         for path in listed_files(directory, root):
             if any(char in path.name for char in "\n\r\\"):
-                raise Refused(f"md5sum cannot list {path.name!r}, a name with a newline or backslash; rename it")
+                raise Refused(f"md5sum cannot list {path.name!r}, a name with a newline or backslash", "rename it")
             entry = record(path)
             lines.append(f"# sha256 {entry.sha256} size {entry.size}  {entry.name}\n")
             if entry.md5:
                 lines.append(f"{entry.md5}  {entry.name}\n")
         data = "".join(lines).encode("utf-8")
     except NotReadable as exc:
-        raise Refused(exc.message) from None
+        raise Refused(f"{exc.path}: {exc.reason}", exc.fix) from None
     except OSError as exc:
-        raise Refused(f"cannot read {directory} ({exc.strerror or exc})") from None
+        raise Refused(f"cannot read {directory} ({one_line(exc)})") from None
     except UnicodeEncodeError:
-        raise Refused("a file name there is not valid UTF-8; rename it") from None
+        raise Refused("a file name there is not valid UTF-8", "rename it") from None
     rewrite_file(target, lambda handle: handle.write(data), root)
     return target
 
@@ -124,7 +115,7 @@ def manifest_mismatches(directory: Path, root: Path | None = None) -> list[tuple
     except NotReadable as exc:
         return [(manifest, f"cannot read the manifest: {exc.reason}")]
     except OSError as exc:
-        return [(manifest, f"cannot read the manifest ({exc.strerror or exc})")]
+        return [(manifest, f"cannot read the manifest ({one_line(exc)})")]
     found: list[tuple[Path, str]] = []
     for name, entry in entries.items():
         path = directory / name
@@ -151,11 +142,12 @@ def _disagreement(path: Path, entry: ManifestEntry) -> str | None:
         size = path.stat().st_size
         if entry.size is not None and size != entry.size:
             return f"size {size} bytes, {MANIFEST_NAME} records {entry.size}"
-        md5, sha256, _ = content_digests(path)
+        digests, _ = digest_regular(path, _DIGESTS)
     except NotReadable as exc:
         return f"cannot be checked: {exc.reason}"
     except OSError as exc:
-        return f"cannot be checked ({exc.strerror or exc})"
+        return f"cannot be checked ({one_line(exc)})"
+    md5, sha256 = digests["md5"], digests["sha256"]
     if entry.sha256 is not None and sha256 != entry.sha256:
         return f"sha256 {sha256[:12]}… differs from {MANIFEST_NAME} ({entry.sha256[:12]}…)"
     if entry.md5 is not None and md5 != entry.md5:

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LavanyaError
-from ..modeltree.paths import escaping_link, exists, is_directory, outside_reason, real_path
+from ..errors import LavanyaError, one_line
+from ..modeltree.paths import OUTSIDE_FIX, escaping_link, exists, is_directory, outside_reason, real_path
 from ..modeltree.walk import walk_tree
+from .problems import WARNING, Problem
 
 
 def mode_problem(path: Path) -> str | None:
@@ -23,7 +24,7 @@ def mode_problem(path: Path) -> str | None:
     try:
         mode = path.stat().st_mode
     except OSError as exc:
-        return f"cannot stat ({exc.strerror})"
+        return f"cannot stat ({one_line(exc)})"
     if mode & stat.S_IWOTH:
         return f"world-writable (mode {stat.S_IMODE(mode):03o})"
     needed = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -36,8 +37,8 @@ def mode_problem(path: Path) -> str | None:
     return None
 
 
-def permission_problem(path: Path) -> str | None:
-    """``verify``'s line for a wrong mode: the problem and the fix, which is what ``fix-perms``
+def permission_problem(path: Path) -> tuple[str, str] | None:
+    """``verify``'s finding for a wrong mode, ``(problem, fix)``; the fix is what ``fix-perms``
     does with the same file (it keeps private files and files with hard links elsewhere)."""
     problem = mode_problem(path)
     if problem is None:
@@ -45,16 +46,15 @@ def permission_problem(path: Path) -> str | None:
     try:
         info = os.stat(path)
     except OSError:
-        return problem
+        return problem, ""
     quoted = shlex.quote(str(path))
     if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
         return (f"{problem}; it has {info.st_nlink} hard links, and lavanya fix-perms changes it only "
-                f"when every one of them is inside the tree it fixes (chmod {quoted} yourself if they "
-                "are all yours)")
+                "when every one of them is inside the tree it fixes", f"chmod 644 {quoted} yourself if they are all yours")
     if _private(info):
-        return (f"{problem}; it is private to its owner: if it is meant to be shared, fix with: "
-                f"lavanya fix-perms --loosen-private (or chmod 644 {quoted})")
-    return f"{problem}; fix with: lavanya fix-perms (or chmod {755 if stat.S_ISDIR(info.st_mode) else 644} {quoted})"
+        return (f"{problem}; it is private to its owner",
+                f"if it is meant to be shared: lavanya fix-perms --loosen-private (or chmod 644 {quoted})")
+    return problem, f"lavanya fix-perms (or chmod {755 if stat.S_ISDIR(info.st_mode) else 644} {quoted})"
 
 
 def _private(info: os.stat_result) -> bool:
@@ -71,6 +71,7 @@ MODEL_DIR_MODE = 0o755
 WRITABLE_DIR_MODE = 0o2775
 WRITABLE_FILE_MODE = 0o664
 _EXECUTE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+NOT_CHANGED = "not-changed"  # a change fix-perms planned but could not make
 
 
 @dataclass(frozen=True)
@@ -83,34 +84,27 @@ class ModeChange:
     new: int
     loosens: str = ""
 
-    def describe(self) -> str:
+    @property
+    def what(self) -> str:
+        """The change in words: ``0600 -> 0644 (loosens: ...)``, ``create with mode 2775``."""
         if self.old is None:
-            return f"{self.path}: create with mode {self.new:04o}"
+            return f"create with mode {self.new:04o}"
         loosening = f" (loosens: {self.loosens})" if self.loosens else ""
-        return f"{self.path}: {self.old:04o} -> {self.new:04o}{loosening}"
-
-
-@dataclass(frozen=True)
-class LeftAlone:
-    """An entry fix-perms does not change, and why (``code`` as verify would name it)."""
-
-    path: Path
-    code: str
-    message: str
+        return f"{self.old:04o} -> {self.new:04o}{loosening}"
 
     def describe(self) -> str:
-        return f"{self.path}: [{self.code}] {self.message}"
+        return f"{self.path}: {self.what}"
 
 
 @dataclass
 class PermissionPlan:
     """What ``fix-perms`` would do: ``changes`` to make; ``kept``, private files left private (no
     option asked to open them up); ``problems``, what it cannot fix: links out of the tree,
-    files with hard links elsewhere, directories it cannot list."""
+    files with hard links elsewhere, directories it cannot list (codes as verify names them)."""
 
     changes: list[ModeChange] = field(default_factory=list)
-    kept: list[LeftAlone] = field(default_factory=list)
-    problems: list[LeftAlone] = field(default_factory=list)
+    kept: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def target_mode(info: os.stat_result, writable: bool) -> int:
@@ -177,7 +171,7 @@ def _plan_tree(plan: PermissionPlan, top: Path, prune: frozenset[Path], writable
     for path, info in walk_tree(top, prune, unreadable):
         if stat.S_ISLNK(info.st_mode):
             if (link := escaping_link(top, path)) is not None:
-                plan.problems.append(LeftAlone(link, "outside-root", outside_reason(link)))
+                plan.problems.append(Problem(str(link), "outside-root", outside_reason(link), OUTSIDE_FIX))
             continue
         if stat.S_ISREG(info.st_mode):
             key = (info.st_dev, info.st_ino)
@@ -186,14 +180,14 @@ def _plan_tree(plan: PermissionPlan, top: Path, prune: frozenset[Path], writable
         wanted = target_mode(info, writable)
         if _private(info) and not loosen_private and loosening(old, wanted, False):
             tightened = old & (wanted | 0o700)
-            plan.kept.append(LeftAlone(path, "private", f"mode {old:04o} is private to its owner; kept so "
-                                       f"(pass --loosen-private to make it {wanted:04o})"))
+            plan.kept.append(Problem(str(path), "private", f"mode {old:04o} is private to its owner; kept so",
+                                     f"pass --loosen-private to make it {wanted:04o}", WARNING))
             wanted = tightened
         if old != wanted:
             plan.changes.append(ModeChange(path, old, wanted, loosening(old, wanted, stat.S_ISDIR(info.st_mode))))
     for directory, reason in unreadable:
-        plan.problems.append(LeftAlone(directory, "unreadable", f"{reason}; nothing in it was checked: "
-                                       "run fix-perms as its owner (or root)"))
+        plan.problems.append(Problem(str(directory), "unreadable", f"{reason}; nothing in it was checked",
+                                     "run fix-perms as its owner (or root)"))
 
 
 def _hold_back_hard_links(plan: PermissionPlan, names_seen: dict[tuple[int, int], int]) -> None:
@@ -207,32 +201,34 @@ def _hold_back_hard_links(plan: PermissionPlan, names_seen: dict[tuple[int, int]
         seen = names_seen.get((info.st_dev, info.st_ino), 0) if info and stat.S_ISREG(info.st_mode) else 0
         if info is not None and stat.S_ISREG(info.st_mode) and info.st_nlink > seen:
             quoted = shlex.quote(str(change.path))
-            plan.problems.append(LeftAlone(
-                change.path, "hard-links",
+            plan.problems.append(Problem(
+                str(change.path), "hard-links",
                 f"has {info.st_nlink} hard links, {info.st_nlink - seen} of them outside this tree; "
-                f"a chmod to {change.new:04o} would change those too, so it is left at {change.old:04o}: "
+                f"a chmod to {change.new:04o} would change those too, so it is left at {change.old:04o}",
                 f"give it its own copy (cp -p {quoted} {quoted}.new && mv {quoted}.new {quoted}), then rerun"))
         else:
             kept_changes.append(change)
     plan.changes = kept_changes
 
 
-def apply_permissions(changes: Sequence[ModeChange]) -> list[str]:
-    """Carry out ``changes``; the failures, one line each (path, reason)."""
+def apply_permissions(changes: Sequence[ModeChange]) -> list[Problem]:
+    """Carry out ``changes``; the failures (code ``not-changed``)."""
     failures = []
     for change in changes:
         try:
             if change.old is None:
                 change.path.mkdir(parents=True, exist_ok=True)
             elif change.path.is_symlink():  # replaced by a link since planning: never chmod through it
-                failures.append(f"{change.path}: became a symlink; not changed")
+                failures.append(Problem(str(change.path), NOT_CHANGED, "became a symlink; not changed",
+                                        "check who replaced it, then rerun"))
                 continue
             os.chmod(change.path, change.new)
             actual = stat.S_IMODE(os.lstat(change.path).st_mode)
         except OSError as exc:
-            failures.append(f"{change.path}: cannot change mode ({exc.strerror})")
+            failures.append(Problem(str(change.path), NOT_CHANGED, f"cannot change mode ({one_line(exc)})",
+                                    "run as the owner"))
             continue
         if actual != change.new:  # the kernel drops setgid for a group the user is not in
-            failures.append(f"{change.path}: mode is {actual:04o}, wanted {change.new:04o} "
-                            f"(run as the owner, or chgrp to a group you belong to)")
+            failures.append(Problem(str(change.path), NOT_CHANGED, f"mode is {actual:04o}, wanted {change.new:04o}",
+                                    "run as the owner, or chgrp to a group you belong to"))
     return failures

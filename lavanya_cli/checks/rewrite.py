@@ -5,7 +5,7 @@ through ``rewrite_file``: the file's real location (symlinks resolved) must lie 
 the user named, it must be a regular file (or not exist yet), and the write is the atomic
 ``replace_file``. A file with other hard links gets a new inode, so those other names (possibly
 outside the tree) keep the old content: the note returned says so. Every failure, a read-only
-directory included, is a ``Refused`` with a one-line reason, never an internal error.
+directory included, is a ``Refused`` with a one-line reason and its fix, never an internal error.
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ import stat
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from ..fileio import file_kind, replace_file
-from ..modeltree.paths import escaping_link, outside_reason, real_path
+from ..errors import one_line
+from ..fileio import REPLACE_FIX, file_kind, replace_file
+from ..modeltree.paths import OUTSIDE_FIX, escaping_link, outside_reason, real_path
 
 
 class Refused(Exception):
-    """A file lavanya will not (or cannot) write; ``reason`` says why and what to do."""
+    """A file lavanya will not (or cannot) write: ``reason`` says why, ``fix`` what to do."""
 
-    def __init__(self, reason: str):
-        super().__init__(reason)
+    def __init__(self, reason: str, fix: str = ""):
+        super().__init__(reason + (f"; {fix}" if fix else ""))
         self.reason = reason
+        self.fix = fix
 
 
 def writable_target(path: Path, root: Path | None = None) -> Path:
@@ -34,16 +36,16 @@ def writable_target(path: Path, root: Path | None = None) -> Path:
     root = Path(root) if root is not None else path.parent
     link = escaping_link(root, path)
     if link is not None:
-        raise Refused(f"{link} {outside_reason(link)}" if link != path else outside_reason(link))
+        raise Refused(f"{link} {outside_reason(link)}" if link != path else outside_reason(link), OUTSIDE_FIX)
     target = real_path(path)
     try:
         info = os.stat(target)
     except FileNotFoundError:
         return target
     except OSError as exc:
-        raise Refused(f"cannot read it ({exc.strerror or exc})") from None
+        raise Refused(f"cannot read it ({one_line(exc)})") from None
     if not stat.S_ISREG(info.st_mode):
-        raise Refused(f"it is {file_kind(info.st_mode)}, not a regular file; replace it with the real file")
+        raise Refused(f"it is {file_kind(info.st_mode)}, not a regular file", REPLACE_FIX)
     return target
 
 
@@ -62,8 +64,7 @@ def rewrite_file(path: Path, write: Callable[[BinaryIO], None], root: Path | Non
     try:
         replace_file(target, write)
     except OSError as exc:
-        raise Refused(f"cannot write {target.parent} ({exc.strerror or exc}); make it writable, "
-                      "or run as the owner") from None
+        raise Refused(f"cannot write {target.parent} ({one_line(exc)})", "make it writable, or run as the owner") from None
     if links > 1:
         others = links - 1
         return (f"it had {others} other hard link{'s' if others > 1 else ''}, which keep{'' if others > 1 else 's'} "

@@ -27,8 +27,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..errors import one_line
 from ..fileio import STATS_MAX_BYTES, NotReadable, read_regular
-from ..modeltree.lfs_pointer import FileState, LfsPointer, probe
+from ..modeltree.lfs_pointer import FileState, LfsPointer, probe, pull_command
+from .problems import FIXED, REFUSED, UNCHANGED, FileFix
 from .rewrite import Refused, rewrite_file, writable_target
 
 STATS_KEYS = ("count", "sum", "sum_square")
@@ -206,11 +208,13 @@ def _restricted_load(stream: BinaryIO) -> Any:
 
 @dataclass(frozen=True)
 class StatsCheck:
-    """What ``inspect_stats`` found: ``state`` is one of the module constants, ``detail`` says why."""
+    """What ``inspect_stats`` found: ``state`` is one of the module constants, ``detail`` says why,
+    ``fix`` what to do where the file itself says (a link out of the root, a FIFO)."""
 
     state: str
     detail: str = ""
     pointer: LfsPointer | None = None
+    fix: str = ""
 
     @property
     def ok(self) -> bool:
@@ -373,9 +377,9 @@ def inspect_stats(path: Path, dim: int | None = None, root: Path | None = None) 
     if found.state is FileState.LFS_POINTER:
         return StatsCheck(LFS_POINTER, "is a Git LFS pointer", found.pointer)
     if found.state is FileState.OUTSIDE_ROOT:
-        return StatsCheck(OUTSIDE_ROOT, found.reason)
+        return StatsCheck(OUTSIDE_ROOT, found.reason, fix=found.fix)
     if found.state is not FileState.PRESENT:
-        return StatsCheck(UNREADABLE, found.reason)
+        return StatsCheck(UNREADABLE, found.reason, fix=found.fix)
     try:
         arrays = _read_members(path, unpickle=False)
     except _Pickled as exc:
@@ -383,9 +387,9 @@ def inspect_stats(path: Path, dim: int | None = None, root: Path | None = None) 
     except _Unreadable as exc:
         return StatsCheck(UNREADABLE, str(exc))
     except NotReadable as exc:
-        return StatsCheck(UNREADABLE, exc.reason)
+        return StatsCheck(UNREADABLE, exc.reason, fix=exc.fix)
     except OSError as exc:
-        return StatsCheck(UNREADABLE, f"cannot read ({exc.strerror or exc})")
+        return StatsCheck(UNREADABLE, f"cannot read ({one_line(exc)})")
     problem = _shape_problem(arrays, dim)
     return StatsCheck(BAD_STATS, problem) if problem else StatsCheck(OK)
 
@@ -398,20 +402,11 @@ def load_stats(path: Path) -> dict[str, np.ndarray]:
     return _read_members(path, unpickle=False)
 
 
-# Results of fix_stats()
-FIXED = "fixed"
-UNCHANGED = "unchanged"
-REFUSED = "refused"
+# The fix for statistics that cannot be repaired here.
+RESTORE_STATS = "restore the statistics this voice was trained with"
 
 
-@dataclass(frozen=True)
-class StatsFix:
-    path: Path
-    result: str  # FIXED, UNCHANGED or REFUSED (or, with check_only, FIXED meaning "would fix")
-    reason: str = ""
-
-
-def fix_stats(path: Path, *, check_only: bool = False, root: Path | None = None) -> StatsFix:
+def fix_stats(path: Path, *, check_only: bool = False, root: Path | None = None) -> FileFix:
     """Rewrite a pickled stats file as a plain npz with the same keys, dtypes and bits.
 
     Plain files are left alone (``unchanged``); pointers, missing, truncated and unknown files,
@@ -422,17 +417,17 @@ def fix_stats(path: Path, *, check_only: bool = False, root: Path | None = None)
     try:
         writable_target(path, root)
     except Refused as exc:
-        return StatsFix(path, REFUSED, exc.reason)
+        return FileFix(path, REFUSED, exc.reason, exc.fix)
     check = inspect_stats(path)
     if check.state in (OK, BAD_STATS):
         if check.ok:
-            return StatsFix(path, UNCHANGED)
-        return StatsFix(path, REFUSED, f"not pickled but wrong: {check.detail}")
+            return FileFix(path, UNCHANGED)
+        return FileFix(path, REFUSED, f"not pickled but wrong: {check.detail}", RESTORE_STATS)
+    if check.pointer is not None:
+        return FileFix(path, REFUSED, f"{check.detail} (content of {check.pointer.size} bytes not fetched)",
+                       f"fetch it with {pull_command(path)}")
     if check.state != PICKLED:
-        reason = check.detail
-        if check.pointer is not None:
-            reason += f" (content of {check.pointer.size} bytes not fetched)"
-        return StatsFix(path, REFUSED, reason)
+        return FileFix(path, REFUSED, check.detail, check.fix or RESTORE_STATS)
     try:
         values = _read_members(path, unpickle=True)
         if len(values) > STATS_MAX_MEMBERS:
@@ -443,19 +438,21 @@ def fix_stats(path: Path, *, check_only: bool = False, root: Path | None = None)
             name = _member_key(key, arrays)
             arrays[name] = _as_plain_array(name, value)
     except RefusedPickle as exc:
-        return StatsFix(path, REFUSED, str(exc))
-    except (_Unreadable, NotReadable, OSError) as exc:
-        return StatsFix(path, REFUSED, getattr(exc, "reason", None) or str(exc))
+        return FileFix(path, REFUSED, str(exc), RESTORE_STATS)
+    except NotReadable as exc:
+        return FileFix(path, REFUSED, exc.reason, exc.fix)
+    except (_Unreadable, OSError) as exc:
+        return FileFix(path, REFUSED, one_line(exc), RESTORE_STATS)
     problem = _shape_problem(arrays, None)
     if problem:
-        return StatsFix(path, REFUSED, f"unpickled, but {problem}")
+        return FileFix(path, REFUSED, f"unpickled, but {problem}", RESTORE_STATS)
     note = ""
     if not check_only:
         try:
             note = rewrite_file(path, lambda handle: write_npz(handle, arrays), root)
         except Refused as exc:
-            return StatsFix(path, REFUSED, exc.reason)
-    return StatsFix(path, FIXED, "; ".join(part for part in (check.detail, note) if part))
+            return FileFix(path, REFUSED, exc.reason, exc.fix)
+    return FileFix(path, FIXED, "; ".join(part for part in (check.detail, note) if part))
 
 
 def _member_key(key: Any, taken: dict[str, Any]) -> str:

@@ -13,18 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 from ..modeltree.layout import CONFIG_NAME, STATS_NAMES, ModelRoot, VoiceSpec
 from ..modeltree.paths import exists, is_directory
 
 
 @dataclass(frozen=True)
 class Target:
-    """A file to fix, the root it must stay inside, and, when set, why it is refused unread."""
+    """A file to fix, the root it must stay inside, and, when set, why it is refused unread and
+    what to do about it."""
 
     path: Path
     root: Path
     refused: str = ""
+    fix: str = ""
 
 
 def stats_targets(paths: Iterable[Path]) -> list[Target]:
@@ -50,8 +52,8 @@ def _expand(paths: Iterable[Path], files_of: Callable[[VoiceSpec], list[Path]],
                 raise LavanyaError(f"{path}: no voices or model files here; pass a model root, "
                                    "a model directory or files")
             for directory, reason in model_root.unreadable:
-                found.setdefault(directory, Target(directory, path, f"{reason}; files in it are not "
-                                                   f"checked: make it readable (chmod 755 {shlex.quote(str(directory))})"))
+                found.setdefault(directory, Target(directory, path, f"{reason}; files in it are not checked",
+                                                   f"make it readable (chmod 755 {shlex.quote(str(directory))})"))
             for file in files:
                 found.setdefault(file, Target(file, path))
             continue
@@ -60,7 +62,7 @@ def _expand(paths: Iterable[Path], files_of: Callable[[VoiceSpec], list[Path]],
         except FileNotFoundError:
             raise LavanyaError(f"{path}: no such file or directory") from None
         except OSError as exc:
-            found.setdefault(path, Target(path, path.parent, f"cannot reach it ({exc.strerror or exc})"))
+            found.setdefault(path, Target(path, path.parent, f"cannot reach it ({one_line(exc)})"))
             continue
         # a file, or a FIFO or device that the fix refuses with its reason
         found.setdefault(path, Target(path, path.parent))

@@ -1,4 +1,4 @@
-"""``lavanya verify``: every check of a model root, as a list of problems that each name a fix.
+"""``lavanya verify``: every check of a model root, as a list of problems that each carry a fix.
 
 Everything here is cheap (stat, small reads, YAML, npy headers) so CI can run it on every push;
 only ``deep=True`` loads weights, through ``lavanya_cli.checks.deep`` which imports torch and ESPnet.
@@ -10,21 +10,23 @@ import json
 import shlex
 import stat
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from . import stats as stats_mod
-from ..errors import LavanyaError
-from ..fileio import VOCODER_CONFIG_MAX_BYTES, NotReadable, read_regular_text
+from ..errors import LavanyaError, one_line
+from ..fileio import VOCODER_CONFIG_MAX_BYTES, NotReadable, digest_regular, read_regular_text
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import STATS_NAMES, ModelRoot, VocoderSpec, VoiceSpec
 from ..modeltree.lfs_pointer import FileState, LfsPointer, probe, pull_command
-from ..modeltree.paths import escaping_link, exists, is_directory, is_regular, outside_reason, split_listing
+from ..modeltree.paths import (OUTSIDE_FIX, escaping_link, is_directory, is_regular, outside_reason, relative_path,
+                               split_listing)
 from ..modeltree.walk import walk_tree
 from ..speech.vocoder import vocoder_mismatches
-from .manifest import MANIFEST_NAME, manifest_mismatches, sha256_of, write_manifest
+from .manifest import MANIFEST_NAME, manifest_mismatches, write_manifest
 from .permissions import permission_problem
+from .problems import REFUSED, Problem
 from .rewrite import Refused
 
 CODES = (
@@ -33,16 +35,18 @@ CODES = (
 )
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong under a model root. ``path`` is relative to the root; ``message`` says the fix."""
+RESTORE_VOICE = "restore it from the voice's release"
+RESTORE_UPSTREAM = "restore it from the upstream release"
 
-    path: str
-    code: str
-    message: str
 
-    def as_dict(self) -> dict[str, str]:
-        return {"path": self.path, "code": self.code, "message": self.message}
+@dataclass
+class VerifyReport:
+    """What ``verify`` found (``problems``, paths relative to the root) and how much it looked
+    at: the voices, and the files in their model and vocoder directories."""
+
+    problems: list[Problem] = field(default_factory=list)
+    voices: int = 0
+    files: int = 0
 
 
 class _Checker:
@@ -54,37 +58,27 @@ class _Checker:
 
     def __init__(self, root: Path):
         self.root = root
-        self.repo_root = _git_toplevel(root)
         self.problems: list[Problem] = []
+        self.files: set[Path] = set()  # every regular file in the directories listed
         self.voice_configs: dict[VoiceSpec, dict] = {}
         self.vocoder_configs: dict[Path, dict] = {}
         self.leaving: set[Path] = set()  # files in listed directories that link out of the root
 
-    def report(self, path: Path, code: str, message: str) -> None:
-        self.problems.append(Problem(self._relative(path), code, message))
-
-    def _relative(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
-
-    def pull(self, path: Path) -> str:
-        return pull_command(path.absolute(), self.repo_root.absolute() if self.repo_root else self.root.absolute())
+    def report(self, path: Path, code: str, message: str, fix: str = "") -> None:
+        self.problems.append(Problem(relative_path(path, self.root), code, message, fix))
 
     def pointer(self, path: Path, pointer: LfsPointer, what: str, advice: str = "") -> None:
-        self.report(path, "lfs-pointer",
-                    f"is a Git LFS pointer, not the {what} (content: {_size(pointer.size)}, "
-                    f"sha256 {pointer.oid[:12]}…); fetch it with: {self.pull(path)}{advice}")
+        self.report(path, "lfs-pointer", f"is a Git LFS pointer, not the {what} (content: {_size(pointer.size)}, "
+                    f"sha256 {pointer.oid[:12]}…)", f"fetch it with {pull_command(path, self.root)}{advice}")
 
     def outside(self, path: Path) -> None:
         """Report the symlink that leads ``path`` out of the root (once, however often it is met)."""
         link = escaping_link(self.root, path) or path
-        self.report(link, "outside-root", outside_reason(link))
+        self.report(link, "outside-root", outside_reason(link), OUTSIDE_FIX)
 
     def unlisted(self, directory: Path, reason: str) -> None:
-        self.report(directory, "unreadable", f"{reason}; nothing in it is checked: make it readable "
-                    f"with lavanya fix-perms (or chmod 755 {_quote(directory)})")
+        self.report(directory, "unreadable", f"{reason}; nothing in it is checked",
+                    f"make it readable with lavanya fix-perms (or chmod 755 {_quote(directory)})")
 
     def tree(self, unreadable: list[tuple[Path, str]]) -> None:
         """Every symlink out of the root and every directory that cannot be listed, anywhere in
@@ -106,36 +100,38 @@ class _Checker:
         try:
             inside, leaving = split_listing(directory, self.root)
         except OSError as exc:
-            self.unlisted(directory, f"cannot list this directory ({exc.strerror or exc})")
+            self.unlisted(directory, f"cannot list this directory ({one_line(exc)})")
             return None
         for path in leaving:
             self.outside(path)
         self.leaving.update(leaving)
-        return [path for path in inside if is_regular(path)]
+        files = [path for path in inside if is_regular(path)]
+        self.files.update(files)
+        return files
 
-    def content(self, path: Path, what: str, missing: str, advice: str = "") -> bool:
+    def content(self, path: Path, what: str, missing: str, fix: str) -> bool:
         """True when ``path`` (in a directory already listed) holds real content; otherwise
-        report what is there instead."""
+        report what is there instead (``missing`` and ``fix`` when nothing is)."""
         if path in self.leaving:
             return False  # reported by listing()
         found = probe(path, what=path.name)
         if found.state is FileState.PRESENT:
             return True
         if found.state is FileState.MISSING:
-            self.report(path, "missing", missing)
+            self.report(path, "missing", missing, fix)
         elif found.state is FileState.LFS_POINTER:
-            self.pointer(path, found.pointer, what, advice)
+            self.pointer(path, found.pointer, what)
         elif found.state is FileState.NOT_REGULAR:
-            self.report(path, "unreadable", found.reason)
+            self.report(path, "unreadable", found.reason, found.fix)
         else:
-            self.report(path, "unreadable", f"{found.reason}; make it readable with lavanya fix-perms "
-                        f"(or chmod 644 {_quote(path)})")
+            self.report(path, "unreadable", found.reason,
+                        f"make it readable with lavanya fix-perms (or chmod 644 {_quote(path)})")
         return False
 
     def permissions(self, paths: Iterable[Path]) -> None:
         for path in paths:
-            if problem := permission_problem(path):
-                self.report(path, "permissions", problem)
+            if found := permission_problem(path):
+                self.report(path, "permissions", *found)
 
     def voice(self, voice: VoiceSpec) -> None:
         model_dir = voice.model_dir
@@ -151,34 +147,30 @@ class _Checker:
             self.stats(path, kind, n_mels if kind == "feats" else 1)
         weights = voice.weights_path
         if weights is None:
-            self.report(model_dir, "missing",
-                        "no weights (model.pth or <N>epoch.pth); copy the voice's weights here")
+            self.report(model_dir, "missing", "no weights (model.pth or <N>epoch.pth)", "copy the voice's weights here")
         else:
-            self.content(weights, "weights", "model.pth is missing (a dangling link?); copy the "
-                         "voice's weights here")
+            self.content(weights, "weights", "model.pth is missing (a dangling link?)", "copy the voice's weights here")
         self.manifest(model_dir)
 
     def config(self, voice: VoiceSpec) -> dict | None:
         path = voice.config_path
-        if not self.content(path, "config", "config.yaml is missing; restore it from the voice's release"):
+        if not self.content(path, "config", "config.yaml is missing", RESTORE_VOICE):
             return None
         try:
             config = read_config(path)
         except LavanyaError as exc:
-            self.report(path, "unreadable", f"{exc.message.removeprefix(f'{path}: ')}; restore it from the voice's release")
+            self.report(path, "unreadable", exc.message.removeprefix(f"{path}: "), RESTORE_VOICE)
             return None
         for key, value in stats_file_entries(config).items():
             expected = STATS_NAMES[STATS_ENTRIES[key]]
             if value is None:
-                self.report(path, "stats-path", f"{key} has no stats_file; add `stats_file: {expected}`")
+                self.report(path, "stats-path", f"{key} has no stats_file", f"add `stats_file: {expected}`")
             elif not isinstance(value, str) or "/" in value or "\\" in value:
-                self.report(path, "stats-path",
-                            f"{key}.stats_file is {value!r}, a path outside the model directory; "
-                            f"point it at {expected} beside config.yaml with: lavanya fix-config {_quote(path)}")
+                self.report(path, "stats-path", f"{key}.stats_file is {value!r}, a path outside the model directory",
+                            f"point it at {expected} beside config.yaml with lavanya fix-config {_quote(path)}")
             elif value != expected and not is_regular(voice.model_dir / value):
-                self.report(path, "stats-path",
-                            f"{key}.stats_file names {value!r}, which is not beside config.yaml; "
-                            f"fix with: lavanya fix-config {_quote(path)}")
+                self.report(path, "stats-path", f"{key}.stats_file names {value!r}, which is not beside config.yaml",
+                            f"lavanya fix-config {_quote(path)}")
         return config
 
     def stats(self, path: Path, kind: str, dim: int | None) -> None:
@@ -189,42 +181,40 @@ class _Checker:
             return
         if check.state == stats_mod.LFS_POINTER:
             self.pointer(path, check.pointer, f"{kind} statistics",
-                         "; keep *.npz out of LFS (lavanya lfs-track --write)")
+                         ", and keep *.npz out of LFS with lavanya lfs-track --write")
             return
         fixes = {
-            stats_mod.MISSING: "restore it from the voice's release",
-            stats_mod.PICKLED: f"rewrite it as plain arrays with: lavanya fix-stats {_quote(path)}",
-            stats_mod.UNREADABLE: "restore it from the voice's release",
-            stats_mod.BAD_STATS: "restore the statistics this voice was trained with",
+            stats_mod.MISSING: RESTORE_VOICE,
+            stats_mod.PICKLED: f"rewrite it as plain arrays with lavanya fix-stats {_quote(path)}",
+            stats_mod.UNREADABLE: check.fix or RESTORE_VOICE,
+            stats_mod.BAD_STATS: stats_mod.RESTORE_STATS,
         }
-        self.report(path, check.state, f"{kind} statistics: {check.detail}; {fixes[check.state]}")
+        self.report(path, check.state, f"{kind} statistics: {check.detail}", fixes[check.state])
 
     def vocoder(self, vocoder: VocoderSpec) -> None:
         if escaping_link(self.root, vocoder.directory) is None and not is_directory(vocoder.directory):
-            self.report(vocoder.directory, "missing", "vocoder directory is missing; copy the HiFi-GAN "
-                        "config.json and generator from the upstream release")
+            self.report(vocoder.directory, "missing", "vocoder directory is missing",
+                        "copy the HiFi-GAN config.json and generator from the upstream release")
             return
         files = self.listing(vocoder.directory)
         if files is None:
             return
         self.permissions([vocoder.directory, *files])
         config_path = vocoder.config_path
-        if self.content(config_path, "vocoder config",
-                        "vocoder config.json is missing; copy it from the upstream release"):
+        if self.content(config_path, "vocoder config", "vocoder config.json is missing",
+                        "copy it from the upstream release"):
             try:
                 config = json.loads(read_regular_text(config_path, VOCODER_CONFIG_MAX_BYTES, "config.json"))
             except NotReadable as exc:
-                self.report(config_path, "unreadable", exc.reason)
+                self.report(config_path, "unreadable", exc.reason, exc.fix)
             except (OSError, ValueError, RecursionError) as exc:
-                reason = getattr(exc, "strerror", None) or str(exc)[:200] or type(exc).__name__
-                self.report(config_path, "unreadable", f"vocoder config.json does not parse ({reason}); "
-                            "restore it from the upstream release")
+                self.report(config_path, "unreadable", f"vocoder config.json does not parse ({one_line(exc, 200)})",
+                            RESTORE_UPSTREAM)
             else:
                 if isinstance(config, dict):
                     self.vocoder_configs[vocoder.directory] = config
-        self.content(vocoder.generator_path, "vocoder generator",
-                     "HiFi-GAN generator is missing; copy it from the upstream release (a plain git "
-                     "file there, several MB)")
+        self.content(vocoder.generator_path, "vocoder generator", "HiFi-GAN generator is missing",
+                     "copy it from the upstream release (a plain git file there, several MB)")
         self.manifest(vocoder.directory)
 
     def vocoder_fit(self, voice: VoiceSpec) -> None:
@@ -236,14 +226,14 @@ class _Checker:
             return
         if differences := vocoder_mismatches(config, vocoder):
             self.report(voice.config_path, "vocoder-mismatch",
-                        f"{voice.name} does not fit its vocoder {self._relative(voice.vocoder.directory)} "
-                        f"({'; '.join(differences)}); put the vocoder this voice was trained with in that "
+                        f"{voice.name} does not fit its vocoder {relative_path(voice.vocoder.directory, self.root)} "
+                        f"({'; '.join(differences)})", "put the vocoder this voice was trained with in that "
                         "directory, or pick the other family with --vocoder aryan|dravidian")
 
     def manifest(self, directory: Path) -> None:
         for path, why in manifest_mismatches(directory, self.root):
-            self.report(path, "checksum", f"{why}; restore the file, or if the change is intended "
-                        f"rewrite {MANIFEST_NAME} with: lavanya verify --write-manifest")
+            self.report(path, "checksum", why, "restore the file, or if the change is intended "
+                        f"rewrite {MANIFEST_NAME} with lavanya verify --write-manifest")
 
     def duplicates(self, voices: list[VoiceSpec]) -> None:
         """Weights shared by two voices: one of them ships the wrong model (same size, then same
@@ -267,7 +257,7 @@ class _Checker:
             by_digest: dict[str, list[tuple[VoiceSpec, Path]]] = defaultdict(list)
             for voice, weights, pointer in group:
                 try:
-                    digest = pointer.oid if pointer else sha256_of(weights)
+                    digest = pointer.oid if pointer else digest_regular(weights)[0]["sha256"]
                 except (NotReadable, OSError):
                     continue  # a file that cannot be hashed is reported by the checks above
                 by_digest[digest].append((voice, weights))
@@ -275,14 +265,19 @@ class _Checker:
                 if len(same) < 2:
                     continue
                 for voice, weights in same:
-                    others = ", ".join(self._relative(w) for v, w in same if w != weights)
+                    others = ", ".join(relative_path(w, self.root) for v, w in same if w != weights)
                     self.report(weights, "duplicate-weights",
                                 f"{voice.name} has the same weights as {others} (sha256 {digest[:12]}…); "
-                                "one of these voices ships the wrong model: replace it with its own weights")
+                                "one of these voices ships the wrong model", "replace it with its own weights")
 
 
 def verify_root(root: Path, *, deep: bool = False, vocoder_override: str | None = None) -> list[Problem]:
     """Check every voice under ``root``; ``deep`` also loads weights (imports torch and ESPnet)."""
+    return verify_report(root, deep=deep, vocoder_override=vocoder_override).problems
+
+
+def verify_report(root: Path, *, deep: bool = False, vocoder_override: str | None = None) -> VerifyReport:
+    """``verify_root``'s problems, and how many voices and files were checked."""
     root = Path(root)
     if not is_directory(root):
         raise LavanyaError(f"{root}: no such directory; pass the model root")
@@ -303,20 +298,20 @@ def verify_root(root: Path, *, deep: bool = False, vocoder_override: str | None 
         from .deep import generator_problem, weights_problem
 
         for voice in voices:
-            if message := weights_problem(voice):
-                checker.report(voice.weights_path, "bad-weights", message)
+            if found := weights_problem(voice):
+                checker.report(voice.weights_path, "bad-weights", *found)
         for vocoder in vocoders.values():
-            if message := generator_problem(vocoder, root):
-                checker.report(vocoder.generator_path, "bad-weights", message)
-    return sorted(set(checker.problems))
+            if found := generator_problem(vocoder, root):
+                checker.report(vocoder.generator_path, "bad-weights", *found)
+    return VerifyReport(sorted(set(checker.problems)), len(voices), len(checker.files))
 
 
-def write_manifests(root: Path, *, vocoder_override: str | None = None
-                    ) -> tuple[list[Path], list[tuple[Path, str]]]:
+def write_manifests(root: Path, *, vocoder_override: str | None = None) -> tuple[list[Path], list[Problem]]:
     """Write ``MD5SUMS`` in every model and vocoder directory under ``root``.
 
-    Returns the manifests written and, for each directory refused, why: one outside the root
-    (a symlinked voice directory), a file that cannot be listed or read, a read-only directory.
+    Returns the manifests written and, for each directory refused, a ``refused`` problem about
+    its manifest (relative to ``root``, like every problem of verify): a directory outside the root (a symlinked voice directory), a file that cannot
+    be listed or read, a read-only directory.
     """
     root = Path(root)
     directories: dict[Path, None] = {}
@@ -329,7 +324,7 @@ def write_manifests(root: Path, *, vocoder_override: str | None = None
         try:
             written.append(write_manifest(directory, root))
         except Refused as exc:
-            refused.append((directory, exc.reason))
+            refused.append(Problem(relative_path(directory / MANIFEST_NAME, root), REFUSED, exc.reason, exc.fix))
     return written, refused
 
 
@@ -346,10 +341,3 @@ def _size(size: int) -> str:
 def _quote(path: Path) -> str:
     return shlex.quote(str(path))
 
-
-def _git_toplevel(start: Path) -> Path | None:
-    """The enclosing git work tree, so pull commands name paths the way ``git lfs`` wants."""
-    for directory in [start.absolute(), *start.absolute().parents]:
-        if exists(directory / ".git"):
-            return directory
-    return None

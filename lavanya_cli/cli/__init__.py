@@ -16,8 +16,12 @@ from .app import app
 from .output import error_line
 
 
-# Modules of the ``synth`` extra; a light install (maintenance only) lacks them.
-SYNTH_MODULES = {"torch", "torchaudio", "espnet", "espnet2", "soundfile", "matplotlib"}
+# The optional extras, the words for them, and the top-level modules each brings: a light
+# install (maintenance only) lacks them, and a command that needs one says which to install.
+EXTRAS = {
+    "synth": ("the synthesis libraries", {"torch", "torchaudio", "espnet", "espnet2", "soundfile", "matplotlib"}),
+    "serve": ("the server libraries", {"fastapi", "uvicorn", "starlette", "prometheus_client", "anyio", "pydantic"}),
+}
 # Signals that stop a command: each unwinds as ``Stopped`` so temporary files are removed.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -34,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
             error_line(exc.message)
             return exc.exit_code
         except Exception as exc:
-            if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in SYNTH_MODULES:
-                error_line(f"this needs the synthesis libraries ({exc.name} is not installed): "
-                           "python3 -m pip install 'lavanya[synth]'")
+            if isinstance(exc, ModuleNotFoundError) and (extra := _extra_of(exc.name)):
+                error_line(f"this needs {EXTRAS[extra][0]} ({exc.name} is not installed): "
+                           f"python3 -m pip install 'lavanya[{extra}]'")
                 return EXIT_USAGE
             # an internal error: one line, the traceback only on request
             if os.environ.get("LAVANYA_DEBUG"):
@@ -44,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
             error_line(f"internal error: {type(exc).__name__}: {exc} (set LAVANYA_DEBUG=1 for a traceback)")
             return EXIT_USAGE
     return EXIT_OK
+
+
+def _extra_of(module: str | None) -> str | None:
+    """The extra that installs ``module``, if it is one of theirs."""
+    top = (module or "").split(".")[0]
+    return next((extra for extra, (_, modules) in EXTRAS.items() if top in modules), None)
 
 
 @contextlib.contextmanager

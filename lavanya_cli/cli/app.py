@@ -1,8 +1,8 @@
-"""The Typer application every command module registers itself on."""
+"""The Typer application every command module registers itself on, and what the commands
+share besides their options (``options.py``) and their output (``output.py``)."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -18,32 +18,11 @@ app = typer.Typer(
 )
 
 
-class OutputFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
-ModelsOption = typer.Option(
-    None,
-    "--models",
-    help="Model root (default: $LAVANYA_MODELS, else ./Fastspeech2_HS, else the bundled tree).",
-    file_okay=False,
-)
-
-
-MaxInputOption = typer.Option(
-    None,
-    "--max-input",
-    metavar="SIZE",
-    help="Most text to read from a file or stdin: bytes, or with K/M (default: $LAVANYA_MAX_INPUT, else 1M).",
-)
-
-
 def voice_origin_line(name: str, root: object, bundled: bool, demo: bool) -> str:
     """The stderr line that says which voice from which root: the answer to "was that the demo
     or the real one?" (``synth`` and ``text`` alike)."""
     tag = " (bundled demo voice)" if bundled and demo else (" (demo voice)" if demo else "")
-    return f"lavanya: {name}{tag} from {root}\n"
+    return f"lavanya: {name}{tag} from {root}"
 
 
 def pick_root(positional: Optional[Path], models: Optional[Path]) -> Path:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from ..errors import EXIT_OK, EXIT_PROBLEMS
-from .app import ModelsOption, OutputFormat, app, pick_root
-from .output import echo, error_line, print_json
+from .app import app, pick_root
+from .options import CheckFormatOption, CheckOption, ModelsOption
+from .output import Output, OutputFormat, Result
 
 
 @app.command("fix-perms")
@@ -21,8 +22,8 @@ def fix_perms(
     loosen_private: bool = typer.Option(
         False, "--loosen-private", help="Also open up files private to their owner (mode 600/700) "
                                         "to the group and others; without it they stay private."),
-    check: bool = typer.Option(False, "--check", help="Change nothing; exit 1 when something would change."),
-    format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
+    check: bool = CheckOption,
+    format: OutputFormat = CheckFormatOption,
 ) -> None:
     """Set model files to 644 and directories to 755; writable output directories to 2775 (664 files).
 
@@ -31,29 +32,24 @@ def fix_perms(
     elsewhere, a directory that cannot be listed (or, with --check, anything to change).
     """
     from ..checks.permissions import apply_permissions, plan_permissions
+    from ..checks.problems import Problem
 
     plan = plan_permissions(pick_root(root, models), writable, loosen_private=loosen_private)
     failures = [] if check else apply_permissions(plan.changes)
-    if format is OutputFormat.json:
-        print_json({
-            "applied": not check,
-            "changes": [{"path": str(c.path), "old": None if c.old is None else f"{c.old:04o}",
-                         "new": f"{c.new:04o}", "loosens": c.loosens} for c in plan.changes],
-            "kept": [{"path": str(k.path), "code": k.code, "message": k.message} for k in plan.kept],
-            "problems": [{"path": str(p.path), "code": p.code, "message": p.message} for p in plan.problems],
-            "failures": failures,
-        })
+    lines, problems = [], plan.problems + failures
+    if check:
+        rerun = "lavanya fix-perms" + (" --loosen-private" if loosen_private else "")
+        rerun += "".join(f" --writable {shlex.quote(str(path))}" for path in writable)
+        problems += [Problem(str(change.path), "permissions", f"would change: {change.what}", rerun)
+                     for change in plan.changes]
     else:
-        prefix = "would change " if check else ""
-        for change in plan.changes:
-            echo(prefix + change.describe())
-        for kept in plan.kept:
-            echo(kept.describe())
-        for problem in plan.problems:
-            error_line(problem.describe())
-        for failure in failures:
-            error_line(failure)
-        if not plan.changes and not plan.problems and not plan.kept:
-            echo("permissions already right")
-    failed = failures or plan.problems or (check and plan.changes)
-    raise typer.Exit(EXIT_PROBLEMS if failed else EXIT_OK)
+        lines = [change.describe() for change in plan.changes]
+    done = not plan.changes and not plan.problems and not plan.kept
+    Output(format, "fix-perms").finish(Result(
+        data={"applied": not check,
+              "changes": [{"path": str(c.path), "old": None if c.old is None else f"{c.old:04o}",
+                           "new": f"{c.new:04o}", "loosens": c.loosens} for c in plan.changes],
+              "kept": [kept.as_dict() for kept in plan.kept]},
+        lines=lines, problems=problems, warnings=list(plan.kept),
+        summary=["permissions already right"] if done else [],
+    ))

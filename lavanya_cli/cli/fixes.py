@@ -2,37 +2,46 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Callable, List, Optional
 
 import typer
 
-from ..errors import EXIT_OK, EXIT_PROBLEMS
 from .app import pick_root
-from .output import echo
+from .output import Output, Result
 
 TargetsArgument = typer.Argument(None, help="Model root, model directories or files (default: the model root).")
-CheckOption = typer.Option(False, "--check", help="Change nothing; exit 1 if anything would change.")
 
 
 def targets_or_root(targets: Optional[List[Path]], models: Optional[Path]) -> list[Path]:
     return list(targets) if targets else [pick_root(None, models)]
 
 
-def run_fixes(targets: list, fix: Callable, check: bool) -> None:
-    """Fix each target (``fix(path, root)``), print one line per file and a summary, exit 1 when
-    anything is left to do or was refused (a target refused unread is reported the same way)."""
-    counts = {"fixed": 0, "unchanged": 0, "refused": 0}
-    for target in targets:
-        if target.refused:
-            result, reason = "refused", target.refused
+def run_fixes(out: Output, targets: list, fix: Callable, check: bool, code: str, what: str) -> None:
+    """Fix each target (``fix(path, root)``) and finish with one line per file and a summary.
+
+    A file refused (or a target refused unread) is a ``refused`` problem; with ``check``, a file
+    that would change is a problem too, with ``code`` (as verify names it), ``what`` is wrong
+    with it, and the command that fixes it. Exit 1 when there is any problem.
+    """
+    from ..checks.problems import FIXED, REFUSED, UNCHANGED, FileFix, Problem
+
+    outcomes = [FileFix(target.path, REFUSED, target.refused, target.fix) if target.refused else fix(target.path, target.root)
+                for target in targets]
+    lines, problems = [], []
+    for outcome in outcomes:
+        if outcome.result == REFUSED:
+            problems.append(Problem(str(outcome.path), REFUSED, outcome.reason, outcome.fix))
+        elif outcome.result == FIXED and check:
+            problems.append(Problem(str(outcome.path), code, outcome.reason or what,
+                                    f"lavanya {out.command} {shlex.quote(str(outcome.path))}"))
         else:
-            outcome = fix(target.path, target.root)
-            result, reason = outcome.result, outcome.reason
-        counts[result] += 1
-        label = "would fix" if check and result == "fixed" else result
-        echo(f"{target.path}: {label}" + (f" ({reason})" if reason else ""))
+            lines.append(f"{outcome.path}: {outcome.result}" + (f" ({outcome.reason})" if outcome.reason else ""))
+    counts = {result: sum(outcome.result == result for outcome in outcomes) for result in (FIXED, UNCHANGED, REFUSED)}
     verb = "would fix" if check else "fixed"
-    echo(f"{counts['fixed']} {verb}, {counts['unchanged']} unchanged, {counts['refused']} refused")
-    failed = counts["refused"] or (check and counts["fixed"])
-    raise typer.Exit(EXIT_PROBLEMS if failed else EXIT_OK)
+    out.finish(Result(
+        data={"applied": not check, "files": [outcome.as_dict() for outcome in outcomes], **counts},
+        lines=lines, problems=problems,
+        summary=[f"{counts[FIXED]} {verb}, {counts[UNCHANGED]} unchanged, {counts[REFUSED]} refused"],
+    ))

@@ -9,10 +9,9 @@ import typer
 
 from ..errors import LavanyaError
 from ..serve.limits import DEFAULT_MAX_CHARS, DEFAULT_QUEUE, DEFAULT_TIMEOUT
-from .app import ModelsOption, app
-
-# Modules of the ``serve`` extra; an install without it gets a line naming the extra.
-SERVE_MODULES = {"fastapi", "uvicorn", "starlette", "prometheus_client", "anyio", "pydantic"}
+from .app import app
+from .options import FormatOption, ModelsOption, ThreadsOption
+from .output import PlainFormat, warning_line
 
 
 @app.command()
@@ -28,23 +27,26 @@ def serve(
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", metavar="SECONDS",
                                   help="Time limit per request, waiting included (504, or the stream is cut)."),
     workers: int = typer.Option(1, "--workers", metavar="N", help="Requests synthesized at once, one thread each."),
-    threads: Optional[int] = typer.Option(None, "--threads", metavar="N",
-                                          help="CPU threads per synthesis (default: the CPUs shared among workers)."),
+    threads: Optional[int] = ThreadsOption,
     strict: bool = typer.Option(False, "--strict", help="Refuse (422) text with a word that cannot be pronounced."),
+    format: PlainFormat = FormatOption,
 ) -> None:
-    """Serve text-to-speech over HTTP: a page at /, the API at /api, reference at /docs."""
-    try:
-        from ..serve.limits import ServerLimits
-        from ..serve.server import ServeConfig, serve as run_server
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] in SERVE_MODULES:
-            raise LavanyaError(f"lavanya serve needs the server libraries ({exc.name} is not installed): "
-                               "python3 -m pip install 'lavanya[serve]'") from None
-        raise
+    """Serve text-to-speech over HTTP: a page at /, the API at /api, reference at /docs.
+
+    Each synthesis gets --threads CPU threads, by default the CPUs shared among the workers.
+    The server's output is its log, on stderr: with --format json, one JSON object per line
+    (time, level, logger, message; client, method, path and status for each request).
+    """
+    from ..limits import usable_threads
+
+    from ..serve.limits import ServerLimits
+    from ..serve.server import ServeConfig, serve as run_server  # without the serve extra, cli.main names it
+
     if not 0 <= port <= 65535:
         raise LavanyaError(f"--port must be from 0 to 65535, not {port}")
-    if threads is not None and threads < 1:
-        raise LavanyaError(f"--threads must be 1 or more, not {threads}")
+    threads, threads_note = usable_threads(threads)
+    if threads_note:
+        warning_line(threads_note)
     limits = ServerLimits(max_chars=max_chars, queue=queue, timeout=timeout, workers=workers)
     run_server(ServeConfig(models=models, voices=tuple(voice or ()), host=host, port=port, limits=limits,
-                           threads=threads, strict=strict))
+                           threads=threads, strict=strict, log_format=format.value))

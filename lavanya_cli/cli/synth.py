@@ -10,10 +10,12 @@ from typing import Optional
 
 import typer
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 from ..limits import ALPHA_MAX, ALPHA_MIN, PAUSE_MAX_SECONDS
-from .app import MaxInputOption, ModelsOption, OutputFormat, app, voice_origin_line
-from .output import print_json, warning_line
+from .app import app, voice_origin_line
+from .options import (FormatOption, InputOption, MaxInputOption, ModelsOption, TextOption, ThreadsOption,
+                      gender_option, lang_option, variant_option)
+from .output import Output, PlainFormat, Result, warning_line
 
 
 class VocoderFamily(str, Enum):
@@ -24,13 +26,12 @@ class VocoderFamily(str, Enum):
 @app.command()
 def synth(
     text: Optional[str] = typer.Argument(None, help="Text to speak (default: --text, --input or stdin)."),
-    lang: Optional[str] = typer.Option(None, "--lang", help="Voice language, e.g. hindi."),
-    gender: Optional[str] = typer.Option(None, "--gender", help="male or female."),
-    variant: Optional[str] = typer.Option(None, "--variant", help="Voice variant, e.g. latest, bilingual."),
+    lang: Optional[str] = lang_option(None),
+    gender: Optional[str] = gender_option(None),
+    variant: Optional[str] = variant_option(),
     models: Optional[Path] = ModelsOption,
-    text_option: Optional[str] = typer.Option(None, "--text", help="Text to speak."),
-    input_file: Optional[Path] = typer.Option(None, "--input", help="Read the text from FILE (- for stdin).",
-                                              dir_okay=False),
+    text_option: Optional[str] = TextOption,
+    input_file: Optional[Path] = InputOption,
     output: Optional[str] = typer.Option(None, "-o", "--output",
                                          help="WAV file to write (mono 16-bit PCM); - writes it to stdout."),
     lines: Optional[Path] = typer.Option(None, "--lines", dir_okay=False,
@@ -46,16 +47,19 @@ def synth(
     sentence_silence: float = typer.Option(0.0, "--sentence-silence", metavar="SECONDS",
                                            help=f"Pause between sentences, 0 to {PAUSE_MAX_SECONDS:g} s."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (at most the CPUs there are)."),
+    threads: Optional[int] = ThreadsOption,
     vocoder: Optional[VocoderFamily] = typer.Option(None, "--vocoder",
                                                     help="Vocoder family instead of the language's own."),
     strict: bool = typer.Option(False, "--strict", help="Fail on a word that cannot be pronounced."),
-    format: OutputFormat = typer.Option(OutputFormat.text, "--format",
-                                        help="json prints a summary (audio and wall seconds, real-time factor)."),
+    format: PlainFormat = FormatOption,
     plot: Optional[Path] = typer.Option(None, "--plot", dir_okay=False, help="Save the mel spectrogram as PNG."),
     max_input: Optional[str] = MaxInputOption,
 ) -> None:
-    """Speak text with a voice and write a WAV at the voice's sample rate."""
+    """Speak text with a voice and write a WAV at the voice's sample rate.
+
+    The text comes from TEXT, --text, --input or standard input. With --format json, stdout is
+    a summary: audio and wall seconds, real-time factor, the voices and the files written.
+    """
     started = time.perf_counter()
     from ..errors import Stopped
     from ..limits import checked_alpha, checked_pause, input_limit, usable_threads
@@ -65,7 +69,7 @@ def synth(
     from ..speech.runtime import checked_device
     from .textinput import read_input, read_text_source
 
-    json_summary = format is OutputFormat.json
+    out = Output(format, "synth")
     # Every number and the device first: a typo costs nothing.
     alpha = None if alpha is None else checked_alpha(alpha)
     sentence_silence = checked_pause(sentence_silence)
@@ -105,7 +109,7 @@ def synth(
     if output_dir is not None:
         _make_directory(output_dir)
     extra = {"--plot": plot} if plot is not None else None
-    check_outputs(jobs, inside=output_dir if batch else None, extra=extra, json_summary=json_summary)
+    check_outputs(jobs, inside=output_dir if batch else None, extra=extra, json_summary=out.stdout_reserved)
     check_directories_take_files(outputs)
     if threads_note:
         warning_line(threads_note)
@@ -113,29 +117,25 @@ def synth(
     total = sum(item.sentences for item in planned)
     results: list[dict] = []
     try:
-        with _progress(total, enabled=not json_summary) as advance:
+        with _progress(total, enabled=out.live) as advance:
             for result in render_jobs(planned, on_sentence=advance, plot=plot):
                 results.append(result)
     except (LavanyaError, Stopped) as exc:
-        if json_summary:  # what was written before the failure, and the failure
-            print_json({**summarize(results, voices, time.perf_counter() - started), "error": exc.message})
+        # what was written before the failure, and the failure (cli.main prints its line)
+        out.emit(Result(data={**summarize(results, voices, time.perf_counter() - started), "error": exc.message}))
         raise
     summary = summarize(results, voices, time.perf_counter() - started)
-
-    if json_summary:
-        print_json(summary)
-        return
-    for problem in dict.fromkeys(p for result in results for p in result["problems"]):
-        warning_line(problem)
-    for loaded in summary["voices"]:
-        for reason in loaded["skipped"]:
-            sys.stderr.write(f"lavanya: passed over {reason}\n")
-        sys.stderr.write(voice_origin_line(loaded["voice"], loaded["root"], loaded["bundled"], loaded["demo"]))
     where = results[0]["output"] if len(results) == 1 else f"{len(results)} files"
     if where == STDOUT:
         where = "standard output"
-    sys.stderr.write(f"lavanya: {summary['audio_seconds']:.2f} s of audio in {summary['wall_seconds']:.1f} s "
-                     f"-> {where}\n")
+    out.finish(Result(
+        data=summary,
+        warnings=list(dict.fromkeys(p for result in results for p in result["problems"])),
+        notes=[line for loaded in summary["voices"] for line in (
+            *(f"lavanya: passed over {reason}" for reason in loaded["skipped"]),
+            voice_origin_line(loaded["voice"], loaded["root"], loaded["bundled"], loaded["demo"]))]
+        + [f"lavanya: {summary['audio_seconds']:.2f} s of audio in {summary['wall_seconds']:.1f} s -> {where}"],
+    ))
 
 
 def _make_directory(directory: Path) -> None:
@@ -145,7 +145,7 @@ def _make_directory(directory: Path) -> None:
     except FileExistsError:
         raise LavanyaError(f"{directory}: --output-dir is not a directory") from None
     except OSError as exc:
-        raise LavanyaError(f"{directory}: cannot create --output-dir ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{directory}: cannot create --output-dir ({one_line(exc)})") from None
 
 
 class _progress:

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .app import MaxInputOption, ModelsOption, OutputFormat, app, voice_origin_line
-from .output import print_json, warning_line
+from .app import app, voice_origin_line
+from .options import (FormatOption, InputOption, MaxInputOption, ModelsOption, TextOption, gender_option,
+                      lang_option, variant_option)
+from .output import Output, PlainFormat, Result
 
 
 @app.command("text")
 def text_command(
     text: Optional[str] = typer.Argument(None, help="Text to prepare (default: --text, --input or stdin)."),
-    lang: str = typer.Option(..., "--lang", help="Voice language, e.g. hindi."),
-    gender: str = typer.Option(..., "--gender", help="male or female."),
+    lang: str = lang_option(),
+    gender: str = gender_option(),
     models: Optional[Path] = ModelsOption,
-    variant: Optional[str] = typer.Option(None, "--variant", help="Voice variant, e.g. latest, bilingual."),
-    text_option: Optional[str] = typer.Option(None, "--text", help="Text to prepare."),
-    input_file: Optional[Path] = typer.Option(None, "--input", help="Read the text from FILE (- for stdin).",
-                                              dir_okay=False),
-    format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
+    variant: Optional[str] = variant_option(),
+    text_option: Optional[str] = TextOption,
+    input_file: Optional[Path] = InputOption,
+    format: PlainFormat = FormatOption,
     strict: bool = typer.Option(False, "--strict", help="Fail on a word that cannot be pronounced."),
     max_input: Optional[str] = MaxInputOption,
 ) -> None:
@@ -50,17 +50,9 @@ def text_command(
         }
         for item, prepared in zip(speech, frontend.prepare_all(item.text for item in speech))
     ]
-    if format is OutputFormat.json:
-        print_json({
-            "voice": voice.name,
-            "root": str(voice.root),
-            "frontend": frontend.kind.value,
-            "sentences": sentences,
-        })
-        return
-    for sentence in sentences:
-        if sentence["model_input"]:
-            typer.echo(sentence["model_input"])
-    for problem in (problem for sentence in sentences for problem in sentence["problems"]):
-        warning_line(problem)
-    sys.stderr.write(voice_origin_line(voice.name, voice.root, voice.bundled, voice.demo))
+    Output(format, "text").finish(Result(
+        data={"voice": voice.name, "root": str(voice.root), "frontend": frontend.kind.value, "sentences": sentences},
+        lines=[sentence["model_input"] for sentence in sentences if sentence["model_input"]],
+        warnings=[problem for sentence in sentences for problem in sentence["problems"]],
+        notes=[voice_origin_line(voice.name, voice.root, voice.bundled, voice.demo)],
+    ))

@@ -16,7 +16,7 @@ import stat
 import sys
 from pathlib import Path
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 from ..fileio import file_kind, open_regular
 from ..limits import INPUT_LIMIT_DEFAULT, input_limit_hint
 
@@ -68,7 +68,7 @@ def read_input(source: Path | str, limit: int, option: str) -> str:
     except FileNotFoundError:
         raise LavanyaError(f"{path}: no such file ({option})") from None
     except OSError as exc:
-        raise LavanyaError(f"{path}: cannot read {option} ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{path}: cannot read {option} ({one_line(exc)})") from None
     return _decode(data, f"{path}", limit)
 
 
@@ -87,7 +87,7 @@ def _read_stdin(limit: int) -> bytes | str:
     try:
         return stream.buffer.read(limit + 1)
     except OSError as exc:
-        raise LavanyaError(f"cannot read the text from standard input ({exc.strerror or exc})") from None
+        raise LavanyaError(f"cannot read the text from standard input ({one_line(exc)})") from None
 
 
 def _decode(data: bytes | str, where: str, limit: int) -> str:

@@ -1,4 +1,4 @@
-"""``lavanya voices``: what a model root holds."""
+"""``lavanya voices``: the voices a model root holds, or every root synthesis would look in."""
 
 from __future__ import annotations
 
@@ -7,49 +7,48 @@ from typing import Optional
 
 import typer
 
-from ..errors import EXIT_OK, EXIT_PROBLEMS
-from .app import ModelsOption, OutputFormat, app, pick_root
-from .output import error_line, print_json, printable, stdout
+from .app import app, pick_root
+from .options import FormatOption, ModelsOption
+from .output import Output, PlainFormat, Result
+
+COLUMNS = ["voice", "rate", "weights", "vocoder", "model directory", "root"]
 
 
 @app.command()
 def voices(
     root: Optional[Path] = typer.Argument(None, help="Model root to list.", file_okay=False),
     models: Optional[Path] = ModelsOption,
-    format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
+    format: PlainFormat = FormatOption,
 ) -> None:
-    """List the voices in a model root: sample rate, weights state and vocoder.
+    """List the voices: sample rate, weights state, vocoder and the root each came from.
 
-    Exit status 0, 1 when a directory could not be listed (its voices are missing from the
-    list), 2 when the root holds no voices at all.
+    Without ROOT or --models, every root synth looks in is listed, in the order it looks:
+    $LAVANYA_MODELS, ./Fastspeech2_HS, the bundled demo tree. Exit status 0, 1 when a directory
+    could not be listed (its voices are missing from the list), 2 when no root holds a voice.
     """
-    from ..modeltree.inventory import describe_voices
-    from ..modeltree.layout import ModelRoot
+    from ..checks.problems import Problem
+    from ..modeltree.inventory import describe_voice
+    from ..modeltree.layout import ModelRoot, candidate_roots, resolve_root
 
-    model_root = ModelRoot(pick_root(root, models))
-    rows = describe_voices(model_root)
-    for directory, reason in model_root.unreadable:
-        error_line(f"{directory}: {reason}; voices in it are not listed: make it readable "
-                   "(lavanya fix-perms, or chmod 755)")
-    status = EXIT_PROBLEMS if model_root.unreadable else EXIT_OK
-    if format is OutputFormat.json:
-        print_json(rows)
-        raise typer.Exit(status)
-    from rich.markup import escape
-    from rich.table import Table
+    named = root is not None or models is not None
+    roots = [ModelRoot(path) for path in ([pick_root(root, models)] if named else candidate_roots())]
+    if not roots:
+        resolve_root()  # raises the error that says where lavanya looked
+    rows = [describe_voice(voice) for model_root in roots for voice in model_root.voices()]
+    if not rows:
+        roots[0].require_voices()  # raises "no voices found" unless a directory could not be listed
+    problems = [Problem(str(directory), "unreadable", f"{reason}; voices in it are not listed",
+                        "make it readable (lavanya fix-perms, or chmod 755)")
+                for model_root in roots for directory, reason in model_root.unreadable]
+    Output(format, "voices").finish(Result(data=rows, table=(COLUMNS, [_cells(row) for row in rows]),
+                                           problems=problems, problems_to_stderr=True))
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("voice", "rate", "weights", "vocoder", "model directory"):
-        table.add_column(column)
-    for row in rows:
-        voice = row["language"] + "/" + row["gender"]
-        if row["variant"]:
-            voice += f" ({row['variant']})"
-        if row["demo"]:
-            voice += " [bundled demo]" if row["bundled"] else " [demo]"
-        rate = str(row["sample_rate"] or "?")
-        vocoder = row["vocoder"] + ("" if row["vocoder_state"] == "present" else f" ({row['vocoder_state']})")
-        table.add_row(*(escape(printable(cell)) for cell in (voice, rate, row["weights"], vocoder, row["model_dir"])))
-    if rows:
-        stdout.print(table)
-    raise typer.Exit(status)
+
+def _cells(row: dict) -> list[str]:
+    voice = row["language"] + "/" + row["gender"]
+    if row["variant"]:
+        voice += f" ({row['variant']})"
+    if row["demo"]:
+        voice += " [bundled demo]" if row["bundled"] else " [demo]"
+    vocoder = row["vocoder"] + ("" if row["vocoder_state"] == "present" else f" ({row['vocoder_state']})")
+    return [voice, str(row["sample_rate"] or "?"), row["weights"], vocoder, row["model_dir"], row["root"]]

@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import LavanyaError
 from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
 from ..modeltree.layout import VoiceSpec
+from ..modeltree.paths import relative_path
 from .cleaning import clean
 from .kind import PHRASE_END, PHRASE_START, FrontendKind, detect_kind, token_list
 from .numbers import NUMBER, MissingNumberWord, NumberTable, is_digit_cue, keeps_digit_cue
@@ -188,12 +189,12 @@ class Frontend:
         """A number as words of the language (a table row may hold several: "ninety six")."""
         table = self.numbers
         if table is None:
-            report.not_pronounced(word, f"no number table {self._relative(self._numbers_path)}")
+            report.not_pronounced(word, f"no number table {relative_path(self._numbers_path, self.root)}")
             return []
         try:
             return [part for spelled in table.spell(word, after_cue) for part in spelled.split()]
         except MissingNumberWord as missing:
-            report.not_pronounced(word, f"{self._relative(self._numbers_path)} has no row for {missing.key!r}")
+            report.not_pronounced(word, f"{relative_path(self._numbers_path, self.root)} has no row for {missing.key!r}")
             return []
 
     def _phones(self, word: str, report: _Report) -> str:
@@ -210,7 +211,7 @@ class Frontend:
     def _lookup(self, word: str) -> _Pronunciation:
         """How ``word`` is said, from the resources alone (cached per word: ``_pronounce``)."""
         if is_latin_word(word):
-            english = self._relative(self.english.path)
+            english = relative_path(self.english.path, self.root)
             phones = self.english.lookup(word) if self.english.exists else None
             if phones:
                 return _Pronunciation((phones,))
@@ -224,7 +225,7 @@ class Frontend:
         if phones is None:
             phones = parse_word(word)
         if not phones:
-            where = self._relative(self.dictionary.path)
+            where = relative_path(self.dictionary.path, self.root)
             return _Pronunciation(problem=f"not in {where}, and the unified parser has no answer")
         return _Pronunciation((phones,))
 
@@ -311,12 +312,6 @@ class Frontend:
                 if isinstance(entry, dict):
                     self._charmap = {str(k): str(v) for k, v in entry.items()}
         return self._charmap
-
-    def _relative(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
 
 
 def _first(problems: list[str], count: int = 3) -> list[str]:

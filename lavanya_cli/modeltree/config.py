@@ -1,8 +1,10 @@
-"""A voice's ESPnet ``config.yaml``: reading it, and the runtime copy ESPnet loads.
+"""A voice's ESPnet ``config.yaml``: reading it (bounded, safe YAML), its ``stats_file``
+entries, and a copy with those entries resolved for code that loads through ESPnet's own task.
 
-Upstream configs carry absolute ``stats_file`` paths from the authors' machines. At run time
-lavanya points those entries at the stats files beside the config in a temporary copy; the
-user's file is never written.
+Upstream configs carry absolute ``stats_file`` paths from the authors' machines. Synthesis never
+follows them: it reads the statistics beside the config. ESPnet's ``Text2Speech`` does follow
+them, so the upstream-way benchmark and the test tooling that drive it write a resolved copy
+with ``write_runtime_config``; the user's file is never written.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 
-# config key -> kind of statistics (see repository.STATS_NAMES)
+# config key -> kind of statistics (see layout.STATS_NAMES)
 STATS_ENTRIES = {
     "normalize_conf": "feats",
     "pitch_normalize_conf": "pitch",
@@ -52,11 +54,6 @@ def load_yaml(text: str, loader: type = YAML_LOADER) -> Any:
     return yaml.load(text, Loader=loader)
 
 
-def yaml_reason(exc: Exception) -> str:
-    """The first line of a YAML failure, for a one-line message."""
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 def read_config(path: Path) -> dict[str, Any]:
     """Parse ``config.yaml`` (a regular file of at most CONFIG_MAX_BYTES, through ``load_yaml``);
     a broken file is a one-line error naming it."""
@@ -72,7 +69,7 @@ def read_config_text(path: Path) -> str:
     except FileNotFoundError:
         raise LavanyaError(f"{path}: config.yaml is missing") from None
     except OSError as exc:
-        raise LavanyaError(f"{path}: config.yaml cannot be read ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{path}: config.yaml cannot be read ({one_line(exc)})") from None
 
 
 def parse_config(text: str, path: Path) -> dict[str, Any]:
@@ -80,7 +77,7 @@ def parse_config(text: str, path: Path) -> dict[str, Any]:
     try:
         data = load_yaml(text)
     except (yaml.YAMLError, ValueError) as exc:  # YamlRefused, and ints beyond Python's digit limit
-        raise LavanyaError(f"{path}: config.yaml does not parse ({yaml_reason(exc)})") from None
+        raise LavanyaError(f"{path}: config.yaml does not parse ({one_line(exc)})") from None
     if not isinstance(data, dict):
         raise LavanyaError(f"{path}: config.yaml is not a mapping of ESPnet settings")
     return data

@@ -1,13 +1,13 @@
-"""A summary of every voice in a root, for ``lavanya voices`` and anything that lists voices."""
+"""A summary of one voice (its files' states, sample rate, vocoder and root), for ``lavanya
+voices`` and anything that lists voices."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..errors import LavanyaError
 from .config import read_config, sample_rate
-from .layout import ModelRoot, VoiceSpec
+from .layout import VoiceSpec
 from .lfs_pointer import FileState, probe
 
 # When a vocoder's two files differ in state, the one that stops it most is shown.
@@ -44,11 +44,5 @@ def describe_voice(voice: VoiceSpec) -> dict[str, Any]:
         "model_dir": voice.relative(voice.model_dir),
         "bundled": voice.bundled,
         "demo": voice.demo,
+        "root": str(voice.root),
     }
-
-
-def describe_voices(root: Path | ModelRoot) -> list[dict[str, Any]]:
-    """Every voice of ``root`` described; a root with none is a usage error (see
-    ``ModelRoot.require_voices``), directories that could not be listed are in its ``unreadable``."""
-    model_root = root if isinstance(root, ModelRoot) else ModelRoot(root)
-    return [describe_voice(voice) for voice in model_root.require_voices()]

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LavanyaError
-from .paths import exists, is_directory, is_regular
+from ..errors import LavanyaError, one_line
+from .paths import exists, is_directory, is_regular, relative_path
 
 ENV_VAR = "LAVANYA_MODELS"
 BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "bundled" / "Fastspeech2_HS"
@@ -126,10 +126,7 @@ class VoiceSpec:
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the model root, as problems and tables print it."""
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        return relative_path(path, self.root)
 
 
 @dataclass
@@ -162,7 +159,7 @@ class ModelRoot:
         """Every voice under the root, sorted by language, gender and variant."""
         if self._voices is None:
             self.unreadable = []
-            found = [self._voice(*entry) for entry in _scan(self.path, self.unreadable)]
+            found = [self.voice_spec(*entry) for entry in _scan(self.path, self.unreadable)]
             self._voices = sorted(found, key=lambda v: (v.language, v.gender, v.variant))
         return self._voices
 
@@ -183,7 +180,7 @@ class ModelRoot:
                     f"--include=\"{language}/{gender}/**,vocoder/{gender}/**\"), then add --models Fastspeech2_HS"
                 )
             raise LavanyaError(f"no voice {wanted} in {self.path}; voices there: {available}")
-        return min(matches, key=lambda v: _VARIANT_PREFERENCE.get(v.variant, 9))
+        return min(matches, key=lambda v: variant_rank(v.variant))
 
     def require_voices(self) -> list[VoiceSpec]:
         """The voices; a root with none (and no directory that could not be listed, which the
@@ -195,7 +192,9 @@ class ModelRoot:
                                "directories); pass the model root with --models or as ROOT")
         return voices
 
-    def _voice(self, language: str, gender: str, variant: str, model_dir: Path) -> VoiceSpec:
+    def voice_spec(self, language: str, gender: str, variant: str, model_dir: Path) -> VoiceSpec:
+        """The voice in ``model_dir`` as this root describes it, its vocoder included (also for
+        a directory the scan has not seen yet, such as add-voice's staging copy)."""
         return VoiceSpec(
             root=self.path,
             language=language,
@@ -216,7 +215,13 @@ class ModelRoot:
         return VocoderSpec(base / family / "hifigan", family)
 
 
-_VARIANT_PREFERENCE = {"": 0, "latest": 1, "bilingual": 2}
+# Which voice a language/gender means when several variants exist: the plain one first.
+VARIANT_PREFERENCE = {"": 0, "latest": 1, "bilingual": 2}
+
+
+def variant_rank(variant: str) -> int:
+    """Sort key for variants: VARIANT_PREFERENCE's order, any other variant after those."""
+    return VARIANT_PREFERENCE.get(variant, len(VARIANT_PREFERENCE))
 
 
 def _list_subdirs(path: Path, unreadable: list[tuple[Path, str]]) -> list[os.DirEntry]:
@@ -228,7 +233,7 @@ def _list_subdirs(path: Path, unreadable: list[tuple[Path, str]]) -> list[os.Dir
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
-        unreadable.append((Path(path), f"cannot list this directory ({exc.strerror or exc})"))
+        unreadable.append((Path(path), f"cannot list this directory ({one_line(exc)})"))
         return []
     return [entry for entry in listed if is_directory(entry.path)]
 

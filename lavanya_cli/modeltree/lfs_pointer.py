@@ -53,13 +53,17 @@ def read_pointer(path: Path) -> LfsPointer | None:
     return probe(path).pointer
 
 
-def pull_command(path: Path, repo_root: Path | None = None) -> str:
-    """The command that fetches the content behind a pointer."""
-    try:
-        include = path.relative_to(repo_root) if repo_root else path
-    except ValueError:
-        include = path
-    return f'git lfs pull --include="{include.as_posix()}"'
+def pull_command(path: Path, root: Path | None = None) -> str:
+    """The command that fetches the content behind the pointer at ``path``: its path inside the
+    git working tree that holds it (its directory's real location), as ``git lfs`` wants it;
+    outside any working tree, relative to ``root`` (the model root) when given."""
+    from .paths import git_toplevel, real_path, relative_path
+
+    located = real_path(Path(path).parent) / Path(path).name
+    top = git_toplevel(located.parent)
+    if top is None and root is not None:
+        top = real_path(root)
+    return f'git lfs pull --include="{relative_path(located, top) if top else located.as_posix()}"'
 
 
 class FileState(str, Enum):
@@ -77,47 +81,37 @@ class FileState(str, Enum):
 @dataclass(frozen=True)
 class FileProbe:
     """``state``; the pointer for LFS_POINTER; for the other states but PRESENT and MISSING,
-    ``reason``: what is wrong and the fix, without the path."""
+    ``reason``: what is wrong, and ``fix`` (where one is known here), both without the path."""
 
     state: FileState
     pointer: LfsPointer | None = None
     reason: str = ""
+    fix: str = ""
 
 
 def probe(path: Path | None, root: Path | None = None, what: str = "file") -> FileProbe:
     """What is at ``path``: only a regular file is opened (non-blocking, so a FIFO cannot hang
     the caller) and only its first ``POINTER_MAX_BYTES`` are read. With ``root``, a path that a
     symlink leads out of the root is OUTSIDE_ROOT and is not opened at all."""
+    from ..errors import one_line
     from ..fileio import NotReadable, open_regular
-    from .paths import escaping_link, outside_reason
+    from .paths import OUTSIDE_FIX, escaping_link, outside_reason
 
     if path is None:
         return FileProbe(FileState.MISSING)
     if root is not None and (link := escaping_link(root, path)) is not None:
-        return FileProbe(FileState.OUTSIDE_ROOT, reason=outside_reason(link))
+        return FileProbe(FileState.OUTSIDE_ROOT, reason=outside_reason(link), fix=OUTSIDE_FIX)
     try:
         with open_regular(path, what) as handle:
             head = handle.read(POINTER_MAX_BYTES)
     except FileNotFoundError:
         return FileProbe(FileState.MISSING)
     except NotReadable as exc:
-        return FileProbe(FileState.NOT_REGULAR, reason=exc.reason)
+        return FileProbe(FileState.NOT_REGULAR, reason=exc.reason, fix=exc.fix)
     except (OSError, ValueError) as exc:
-        return FileProbe(FileState.UNREADABLE, reason=f"cannot read {what} ({_why(exc)})")
+        return FileProbe(FileState.UNREADABLE, reason=f"cannot read {what} ({one_line(exc)})")
     pointer = parse_pointer(head)
     return FileProbe(FileState.LFS_POINTER, pointer) if pointer else FileProbe(FileState.PRESENT)
-
-
-def _why(exc: Exception) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-
-
-def git_root(path: Path) -> Path | None:
-    """The working tree that holds ``path`` (the nearest parent with ``.git``), if any."""
-    for parent in Path(path).resolve().parents:
-        if (parent / ".git").exists():
-            return parent
-    return None
 
 
 def require_content(path: Path, what: str) -> None:
@@ -129,10 +123,9 @@ def require_content(path: Path, what: str) -> None:
     if found.state is FileState.MISSING:
         raise LavanyaError(f"{path}: {what} is missing")
     if found.pointer is not None:
-        command = pull_command(Path(path).resolve(), git_root(path))
         raise LavanyaError(
             f"{path}: {what} is a Git LFS pointer ({found.pointer.size / 1e6:.1f} MB not downloaded); "
-            f"run: {command}"
+            f"run: {pull_command(path)}"
         )
     if found.state is not FileState.PRESENT:
-        raise LavanyaError(f"{path}: {found.reason}")
+        raise LavanyaError(f"{path}: {found.reason}" + (f"; {found.fix}" if found.fix else ""))

@@ -1,5 +1,6 @@
-"""Where a path really is: inside the model root or not, and whether it is a directory or a
-regular file, asked without ever raising.
+"""Where a path really is: inside the model root or not, whether it is a directory or a
+regular file (asked without ever raising), how it is named relative to a root, and which git
+working tree holds it.
 
 A hostile tree can hold a symlinked voice directory that leads out of the root; a command that
 followed it would read or rewrite someone else's files. Every reader and writer of a model tree
@@ -56,15 +57,37 @@ def split_listing(directory: Path, root: Path) -> tuple[list[Path], list[Path]]:
     return inside, leaving
 
 
+# The fix for a link out of the root, in every command's words.
+OUTSIDE_FIX = "replace the link with a copy of what it points to, or remove it"
+
+
 def outside_reason(link: Path) -> str:
-    """What is wrong with a link out of the root, and the fix: the words every command uses."""
+    """What is wrong with a link out of the root (its fix is OUTSIDE_FIX)."""
     try:
         target = os.readlink(link)
         what = f"is a symlink to {target}"
     except OSError:
         what = f"leads to {real_path(link)}"
-    return (f"{what}, outside the model root; lavanya neither reads nor writes through it: "
-            "replace the link with a copy of what it points to, or remove it")
+    return f"{what}, outside the model root; lavanya neither reads nor writes through it"
+
+
+def relative_path(path: Path, root: Path) -> str:
+    """``path`` as problems, tables and messages name it: relative to ``root`` (with ``/``), or
+    as it is when it does not lie below ``root``."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def git_toplevel(path: Path) -> Path | None:
+    """The git working tree that holds ``path``: the nearest directory, from ``path``'s real
+    location upwards, with a ``.git`` entry (the directory, or the file a linked worktree or a
+    submodule has). None outside any working tree."""
+    for directory in (real_path(path), *real_path(path).parents):
+        if exists(directory / ".git"):
+            return directory
+    return None
 
 
 def is_directory(path: Path) -> bool:

@@ -14,6 +14,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import one_line
 from .paths import real_path
 
 
@@ -48,7 +49,7 @@ def walk_tree(root: Path, prune: frozenset[Path] = frozenset(),
                 entries = sorted(listing, key=lambda e: e.name, reverse=True)
         except OSError as exc:
             if unreadable is not None:
-                unreadable.append((path, f"cannot list this directory ({exc.strerror or exc})"))
+                unreadable.append((path, f"cannot list this directory ({one_line(exc)})"))
             continue
         for entry in entries:
             try:

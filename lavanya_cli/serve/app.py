@@ -30,8 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import LavanyaError
+from ..limits import checked_number
 from ..speech.audio import wav_header
-from .limits import ALPHA_RANGE, SENTENCE_SILENCE_RANGE, ServerLimits, user_number
+from .limits import ALPHA_RANGE, SENTENCE_SILENCE_RANGE, ServerLimits
 from .metrics import ServerMetrics
 from .pool import DeadlinePassed, QueueFull, SpeechJob, SpeechPool
 from .voices import VoiceSet
@@ -62,14 +63,14 @@ def _in_range(name: str, bounds: tuple[float, float]) -> Callable[[float | None]
         if value is None:
             return None
         try:
-            return user_number(value, name, *bounds)
+            return checked_number(value, name, *bounds)
         except LavanyaError as exc:
             raise ValueError(exc.message) from None
     return check
 
 
 def _number(name: str, bounds: tuple[float, float], description: str):
-    """A user number field: checked by ``user_number``, its range in the OpenAPI schema."""
+    """A user number field: checked by ``checked_number``, its range in the OpenAPI schema."""
     return Annotated[
         float | None,
         BeforeValidator(_not_bool),

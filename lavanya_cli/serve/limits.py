@@ -1,8 +1,8 @@
-"""The numbers a user may send and the server's own limits, checked in one place.
+"""The ranges of the numbers a user may send, and the server's own limits.
 
-``user_number`` is the one check for a number that comes from a user (a JSON field, a query
-parameter): a real, finite number inside a documented range. The ranges below are the API's;
-the page and the OpenAPI schema read them from here.
+A number from a user (a JSON field, a query parameter) is checked by ``limits.checked_number``,
+the check every command uses. The ranges below are the API's; the page and the OpenAPI schema
+read them from here.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import math
 from dataclasses import dataclass
 
 from ..errors import LavanyaError
+from ..limits import ALPHA_MAX, ALPHA_MIN
 
-# Speaking rate, ESPnet's ``alpha``: duration scale, higher is slower. The range also bounds the
-# longest audio one sentence can make, and so the vocoder's memory for it.
-ALPHA_RANGE = (0.25, 4.0)
+# Speaking rate, ESPnet's ``alpha``: duration scale, higher is slower; the range synthesis keeps
+# to everywhere. It also bounds the longest audio one sentence can make, and so the vocoder's
+# memory for it.
+ALPHA_RANGE = (ALPHA_MIN, ALPHA_MAX)
 # Pause inserted between sentences, in seconds.
 SENTENCE_SILENCE_RANGE = (0.0, 10.0)
 
@@ -24,19 +26,6 @@ DEFAULT_TIMEOUT = 60.0
 # Bytes of JSON body per allowed character: a character escaped as a surrogate pair is 12 bytes.
 BODY_BYTES_PER_CHAR = 12
 BODY_OVERHEAD_BYTES = 16 * 1024
-
-
-def user_number(value: object, name: str, low: float, high: float) -> float:
-    """``value`` as a float when it is a finite number in ``[low, high]``; otherwise a
-    LavanyaError naming ``name`` and the range. Booleans and strings are not numbers here."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise LavanyaError(f"{name} must be a number from {low:g} to {high:g}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise LavanyaError(f"{name} must be a finite number from {low:g} to {high:g}, not {value}")
-    if not low <= number <= high:
-        raise LavanyaError(f"{name} must be from {low:g} to {high:g}, not {number:g}")
-    return number
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from .limits import ALPHA_RANGE, user_number
+from ..limits import checked_alpha
 
 if TYPE_CHECKING:
     from ..speech.voice import AudioChunk, Voice
@@ -193,7 +193,7 @@ class SpeechJob:
         plan = self.voice.plan(self._text, self._alpha, self._sentence_silence)
         for utterance in plan:
             if utterance.text:  # an <alpha=...> tag must keep to the API's range too
-                user_number(utterance.alpha, "alpha (from an <alpha=...> tag)", *ALPHA_RANGE)
+                checked_alpha(utterance.alpha, "alpha (from an <alpha=...> tag)")
         self._chunks = self.voice.render(plan)
         unpronounced = dict.fromkeys(word for utterance in plan for word in utterance.unpronounced)
         return Prepared(sum(1 for utterance in plan if utterance.text), tuple(unpronounced))

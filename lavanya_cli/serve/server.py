@@ -4,6 +4,7 @@ the voices on a thread while health already answers, serve until SIGINT or SIGTE
 from __future__ import annotations
 
 import copy
+import json
 import logging.config
 import math
 import os
@@ -34,6 +35,7 @@ class ServeConfig:
     threads: int | None = None
     strict: bool = False
     engine: str | None = None
+    log_format: str = "text"  # or "json": one JSON object per log line
 
     @property
     def torch_threads(self) -> int:
@@ -61,13 +63,33 @@ class HideQueryStrings(logging.Filter):
         return True
 
 
-def logging_config() -> dict[str, Any]:
+class JsonLines(logging.Formatter):
+    """A log record as one JSON object on one line, for log collectors: time, level, logger and
+    message, plus client, method, path and status for uvicorn's access lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+                                "level": record.levelname.lower(), "logger": record.name,
+                                "message": record.getMessage()}
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, _version, status = record.args
+            line.update(client=client, method=method, path=path, status=status)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def logging_config(log_format: str = "text") -> dict[str, Any]:
     """uvicorn's log setup, query strings kept out of the access log, and the server's own
-    ``lavanya`` lines on the same stream."""
+    ``lavanya`` lines on the same stream; with ``log_format`` json, every line as JSON."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config.setdefault("filters", {})["hide_queries"] = {"()": HideQueryStrings}
     config["handlers"]["access"]["filters"] = ["hide_queries"]
     config["loggers"]["lavanya"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    if log_format == "json":
+        config["formatters"]["json"] = {"()": JsonLines}
+        for handler in config["handlers"].values():
+            handler["formatter"] = "json"
     return config
 
 
@@ -82,7 +104,7 @@ def serve(config: ServeConfig) -> None:
         failures.append(exc)
         server.should_exit = True  # the server below, running by the time voices load
 
-    logging.config.dictConfig(logging_config())  # before the voices are looked for: they log
+    logging.config.dictConfig(logging_config(config.log_format))  # before the voices are looked for: they log
     specs = choose_specs(names, config.models)
     load = partial(voices.load, specs, config.load_options(), skip_failures=not names)
     app = create_app(config.limits, voices, load_voices=load, on_fatal=stop_on)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LavanyaError
-from ..modeltree.layout import _VARIANT_PREFERENCE, LANGUAGE_ALIASES, ModelRoot, VoiceSpec, find_voice, resolve_root
+from ..modeltree.layout import LANGUAGE_ALIASES, ModelRoot, VoiceSpec, find_voice, resolve_root, variant_rank
 
 if TYPE_CHECKING:
     from ..speech.voice import Voice
@@ -118,7 +118,7 @@ class VoiceSet:
                    and (variant is None or v.spec.variant == variant)]
         if not matches:
             raise LookupError(VoiceName(language, gender, variant))
-        return min(matches, key=lambda v: _VARIANT_PREFERENCE.get(v.spec.variant, 9))
+        return min(matches, key=lambda v: variant_rank(v.spec.variant))
 
     def describe(self) -> list[dict[str, Any]]:
         """What ``GET /api/voices`` lists: no filesystem paths, which are the server's business."""

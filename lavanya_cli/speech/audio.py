@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 from ..fileio import output_mode, replace_file, replacing
 from .voice import AudioChunk
 
@@ -100,7 +100,7 @@ class WavWriter:
         if isinstance(exc, BrokenPipeError):
             _silence_stdout()
             return LavanyaError(f"{self.name} was closed before the WAV was complete")
-        return LavanyaError(f"{self.name}: cannot write the WAV ({exc.strerror or exc})")
+        return LavanyaError(f"{self.name}: cannot write the WAV ({one_line(exc)})")
 
 
 @contextlib.contextmanager
@@ -125,7 +125,7 @@ def wav_output(target: str | Path, sample_rate: int) -> Iterator[WavWriter]:
     except OSError as exc:
         if in_block:  # not ours: raised by the caller's code in the block
             raise
-        raise LavanyaError(f"{path}: cannot write the WAV ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{path}: cannot write the WAV ({one_line(exc)})") from None
 
 
 def write_wav(path: Path | str, pcm: np.ndarray, sample_rate: int) -> None:
@@ -190,7 +190,7 @@ class MelRecorder:
             replace_file(Path(path), lambda handle: figure.savefig(handle, format="png", dpi=100),
                          mode=output_mode(Path(path)))
         except OSError as exc:
-            raise LavanyaError(f"{path}: cannot write the plot ({exc.strerror or exc})") from None
+            raise LavanyaError(f"{path}: cannot write the plot ({one_line(exc)})") from None
         finally:
             pyplot.close(figure)
 

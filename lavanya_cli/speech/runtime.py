@@ -1,5 +1,5 @@
-"""What synthesis asks of torch, checked first: the device it runs on, and weights files loaded
-as plain tensors only.
+"""What lavanya asks of torch, checked first: the device synthesis runs on, and weights files
+loaded as plain tensors only (synthesis and ``verify --deep`` load them the same way).
 
 ``--device cpu:1`` used to surface as a failure to load ``model.pth`` and ``--device tpu`` as an
 internal error; a pickle with code in it was refused by torch with advice to load it with
@@ -14,11 +14,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import LavanyaError
+from ..errors import FileError, LavanyaError, one_line
 from ..fileio import NotReadable, open_regular
 
 _DEVICE = re.compile(r"^(?P<kind>cpu|cuda)(?::(?P<index>\d{1,4}))?$")
 DEVICE_HINT = "use --device cpu, cuda or cuda:N"
+RESTORE_WEIGHTS = "restore the voice's released weights (git checkout, then git lfs pull)"
 # torch's refusal names what the pickle asked for on a line like these; the rest of its message
 # is advice to unpickle the file anyway.
 _REFUSED_ITEM = re.compile(r"(unsupported GLOBAL \S+|Unsupported global: \S+(?: \S+)?|Unsupported operand \S+)",
@@ -47,9 +48,10 @@ def checked_device(device: str) -> str:
 
 
 def load_weights(path: Path, what: str, map_location: str = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` of a regular file. A pickle that asks for more than
-    tensors (code, arbitrary objects) is refused in one line that names the file and the fix,
-    never torch's advice to load it unsafely; so is a file that is not PyTorch weights at all."""
+    """``torch.load(path, weights_only=True)`` of a regular file: the one way lavanya loads
+    weights (synthesis and ``verify --deep`` alike). A pickle that asks for more than tensors
+    (code, arbitrary objects) is refused with a FileError that names the file and the fix, never
+    torch's advice to load it unsafely; so is a file that is not PyTorch weights at all."""
     import pickle
 
     import torch
@@ -61,17 +63,14 @@ def load_weights(path: Path, what: str, map_location: str = "cpu") -> Any:
     except NotReadable:
         raise
     except FileNotFoundError:
-        raise LavanyaError(f"{path}: {what} is missing") from None
+        raise FileError(path, f"{what} is missing") from None
     except pickle.UnpicklingError as exc:
         found = _REFUSED_ITEM.search(str(exc))
         detail = f" ({found.group(1)})" if found else ""
-        raise LavanyaError(
-            f"{path}: refused: {what} is a pickle that asks for more than tensors{detail}, so loading it "
-            "could run code; restore the voice's released weights (git checkout, then git lfs pull)"
-        ) from None
+        raise FileError(path, f"refused: {what} is a pickle that asks for more than tensors{detail}, so "
+                              "loading it could run code", RESTORE_WEIGHTS) from None
     except Exception as exc:  # a truncated download, a foreign file: torch reports these many ways
-        reason = " ".join(str(exc).split())[:160]
-        if not reason or "weights_only" in reason:
+        reason = one_line(exc, 160)
+        if "weights_only" in reason:
             reason = type(exc).__name__
-        raise LavanyaError(f"{path}: {what} is not a PyTorch weights file ({reason}); "
-                           "restore the voice's released weights (git checkout, then git lfs pull)") from None
+        raise FileError(path, f"{what} is not a PyTorch weights file ({reason})", RESTORE_WEIGHTS) from None

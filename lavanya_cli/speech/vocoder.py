@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 from ..fileio import VOCODER_CONFIG_MAX_BYTES, read_regular_text
 from ..modeltree.lfs_pointer import require_content
 from .runtime import load_weights
@@ -94,7 +94,7 @@ def read_hifigan_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(read_regular_text(path, VOCODER_CONFIG_MAX_BYTES, "the HiFi-GAN config"))
     except OSError as exc:
-        raise LavanyaError(f"{path}: cannot read the vocoder config ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{path}: cannot read the vocoder config ({one_line(exc)})") from None
     except (ValueError, RecursionError) as exc:
         raise LavanyaError(f"{path}: vocoder config does not parse ({exc})") from None
     if not isinstance(config, dict):
@@ -214,10 +214,7 @@ def load_hifigan(config_path: Path, generator_path: Path, device: str = "cpu") -
     try:
         generator.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        detail = " ".join(str(exc).split())
-        raise LavanyaError(
-            f"{generator_path}: does not match {config_path} ({detail[:300]})"
-        ) from None
+        raise LavanyaError(f"{generator_path}: does not match {config_path} ({one_line(exc)})") from None
     return generator.to(device).eval()
 
 

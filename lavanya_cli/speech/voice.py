@@ -24,7 +24,7 @@ import yaml
 
 from .acoustic import AcousticModel
 from ..modeltree.config import STATS_ENTRIES, read_config, sample_rate, stats_file_entries
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
 from ..limits import TEXT_AUDIO_MAX_SECONDS, checked_alpha, checked_number, usable_threads
 from ..modeltree.lfs_pointer import require_content
@@ -96,9 +96,9 @@ def read_voice_settings(spec: VoiceSpec) -> dict[str, float]:
     try:
         settings = yaml.safe_load(read_regular_text(path, RESOURCE_MAX_BYTES, SETTINGS_NAME)) or {}
     except OSError as exc:
-        raise LavanyaError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{path}: cannot read it ({one_line(exc)})") from None
     except yaml.YAMLError as exc:
-        raise LavanyaError(f"{path}: does not parse ({str(exc).splitlines()[0]})") from None
+        raise LavanyaError(f"{path}: does not parse ({one_line(exc)})") from None
     unknown = set(settings) - set(_SETTINGS_BOUNDS) if isinstance(settings, dict) else {"(not a mapping)"}
     if unknown:
         raise LavanyaError(f"{path}: unknown settings {', '.join(sorted(map(str, unknown)))}; "
@@ -308,7 +308,7 @@ def _load_acoustic_model(spec: VoiceSpec, config: dict[str, Any], device: str) -
     except LavanyaError as exc:
         raise LavanyaError(f"{spec.config_path}: {exc.message}") from None
     except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
-        raise LavanyaError(f"{spec.config_path}: ESPnet cannot build this model ({_one_line(exc)})") from None
+        raise LavanyaError(f"{spec.config_path}: ESPnet cannot build this model ({one_line(exc)})") from None
     weights = require_weights(spec)
     state = load_weights(weights, "the acoustic model", map_location=device)
     if not isinstance(state, dict):
@@ -316,19 +316,13 @@ def _load_acoustic_model(spec: VoiceSpec, config: dict[str, Any], device: str) -
     try:
         result = model.load_state_dict(state)
     except RuntimeError as exc:
-        raise LavanyaError(f"{weights}: does not fit {spec.config_path} ({_one_line(exc)[:300]})") from None
+        raise LavanyaError(f"{weights}: does not fit {spec.config_path} ({one_line(exc)})") from None
     parameters = {name for name, _ in model.named_parameters()}
     missing = [key for key in result.missing_keys if key in parameters]
     if missing:
         raise LavanyaError(f"{weights}: lacks {len(missing)} parameters of the model in {spec.config_path} "
                            f"(first: {missing[0]})")
     return model
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's message folded onto one line."""
-    text = str(exc).strip()
-    return " ".join(text.split()) if text else type(exc).__name__
 
 
 __all__ = ["AudioChunk", "Utterance", "Voice", "find_usable_voice", "read_voice_settings",
