@@ -66,7 +66,7 @@ def _print_summary(report) -> None:
         sys.stderr.write(f"lavanya: job {result['id']} ({result['output']}) failed: {result['error']}\n")
     if len(failed) > FAILURES_SHOWN:
         sys.stderr.write(f"lavanya: ... and {len(failed) - FAILURES_SHOWN} more failed jobs (see {report.manifest})\n")
-    where = f" on {report.actors} actors x {report.threads} threads" if report.actors else ""
+    where = f" on {report.actors} actors x {report.threads} thread(s)" if report.actors else ""
     sys.stderr.write(f"lavanya: {report.jobs} jobs: {report.done} done, {report.skipped} already done, "
                      f"{len(failed)} failed; {report.audio_seconds:.2f} s of audio in {report.wall_seconds:.1f} s"
                      f"{where} -> {report.output_dir} (results in {report.manifest})\n")

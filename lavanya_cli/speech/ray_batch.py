@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import posixpath
+import socket
 import time
 import uuid
 import warnings
@@ -48,6 +49,7 @@ BATCHES_PER_ACTOR = 4
 # Object stores publish an object only once its upload completes: a direct write is atomic there,
 # and a rename would be a second full copy.
 OBJECT_STORES = frozenset({"s3", "gcs"})
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,12 @@ def job_fingerprint(job: Job, voice_root: str, sentence_silence: float, voice_op
     return hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def job_result(number: int, output: str, *, error: str | None = None, worker: str | None = None) -> dict[str, Any]:
+    """A job's manifest entry before it is done (the driver adds ``job_sha256``)."""
+    return {"id": number, "output": output, "audio_seconds": None, "sha256": None, "error": error,
+            "unpronounced": [], "worker": worker, "load_seconds": 0.0, "synthesis_seconds": 0.0}
+
+
 class SynthesisWorker:
     """A Ray actor: voices loaded on first use and kept for its lifetime, each job's WAV written
     by the actor itself. A failing job becomes an error in its result; the others go on."""
@@ -255,26 +263,27 @@ class SynthesisWorker:
         self.sentence_silence = sentence_silence
         self.voices: dict[tuple[str, str, str], Voice] = {}
         self.broken: dict[tuple[str, str, str], str] = {}  # a voice that failed to load fails its jobs at once
+        self.name = f"{socket.gethostname()}:{os.getpid()}"  # which node and process made a WAV
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[str]]:
         return {"result": [json.dumps(self.run(json.loads(str(task)))) for task in batch["task"]]}
 
     def run(self, task: dict[str, Any]) -> dict[str, Any]:
+        result = job_result(task["id"], task["output"], worker=self.name)
         started = time.perf_counter()
-        result: dict[str, Any] = {"id": task["id"], "output": task["output"], "audio_seconds": None,
-                                  "sha256": None, "error": None, "unpronounced": []}
         try:
             voice = self.voice(task["root"], task["lang"], task["gender"])
+            loaded = time.perf_counter()
+            result["load_seconds"] = round(loaded - started, 3)
             job = Job(task["text"], task["output"], task["lang"], task["gender"], task["alpha"])
             data, seconds, unpronounced = job_wav(voice, job, self.sentence_silence)
             self.target.write(task["output"], data)
             result.update(audio_seconds=round(seconds, 3), sha256=hashlib.sha256(data).hexdigest(),
-                          unpronounced=unpronounced)
+                          unpronounced=unpronounced, synthesis_seconds=round(time.perf_counter() - loaded, 3))
         except LavanyaError as exc:
             result["error"] = exc.message
         except Exception as exc:  # a job must not take the actor (and the batch) down with it
             result["error"] = f"{type(exc).__name__}: {_one_line(exc)}"
-        result["synthesis_seconds"] = round(time.perf_counter() - started, 3)
         return result
 
     def voice(self, root: str, language: str, gender: str) -> "Voice":
@@ -417,7 +426,7 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
     for number, (job, name) in enumerate(zip(jobs, names), start=1):
         key = (job.language.lower(), job.gender.lower())
         if key in voice_errors:
-            failed_here.append(_failure(number, name, voice_errors[key]))
+            failed_here.append({**job_result(number, name, error=voice_errors[key]), "job_sha256": None})
             continue
         root = str(specs[key].root)
         fingerprint = job_fingerprint(job, root, sentence_silence, options)
@@ -516,12 +525,14 @@ def ray_session(settings: RaySettings) -> Iterator[float]:
         arguments.update(address="local", num_cpus=settings.num_cpus or usable_cpus(), include_dashboard=False,
                          _node_ip_address="127.0.0.1")
     else:
+        _require_answer(settings.address)
         arguments["address"] = settings.address
     try:
         ray.init(**arguments)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         hint = ("start one with `ray start --head`, or use --ray local" if settings.address == "auto"
-                else "check the address `ray start --head` printed, or use --ray local")
+                else "check the address `ray start --head` printed; a cluster with token authentication "
+                     "also needs RAY_AUTH_MODE=token and its token (ray get-auth-token)")
         raise LavanyaError(f"--ray {settings.address}: cannot reach a Ray cluster ({_one_line(exc)[:200]}); {hint}")\
             from None
     import ray.data  # noqa: F401  (it sets up its loggers on import; quieten them after)
@@ -532,6 +543,25 @@ def ray_session(settings: RaySettings) -> Iterator[float]:
         yield float(ray.cluster_resources().get("CPU", 0.0))
     finally:
         ray.shutdown()
+
+
+def _require_answer(address: str) -> None:
+    """A ``host:port`` (or ``ray://host:port``) that nothing answers at fails in seconds, not after
+    the minutes Ray spends retrying its connection."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address if "://" in address else f"//{address}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return  # not host:port: Ray words the problem
+    if not host or not port:
+        return
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS).close()
+    except OSError as exc:
+        raise LavanyaError(f"--ray {address}: nothing answers at {host}:{port} ({exc.strerror or exc}); "
+                           "give the address `ray start --head` printed, or --ray local") from None
 
 
 def usable_cpus() -> int:
@@ -615,10 +645,3 @@ def _resolve_voices(jobs: list[Job], voice_options: Mapping[str, Any]) -> tuple[
                   "vocoder": str(spec.vocoder.directory), "bundled": spec.bundled, "demo": spec.demo,
                   "skipped": skipped[key]} for key, spec in specs.items()]
     return specs, errors, described
-
-
-def _failure(number: int, name: str, error: str) -> dict[str, Any]:
-    return {"id": number, "output": name, "audio_seconds": None, "sha256": None, "error": error,
-            "unpronounced": [], "synthesis_seconds": 0.0, "job_sha256": None}
-
-
