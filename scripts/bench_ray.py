@@ -11,9 +11,10 @@ Figures (one JSON document on stdout):
 - single_process (torch's default threads): start-to-last-WAV wall of a fresh ``lavanya synth``
   process, its load and synthesis seconds and peak RSS (about what one actor needs, plus Ray's
   worker process).
-- identical_to_single_process_at_same_threads: the first --check WAVs against a single process
-  with the actors' thread count; largest_sample_difference_to_default_threads: against the
-  default-threads run (torch's float sums depend on the thread count).
+- single_process_same_threads: the same with ``--threads`` as each actor has (default 1).
+- identical_to_single_process_at_same_threads: every WAV against that run, byte for byte;
+  largest_sample_difference_to_default_threads: against the default-threads run (torch's float
+  sums depend on the thread count).
 - ray: start-to-last-WAV wall with Ray's start (ray_init_seconds); overhead_seconds is the rest
   of the run beyond the busiest actor's own work (voice loads and synthesis): actor processes
   and their imports, scheduling, transfers, the last batches' uneven finish. Per job, it is
@@ -39,8 +40,6 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=200, help="jobs in the batch, one sentence each")
     parser.add_argument("--cpus", type=int, help="CPUs for the local Ray (default: all usable here)")
     parser.add_argument("--threads", type=int, default=1, help="threads per Ray actor")
-    parser.add_argument("--check", type=int, default=5,
-                        help="lines also spoken by a single process with --threads THREADS, to compare bytes")
     args = parser.parse_args()
 
     from lavanya_cli.bench.measure import DEFAULT_SENTENCES
@@ -52,14 +51,12 @@ def main() -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="lavanya-bench-ray-") as scratch:
         scratch_dir = Path(scratch)
-        texts = [DEFAULT_SENTENCES[i % len(DEFAULT_SENTENCES)] for i in range(args.sentences)]
         lines = scratch_dir / "lines.txt"
-        lines.write_text("".join(text + "\n" for text in texts), encoding="utf-8")
-        check = scratch_dir / "check.txt"
-        check.write_text("".join(text + "\n" for text in texts[:args.check]), encoding="utf-8")
+        lines.write_text("".join(DEFAULT_SENTENCES[i % len(DEFAULT_SENTENCES)] + "\n"
+                                 for i in range(args.sentences)), encoding="utf-8")
 
         single = _single_process(models, lines, scratch_dir / "single")
-        same_threads = _single_process(models, check, scratch_dir / "same-threads", args.threads)
+        same_threads = _single_process(models, lines, scratch_dir / "same-threads", args.threads)
 
         settings = RaySettings(num_cpus=args.cpus, threads=args.threads)
         started = time.perf_counter()
@@ -75,7 +72,7 @@ def main() -> int:
             return 1
         names = [f"{n:04d}.wav" for n in range(1, args.sentences + 1)]
         identical = all((scratch_dir / "ray" / name).read_bytes() == (scratch_dir / "same-threads" / name).read_bytes()
-                        for name in names[:args.check])
+                        for name in names)
         difference = max(_largest_difference(scratch_dir / "ray" / name, scratch_dir / "single" / name)
                          for name in names)
 
@@ -92,17 +89,9 @@ def main() -> int:
         "audio_seconds": round(report.audio_seconds, 1),
         "cpus": args.cpus or usable_cpus(),
         "identical_to_single_process_at_same_threads": identical,
-        "checked_jobs": args.check,
         "largest_sample_difference_to_default_threads": difference,
-        "single_process": {
-            "threads": "torch default",
-            "wall_seconds": single["wall"],
-            "load_seconds": single["load_seconds"],
-            "synthesis_seconds": single["synthesis_seconds"],
-            "jobs_per_second": round(jobs / single["wall"], 3),
-            "jobs_per_synthesis_second": round(jobs / single["synthesis_seconds"], 3),
-            "peak_rss_mb": single["peak_rss_mb"],
-        },
+        "single_process": _describe(single, jobs, "torch default"),
+        "single_process_same_threads": _describe(same_threads, jobs, args.threads),
         "ray": {
             "wall_seconds": round(finished - started, 2),
             "ray_init_seconds": round(ray_up - started, 2),
@@ -136,6 +125,12 @@ def _single_process(models: Path, lines: Path, output_dir: Path, threads: int | 
         command += ["--threads", str(threads)]
     run = run_process(command)
     return {"wall": run.wall_seconds, "peak_rss_mb": run.peak_rss_mb, **run.report}
+
+
+def _describe(run: dict, jobs: int, threads) -> dict:
+    return {"threads": threads, "wall_seconds": run["wall"], "load_seconds": run["load_seconds"],
+            "synthesis_seconds": run["synthesis_seconds"], "jobs_per_second": round(jobs / run["wall"], 3),
+            "peak_rss_mb": run["peak_rss_mb"]}
 
 
 def _largest_difference(a: Path, b: Path) -> int | None:

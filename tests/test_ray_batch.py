@@ -219,6 +219,7 @@ def test_the_manifest_reader_keeps_the_latest_entry_and_skips_damage(tmp_path):
     path.write_text('{"output": "a.wav", "sha256": "old"}\nnot json\n["list"]\n'
                     '{"output": "a.wav", "sha256": "new"}\n{"output": "b.wav", "sha256": "cut', encoding="utf-8")
     assert read_manifest(path) == {"a.wav": {"output": "a.wav", "sha256": "new"}}
+    assert read_manifest(path, {"b.wav"}) == {}
     assert read_manifest(tmp_path / "absent.jsonl") == {}
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(LavanyaError, match="not a regular file"):

@@ -172,12 +172,12 @@ class OutputTarget:
 
     def _write_remote(self, name: str, data: bytes) -> None:
         filesystem, final = self.filesystem, self.path(name)
-        parent = posixpath.dirname(final)
-        filesystem.create_dir(parent, recursive=True)
         if filesystem.type_name in OBJECT_STORES:
             with filesystem.open_output_stream(final) as stream:
                 stream.write(data)
             return
+        parent = posixpath.dirname(final)
+        filesystem.create_dir(parent, recursive=True)
         temporary = posixpath.join(parent, f".{posixpath.basename(final)}.{uuid.uuid4().hex}.tmp")
         try:
             with filesystem.open_output_stream(temporary) as stream:
@@ -304,9 +304,10 @@ class SynthesisWorker:
 # -- manifest -----------------------------------------------------------------------------------
 
 
-def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
-    """The latest entry per output from a results manifest; an absent file is an empty one, a
-    damaged line (an interrupted write, a hand edit) is skipped."""
+def read_manifest(path: Path, outputs: set[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The latest entry per output from a results manifest (only ``outputs``, when given, so memory
+    follows the job file, not the manifest); an absent file is an empty one, a damaged line (an
+    interrupted write, a hand edit) is skipped."""
     entries: dict[str, dict[str, Any]] = {}
     try:
         handle = open_regular(path, "results manifest")
@@ -322,7 +323,8 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
                 entry = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue
-            if isinstance(entry, dict) and isinstance(entry.get("output"), str):
+            if isinstance(entry, dict) and isinstance(entry.get("output"), str) and (
+                    outputs is None or entry["output"] in outputs):
                 entries[entry["output"]] = entry
     return entries
 
@@ -421,22 +423,22 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
     target.create()
 
     specs, voice_errors, voices = _resolve_voices(jobs, voice_options or {})
-    previous = read_manifest(manifest_path)
-    kept, tasks, failed_here = [], [], []
+    previous = read_manifest(manifest_path, set(names))
+    kept, tasks, failed_here, fingerprints = [], [], [], {}
     for number, (job, name) in enumerate(zip(jobs, names), start=1):
         key = (job.language.lower(), job.gender.lower())
         if key in voice_errors:
             failed_here.append({**job_result(number, name, error=voice_errors[key]), "job_sha256": None})
             continue
         root = str(specs[key].root)
-        fingerprint = job_fingerprint(job, root, sentence_silence, options)
+        fingerprints[name] = job_fingerprint(job, root, sentence_silence, options)
         entry = previous.get(name)
-        if (entry and not entry.get("error") and entry.get("job_sha256") == fingerprint
+        if (entry and not entry.get("error") and entry.get("job_sha256") == fingerprints[name]
                 and entry.get("sha256") and target.sha256(name) == entry["sha256"]):
             kept.append(entry)
             continue
         tasks.append({"id": number, "output": name, "text": job.text, "lang": job.language, "gender": job.gender,
-                      "alpha": job.alpha, "root": root, "job_sha256": fingerprint})
+                      "alpha": job.alpha, "root": root})
 
     report = BatchReport(output_dir=output_dir, manifest=str(manifest_path), jobs=len(jobs), skipped=len(kept),
                          threads=settings.threads, voices=voices)
@@ -452,7 +454,6 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
         for entry in failed_here:
             record(entry)
         if tasks:
-            fingerprints = {task["output"]: task["job_sha256"] for task in tasks}
             with ray_session(settings) as cluster_cpus:
                 report.cluster_cpus = cluster_cpus
                 report.actors, report.batch_size = settings.plan(cluster_cpus, len(tasks))
