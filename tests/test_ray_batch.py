@@ -1,0 +1,249 @@
+"""Batch synthesis on Ray (``lavanya_cli.speech.ray_batch``) on a private local Ray with 2 CPUs and
+the tiny random-weight voices (see synthkit). One Ray instance serves the whole module."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, LavanyaError
+from lavanya_cli.speech.jobs import Job, jobs_from_lines
+from synthkit import shared_voice_root
+
+pytest.importorskip("ray.data", reason="the ray extra (lavanya[ray]) is not installed")
+
+from lavanya_cli.cli.app import OutputFormat  # noqa: E402
+from lavanya_cli.cli.synth_ray import run_on_ray  # noqa: E402
+from lavanya_cli.speech.ray_batch import (  # noqa: E402
+    MANIFEST_NAME, OutputTarget, RaySettings, ray_session, read_manifest, run_batch,
+)
+
+SENTENCES = ["नमस्ते।", "आप कैसे हैं?", "ठीक है, धन्यवाद।", "आज मौसम अच्छा है।"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A private Ray with 2 CPUs, opened the way ``--ray local`` opens it; run_batch joins it."""
+    with ray_session(RaySettings(num_cpus=2)) as cpus:
+        yield cpus
+
+
+def _lines(tmp_path: Path, sentences=SENTENCES) -> Path:
+    path = tmp_path / "lines.txt"
+    path.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    return path
+
+
+def _jsonl(tmp_path: Path, entries: list[dict]) -> Path:
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries), encoding="utf-8")
+    return path
+
+
+def _manifest_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- on Ray ---------------------------------------------------------------------------------------
+
+
+def test_ray_local_writes_the_same_bytes_as_one_process(cli, tmp_path, capsys, local_ray):
+    jobs = _jsonl(tmp_path, [
+        {"text": SENTENCES[0], "output": "m1.wav", "lang": "hindi", "gender": "male"},
+        {"text": SENTENCES[1], "output": "f1.wav", "lang": "hindi", "gender": "female"},
+        {"text": SENTENCES[2], "output": "m2.wav", "lang": "hindi", "gender": "male", "alpha": 1.5},
+        {"text": SENTENCES[3], "output": "f2.wav", "lang": "hindi", "gender": "female"},
+    ])
+    # torch's float sums depend on the thread count: one thread, as each actor has by default.
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir",
+                           tmp_path / "one", "--threads", 1)
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, err
+
+    code = run_on_ray("local", lines=None, jsonl=jobs, output_dir=str(tmp_path / "ray"), lang=None, gender=None,
+                      alpha=None, models=shared_voice_root(), format=OutputFormat.json)
+    summary = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK and summary["done"] == 4 and summary["failed"] == 0
+    assert summary["actors"] == 2 and summary["cluster_cpus"] == 2
+
+    names = ["f1.wav", "f2.wav", "m1.wav", "m2.wav"]
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == names
+    for name in names:
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    entries = {entry["output"]: entry for entry in _manifest_lines(tmp_path / "ray" / MANIFEST_NAME)}
+    assert sorted(entries) == names
+    for name, entry in entries.items():
+        wav = tmp_path / "ray" / name
+        assert entry["error"] is None and entry["sha256"] == _sha256(wav)
+        assert entry["audio_seconds"] == pytest.approx((wav.stat().st_size - 44) / 2 / 22050, abs=1e-3)
+    assert {entry["id"] for entry in entries.values()} == {1, 2, 3, 4}
+
+
+def test_a_second_run_redoes_only_what_is_missing_damaged_or_changed(tmp_path, local_ray):
+    out, options = tmp_path / "out", {"models": shared_voice_root()}
+    sentences = [*SENTENCES, "यह वाक्य बदल जाएगा।"]
+    first = run_batch(jobs_from_lines(_lines(tmp_path, sentences), Path(), "hindi", "male", None), str(out),
+                      voice_options=options)
+    assert (first.done, first.skipped) == (5, 0)
+    manifest = out / MANIFEST_NAME
+    recorded = {entry["output"]: entry["sha256"] for entry in _manifest_lines(manifest)}
+
+    # An interrupted run: one WAV gone, one damaged, the manifest cut mid-line before 0004's entry;
+    # and the text of line 5 changed since.
+    (out / "0002.wav").unlink()
+    damaged = bytearray((out / "0003.wav").read_bytes())
+    damaged[-1] ^= 0xFF
+    (out / "0003.wav").write_bytes(bytes(damaged))
+    kept_lines = [line for line in manifest.read_text(encoding="utf-8").splitlines()
+                  if json.loads(line)["output"] != "0004.wav"]
+    manifest.write_text("\n".join(kept_lines) + "\n" + '{"id": 4, "output": "0004.wa', encoding="utf-8")
+    untouched = (out / "0001.wav").stat()
+    sentences[4] = "यह वाक्य बदल गया है।"
+
+    second = run_batch(jobs_from_lines(_lines(tmp_path, sentences), Path(), "hindi", "male", None), str(out),
+                       voice_options=options)
+    assert (second.skipped, second.done, len(second.failed)) == (1, 4, 0)
+    assert [result["output"] for result in second.results] == ["0002.wav", "0003.wav", "0004.wav", "0005.wav"]
+    after = (out / "0001.wav").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (untouched.st_ino, untouched.st_mtime_ns)
+    entries = {entry["output"]: entry for entry in _manifest_lines(manifest)}
+    assert sorted(entries) == [f"000{n}.wav" for n in range(1, 6)]
+    for name, entry in entries.items():
+        assert entry["sha256"] == _sha256(out / name)
+        assert (entry["sha256"] == recorded[name]) == (name != "0005.wav")
+
+    # Everything present and recorded: nothing to do, and no Ray started for it.
+    third = run_batch(jobs_from_lines(_lines(tmp_path, sentences), Path(), "hindi", "male", None), str(out),
+                      voice_options=options)
+    assert (third.skipped, third.done, third.actors) == (5, 0, 0)
+
+
+def test_failing_jobs_are_recorded_and_the_others_are_written(tmp_path, capsys, local_ray):
+    jobs = _jsonl(tmp_path, [
+        {"text": SENTENCES[0], "output": "good1.wav"},
+        {"text": SENTENCES[1], "output": "no-voice.wav", "lang": "tamil"},
+        {"text": "नमस्ते <sil=fast>", "output": "bad-tag.wav"},
+        {"text": SENTENCES[2], "output": "good2.wav", "gender": "female"},
+    ])
+    code = run_on_ray("local", lines=None, jsonl=jobs, output_dir=str(tmp_path / "out"), lang="hindi",
+                      gender="male", alpha=None, models=shared_voice_root())
+    err = capsys.readouterr().err
+    assert code == EXIT_PROBLEMS
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["good1.wav", "good2.wav"]
+    entries = {entry["output"]: entry for entry in _manifest_lines(tmp_path / "out" / MANIFEST_NAME)}
+    assert "tamil" in entries["no-voice.wav"]["error"] and entries["no-voice.wav"]["sha256"] is None
+    assert "malformed tag <sil=fast>" in entries["bad-tag.wav"]["error"]
+    assert entries["good1.wav"]["error"] is None and entries["good2.wav"]["error"] is None
+    assert "job 2 (no-voice.wav) failed" in err and "job 3 (bad-tag.wav) failed" in err
+    assert "4 jobs: 2 done, 0 already done, 2 failed" in err
+    assert not [line for line in err.splitlines() if not line.startswith("lavanya: ")], err
+
+
+def test_a_uri_output_directory(tmp_path, local_ray):
+    out = tmp_path / "by-uri"
+    report = run_batch(jobs_from_lines(_lines(tmp_path, SENTENCES[:2]), Path(), "hindi", "male", None),
+                       out.as_uri(), voice_options={"models": shared_voice_root()})
+    assert (report.done, len(report.failed)) == (2, 0)
+    assert sorted(p.name for p in out.iterdir()) == ["0001.wav", "0002.wav", MANIFEST_NAME]
+    for entry in _manifest_lines(out / MANIFEST_NAME):
+        assert entry["sha256"] == _sha256(out / entry["output"])
+        assert oct((out / entry["output"]).stat().st_mode & 0o777) == oct(0o644)
+
+
+# -- before Ray: names, files and settings --------------------------------------------------------
+
+
+@pytest.mark.parametrize("output", ["../escape.wav", "a/../../escape.wav", "-", ".", "/elsewhere/x.wav"])
+def test_an_output_outside_the_directory_stops_the_batch_before_it_starts(tmp_path, output):
+    jobs = [Job(SENTENCES[0], "ok.wav", "hindi", "male"), Job(SENTENCES[1], output, "hindi", "male")]
+    with pytest.raises(LavanyaError) as caught:
+        run_batch(jobs, str(tmp_path / "out"), voice_options={"models": shared_voice_root()})
+    assert caught.value.message.startswith("job 2: output ")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape.wav").exists()
+
+
+def test_names_inside_the_directory_are_accepted_and_duplicates_refused(tmp_path):
+    target = OutputTarget(str(tmp_path / "out"))
+    assert target.place("a/./b.wav") == "a/b.wav"
+    assert target.place(str(tmp_path / "out" / "c.wav")) == "c.wav"
+    jobs = [Job(SENTENCES[0], "x.wav", "hindi", "male"), Job(SENTENCES[1], "./x.wav", "hindi", "male")]
+    with pytest.raises(LavanyaError, match="jobs 1 and 2 both write x.wav"):
+        run_batch(jobs, str(tmp_path / "out"))
+
+
+def test_a_symlinked_directory_does_not_carry_a_write_outside(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out" / "link").symlink_to(tmp_path / "elsewhere")
+    target = OutputTarget(str(tmp_path / "out"))
+    with pytest.raises(LavanyaError, match="leads outside"):
+        target.write("link/x.wav", b"RIFF")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_filesystem_without_local_files_gets_a_temporary_name_then_a_move(tmp_path):
+    from pyarrow.fs import FileSelector
+
+    target = OutputTarget("mock:///bucket/wavs")
+    assert not target.local
+    target.write("book/ch1.wav", b"RIFF....")
+    listing = target.filesystem.get_file_info(FileSelector("bucket", recursive=True))
+    assert sorted(info.path for info in listing if info.is_file) == ["bucket/wavs/book/ch1.wav"]
+    assert target.sha256("book/ch1.wav") == hashlib.sha256(b"RIFF....").hexdigest()
+    assert target.sha256("book/missing.wav") is None
+    with pytest.raises(LavanyaError, match="absolute path"):
+        target.place("/bucket/other.wav")
+
+
+def test_a_remote_output_directory_needs_a_local_manifest(tmp_path):
+    with pytest.raises(LavanyaError, match="give --manifest FILE"):
+        run_batch([Job(SENTENCES[0], "a.wav", "hindi", "male")], "mock:///bucket/wavs")
+
+
+def test_the_manifest_reader_keeps_the_latest_entry_and_skips_damage(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"output": "a.wav", "sha256": "old"}\nnot json\n["list"]\n'
+                    '{"output": "a.wav", "sha256": "new"}\n{"output": "b.wav", "sha256": "cut', encoding="utf-8")
+    assert read_manifest(path) == {"a.wav": {"output": "a.wav", "sha256": "new"}}
+    assert read_manifest(path, {"b.wav"}) == {}
+    assert read_manifest(tmp_path / "absent.jsonl") == {}
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(LavanyaError, match="not a regular file"):
+        read_manifest(tmp_path / "fifo")
+
+
+@pytest.mark.parametrize("cpus, threads, jobs, expected", [
+    (2, 1, 200, (2, 16)),   # one actor per CPU; batches capped so results arrive often
+    (16, 4, 200, (4, 13)),  # 4 threads each: 4 actors, at least 4 batches per actor
+    (8, 1, 3, (3, 1)),      # never more actors than jobs
+    (1, 2, 10, (1, 3)),     # at least one actor, even when it wants more threads than there are CPUs
+])
+def test_actors_and_batch_size_follow_the_cluster(cpus, threads, jobs, expected):
+    assert RaySettings(threads=threads).plan(cpus, jobs) == expected
+
+
+def test_bad_settings_are_one_line():
+    with pytest.raises(LavanyaError, match="threads must be a whole number of 1 or more"):
+        RaySettings(threads=0)
+    with pytest.raises(LavanyaError, match="CPU count is for --ray local"):
+        RaySettings(address="auto", num_cpus=4)
+
+
+def test_without_ray_the_message_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(LavanyaError, match=r"pip install 'lavanya\[ray\]'"):
+        run_batch([Job(SENTENCES[0], "a.wav", "hindi", "male")], str(tmp_path / "out"))
