@@ -8,7 +8,7 @@ import traceback
 
 from ..errors import EXIT_USAGE, LavanyaError
 # Importing a command module registers its commands on ``app``.
-from . import bench, fix_config, fix_perms, fix_stats, lfs_track, synth, text, verify, voices  # noqa: F401
+from . import bench, export, fix_config, fix_perms, fix_stats, lfs_track, synth, text, verify, voices  # noqa: F401
 from .app import app
 from .output import error_line
 
