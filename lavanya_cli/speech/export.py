@@ -41,6 +41,7 @@ from ..modeltree.layout import DEMO_MARKER, VOCODER_WEIGHTS_NAME, ModelRoot, Voi
 from . import export_store as store
 from .onnx_engine import MelDenormalizer, OnnxAcoustic, OnnxVocoder, OrtRunner
 from .tokens import SPACE, Tokenizer
+from .vocoder import read_hifigan_config
 
 if TYPE_CHECKING:
     import torch
@@ -194,6 +195,23 @@ def export_generator_graph(generator: "torch.nn.Module", n_mels: int, directory:
                   {"mel": {2: "frames"}, "audio": {2: "samples"}})
 
 
+def receptive_radius_frames(config: dict[str, Any]) -> int:
+    """Mel frames on either side of a frame that can reach its samples through HiFi-GAN V1 (an
+    upper bound, plus one): the input convolution (kernel 7), each transposed convolution
+    (kernel / rate input samples) and multi-receptive-field block (per ResBlock1, kernel - 1
+    over 2 times the sum of dilation + 1, in that stage's samples), the output convolution.
+    16 frames for upstream's vocoders; windows given this much context match one whole run."""
+    radius, upsampled = 3.0, 1
+    resblock = max((kernel - 1) / 2 * sum(d + 1 for d in dilations)
+                   for kernel, dilations in zip(config["resblock_kernel_sizes"], config["resblock_dilation_sizes"]))
+    for rate, kernel in zip(config["upsample_rates"], config["upsample_kernel_sizes"]):
+        radius += math.ceil(kernel / rate) / upsampled
+        upsampled *= rate
+        radius += resblock / upsampled
+    radius += 3 / upsampled
+    return math.ceil(radius) + 1
+
+
 # -- checks -------------------------------------------------------------------------------
 
 def check_sentences(token_list: list[str], lengths: tuple[int, ...] = CHECK_LENGTHS, seed: int = 0) -> list[str]:
@@ -284,10 +302,11 @@ def check_acoustic(voice: "Voice", directory: Path, references) -> CheckFigures:
     return figures
 
 
-def check_vocoder(voice: "Voice", directory: Path, references) -> CheckFigures:
-    """The exported generator in ``directory`` against torch's on the reference mels."""
+def check_vocoder(voice: "Voice", directory: Path, references, hop: int, context: int) -> CheckFigures:
+    """The exported generator in ``directory`` against torch's on the reference mels, in the
+    windows synthesis uses (the longest check sentence spans several)."""
     torch = _torch()
-    engine = OnnxVocoder(OrtRunner(directory / store.GENERATOR_NAME))
+    engine = OnnxVocoder(OrtRunner(directory / store.GENERATOR_NAME), hop, context)
     figures = CheckFigures()
     for _, alpha, mel in references:
         vocoder_input = mel * voice.mel_scale
@@ -422,13 +441,16 @@ def _export_vocoder(voice: "Voice", cache: Path, sources: dict, references) -> s
     vocoder = voice.spec.vocoder
     target = cache / store.VOCODER / store.export_key(store.VOCODER, sources)
     n_mels = int(voice._vocoder.input_conv.in_channels)
+    vocoder_config = read_hifigan_config(vocoder.config_path)
+    hop, context = int(vocoder_config["hop_size"]), receptive_radius_frames(vocoder_config)
 
     def fill(scratch: Path) -> None:
         export_generator_graph(voice._vocoder, n_mels, scratch)
-        figures = check_vocoder(voice, scratch, references)
+        figures = check_vocoder(voice, scratch, references, hop, context)
         if figures.problems:
             raise _refuse(str(vocoder.directory), figures)
-        graph = {"files": [store.GENERATOR_NAME], "opset": OPSET, "n_mels": n_mels}
+        graph = {"files": [store.GENERATOR_NAME], "opset": OPSET, "n_mels": n_mels, "hop": hop,
+                 "context_frames": context}
         _write_manifest(scratch, _manifest(store.VOCODER, vocoder.name, VOCODER_WEIGHTS_NAME, sources, scratch, graph,
                                            figures))
 

@@ -117,25 +117,30 @@ def _import_runtime(runtime: str):
         raise LavanyaError(f"the {runtime} engine needs {runtime}: python3 -m pip install {runtime}") from None
 
 
-class OrtRunner:
-    """One graph in an ONNX Runtime session. Options chosen by measurement on the 2-core
-    benchmark machine (see scripts/bench_engines.py): sequential execution, intra-op threads
-    as asked (ONNX Runtime's default is one per core), no spin-waiting (a spinning thread
-    steals the core another process needs, and costs nothing to drop when idle), and the CPU
-    arena off with memory patterns on, the lowest peak RSS for these variable-length graphs."""
+# ONNX Runtime session settings, chosen by measurement (scripts/bench_engines.py --ort-matrix;
+# the figures are in the report of the change that added them): no spin-waiting, as a spinning
+# worker takes the core another process needs and its gain when idle was within noise; the CPU
+# arena off and memory patterns on, which gave the lowest peak RSS for these variable-length
+# graphs at no cost in speed. Intra-op threads: ONNX Runtime's default (one per core) unless
+# ``threads`` is given.
+ORT_SESSION_DEFAULTS = {"spinning": False, "arena": False, "memory_pattern": True}
 
-    def __init__(self, path: Path, threads: int | None = None, *, spinning: bool = False, arena: bool = False,
-                 memory_pattern: bool = True):
+
+class OrtRunner:
+    """One graph in an ONNX Runtime session on the CPU (settings: ``ORT_SESSION_DEFAULTS``)."""
+
+    def __init__(self, path: Path, threads: int | None = None, **settings: bool):
         ort = _import_runtime(ONNXRUNTIME)
+        settings = {**ORT_SESSION_DEFAULTS, **settings}
         options = ort.SessionOptions()
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.inter_op_num_threads = 1
         if threads is not None:
             options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        options.enable_cpu_mem_arena = arena
-        options.enable_mem_pattern = memory_pattern
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings["spinning"] else "0")
+        options.enable_cpu_mem_arena = settings["arena"]
+        options.enable_mem_pattern = settings["memory_pattern"]
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -182,7 +187,7 @@ class OpenVinoRunner:
 def make_runner(path: Path, runtime: str, threads: int | None, precision: str = F32):
     if runtime == ONNXRUNTIME:
         if precision != F32:
-            raise LavanyaError(f"the {ONNXRUNTIME} engine computes in {F32} only")
+            raise LavanyaError(f"the {ONNXRUNTIME} engine computes in {F32} only; {BF16} is for {OPENVINO}")
         return OrtRunner(path, threads)
     if runtime == OPENVINO:
         return OpenVinoRunner(path, threads, precision)
@@ -220,21 +225,54 @@ class OnnxAcoustic:
         return np.asarray(mel, dtype=np.float32)
 
 
-class OnnxVocoder:
-    """Mel ``[frames, n_mels]`` (already times the voice's mel scale) to float32 samples."""
+# Mel frames given to the vocoder graph at once (plus its context on either side). HiFi-GAN's
+# activations grow with the input (over 350 MB for a 600-frame sentence on the 512-channel
+# vocoder under ONNX Runtime); in windows the peak stays bounded whatever the sentence length.
+# Chosen by measurement (scripts/bench_engines.py): see ``OnnxVocoder``.
+VOCODER_WINDOW_FRAMES = 256
 
-    def __init__(self, generator):
+
+class OnnxVocoder:
+    """Mel ``[frames, n_mels]`` (already times the voice's mel scale) to float32 samples.
+
+    An input longer than ``window_frames`` is vocoded window by window, each run given
+    ``context_frames`` of mel on either side (HiFi-GAN's receptive field, computed at export)
+    whose samples are then dropped: every kept sample sees the same mel as in one run over the
+    whole input, so the audio is that run's (checked at export and in the tests), at a peak
+    memory that no longer grows with the sentence. ``window_frames`` None: one run."""
+
+    def __init__(self, generator, hop: int, context_frames: int, window_frames: int | None = VOCODER_WINDOW_FRAMES):
         self.generator = generator
+        self.hop = hop
+        self.context_frames = context_frames
+        self.window_frames = window_frames
 
     @classmethod
     def from_export(cls, export: Export, *, runtime: str = ONNXRUNTIME, threads: int | None = None,
-                    precision: str = F32) -> "OnnxVocoder":
-        return cls(make_runner(export.file(GENERATOR_NAME), runtime, threads, precision))
+                    precision: str = F32, window_frames: int | None = VOCODER_WINDOW_FRAMES) -> "OnnxVocoder":
+        graph = export.manifest.get("graph") or {}
+        if not isinstance(graph.get("hop"), int) or not isinstance(graph.get("context_frames"), int):
+            raise LavanyaError(f"{export.directory}: the export manifest lacks the vocoder's hop and context; "
+                               "export the voice again")
+        return cls(make_runner(export.file(GENERATOR_NAME), runtime, threads, precision), graph["hop"],
+                   graph["context_frames"], window_frames)
+
+    def _run(self, mel: np.ndarray) -> np.ndarray:
+        (samples,) = self.generator(np.ascontiguousarray(mel.T[None]))
+        return np.asarray(samples, dtype=np.float32).reshape(-1)
 
     def audio(self, mel: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(np.asarray(mel, dtype=np.float32).T[None])
-        (samples,) = self.generator(batch)
-        return np.asarray(samples, dtype=np.float32).reshape(-1)
+        mel = np.asarray(mel, dtype=np.float32)
+        frames, window, context = mel.shape[0], self.window_frames, self.context_frames
+        if window is None or frames <= window + context:
+            return self._run(mel)
+        pieces = []
+        for start in range(0, frames, window):
+            stop = min(frames, start + window)
+            low, high = max(0, start - context), min(frames, stop + context)
+            samples = self._run(mel[low:high])
+            pieces.append(samples[(start - low) * self.hop:(stop - low) * self.hop])
+        return np.concatenate(pieces)
 
 
 class OnnxVoiceEngines:
@@ -256,10 +294,14 @@ def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runti
                  threads: int | None = None, precision: str | None = None,
                  cache: Path | None = None) -> OnnxVoiceEngines:
     """The voice's exported graphs ready to speak: from its deploy root, or from the export
-    cache where the export was made from the voice's current files. ``precision`` None: f32 on
-    ONNX Runtime; on OpenVINO f32 too (bf16 only when asked, see ``openvino_bf16_supported``).
+    cache where the export was made from the voice's current files.
 
-    Raises LavanyaError naming the command to run where there is no current export."""
+    ``precision`` (OpenVINO only): ``f32`` (the default) or ``bf16``, which runs the vocoder in
+    bfloat16 where the CPU has it (``openvino_bf16_supported``) and keeps the acoustic model in
+    f32: the vocoder is over 90% of the work, and in bfloat16 the acoustic model moved a
+    duration by a frame in 11 of the demo voice's 20 held-out sentences
+    (``scripts/onnx_precision.py``). Raises LavanyaError naming the command to run where there
+    is no current export."""
     from ..frontend.kind import token_list
 
     config = read_config(spec.config_path) if config is None else config
@@ -274,8 +316,10 @@ def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runti
                            f"lavanya export --models {spec.root} --lang {spec.language} --gender {spec.gender}"
                            + (f" --variant {spec.variant}" if spec.variant else ""))
     tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
+    if precision == BF16 and runtime == OPENVINO and not openvino_bf16_supported():
+        raise LavanyaError("this CPU has no bfloat16 support (OpenVINO lists no BF16 capability); use f32")
     acoustic = OnnxAcoustic.from_export(acoustic_export, config, spec.stats_path("feats"), runtime=runtime,
-                                        threads=threads, precision=precision)
+                                        threads=threads, precision=F32)
     vocoder = OnnxVocoder.from_export(vocoder_export, runtime=runtime, threads=threads, precision=precision)
     return OnnxVoiceEngines(tokenizer, acoustic, vocoder, runtime, precision)
 
