@@ -22,7 +22,7 @@ from lavanya_cli.modeltree.layout import BUNDLED_ROOT, find_voice  # noqa: E402
 from lavanya_cli.speech.espnet_import import quiet_libraries  # noqa: E402
 from lavanya_cli.speech.export import MEL_MAX_ABS, MIN_SNR_DB, snr_db  # noqa: E402
 from lavanya_cli.speech.onnx_engine import (MelDenormalizer, durations_from_log, load_engines,  # noqa: E402
-                                            regulate_lengths)
+                                            openvino_bf16_supported, regulate_lengths, resolve_runtime)
 from lavanya_cli.speech.voice import Voice  # noqa: E402
 from onnxkit import shared_cache, tiny_spec  # noqa: E402
 from synthkit import shared_voice, shared_voice_root  # noqa: E402
@@ -159,10 +159,28 @@ def test_demo_voice_speaks_as_torch(tmp_path):
 def test_openvino_engine_matches_at_f32():
     pytest.importorskip("openvino")
     voice = shared_voice()
-    engines = load_engines(tiny_spec(), runtime="openvino", threads=1, cache=shared_cache())
+    engines = load_engines(tiny_spec(), runtime="openvino", precision="f32", threads=1, cache=shared_cache())
     (utterance,) = voice.plan("नमस्ते, आप कैसे हैं?")
     error, snr = _compare(voice, engines, utterance.model_input, 1.2)
     assert error <= MEL_MAX_ABS and snr >= MIN_SNR_DB
+
+
+def test_openvino_bf16_keeps_the_acoustic_model_in_f32():
+    pytest.importorskip("openvino")
+    if not openvino_bf16_supported():
+        pytest.skip("this CPU computes no bfloat16")
+    voice = shared_voice()
+    assert resolve_runtime("openvino") == ("openvino", "bf16")
+    engines = load_engines(tiny_spec(), runtime="openvino", threads=1, cache=shared_cache())
+    (utterance,) = voice.plan("नमस्ते, आप कैसे हैं?")
+    error, snr = _compare(voice, engines, utterance.model_input, 1.2)
+    assert engines.precision == "bf16" and error <= MEL_MAX_ABS  # same durations, same mel
+    assert 20.0 <= snr < 200.0  # close to f32's waveform, not bit-equal to it
+
+
+def test_auto_is_onnx_runtime_in_f32():
+    assert resolve_runtime() == ("onnxruntime", "f32")
+    assert load_engines(tiny_spec(), cache=shared_cache()).runtime == "onnxruntime"
 
 
 def test_unknown_runtime_and_bad_threads_are_one_line_errors():

@@ -11,7 +11,7 @@ Needs torch and ESPnet (the voice is loaded the way ``Voice.load`` loads it). Th
 
 ESPnet's positional encodings add a table built for 5000 positions; traced as it is, that
 table would be a constant and cap every input. Here the tables are computed inside the graph
-from the input's length (``_Positions``), so any length works.
+from the input's length (``Positions`` in ``_graph_modules``), so any length works.
 
 Every export is checked at export time on sentences made from the voice's own tokens, at
 three rates, through the same engine code synthesis uses (``onnx_engine``): the mel must be
@@ -27,7 +27,6 @@ import functools
 import math
 import random
 import shutil
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
     from .voice import Voice
 
 OPSET = 17
-MEL_MAX_ABS = 1e-3  # log-mel units (natural log of power); a just audible change is ~0.1
+MEL_MAX_ABS = 1e-3  # log-mel units (natural log of power)
 MIN_SNR_DB = 40.0
 CHECK_LENGTHS = (12, 48, 120)  # tokens per check sentence
 CHECK_ALPHAS = (1.0, 0.8, 1.3)
@@ -384,12 +383,12 @@ class ExportOutcome:
     made: list[str] = field(default_factory=list)
 
 
-def ensure_exports(spec: VoiceSpec, cache: Path | None = None, *, force: bool = False) -> ExportOutcome:
+def ensure_exports(spec: VoiceSpec, cache: Path | None = None) -> ExportOutcome:
     """The voice's acoustic and vocoder exports in the cache, made (and checked) where the
     cache has none for the current source files."""
     cache = store.cache_root() if cache is None else Path(cache)
-    acoustic = None if force else store.find_acoustic_export(spec, cache)
-    vocoder = None if force else store.find_vocoder_export(spec.vocoder, cache)
+    acoustic = store.find_acoustic_export(spec, cache)
+    vocoder = store.find_vocoder_export(spec.vocoder, cache)
     made = []
     if acoustic is None or vocoder is None:
         _refuse_deployed(spec)

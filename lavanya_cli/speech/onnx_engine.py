@@ -34,6 +34,7 @@ from .tokens import Tokenizer
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
 RUNTIMES = (ONNXRUNTIME, OPENVINO)
+AUTO = "auto"
 F32 = "f32"
 BF16 = "bf16"
 
@@ -185,13 +186,10 @@ class OpenVinoRunner:
 
 
 def make_runner(path: Path, runtime: str, threads: int | None, precision: str = F32):
+    """A graph's runner on ``runtime`` (after ``resolve_runtime``)."""
     if runtime == ONNXRUNTIME:
-        if precision != F32:
-            raise LavanyaError(f"the {ONNXRUNTIME} engine computes in {F32} only; {BF16} is for {OPENVINO}")
         return OrtRunner(path, threads)
-    if runtime == OPENVINO:
-        return OpenVinoRunner(path, threads, precision)
-    raise LavanyaError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+    return OpenVinoRunner(path, threads, precision)
 
 
 # -- engines ------------------------------------------------------------------------------
@@ -290,24 +288,49 @@ class OnnxVoiceEngines:
         return self.acoustic.mel(self.tokenizer.ids(model_input), alpha)
 
 
-def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runtime: str = ONNXRUNTIME,
+def resolve_runtime(runtime: str = AUTO, precision: str | None = None) -> tuple[str, str]:
+    """The (runtime, precision) that ``runtime`` and ``precision`` (None: automatic) come to.
+
+    ``auto`` is ONNX Runtime where it is installed, else OpenVINO: on the real-size voice ONNX
+    Runtime peaked at 400 MB (OpenVINO 600-800 MB, over what a 512 MB host can give), with the
+    same speech as torch. OpenVINO's automatic precision is bf16 (vocoder only, see
+    ``load_engines``) where the CPU computes bfloat16 natively: about half the vocoder's time,
+    and on the demo voice's held-out sentences 0.05 dB from f32 with a content ratio of 0.594
+    against f32's 0.590, within the 0.6 aim (``scripts/onnx_precision.py``)."""
+    import importlib.util
+
+    if runtime == AUTO:
+        runtime = ONNXRUNTIME if importlib.util.find_spec("onnxruntime") is not None else OPENVINO
+    if runtime not in RUNTIMES:
+        raise LavanyaError(f"unknown runtime {runtime!r}; known: {AUTO}, {', '.join(RUNTIMES)}")
+    if precision is None:
+        precision = BF16 if runtime == OPENVINO and openvino_bf16_supported() else F32
+    if precision not in (F32, BF16):
+        raise LavanyaError(f"precision {precision!r}: use {F32} or {BF16}")
+    if precision == BF16 and runtime == ONNXRUNTIME:
+        raise LavanyaError(f"the {ONNXRUNTIME} engine computes in {F32} only; {BF16} is for {OPENVINO}")
+    if precision == BF16 and not openvino_bf16_supported():
+        raise LavanyaError("this CPU has no bfloat16 support (OpenVINO lists no BF16 capability); use f32")
+    return runtime, precision
+
+
+def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runtime: str = AUTO,
                  threads: int | None = None, precision: str | None = None,
                  cache: Path | None = None) -> OnnxVoiceEngines:
     """The voice's exported graphs ready to speak: from its deploy root, or from the export
-    cache where the export was made from the voice's current files.
+    cache where the export was made from the voice's current files. ``runtime`` and
+    ``precision``: see ``resolve_runtime``.
 
-    ``precision`` (OpenVINO only): ``f32`` (the default) or ``bf16``, which runs the vocoder in
-    bfloat16 where the CPU has it (``openvino_bf16_supported``) and keeps the acoustic model in
-    f32: the vocoder is over 90% of the work, and in bfloat16 the acoustic model moved a
-    duration by a frame in 11 of the demo voice's 20 held-out sentences
-    (``scripts/onnx_precision.py``). Raises LavanyaError naming the command to run where there
-    is no current export."""
+    ``bf16`` runs the vocoder in bfloat16 and keeps the acoustic model in f32: the vocoder is
+    over 90% of the work, and in bfloat16 the acoustic model moved a duration by a frame in 11
+    of the demo voice's 20 held-out sentences (``scripts/onnx_precision.py``). Raises
+    LavanyaError naming the command to run where there is no current export."""
     from ..frontend.kind import token_list
 
     config = read_config(spec.config_path) if config is None else config
-    precision = precision or F32
     if threads is not None and threads < 1:
         raise LavanyaError(f"threads must be 1 or more, not {threads}")
+    runtime, precision = resolve_runtime(runtime, precision)
     acoustic_export = find_acoustic_export(spec, cache)
     vocoder_export = find_vocoder_export(spec.vocoder, cache)
     if acoustic_export is None or vocoder_export is None:
@@ -316,8 +339,6 @@ def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runti
                            f"lavanya export --models {spec.root} --lang {spec.language} --gender {spec.gender}"
                            + (f" --variant {spec.variant}" if spec.variant else ""))
     tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
-    if precision == BF16 and runtime == OPENVINO and not openvino_bf16_supported():
-        raise LavanyaError("this CPU has no bfloat16 support (OpenVINO lists no BF16 capability); use f32")
     acoustic = OnnxAcoustic.from_export(acoustic_export, config, spec.stats_path("feats"), runtime=runtime,
                                         threads=threads, precision=F32)
     vocoder = OnnxVocoder.from_export(vocoder_export, runtime=runtime, threads=threads, precision=precision)
@@ -330,4 +351,4 @@ def _one_line(exc: BaseException) -> str:
 
 
 __all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxVoiceEngines", "MelDenormalizer", "load_engines",
-           "durations_from_log", "regulate_lengths", "openvino_bf16_supported"]
+           "resolve_runtime", "durations_from_log", "regulate_lengths", "openvino_bf16_supported"]
