@@ -253,9 +253,9 @@ class CheckFigures:
     problems: list[str] = field(default_factory=list)
 
     def manifest_entry(self, kind: str) -> dict[str, Any]:
-        entry = {"sentences": self.sentences, "alphas": self.alphas, "tokens": self.tokens, "frames": self.frames}
+        entry = {"sentences": self.sentences, "alphas": self.alphas, "frames": self.frames}
         if kind == store.ACOUSTIC:
-            entry.update(mel_max_abs=self.mel_max_abs, mel_max_abs_bound=MEL_MAX_ABS)
+            entry.update(tokens=self.tokens, mel_max_abs=self.mel_max_abs, mel_max_abs_bound=MEL_MAX_ABS)
         else:
             entry.update(waveform_snr_db_min=None if math.isinf(self.snr_db_min) else round(self.snr_db_min, 2),
                          waveform_snr_db_bound=MIN_SNR_DB)
