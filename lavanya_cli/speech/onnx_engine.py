@@ -118,13 +118,15 @@ def _import_runtime(runtime: str):
         raise LavanyaError(f"the {runtime} engine needs {runtime}: python3 -m pip install {runtime}") from None
 
 
-# ONNX Runtime session settings, chosen by measurement (scripts/bench_engines.py --ort-matrix;
-# the figures are in the report of the change that added them): no spin-waiting, as a spinning
-# worker takes the core another process needs and its gain when idle was within noise; the CPU
-# arena off and memory patterns on, which gave the lowest peak RSS for these variable-length
-# graphs at no cost in speed. Intra-op threads: ONNX Runtime's default (one per core) unless
-# ``threads`` is given.
-ORT_SESSION_DEFAULTS = {"spinning": False, "arena": False, "memory_pattern": True}
+# ONNX Runtime session settings, chosen by measurement on the real-size voice (2 cores shared
+# with other work, so only the memory figures are sharp; scripts/bench_engines.py --ort-matrix):
+# the CPU arena on and memory patterns off gave the lowest peak RSS, 356/360 MB for 1/5
+# sentences (arena on and patterns on 351/395, arena off 402/434 with patterns, 396/401
+# without: freed tensors stay in glibc's heap); patterns only pay for repeated shapes, and every
+# sentence has its own. No spin-waiting: a spinning worker holds a core that another process
+# needs, and spinning gave no measurable gain idle (warm RTF 1.37 vs 1.20, within noise).
+# Intra-op threads: ONNX Runtime's default (one per core) unless ``threads`` is given.
+ORT_SESSION_DEFAULTS = {"spinning": False, "arena": True, "memory_pattern": False}
 
 
 class OrtRunner:
