@@ -11,7 +11,7 @@ import traceback
 
 from ..errors import EXIT_OK, EXIT_USAGE, LavanyaError, Stopped
 # Importing a command module registers its commands on ``app``.
-from . import add_voice, bench, fix_config, fix_perms, fix_stats, lfs_track, serve, synth, text, verify, voices  # noqa: F401
+from . import add_voice, bench, export, fix_config, fix_perms, fix_stats, lfs_track, serve, synth, text, verify, voices  # noqa: F401
 from .app import app
 from .output import error_line
 

@@ -1,0 +1,552 @@
+"""A voice exported to ONNX once, checked against torch, for the torch-free engine to speak.
+
+Needs torch and ESPnet (the voice is loaded the way ``Voice.load`` loads it). Three graphs:
+
+* ``acoustic_encoder.onnx``: ``token_ids [tokens]`` int64 -> ``hidden [tokens + 1, adim]``
+  (encoder output plus pitch and energy embeddings, as ``FastSpeech2._forward`` adds them) and
+  ``log_durations [tokens + 1]``; the eos token is appended inside, as ``FastSpeech2.inference``;
+* ``acoustic_decoder.onnx``: ``hidden [frames, adim]`` -> ``mel [frames, n_mels]``, normalised,
+  after the postnet;
+* ``generator.onnx``: HiFi-GAN, ``mel [1, n_mels, frames]`` -> ``audio [1, 1, samples]``.
+
+ESPnet's positional encodings add a table built for 5000 positions; traced as it is, that
+table would be a constant and cap every input. Here the tables are computed inside the graph
+from the input's length (``Positions`` in ``_graph_modules``), so any length works.
+
+Every export is checked at export time on sentences made from the voice's own tokens, at
+three rates, through the same engine code synthesis uses (``onnx_engine``): the mel must be
+within ``MEL_MAX_ABS`` of torch's everywhere (same frame count), the waveform at least
+``MIN_SNR_DB`` above the difference. Otherwise nothing is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import math
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import EXIT_PROBLEMS, LavanyaError
+from ..fileio import PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, open_regular, replace_file
+from ..frontend.kind import token_list
+from ..modeltree.layout import DEMO_MARKER, VOCODER_WEIGHTS_NAME, ModelRoot, VoiceSpec
+from . import export_store as store
+from .onnx_engine import MelDenormalizer, OnnxAcoustic, OnnxVocoder, OrtRunner
+from .tokens import SPACE, Tokenizer
+from .vocoder import read_hifigan_config
+
+if TYPE_CHECKING:
+    import torch
+
+    from .voice import Voice
+
+OPSET = 17
+MEL_MAX_ABS = 1e-3  # log-mel units (natural log of power)
+MIN_SNR_DB = 40.0
+CHECK_LENGTHS = (12, 48, 120)  # tokens per check sentence
+CHECK_ALPHAS = (1.0, 0.8, 1.3)
+# Files beside config.yaml that a deploy root keeps (besides the statistics).
+VOICE_EXTRAS = ("feats_type", "lavanya.yaml", DEMO_MARKER)
+FRONTEND_FILES = ("multilingualcharmap.json",)
+_SPECIAL = {"<blank>", "<unk>", "<sos/eos>", SPACE}
+
+
+# -- graphs -------------------------------------------------------------------------------
+
+def _torch():
+    import torch
+
+    return torch
+
+
+@functools.cache
+def _graph_modules():
+    """The wrapper modules, defined on first use so that importing this module stays cheap."""
+    torch = _torch()
+    from .espnet_import import import_espnet
+
+    embedding = import_espnet("espnet.nets.pytorch_backend.transformer.embedding")
+
+    class Positions(torch.nn.Module):
+        """ESPnet's ``PositionalEncoding`` / ``ScaledPositionalEncoding`` with the sinusoid table
+        computed for the input's own length: ``x * sqrt(d) + pe`` or ``x + alpha * pe``."""
+
+        def __init__(self, original: torch.nn.Module):
+            super().__init__()
+            self.scaled = isinstance(original, embedding.ScaledPositionalEncoding)
+            self.alpha = original.alpha if self.scaled else None
+            self.xscale = original.xscale
+            self.d_model = original.d_model
+            steps = torch.arange(0, self.d_model, 2, dtype=torch.float32)
+            self.register_buffer("div_term", torch.exp(steps * -(math.log(10000.0) / self.d_model)),
+                                 persistent=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            length = x.shape[1]
+            angles = torch.arange(length, dtype=torch.float32).unsqueeze(1) * self.div_term
+            table = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).reshape(1, length, self.d_model)
+            return x + self.alpha * table if self.scaled else x * self.xscale + table
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, fastspeech2: torch.nn.Module):
+            super().__init__()
+            self.fastspeech2 = fastspeech2
+
+        def forward(self, token_ids: torch.Tensor):
+            model = self.fastspeech2
+            eos = torch.full((1,), model.eos, dtype=token_ids.dtype)
+            xs = torch.cat([token_ids, eos]).unsqueeze(0)
+            hs, _ = model.encoder(xs, None)
+            pitch = model.pitch_predictor(hs, None)
+            energy = model.energy_predictor(hs, None)
+            log_durations = model.duration_predictor(hs, None)
+            energy_embedding = model.energy_embed(energy.transpose(1, 2)).transpose(1, 2)
+            pitch_embedding = model.pitch_embed(pitch.transpose(1, 2)).transpose(1, 2)
+            hs = hs + energy_embedding + pitch_embedding
+            return hs[0], log_durations[0]
+
+    class Decoder(torch.nn.Module):
+        def __init__(self, fastspeech2: torch.nn.Module):
+            super().__init__()
+            self.fastspeech2 = fastspeech2
+
+        def forward(self, hidden: torch.Tensor):
+            model = self.fastspeech2
+            zs, _ = model.decoder(hidden.unsqueeze(0), None)
+            before = model.feat_out(zs).view(1, -1, model.odim)
+            if model.postnet is None:
+                return before[0]
+            return (before + model.postnet(before.transpose(1, 2)).transpose(1, 2))[0]
+
+    return Positions, Encoder, Decoder
+
+
+@contextlib.contextmanager
+def _dynamic_positions(fastspeech2: "torch.nn.Module"):
+    """The model with length-independent positional encodings while exporting; restored after."""
+    positions, _, _ = _graph_modules()
+    originals = [(stack.embed, stack.embed[-1]) for stack in (fastspeech2.encoder, fastspeech2.decoder)]
+    try:
+        for embed, original in originals:
+            embed[-1] = positions(original)
+        yield
+    finally:
+        for embed, original in originals:
+            embed[-1] = original
+
+
+def unsupported_structure(fastspeech2: "torch.nn.Module") -> str | None:
+    """What the export cannot split this FastSpeech2 at, in words (None: every upstream voice)."""
+    for name in ("encoder_type", "decoder_type"):
+        if getattr(fastspeech2, name, "transformer") != "transformer":
+            return f"{name} {getattr(fastspeech2, name)}"
+    for name in ("spks", "langs", "spk_embed_dim"):
+        if getattr(fastspeech2, name, None) is not None:
+            return f"{name} {getattr(fastspeech2, name)}"
+    if getattr(fastspeech2, "use_gst", False):
+        return "use_gst"
+    if getattr(fastspeech2, "reduction_factor", 1) != 1:
+        return f"reduction_factor {fastspeech2.reduction_factor}"
+    return None
+
+
+def _export_graph(module: "torch.nn.Module", example: "torch.Tensor", path: Path, inputs: list[str],
+                  outputs: list[str], axes: dict[str, dict[int, str]]) -> None:
+    torch = _torch()
+    from .espnet_import import quiet_libraries
+
+    module.eval()  # torch.onnx.export restores the wrapper's mode, and with it the model's
+    with quiet_libraries(), torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=inputs, output_names=outputs, dynamic_axes=axes,
+                          do_constant_folding=True)
+    module.eval()
+
+
+def export_acoustic_graphs(fastspeech2: "torch.nn.Module", directory: Path) -> None:
+    """Write ``acoustic_encoder.onnx`` and ``acoustic_decoder.onnx`` for ``fastspeech2`` into
+    ``directory`` (unchecked: see ``export_acoustic``)."""
+    torch = _torch()
+    if problem := unsupported_structure(fastspeech2):
+        raise LavanyaError(f"this FastSpeech2 has {problem}; the ONNX export handles upstream's "
+                           "transformer voices only")
+    _, encoder, decoder = _graph_modules()
+    adim = fastspeech2.feat_out.in_features
+    with _dynamic_positions(fastspeech2):
+        _export_graph(encoder(fastspeech2), torch.zeros(7, dtype=torch.int64) + 2, directory / store.ENCODER_NAME,
+                      ["token_ids"], ["hidden", "log_durations"],
+                      {"token_ids": {0: "tokens"}, "hidden": {0: "tokens_eos"}, "log_durations": {0: "tokens_eos"}})
+        _export_graph(decoder(fastspeech2), torch.zeros(23, adim), directory / store.DECODER_NAME,
+                      ["hidden"], ["mel"], {"hidden": {0: "frames"}, "mel": {0: "frames"}})
+
+
+def export_generator_graph(generator: "torch.nn.Module", n_mels: int, directory: Path) -> None:
+    """Write ``generator.onnx`` (HiFi-GAN, dynamic time axis) into ``directory`` (unchecked)."""
+    torch = _torch()
+    _export_graph(generator, torch.zeros(1, n_mels, 19), directory / store.GENERATOR_NAME, ["mel"], ["audio"],
+                  {"mel": {2: "frames"}, "audio": {2: "samples"}})
+
+
+def receptive_radius_frames(config: dict[str, Any]) -> int:
+    """Mel frames on either side of a frame that can reach its samples through HiFi-GAN V1 (an
+    upper bound, plus one): the input convolution (kernel 7), each transposed convolution
+    (kernel / rate input samples) and multi-receptive-field block (per ResBlock1, kernel - 1
+    over 2 times the sum of dilation + 1, in that stage's samples), the output convolution.
+    16 frames for upstream's vocoders; windows given this much context match one whole run."""
+    radius, upsampled = 3.0, 1
+    resblock = max((kernel - 1) / 2 * sum(d + 1 for d in dilations)
+                   for kernel, dilations in zip(config["resblock_kernel_sizes"], config["resblock_dilation_sizes"]))
+    for rate, kernel in zip(config["upsample_rates"], config["upsample_kernel_sizes"]):
+        radius += math.ceil(kernel / rate) / upsampled
+        upsampled *= rate
+        radius += resblock / upsampled
+    radius += 3 / upsampled
+    return math.ceil(radius) + 1
+
+
+# -- checks -------------------------------------------------------------------------------
+
+def check_sentences(token_list: list[str], lengths: tuple[int, ...] = CHECK_LENGTHS, seed: int = 0) -> list[str]:
+    """Model-input strings from the voice's own tokens: words of 2-7 tokens joined by spaces,
+    about ``lengths`` tokens each, the same every time."""
+    tokens = [t for t in token_list if t not in _SPECIAL and len(t) == 1 and not t.isspace()]
+    if not tokens:
+        raise LavanyaError("the token_list has no character tokens to make check sentences from")
+    chooser = random.Random(seed)
+    sentences = []
+    for length in lengths:
+        words: list[str] = []
+        while sum(len(w) + 1 for w in words) < length:
+            words.append("".join(chooser.choice(tokens) for _ in range(chooser.randint(2, 7))))
+        sentences.append(" ".join(words))
+    return sentences
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    """Signal-to-difference ratio in dB (infinite for identical signals)."""
+    noise = float(np.sum((reference.astype(np.float64) - other.astype(np.float64)) ** 2))
+    signal = float(np.sum(reference.astype(np.float64) ** 2))
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
+
+
+@dataclass
+class CheckFigures:
+    """How an export compared with torch on the check sentences."""
+
+    sentences: int = 0
+    alphas: list[float] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    mel_max_abs: float = 0.0
+    snr_db_min: float = math.inf
+    problems: list[str] = field(default_factory=list)
+
+    def manifest_entry(self, kind: str) -> dict[str, Any]:
+        entry = {"sentences": self.sentences, "alphas": self.alphas, "frames": self.frames}
+        if kind == store.ACOUSTIC:
+            entry.update(tokens=self.tokens, mel_max_abs=self.mel_max_abs, mel_max_abs_bound=MEL_MAX_ABS)
+        else:
+            entry.update(waveform_snr_db_min=None if math.isinf(self.snr_db_min) else round(self.snr_db_min, 2),
+                         waveform_snr_db_bound=MIN_SNR_DB)
+        return entry
+
+
+def _reference_mels(voice: "Voice", sentences: list[str]) -> list[tuple[str, float, np.ndarray]]:
+    torch = _torch()
+    from .espnet_import import quiet_libraries
+
+    references = []
+    with torch.inference_mode(), quiet_libraries():
+        for sentence, alpha in zip(sentences, CHECK_ALPHAS * len(sentences)):
+            references.append((sentence, alpha, voice._acoustic(sentence, alpha).float().cpu().numpy()))
+    return references
+
+
+def check_acoustic(voice: "Voice", directory: Path, references) -> CheckFigures:
+    """The exported acoustic graphs in ``directory`` against torch's mels ``references``."""
+    config = voice.config
+    tokenizer = Tokenizer.from_config(config, token_list(config, voice.spec.model_dir))
+    engine = OnnxAcoustic(OrtRunner(directory / store.ENCODER_NAME), OrtRunner(directory / store.DECODER_NAME),
+                          MelDenormalizer.for_voice(config, voice.spec.stats_path("feats")),
+                          float(voice._acoustic.network.tts.duration_predictor.offset))
+    figures = CheckFigures()
+    for sentence, alpha, expected in references:
+        ids = tokenizer.ids(sentence)
+        if ids.tolist() != voice._acoustic.token_ids(sentence).tolist():
+            figures.problems.append(f"token ids differ from ESPnet's for {sentence[:40]!r}")
+            continue
+        mel = engine.mel(ids, alpha)
+        figures.sentences += 1
+        figures.alphas.append(alpha)
+        figures.tokens.append(int(ids.size))
+        figures.frames.append(int(expected.shape[0]))
+        if mel.shape != expected.shape:
+            figures.problems.append(f"{mel.shape[0]} frames where torch gives {expected.shape[0]} (alpha {alpha})")
+            continue
+        figures.mel_max_abs = max(figures.mel_max_abs, float(np.max(np.abs(mel - expected), initial=0.0)))
+    if figures.mel_max_abs > MEL_MAX_ABS:
+        figures.problems.append(f"mel differs from torch's by up to {figures.mel_max_abs:.3g} "
+                                f"(bound {MEL_MAX_ABS:g})")
+    return figures
+
+
+def check_vocoder(voice: "Voice", directory: Path, references, hop: int, context: int) -> CheckFigures:
+    """The exported generator in ``directory`` against torch's on the reference mels, in the
+    windows synthesis uses (the longest check sentence spans several)."""
+    torch = _torch()
+    engine = OnnxVocoder(OrtRunner(directory / store.GENERATOR_NAME), hop, context)
+    figures = CheckFigures()
+    for _, alpha, mel in references:
+        vocoder_input = mel * voice.mel_scale
+        with torch.inference_mode():
+            expected = voice._vocoder(torch.from_numpy(vocoder_input).T.unsqueeze(0)).reshape(-1).numpy()
+        audio = engine.audio(vocoder_input)
+        figures.sentences += 1
+        figures.alphas.append(alpha)
+        figures.frames.append(int(mel.shape[0]))
+        if audio.shape != expected.shape:
+            figures.problems.append(f"{audio.size} samples where torch gives {expected.size}")
+            continue
+        figures.snr_db_min = min(figures.snr_db_min, snr_db(expected, audio))
+    if figures.snr_db_min < MIN_SNR_DB:
+        figures.problems.append(f"waveform only {figures.snr_db_min:.1f} dB above its difference from torch's "
+                                f"(bound {MIN_SNR_DB:g} dB)")
+    return figures
+
+
+# -- exporting ----------------------------------------------------------------------------
+
+def versions() -> dict[str, str]:
+    """Versions of what made and checked an export."""
+    import onnxruntime
+
+    from .. import __version__
+
+    found = {"lavanya": __version__, "torch": _torch().__version__, "onnxruntime": onnxruntime.__version__,
+             "opset": str(OPSET)}
+    try:
+        import onnx
+
+        found["onnx"] = onnx.__version__
+    except ModuleNotFoundError:
+        pass
+    return found
+
+
+def _manifest(kind: str, name: str, weights: str, sources: dict, directory: Path, graph: dict,
+              figures: CheckFigures) -> dict[str, Any]:
+    files = {file: {"size": (directory / file).stat().st_size, "sha256": store.sha256_file(directory / file)}
+             for file in sorted(graph.pop("files"))}
+    return {
+        "format": store.EXPORT_FORMAT,
+        "kind": kind,
+        "name": name,
+        "weights": weights,
+        "sources": sources,
+        "files": files,
+        "graph": graph,
+        "versions": versions(),
+        "check": figures.manifest_entry(kind),
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    import json
+
+    text = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    replace_file(directory / store.MANIFEST_NAME, lambda handle: handle.write(text))
+
+
+def _refuse(what: str, figures: CheckFigures) -> LavanyaError:
+    return LavanyaError(f"{what}: the ONNX export does not match torch ({'; '.join(figures.problems)}); "
+                        "nothing written", EXIT_PROBLEMS)
+
+
+@dataclass
+class ExportOutcome:
+    """What ``ensure_exports`` did for one voice: the two exports, and which were made now."""
+
+    acoustic: store.Export
+    vocoder: store.Export
+    made: list[str] = field(default_factory=list)
+
+
+def ensure_exports(spec: VoiceSpec, cache: Path | None = None) -> ExportOutcome:
+    """The voice's acoustic and vocoder exports in the cache, made (and checked) where the
+    cache has none for the current source files."""
+    cache = store.cache_root() if cache is None else Path(cache)
+    acoustic = store.find_acoustic_export(spec, cache)
+    vocoder = store.find_vocoder_export(spec.vocoder, cache)
+    made = []
+    if acoustic is None or vocoder is None:
+        _refuse_deployed(spec)
+        # Digests first, then the load: a source changing in between then gives an export whose
+        # key no lookup of the new file matches, never a stale graph under the new file's key.
+        acoustic_sources = store.describe_sources(store.acoustic_sources(spec))
+        vocoder_sources = store.describe_sources(store.vocoder_sources(spec.vocoder))
+        from .voice import Voice
+
+        voice = Voice.load(spec)
+        tokens = token_list(voice.config, spec.model_dir) or []
+        references = _reference_mels(voice, check_sentences(tokens))
+        if acoustic is None:
+            acoustic = _export_acoustic(voice, cache, acoustic_sources, references)
+            made.append(store.ACOUSTIC)
+        if vocoder is None:
+            vocoder = _export_vocoder(voice, cache, vocoder_sources, references)
+            made.append(store.VOCODER)
+    return ExportOutcome(acoustic, vocoder, made)
+
+
+def _refuse_deployed(spec: VoiceSpec) -> None:
+    if store.is_deployed_voice(spec) or store.is_deployed_vocoder(spec.vocoder):
+        raise LavanyaError(f"{spec.name}: {spec.root} is a deploy root (graphs without weights); "
+                           "export from the model tree that has model.pth and generator")
+
+
+def _export_acoustic(voice: "Voice", cache: Path, sources: dict, references) -> store.Export:
+    spec = voice.spec
+    target = cache / store.ACOUSTIC / store.export_key(store.ACOUSTIC, sources)
+    fastspeech2 = voice._acoustic.network.tts
+
+    def fill(scratch: Path) -> None:
+        export_acoustic_graphs(fastspeech2, scratch)
+        figures = check_acoustic(voice, scratch, references)
+        if figures.problems:
+            raise _refuse(spec.name, figures)
+        graph = {"files": [store.ENCODER_NAME, store.DECODER_NAME], "opset": OPSET, "eos": int(fastspeech2.eos),
+                 "duration_offset": float(fastspeech2.duration_predictor.offset), "n_mels": int(fastspeech2.odim),
+                 "adim": int(fastspeech2.feat_out.in_features)}
+        _write_manifest(scratch, _manifest(store.ACOUSTIC, spec.name, spec.weights_path.name, sources, scratch,
+                                           graph, figures))
+
+    store.write_atomically(target, fill)
+    return store.Export(target, store.read_manifest(target), deployed=False)
+
+
+def _export_vocoder(voice: "Voice", cache: Path, sources: dict, references) -> store.Export:
+    vocoder = voice.spec.vocoder
+    target = cache / store.VOCODER / store.export_key(store.VOCODER, sources)
+    n_mels = int(voice._vocoder.input_conv.in_channels)
+    vocoder_config = read_hifigan_config(vocoder.config_path)
+    hop, context = int(vocoder_config["hop_size"]), receptive_radius_frames(vocoder_config)
+
+    def fill(scratch: Path) -> None:
+        export_generator_graph(voice._vocoder, n_mels, scratch)
+        figures = check_vocoder(voice, scratch, references, hop, context)
+        if figures.problems:
+            raise _refuse(str(vocoder.directory), figures)
+        graph = {"files": [store.GENERATOR_NAME], "opset": OPSET, "n_mels": n_mels, "hop": hop,
+                 "context_frames": context}
+        _write_manifest(scratch, _manifest(store.VOCODER, vocoder.name, VOCODER_WEIGHTS_NAME, sources, scratch, graph,
+                                           figures))
+
+    store.write_atomically(target, fill)
+    return store.Export(target, store.read_manifest(target), deployed=False)
+
+
+# -- deploy roots -------------------------------------------------------------------------
+
+def write_deploy_root(specs: list[VoiceSpec], out: Path, cache: Path | None = None) -> list[dict[str, Any]]:
+    """Write ``specs`` into the deploy root ``out``: the model tree's layout with the graphs in
+    place of ``model.pth`` and ``generator``, plus the front-end files. Each voice and vocoder
+    directory is replaced in one rename; a directory that holds weights is never written."""
+    out = Path(out)
+    written = []
+    for spec in specs:
+        _refuse_overlap(spec.root, out)
+        outcome = ensure_exports(spec, cache)
+        model_dir = out / spec.relative(spec.model_dir)
+        vocoder_dir = out / spec.relative(spec.vocoder.directory)
+        for directory in (model_dir, vocoder_dir):
+            _refuse_weights_dir(directory)
+        names = [*store.copied_sources(outcome.acoustic.manifest), *VOICE_EXTRAS]
+        store.write_atomically(model_dir, lambda scratch: _fill_deployed(
+            scratch, outcome.acoustic, spec.model_dir, names))
+        store.write_atomically(vocoder_dir, lambda scratch: _fill_deployed(
+            scratch, outcome.vocoder, spec.vocoder.directory, [*store.copied_sources(outcome.vocoder.manifest),
+                                                                DEMO_MARKER]))
+        frontend = _copy_frontend(spec, out)
+        written.append({"voice": spec.name, "model_dir": str(model_dir), "vocoder_dir": str(vocoder_dir),
+                        "made": outcome.made, "frontend": frontend,
+                        "bytes": _directory_bytes(model_dir) + _directory_bytes(vocoder_dir)})
+    return written
+
+
+def _refuse_overlap(root: Path, out: Path) -> None:
+    root, target = Path(root).resolve(), out.resolve()
+    if target == root or target.is_relative_to(root) or root.is_relative_to(target):
+        raise LavanyaError(f"{out}: inside or around the model root {root}; give a separate --out directory")
+
+
+def _refuse_weights_dir(directory: Path) -> None:
+    if directory.is_dir() and (any(directory.glob("*.pth")) or (directory / VOCODER_WEIGHTS_NAME).exists()):
+        raise LavanyaError(f"{directory}: holds weights (not a deploy root); give another --out directory")
+
+
+def _fill_deployed(scratch: Path, export: store.Export, source_dir: Path, names: list[str]) -> None:
+    for name in export.manifest["files"]:
+        shutil.copyfile(export.file(name), scratch / name)
+    for name in dict.fromkeys(names):
+        if (source_dir / name).is_file():
+            _copy_regular(source_dir / name, scratch / name, RESOURCE_MAX_BYTES)
+    problems = store.manifest_problems(scratch, export.manifest, store.copied_sources(export.manifest))
+    if problems:  # a source changed between the export and now
+        raise LavanyaError(f"{source_dir}: {'; '.join(problems)} since the export; run lavanya export again")
+    shutil.copyfile(export.file(store.MANIFEST_NAME), scratch / store.MANIFEST_NAME)
+    for path in scratch.iterdir():
+        path.chmod(0o644)
+
+
+def _copy_frontend(spec: VoiceSpec, out: Path) -> list[str]:
+    """The front-end files the voice reads, copied where the tree has them: its phone
+    dictionaries (its own, its variant's, English), its number words, the character map."""
+    root = ModelRoot(spec.root)
+    wanted = [Path("phone_dict") / spec.language, Path("phone_dict") / "english",
+              Path("numToText") / f"{spec.language}.csv", *map(Path, FRONTEND_FILES)]
+    if spec.variant:
+        wanted.append(Path("phone_dict") / f"{spec.language}_{spec.variant.split('-')[0]}")
+    copied = []
+    for relative in wanted:
+        source = root.resource(*relative.parts)
+        if source.is_file():
+            limit = PHONE_DICT_MAX_BYTES if relative.parts[0] == "phone_dict" else RESOURCE_MAX_BYTES
+            target = out / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _copy_regular(source, target, limit)
+            copied.append(relative.as_posix())
+    return copied
+
+
+def _copy_regular(source: Path, target: Path, limit: int) -> None:
+    """Copy a regular file of at most ``limit`` bytes atomically (never a FIFO or device)."""
+    with open_regular(source, "file") as handle:
+        def write(destination) -> None:
+            copied = 0
+            while chunk := handle.read(1 << 20):
+                copied += len(chunk)
+                if copied > limit:
+                    raise LavanyaError(f"{source}: larger than {limit >> 20} MiB; not copied")
+                destination.write(chunk)
+
+        replace_file(target, write, mode=0o644)
+
+
+def _directory_bytes(directory: Path) -> int:
+    return sum(path.stat().st_size for path in directory.iterdir() if path.is_file())
+
+
+__all__ = ["ensure_exports", "write_deploy_root", "export_acoustic_graphs", "export_generator_graph",
+           "check_sentences", "ExportOutcome", "MEL_MAX_ABS", "MIN_SNR_DB", "OPSET"]

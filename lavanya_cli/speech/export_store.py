@@ -1,0 +1,311 @@
+"""Where a voice's ONNX export lives, and whether it still belongs to the voice's files.
+
+An export is a directory holding the graphs and ``lavanya-export.json``: the names, sizes and
+SHA-256 digests of the source files it was made from (``config.yaml``, the weights, the
+statistics; ``config.json`` and ``generator`` for a vocoder), of the files it holds, the
+versions that made it and the figures of the check against torch. It lives in one of two places:
+
+* the user cache (``$LAVANYA_CACHE``, else the platform's user cache directory), under a key
+  that is a digest of the source digests: a changed source gives another key, so a stale export
+  is never found, whatever its modification time says;
+* a deploy root written by ``lavanya export --out``: the model tree without ``model.pth`` and
+  ``generator``, the graphs beside ``config.yaml``. There the graphs are the voice.
+
+Hashing a 150 MB ``model.pth`` costs about 0.15 s. ``DigestMemo`` skips it for a file whose
+stat signature (device, inode, size, mtime and ctime in nanoseconds) is the one recorded when
+it was last hashed. ctime cannot be set by a user (``touch -d``, ``cp -p``, ``rsync -t`` and
+``tar`` restore mtime, not ctime), a rewrite in place moves it, a replacement by rename changes
+the inode. The signature is only recorded when both times were already 2 s old at hashing, so
+a write landing in the same timestamp tick as the hash (coarse clocks, a write racing the hash)
+cannot leave a matching signature behind (git's "racy clean" rule). Left trusted: a filesystem
+that does not keep ctime, and whoever can change the system clock.
+
+Nothing here imports torch: the torch-free synthesis path looks exports up through this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LavanyaError
+from ..fileio import MANIFEST_MAX_BYTES, NotReadable, open_regular, read_regular_text, replace_file
+from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
+from ..modeltree.layout import (CONFIG_NAME, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec,
+                                VoiceSpec)
+
+# Bump when what the graphs take or give, or the layout of an export, changes: old exports
+# then no longer match any key.
+EXPORT_FORMAT = 1
+MANIFEST_NAME = "lavanya-export.json"
+ENCODER_NAME = "acoustic_encoder.onnx"
+DECODER_NAME = "acoustic_decoder.onnx"
+GENERATOR_NAME = "generator.onnx"
+CACHE_ENV = "LAVANYA_CACHE"
+MEMO_NAME = "digests.json"
+# A file's times must be this old when it is hashed for its stat signature to be remembered.
+RACY_SECONDS = 2.0
+ACOUSTIC = "acoustic"
+VOCODER = "vocoder"
+
+
+def cache_root() -> Path:
+    """The user's export cache: ``$LAVANYA_CACHE``, else the platform's user cache directory."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lavanya", appauthor=False)) / "onnx"
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a regular file, read in chunks (never a FIFO or device)."""
+    with open_regular(path, "source file") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class DigestMemo:
+    """File digests remembered by stat signature in ``<cache>/digests.json`` (see the module
+    doc for why a signature match is safe). Unreadable or unwritable memos are ignored."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.entries: dict[str, list] = {}
+        self.changed = False
+        if path is not None:
+            try:
+                loaded = json.loads(read_regular_text(path, MANIFEST_MAX_BYTES * 8, "digest memo"))
+                if isinstance(loaded, dict):
+                    self.entries = loaded
+            except (OSError, LavanyaError, ValueError):
+                pass
+
+    def digest(self, path: Path) -> tuple[int, str]:
+        """(size, sha256) of ``path``, from the memo where its stat signature matches."""
+        key = str(Path(path).resolve())
+        before = _signature(path)
+        remembered = self.entries.get(key)
+        if isinstance(remembered, list) and len(remembered) == 2 and remembered[0] == before:
+            return before[2], remembered[1]
+        digest = sha256_file(path)
+        after = _signature(path)
+        now = time.time_ns()
+        settled = now - max(after[3], after[4]) >= RACY_SECONDS * 1e9
+        if after == before and settled and self.path is not None:
+            self.entries[key] = [after, digest]
+            self.changed = True
+        return after[2], digest
+
+    def save(self) -> None:
+        if not self.changed or self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(self.entries).encode("utf-8")
+            replace_file(self.path, lambda handle: handle.write(text), mode=0o600)
+            self.changed = False
+        except OSError:
+            pass  # a read-only cache only costs the next start a hash
+
+
+def _signature(path: Path) -> list[int]:
+    info = os.stat(path)
+    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+# -- sources ------------------------------------------------------------------------------
+
+def acoustic_sources(spec: VoiceSpec, config: dict[str, Any] | None = None) -> dict[str, Path]:
+    """The files an acoustic export is made from, by name: config, weights, every statistics
+    file the config switches on."""
+    from ..modeltree.layout import STATS_NAMES
+
+    config = read_config(spec.config_path) if config is None else config
+    sources = {CONFIG_NAME: spec.config_path}
+    weights = spec.weights_path
+    if weights is not None:
+        sources[weights.name] = weights
+    for key in stats_file_entries(config):
+        name = STATS_NAMES[STATS_ENTRIES[key]]
+        sources[name] = spec.model_dir / name
+    return sources
+
+
+def vocoder_sources(vocoder: VocoderSpec) -> dict[str, Path]:
+    return {VOCODER_CONFIG_NAME: vocoder.config_path, VOCODER_WEIGHTS_NAME: vocoder.generator_path}
+
+
+def describe_sources(sources: dict[str, Path], memo: DigestMemo | None = None) -> dict[str, dict[str, Any]]:
+    """``{name: {"size": bytes, "sha256": hex}}`` for each source file."""
+    memo = memo or DigestMemo(None)
+    described = {}
+    for name, path in sources.items():
+        try:
+            size, digest = memo.digest(path)
+        except FileNotFoundError:
+            raise LavanyaError(f"{path}: missing") from None
+        except PermissionError:
+            raise LavanyaError(f"{path}: not readable (permission denied)") from None
+        described[name] = {"size": size, "sha256": digest}
+    return described
+
+
+def export_key(kind: str, sources: dict[str, dict[str, Any]]) -> str:
+    """The cache key of an export: a digest of its kind, the export format and its sources."""
+    canonical = json.dumps({"format": EXPORT_FORMAT, "kind": kind,
+                            "sources": {name: entry["sha256"] for name, entry in sorted(sources.items())}},
+                           sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+# -- manifests ----------------------------------------------------------------------------
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """An export's manifest; a broken one is a one-line error naming it."""
+    path = Path(directory) / MANIFEST_NAME
+    try:
+        manifest = json.loads(read_regular_text(path, MANIFEST_MAX_BYTES, "export manifest"))
+    except FileNotFoundError:
+        raise LavanyaError(f"{path}: missing; export the voice again (lavanya export)") from None
+    except ValueError as exc:
+        raise LavanyaError(f"{path}: does not parse ({exc}); export the voice again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
+        raise LavanyaError(f"{path}: not an export of format {EXPORT_FORMAT}; export the voice again "
+                           "with this lavanya")
+    if not isinstance(manifest.get("files"), dict) or not isinstance(manifest.get("sources"), dict):
+        raise LavanyaError(f"{path}: lacks its files or sources; export the voice again")
+    return manifest
+
+
+def manifest_problems(directory: Path, manifest: dict[str, Any], names: dict[str, dict[str, Any]],
+                      memo: DigestMemo | None = None) -> list[str]:
+    """How the files ``names`` (manifest entries) under ``directory`` differ from their entries."""
+    problems = []
+    for name, entry in names.items():
+        path = Path(directory) / name
+        try:
+            size, digest = (memo or DigestMemo(None)).digest(path)
+        except FileNotFoundError:
+            problems.append(f"{name} is missing")
+            continue
+        except (OSError, NotReadable) as exc:
+            problems.append(f"{name}: {getattr(exc, 'reason', None) or exc}")
+            continue
+        if size != entry.get("size") or digest != entry.get("sha256"):
+            problems.append(f"{name} differs from the one exported")
+    return problems
+
+
+# -- finding an export --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Export:
+    """A usable export: its directory and manifest. ``deployed``: found in a deploy root."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    deployed: bool
+
+    def file(self, name: str) -> Path:
+        return self.directory / name
+
+
+def is_deployed_voice(spec: VoiceSpec) -> bool:
+    """A voice in a deploy root: its graphs and manifest beside ``config.yaml``, no weights."""
+    return (spec.model_dir / MANIFEST_NAME).is_file() and spec.weights_path is None
+
+
+def is_deployed_vocoder(vocoder: VocoderSpec) -> bool:
+    return (vocoder.directory / MANIFEST_NAME).is_file() and not vocoder.generator_path.exists()
+
+
+def find_acoustic_export(spec: VoiceSpec, cache: Path | None = None) -> Export | None:
+    """The acoustic export for ``spec``, or None where there is none for its current files."""
+    if is_deployed_voice(spec):
+        return _deployed(spec.model_dir, ACOUSTIC, spec.name)
+    return _cached(ACOUSTIC, acoustic_sources(spec), cache)
+
+
+def find_vocoder_export(vocoder: VocoderSpec, cache: Path | None = None) -> Export | None:
+    """The vocoder export for ``vocoder``, or None where there is none for its current files."""
+    if is_deployed_vocoder(vocoder):
+        return _deployed(vocoder.directory, VOCODER, str(vocoder.directory))
+    return _cached(VOCODER, vocoder_sources(vocoder), cache)
+
+
+def copied_sources(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The sources a deploy root holds as they are: all but the weights the graphs replace."""
+    return {name: entry for name, entry in manifest["sources"].items() if name != manifest.get("weights")}
+
+
+def _cached(kind: str, sources: dict[str, Path], cache: Path | None) -> Export | None:
+    cache = cache_root() if cache is None else cache
+    memo = DigestMemo(cache / MEMO_NAME)
+    try:
+        described = describe_sources(sources, memo)
+    finally:
+        memo.save()
+    directory = cache / kind / export_key(kind, described)
+    if not (directory / MANIFEST_NAME).is_file():
+        return None
+    manifest = read_manifest(directory)
+    if manifest.get("kind") != kind or manifest.get("sources") != described:
+        return None
+    return Export(directory, manifest, deployed=False)
+
+
+def _deployed(directory: Path, kind: str, name: str) -> Export:
+    """A deploy root's export. Its small copied files (config, statistics) are checked against
+    the manifest on every load, as hashing them costs nothing; the graphs by ``lavanya verify``
+    (``deployed_problems``)."""
+    manifest = read_manifest(directory)
+    if manifest.get("kind") != kind:
+        raise LavanyaError(f"{directory / MANIFEST_NAME}: describes a {manifest.get('kind')} export, not {kind}")
+    problems = manifest_problems(directory, manifest, copied_sources(manifest))
+    if problems:
+        raise LavanyaError(f"{name}: {'; '.join(problems)} (in {directory}); the graphs were exported from "
+                           "other files: export the voice again")
+    return Export(directory, manifest, deployed=True)
+
+
+def deployed_problems(directory: Path) -> list[str]:
+    """Every way a deployed export directory differs from its manifest, graphs included (for
+    ``lavanya verify``)."""
+    try:
+        manifest = read_manifest(directory)
+    except LavanyaError as exc:
+        return [exc.message]
+    return manifest_problems(directory, manifest, {**copied_sources(manifest), **manifest["files"]})
+
+
+# -- writing ------------------------------------------------------------------------------
+
+def write_atomically(target: Path, fill: Callable[[Path], None]) -> Path:
+    """Make directory ``target`` by ``fill(temporary directory)`` then one rename: readers see
+    the whole export or none. An existing ``target`` is replaced; on failure nothing is left."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        fill(scratch)
+        os.chmod(scratch, 0o755)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(scratch, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(scratch, target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return target
