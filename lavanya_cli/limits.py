@@ -38,6 +38,14 @@ INPUT_LIMIT_OPTION = "--max-input"
 _SIZE = re.compile(r"^\s*(\d{1,15})\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
 
 
+def checked_frames(frames: float) -> None:
+    """Refuse a sentence whose predicted durations add up past ``SENTENCE_FRAMES_MAX`` mel frames,
+    before the expansion is made (every engine asks this)."""
+    if not 0 <= frames <= SENTENCE_FRAMES_MAX:
+        raise LavanyaError(f"the acoustic model predicts {frames:.0f} frames for one sentence, more than the "
+                           f"{SENTENCE_FRAMES_MAX} a sentence may have; lower alpha or split the sentence")
+
+
 def checked_number(value: object, what: str, low: float, high: float, unit: str = "") -> float:
     """``value`` as a float when it is a finite number from ``low`` to ``high``; otherwise one
     LavanyaError, ``<what> must be a number from <low> to <high><unit>, not <value>``."""

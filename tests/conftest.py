@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# ONNX exports made while testing go to a cache of the session's own, never the user's, and
+# subprocesses inherit it.
+if "LAVANYA_CACHE" not in os.environ:
+    os.environ["LAVANYA_CACHE"] = tempfile.mkdtemp(prefix="lavanya-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["LAVANYA_CACHE"], ignore_errors=True)
 
 from lavanya_cli.testing.scaffold import build_root
 

@@ -43,8 +43,9 @@ def shared_voice_root() -> Path:
 
 
 @functools.cache
-def shared_voice():
-    """One loaded Voice on the shared tree, for tests that only synthesize."""
+def shared_voice(engine: str = "auto"):
+    """One loaded Voice on the shared tree, for tests that only synthesize (``auto``: the ONNX
+    engine, exported into the session's cache on first use; ``torch``: the reference)."""
     from lavanya_cli.speech.voice import Voice
 
-    return Voice.load("hindi", "male", models=shared_voice_root())
+    return Voice.load("hindi", "male", models=shared_voice_root(), engine=engine)

@@ -10,7 +10,7 @@ def test_a_missing_synthesis_library_names_the_extra(clean_root, cli, monkeypatc
     monkeypatch.setitem(sys.modules, "torch", None)
     code, out, err = cli("verify", "--deep", clean_root)
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and "lavanya[synth]" in err and "torch" in err
+    assert err.count("\n") == 1 and "lavanya[torch]" in err and "torch" in err
 
 
 def test_an_internal_error_is_one_line_without_a_traceback(clean_root, cli, monkeypatch):

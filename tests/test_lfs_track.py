@@ -258,4 +258,4 @@ def test_real_upstream_tree():
     assert result.in_lfs == weights  # every one of them a 134-byte pointer, in LFS by name
     assert result.kept_out == stats
     # Nothing else there (phone dictionaries up to 4 MB) is over the default threshold.
-    assert len(result.rules) == 3
+    assert [rule.source for rule in result.rules] == ["*.pth", "generator", "*.onnx", "*.npz"]

@@ -32,12 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _torch_mel(voice: Voice, model_input: str, alpha: float) -> np.ndarray:
     with torch.inference_mode(), quiet_libraries():
-        return voice._acoustic(model_input, alpha).numpy()
+        return voice.engines.acoustic_model(model_input, alpha).numpy()
 
 
 def _torch_audio(voice: Voice, mel: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
-        return voice._vocoder(torch.from_numpy(mel * voice.mel_scale).T.unsqueeze(0)).reshape(-1).numpy()
+        return voice.engines.vocoder_module(torch.from_numpy(mel * voice.mel_scale).T.unsqueeze(0)).reshape(-1).numpy()
 
 
 # -- numpy pieces against ESPnet's modules ------------------------------------------------------
@@ -111,7 +111,7 @@ def _compare(voice: Voice, engines, model_input: str, alpha: float) -> tuple[flo
 
 @pytest.mark.parametrize("alpha", [1.0, 0.7, 1.45])
 def test_tiny_voice_speaks_as_torch(alpha):
-    voice = shared_voice()
+    voice = shared_voice("torch")
     engines = load_engines(tiny_spec(), cache=shared_cache())
     for sentence in ("नमस्ते, आप कैसे हैं?", "ठीक है। चलो, Hello!"):
         for utterance in voice.plan(sentence):
@@ -121,7 +121,7 @@ def test_tiny_voice_speaks_as_torch(alpha):
 
 def test_inputs_longer_than_any_positional_table():
     """1500 tokens and over 6000 frames: past ESPnet's 5000-position table and any 512 cap."""
-    voice = shared_voice()
+    voice = shared_voice("torch")
     engines = load_engines(tiny_spec(), cache=shared_cache())
     characters = [t for t in voice.config["token_list"] if len(t) == 1]
     text = "".join(characters[i * 7 % len(characters)] for i in range(1500))
@@ -137,8 +137,9 @@ def test_demo_voice_speaks_as_torch(tmp_path):
 
     spec = find_voice("hindi", "male", models=BUNDLED_ROOT)
     outcome = ensure_exports(spec, tmp_path)
-    assert outcome.made == ["acoustic", "vocoder"]
-    voice = Voice.load(spec)
+    assert outcome.made == []  # the tree ships its exports beside its weights: these are checked here
+    assert outcome.acoustic.directory == spec.model_dir and outcome.vocoder.directory == spec.vocoder.directory
+    voice = Voice.load(spec, engine="torch")
     engines = load_engines(spec, cache=tmp_path)
     plan = voice.plan("नमस्ते, आप कैसे हैं? मैं ठीक हूँ।")
     for utterance in plan:
@@ -158,7 +159,7 @@ def test_demo_voice_speaks_as_torch(tmp_path):
 
 def test_openvino_engine_matches_at_f32():
     pytest.importorskip("openvino")
-    voice = shared_voice()
+    voice = shared_voice("torch")
     engines = load_engines(tiny_spec(), runtime="openvino", precision="f32", threads=1, cache=shared_cache())
     (utterance,) = voice.plan("नमस्ते, आप कैसे हैं?")
     error, snr = _compare(voice, engines, utterance.model_input, 1.2)
@@ -169,7 +170,7 @@ def test_openvino_bf16_keeps_the_acoustic_model_in_f32():
     pytest.importorskip("openvino")
     if not openvino_bf16_supported():
         pytest.skip("this CPU computes no bfloat16")
-    voice = shared_voice()
+    voice = shared_voice("torch")
     assert resolve_runtime("openvino") == ("openvino", "bf16")
     engines = load_engines(tiny_spec(), runtime="openvino", threads=1, cache=shared_cache())
     (utterance,) = voice.plan("नमस्ते, आप कैसे हैं?")
@@ -222,7 +223,7 @@ def speak_in_fresh_process(root: Path, cache: Path | None, model_input: str, alp
 
 
 def test_engine_never_imports_torch_or_espnet():
-    voice = shared_voice()
+    voice = shared_voice("torch")
     (utterance,) = voice.plan("नमस्ते, आप कैसे हैं?")
     result = speak_in_fresh_process(shared_voice_root(), shared_cache(), utterance.model_input, 1.3)
     assert result["loaded"] == []

@@ -119,10 +119,10 @@ def test_deploy_root_has_no_weights_and_speaks_with_torch_blocked(tree, tmp_path
     assert all(not (p.stat().st_mode & 0o022) for p in out.rglob("*"))
     assert not [p for p in out.rglob(".*")]  # no temporary directories left
     deployed = _spec(out)
-    assert store.is_deployed_voice(deployed) and store.deployed_problems(deployed.model_dir) == []
-    (utterance,) = shared_voice().plan("नमस्ते, आप कैसे हैं?")
+    assert store.is_deployed_voice(deployed) and store.export_problems(deployed.model_dir) == []
+    (utterance,) = shared_voice("torch").plan("नमस्ते, आप कैसे हैं?")
     result = speak_in_fresh_process(out, None, utterance.model_input, 0.8, block_torch=True)
-    expected = _torch_mel(shared_voice(), utterance.model_input, 0.8)
+    expected = _torch_mel(shared_voice("torch"), utterance.model_input, 0.8)
     assert result["loaded"] == [] and result["frames"] == expected.shape[0]
     assert np.abs(np.array(result["mel"]) - expected).max() <= exporter.MEL_MAX_ABS
 
@@ -134,7 +134,7 @@ def test_deploy_root_refuses_edited_files_and_verify_sees_graphs(tree, tmp_path)
     with open(deployed.model_dir / store.ENCODER_NAME, "r+b") as handle:
         handle.seek(-10, os.SEEK_END)
         handle.write(b"0123456789")
-    assert store.deployed_problems(deployed.model_dir) == [f"{store.ENCODER_NAME} differs from the one exported"]
+    assert store.export_problems(deployed.model_dir) == [f"{store.ENCODER_NAME} differs from the one exported"]
     with open(deployed.config_path, "a", encoding="utf-8") as handle:
         handle.write("# edited\n")
     with pytest.raises(LavanyaError, match="config.yaml differs from the one exported.*export the voice again"):
@@ -177,4 +177,4 @@ def test_export_command_without_torch_says_so(cli, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     code, _, err = cli("export", "--all")
-    assert code == 2 and err.count("\n") == 1 and "needs torch" in err and "lavanya[synth]" in err
+    assert code == 2 and err.count("\n") == 1 and "needs torch" in err and "lavanya[torch]" in err

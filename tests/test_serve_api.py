@@ -80,7 +80,7 @@ def _tts(text: str = THREE_SENTENCES, **fields) -> dict:
 def test_voices_lists_what_is_loaded_and_the_limits(plain):
     body = plain.get("/api/voices").json()
     assert body["voices"] == [{"name": "hindi/male", "language": "hindi", "gender": "male", "variant": None,
-                               "sample_rate": 22050, "demo": False, "engine": "torch"}]
+                               "sample_rate": 22050, "demo": False, "engine": "onnx"}]
     assert body["limits"]["max_chars"] == 2000 and body["limits"]["alpha"] == {"min": 0.25, "max": 4.0, "default": 1.0}
 
 

@@ -150,11 +150,11 @@ def test_body_bound_covers_the_longest_escaped_text():
     assert limits.max_body_bytes >= 100 * len('"\\ud83d\\ude00"')
 
 
-def test_engine_goes_to_voice_load_only_when_set_and_threads_are_shared_out():
+def test_the_engine_goes_to_voice_load_and_threads_are_shared_out():
     from lavanya_cli.serve.server import ServeConfig
 
-    assert "engine" not in ServeConfig().load_options()
-    assert ServeConfig(engine="onnx").load_options()["engine"] == "onnx"
+    assert ServeConfig().load_options()["engine"] == "auto"
+    assert ServeConfig(engine="torch").load_options()["engine"] == "torch"
     cpus = len(os.sched_getaffinity(0))
     assert ServeConfig(limits=ServerLimits(workers=2)).load_options()["threads"] == max(1, cpus // 2)
     assert ServeConfig(threads=3).load_options()["threads"] == 3

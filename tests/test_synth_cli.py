@@ -66,7 +66,8 @@ def test_jsonl_loads_each_voice_once(cli, tmp_path, monkeypatch):
     real_load = Voice.load.__func__
 
     def counting_load(cls, voice, *args, **kwargs):
-        loads.append(voice.name)  # the batch finds each voice first, then loads it by its VoiceSpec
+        if kwargs.get("engine") != "torch":  # not the reference an export is checked against
+            loads.append(voice.name)  # the batch finds each voice first, then loads it by its VoiceSpec
         return real_load(cls, voice, *args, **kwargs)
 
     monkeypatch.setattr(Voice, "load", classmethod(counting_load))

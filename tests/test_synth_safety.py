@@ -413,14 +413,15 @@ def test_too_many_threads_are_lowered_to_the_cpus_there_are(cli, tmp_path):
                                    f"available here; using {available_cpus()}")
 
 
-def test_a_sentence_expanding_past_the_frame_cap_is_refused_before_the_expansion(monkeypatch):
-    from lavanya_cli.speech import acoustic
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
+def test_a_sentence_expanding_past_the_frame_cap_is_refused_before_the_expansion(monkeypatch, engine):
+    from lavanya_cli import limits
 
-    voice = shared_voice()
-    monkeypatch.setattr(acoustic, "SENTENCE_FRAMES_MAX", 20)
+    voice = shared_voice(engine)
+    monkeypatch.setattr(limits, "SENTENCE_FRAMES_MAX", 20)
     with pytest.raises(LavanyaError, match=r"predicts \d+ frames for one sentence, more than the 20"):
         voice.speak("$namastE.", alpha=4.0)
-    monkeypatch.setattr(acoustic, "SENTENCE_FRAMES_MAX", 10_000)
+    monkeypatch.setattr(limits, "SENTENCE_FRAMES_MAX", 10_000)
     assert voice.speak("$namastE.", alpha=4.0).seconds > 0
 
 

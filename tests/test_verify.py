@@ -325,5 +325,5 @@ def test_deep_json_output_is_only_json(tmp_path):
                              "verify", "--deep", "--format", "json", str(BUNDLED_ROOT)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"ok": True, "root": str(BUNDLED_ROOT), "voices": 1, "files": 10,
+    assert json.loads(result.stdout) == {"ok": True, "root": str(BUNDLED_ROOT), "voices": 1, "files": 15,
                                          "problems": []}

@@ -644,7 +644,7 @@ def _weights_step(staged: VoiceSpec, origin: dict[Path, Path]) -> Step:
         weights, generator = weights_problem(staged), generator_problem(staged.vocoder)
     except ModuleNotFoundError as exc:
         raise StepFailed(f"cannot check the weights: {exc.name} is not installed",
-                         "install the synthesis libraries: python3 -m pip install 'lavanya[synth]'") from None
+                         "install the torch engine: python3 -m pip install 'lavanya[torch]'") from None
     problems = []
     if weights:
         problems.append((origin.get(staged.weights_path, staged.weights_path), weights[0]))

@@ -3,7 +3,7 @@
 Rules, in the order they are written (later lines win in ``.gitattributes``):
 
 1. weights by name, whatever their size and even when the checkout holds only a pointer:
-   ``*.pth`` and the vocoder's extension-less ``generator``. Bare patterns match at any depth.
+   ``*.pth``, the vocoder's extension-less ``generator`` and the ``*.onnx`` graphs ``lavanya export`` writes. Bare patterns match at any depth.
 2. any other file whose content is larger than the threshold, by its exact path.
 3. ``*.npz`` unset from LFS: the statistics are tiny and every command reads them, so they must
    stay readable where git-lfs is missing or the LFS quota is spent.
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 ATTRIBUTES_FILE = ".gitattributes"
 LFS_ATTRIBUTES = "filter=lfs diff=lfs merge=lfs -text"
 PLAIN_ATTRIBUTES = "-filter -diff -merge -text"
-WEIGHT_PATTERNS = ("*.pth", VOCODER_WEIGHTS_NAME)
+WEIGHT_PATTERNS = ("*.pth", VOCODER_WEIGHTS_NAME, "*.onnx")
 PLAIN_PATTERNS = ("*.npz",)
 # Below GitHub's 50 MB warning with room to spare: a 10 MB file that changes a few times already
 # weighs on every clone. Weights go to LFS by name whatever their size.

@@ -18,7 +18,7 @@ from . import stats as stats_mod
 from ..errors import LavanyaError, one_line
 from ..fileio import VOCODER_CONFIG_MAX_BYTES, NotReadable, digest_regular, read_regular_text
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
-from ..modeltree.layout import STATS_NAMES, ModelRoot, VocoderSpec, VoiceSpec
+from ..modeltree.layout import EXPORT_MANIFEST_NAME, STATS_NAMES, ModelRoot, VocoderSpec, VoiceSpec
 from ..modeltree.lfs_pointer import FileState, LfsPointer, probe, pull_command
 from ..modeltree.paths import (OUTSIDE_FIX, escaping_link, is_directory, is_regular, outside_reason, relative_path,
                                split_listing)
@@ -31,7 +31,7 @@ from .rewrite import Refused
 
 CODES = (
     "missing", "lfs-pointer", "pickled", "unreadable", "bad-stats", "stats-path",
-    "checksum", "permissions", "duplicate-weights", "bad-weights", "vocoder-mismatch", "outside-root",
+    "checksum", "permissions", "duplicate-weights", "bad-weights", "vocoder-mismatch", "outside-root", "export",
 )
 
 
@@ -146,11 +146,25 @@ class _Checker:
         for kind, path in voice.stats_paths.items():
             self.stats(path, kind, n_mels if kind == "feats" else 1)
         weights = voice.weights_path
-        if weights is None:
+        exported = self.export(model_dir, f"lavanya export --lang {voice.language} --gender {voice.gender}")
+        if weights is None and not exported:
             self.report(model_dir, "missing", "no weights (model.pth or <N>epoch.pth)", "copy the voice's weights here")
-        else:
+        elif weights is not None:
             self.content(weights, "weights", "model.pth is missing (a dangling link?)", "copy the voice's weights here")
         self.manifest(model_dir)
+
+    def export(self, directory: Path, command: str) -> bool:
+        """Whether ``directory`` holds an ONNX export (``lavanya export``); each way its graphs or
+        the files they were made from differ from its manifest is an ``export`` problem."""
+        from ..speech.export_store import export_problems
+
+        manifest = directory / EXPORT_MANIFEST_NAME
+        if manifest in self.leaving or not is_regular(manifest):
+            return False
+        for problem in export_problems(directory):
+            self.report(manifest, "export", f"ONNX export: {problem}",
+                        f"export again from the voice's weights ({command}, with --out for a deploy root)")
+        return True
 
     def config(self, voice: VoiceSpec) -> dict | None:
         path = voice.config_path
@@ -213,8 +227,10 @@ class _Checker:
             else:
                 if isinstance(config, dict):
                     self.vocoder_configs[vocoder.directory] = config
-        self.content(vocoder.generator_path, "vocoder generator", "HiFi-GAN generator is missing",
-                     "copy it from the upstream release (a plain git file there, several MB)")
+        exported = self.export(vocoder.directory, "lavanya export for a voice that uses it")
+        if not (exported and not vocoder.generator_path.exists()):  # a deploy root has only the graph
+            self.content(vocoder.generator_path, "vocoder generator", "HiFi-GAN generator is missing",
+                         "copy it from the upstream release (a plain git file there, several MB)")
         self.manifest(vocoder.directory)
 
     def vocoder_fit(self, voice: VoiceSpec) -> None:

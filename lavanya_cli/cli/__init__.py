@@ -19,8 +19,11 @@ from .output import error_line
 # The optional extras, the words for them, and the top-level modules each brings: a light
 # install (maintenance only) lacks them, and a command that needs one says which to install.
 EXTRAS = {
-    "synth": ("the synthesis libraries", {"torch", "torchaudio", "espnet", "espnet2", "soundfile", "matplotlib"}),
+    "torch": ("the torch engine and its libraries", {"torch", "torchaudio", "espnet", "espnet2", "onnx", "soundfile"}),
+    "plot": ("matplotlib, for the spectrogram picture", {"matplotlib"}),
+    "openvino": ("the OpenVINO engine", {"openvino"}),
     "serve": ("the server libraries", {"fastapi", "uvicorn", "starlette", "prometheus_client", "anyio", "pydantic"}),
+    "ray": ("Ray, for batches on a cluster", {"ray", "pyarrow"}),
 }
 # Signals that stop a command: each unwinds as ``Stopped`` so temporary files are removed.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

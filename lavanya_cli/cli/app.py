@@ -18,11 +18,11 @@ app = typer.Typer(
 )
 
 
-def voice_origin_line(name: str, root: object, bundled: bool, demo: bool) -> str:
-    """The stderr line that says which voice from which root: the answer to "was that the demo
-    or the real one?" (``synth`` and ``text`` alike)."""
+def voice_origin_line(name: str, root: object, bundled: bool, demo: bool, engine: str | None = None) -> str:
+    """The stderr line that says which voice from which root (and through which engine): the
+    answer to "was that the demo or the real one?" (``synth``, ``text``, batches on Ray)."""
     tag = " (bundled demo voice)" if bundled and demo else (" (demo voice)" if demo else "")
-    return f"lavanya: {name}{tag} from {root}"
+    return f"lavanya: {name}{tag} from {root}" + (f" ({engine} engine)" if engine else "")
 
 
 def pick_root(positional: Optional[Path], models: Optional[Path]) -> Path:

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from ..errors import EXIT_PROBLEMS, EXIT_USAGE, LavanyaError
-from .app import ModelsOption, OutputFormat, app
-from .output import print_json, stdout
+from .app import app
+from .options import FormatOption, ModelsOption, gender_option, lang_option, variant_option
+from .output import Output, PlainFormat, Result
 
 
 @app.command()
 def export(
-    lang: Optional[str] = typer.Option(None, "--lang", help="Voice language, e.g. hindi."),
-    gender: Optional[str] = typer.Option(None, "--gender", help="male or female."),
-    variant: Optional[str] = typer.Option(None, "--variant", help="Voice variant, e.g. latest, bilingual."),
+    lang: Optional[str] = lang_option(None),
+    gender: Optional[str] = gender_option(None),
+    variant: Optional[str] = variant_option(),
     all_voices: bool = typer.Option(False, "--all", help="Every voice of the model root that has weights."),
     models: Optional[Path] = ModelsOption,
     out: Optional[Path] = typer.Option(None, "--out", file_okay=False,
                                        help="Write a deploy root here (graphs, configs, statistics, front-end "
                                             "files; no model.pth or generator) instead of only the cache."),
-    format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
+    format: PlainFormat = FormatOption,
 ) -> None:
     """Export voices to ONNX once, checked against torch, so synthesis needs no torch."""
     if all_voices == (lang is not None or gender is not None):
@@ -31,7 +33,7 @@ def export(
         raise LavanyaError("give both --lang and --gender (see lavanya voices)")
     _require_torch()
     from ..modeltree.layout import ModelRoot, find_voice, resolve_root
-    from ..modeltree.lfs_pointer import file_state
+    from ..modeltree.lfs_pointer import FileState, probe
     from ..speech import export as exporter
     from ..speech.voice import require_weights
 
@@ -39,7 +41,7 @@ def export(
     if all_voices:
         specs = []
         for spec in ModelRoot(resolve_root(models)).voices():
-            if file_state(spec.weights_path)[0] == "present":
+            if probe(spec.weights_path).state is FileState.PRESENT:
                 specs.append(spec)
             else:
                 skipped.append({"voice": spec.name, "reason": "no weights (missing or an LFS pointer)"})
@@ -54,9 +56,9 @@ def export(
             else:
                 outcome = exporter.ensure_exports(spec)
                 entry = {"voice": spec.name, "made": outcome.made, "acoustic_dir": str(outcome.acoustic.directory),
-                         "vocoder_dir": str(outcome.vocoder.directory)}
-                entry["check"] = {"acoustic": outcome.acoustic.manifest.get("check"),
-                                  "vocoder": outcome.vocoder.manifest.get("check")}
+                         "vocoder_dir": str(outcome.vocoder.directory),
+                         "check": {"acoustic": outcome.acoustic.manifest.get("check"),
+                                   "vocoder": outcome.vocoder.manifest.get("check")}}
         except LavanyaError as exc:
             if not all_voices:
                 raise
@@ -64,18 +66,15 @@ def export(
             entry = {"voice": spec.name, "error": exc.message}
         results.append(entry)
 
-    if format is OutputFormat.json:
-        print_json({"voices": results, "skipped": skipped})
-    else:
-        for entry in results:
-            stdout.print(_line(entry), markup=False, highlight=False)
-        for entry in skipped:
-            stdout.print(f"{entry['voice']}: skipped, {entry['reason']}", markup=False, highlight=False)
-    if failed:
-        raise typer.Exit(EXIT_PROBLEMS)
+    Output(format, "export").finish(Result(
+        data={"voices": results, "skipped": skipped},
+        lines=[_line(entry) for entry in results]
+        + [f"{entry['voice']}: skipped, {entry['reason']}" for entry in skipped],
+        exit_code=EXIT_PROBLEMS if failed else None,
+    ))
 
 
-def _line(entry: dict) -> str:
+def _line(entry: dict[str, Any]) -> str:
     if "error" in entry:
         return f"{entry['voice']}: failed: {entry['error']}"
     made = f"exported {' and '.join(entry['made'])}" if entry["made"] else "export up to date"
@@ -89,12 +88,12 @@ def _line(entry: dict) -> str:
 
 def _require_torch() -> None:
     """One line, not a traceback, where the export's libraries are missing."""
-    import importlib.util
+    from ..speech.engines import EXPORT_LIBRARIES
 
-    missing = [name for name in ("torch", "espnet2", "onnxruntime") if importlib.util.find_spec(name) is None]
+    missing = [name for name in EXPORT_LIBRARIES if importlib.util.find_spec(name) is None]
     if missing:
-        raise LavanyaError(f"lavanya export needs torch, ESPnet and onnxruntime ({', '.join(missing)} not installed): "
-                           "python3 -m pip install 'lavanya[synth]'", EXIT_USAGE)
+        raise LavanyaError(f"lavanya export needs torch, ESPnet and onnx ({', '.join(missing)} not installed): "
+                           "python3 -m pip install 'lavanya[torch]'", EXIT_USAGE)
 
 
 __all__ = ["export"]

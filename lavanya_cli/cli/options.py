@@ -24,6 +24,8 @@ FORMAT_HELP = "text, or json (one JSON document on stdout)."
 CHECK_FORMAT_HELP = ("text, json (one JSON document on stdout), or github (a GitHub Actions annotation per "
                      "problem on stdout, the report on stderr).")
 CHECK_HELP = "Change nothing; report what is wrong or would change, and exit 1 if anything is."
+ENGINE_HELP = ("auto (ONNX Runtime from the voice's exports; torch for a CUDA device), onnx, openvino "
+               "(bfloat16 vocoder where the CPU has it), or torch (needs lavanya[torch]).")
 
 ModelsOption = typer.Option(None, "--models", help=MODELS_HELP, file_okay=False)
 TextOption = typer.Option(None, "--text", help=TEXT_HELP)
@@ -33,6 +35,7 @@ MaxInputOption = typer.Option(None, "--max-input", metavar="SIZE", help=MAX_INPU
 FormatOption = typer.Option(PlainFormat.text, "--format", help=FORMAT_HELP)
 CheckFormatOption = typer.Option(OutputFormat.text, "--format", help=CHECK_FORMAT_HELP)
 CheckOption = typer.Option(False, "--check", help=CHECK_HELP)
+EngineOption = typer.Option("auto", "--engine", metavar="auto|onnx|openvino|torch", help=ENGINE_HELP)
 
 
 def lang_option(default: Any = REQUIRED) -> Any:

@@ -10,7 +10,7 @@ import typer
 from ..errors import LavanyaError
 from ..serve.limits import DEFAULT_MAX_CHARS, DEFAULT_QUEUE, DEFAULT_TIMEOUT
 from .app import app
-from .options import FormatOption, ModelsOption, ThreadsOption
+from .options import EngineOption, FormatOption, ModelsOption, ThreadsOption
 from .output import PlainFormat, warning_line
 
 
@@ -28,6 +28,7 @@ def serve(
                                   help="Time limit per request, waiting included (504, or the stream is cut)."),
     workers: int = typer.Option(1, "--workers", metavar="N", help="Requests synthesized at once, one thread each."),
     threads: Optional[int] = ThreadsOption,
+    engine: str = EngineOption,
     strict: bool = typer.Option(False, "--strict", help="Refuse (422) text with a word that cannot be pronounced."),
     format: PlainFormat = FormatOption,
 ) -> None:
@@ -38,6 +39,7 @@ def serve(
     (time, level, logger, message; client, method, path and status for each request).
     """
     from ..limits import usable_threads
+    from ..speech.engines import checked_engine
 
     from ..serve.limits import ServerLimits
     from ..serve.server import ServeConfig, serve as run_server  # without the serve extra, cli.main names it
@@ -47,6 +49,7 @@ def serve(
     threads, threads_note = usable_threads(threads)
     if threads_note:
         warning_line(threads_note)
+    checked_engine(engine, "cpu")
     limits = ServerLimits(max_chars=max_chars, queue=queue, timeout=timeout, workers=workers)
     run_server(ServeConfig(models=models, voices=tuple(voice or ()), host=host, port=port, limits=limits,
-                           threads=threads, strict=strict, log_format=format.value))
+                           threads=threads, strict=strict, engine=engine, log_format=format.value))

@@ -1,4 +1,5 @@
-"""``lavanya synth``: text to a WAV through the voice's own FastSpeech2 and HiFi-GAN."""
+"""``lavanya synth``: text to a WAV through the voice's own FastSpeech2 and HiFi-GAN (their ONNX
+exports by default; ``--engine torch`` for the reference), one text or a batch (``--ray``: on Ray)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import typer
 from ..errors import LavanyaError, one_line
 from ..limits import ALPHA_MAX, ALPHA_MIN, PAUSE_MAX_SECONDS
 from .app import app, voice_origin_line
-from .options import (FormatOption, InputOption, MaxInputOption, ModelsOption, TextOption, ThreadsOption,
-                      gender_option, lang_option, variant_option)
+from .options import (EngineOption, FormatOption, InputOption, MaxInputOption, ModelsOption, TextOption,
+                      ThreadsOption, gender_option, lang_option, variant_option)
 from .output import Output, PlainFormat, Result, warning_line
 
 
@@ -38,15 +39,17 @@ def synth(
                                          help="Batch: one WAV per non-empty line of FILE (needs --output-dir)."),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", dir_okay=False,
                                          help="Batch: JSON lines with text, output and optional lang, gender, alpha."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", file_okay=False,
-                                              help="Directory for --lines WAVs (0001.wav, ...) and --jsonl outputs "
-                                                   "(default for --jsonl: the current directory)."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", metavar="DIR",
+                                             help="Directory for --lines WAVs (0001.wav, ...) and --jsonl outputs "
+                                                  "(default for --jsonl: the current directory); with --ray also "
+                                                  "a URI pyarrow understands (s3://..., file:///...)."),
     alpha: Optional[float] = typer.Option(None, "--alpha",
                                           help=f"Speaking rate: higher is slower, {ALPHA_MIN:g} to {ALPHA_MAX:g} "
                                                "(default 1.0)."),
     sentence_silence: float = typer.Option(0.0, "--sentence-silence", metavar="SECONDS",
                                            help=f"Pause between sentences, 0 to {PAUSE_MAX_SECONDS:g} s."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    engine: str = EngineOption,
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (cuda: the torch engine)."),
     threads: Optional[int] = ThreadsOption,
     vocoder: Optional[VocoderFamily] = typer.Option(None, "--vocoder",
                                                     help="Vocoder family instead of the language's own."),
@@ -54,6 +57,12 @@ def synth(
     format: PlainFormat = FormatOption,
     plot: Optional[Path] = typer.Option(None, "--plot", dir_okay=False, help="Save the mel spectrogram as PNG."),
     max_input: Optional[str] = MaxInputOption,
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|local|ADDRESS",
+                                      help="Run the --lines/--jsonl batch on Ray: local (a Ray on this machine), "
+                                           "auto (the cluster this machine is in) or a head node's host:port."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", dir_okay=False,
+                                            help="With --ray: the results file (JSON lines; default "
+                                                 "DIR/lavanya-results.jsonl; needed for a URI --output-dir)."),
 ) -> None:
     """Speak text with a voice and write a WAV at the voice's sample rate.
 
@@ -66,6 +75,7 @@ def synth(
     from ..speech.jobs import (STDOUT, Job, VoiceCache, check_directories_take_files, check_outputs,
                                check_outside_roots, jobs_from_jsonl, jobs_from_lines, plan_jobs, render_jobs,
                                segment_jobs, summarize)
+    from ..speech.engines import checked_engine
     from ..speech.runtime import checked_device
     from .textinput import read_input, read_text_source
 
@@ -76,6 +86,20 @@ def synth(
     threads, threads_note = usable_threads(threads)
     limit = input_limit(max_input)
     device = checked_device(device)
+    checked_engine(engine, device)
+    if ray is not None:
+        from .synth_ray import run_on_ray
+
+        if any(source is not None for source in (text, text_option, input_file, output, plot)):
+            raise LavanyaError("--ray runs a --lines or --jsonl batch; drop -o, --plot and the text options")
+        raise typer.Exit(run_on_ray(
+            ray, lines=lines, jsonl=jsonl, output_dir=output_dir, lang=lang, gender=gender, alpha=alpha,
+            models=models, variant=variant, vocoder=vocoder.value if vocoder else None, strict=strict,
+            threads=threads, device=device, engine=engine, sentence_silence=sentence_silence, manifest=manifest,
+            limit=limit, format=format))
+    if manifest is not None:
+        raise LavanyaError("--manifest is the results file of a --ray batch; add --ray or drop it")
+    output_dir = None if output_dir is None else Path(output_dir)
 
     if lines is not None and jsonl is not None:
         raise LavanyaError("give --lines or --jsonl, not both")
@@ -102,7 +126,7 @@ def synth(
     segmented = segment_jobs(jobs, sentence_silence)
     # Where the outputs go, checked before anything is written and any voice is loaded.
     voices = VoiceCache(options=dict(models=models, variant=variant, vocoder=vocoder.value if vocoder else None,
-                                     device=device, threads=threads, strict=strict))
+                                     device=device, threads=threads, strict=strict, engine=engine))
     roots = list(dict.fromkeys(voices.spec(job.language, job.gender).root for job in jobs))
     outputs = [job.output for job in jobs] + ([plot] if plot is not None else [])
     check_outside_roots(outputs + ([output_dir] if output_dir is not None else []), roots)
@@ -133,7 +157,8 @@ def synth(
         warnings=list(dict.fromkeys(p for result in results for p in result["problems"])),
         notes=[line for loaded in summary["voices"] for line in (
             *(f"lavanya: passed over {reason}" for reason in loaded["skipped"]),
-            voice_origin_line(loaded["voice"], loaded["root"], loaded["bundled"], loaded["demo"]))]
+            *(f"lavanya: {note}" for note in loaded["notes"]),
+            voice_origin_line(loaded["voice"], loaded["root"], loaded["bundled"], loaded["demo"], loaded["engine"]))]
         + [f"lavanya: {summary['audio_seconds']:.2f} s of audio in {summary['wall_seconds']:.1f} s -> {where}"],
     ))
 

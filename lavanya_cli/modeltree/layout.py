@@ -38,6 +38,11 @@ VOCODER_CONFIG_NAME = "config.json"
 VOCODER_WEIGHTS_NAME = "generator"
 # Where the real voices are (the bundled tree holds only a demo voice).
 UPSTREAM_URL = "https://github.com/smtiitm/Fastspeech2_HS"
+# What lavanya export writes beside config.yaml (or config.json): the graphs and their manifest.
+EXPORT_MANIFEST_NAME = "lavanya-export.json"
+ENCODER_GRAPH_NAME = "acoustic_encoder.onnx"
+DECODER_GRAPH_NAME = "acoustic_decoder.onnx"
+GENERATOR_GRAPH_NAME = "generator.onnx"
 # A directory holding this file carries small demo weights that belong in plain git, not LFS.
 DEMO_MARKER = "DEMO"
 

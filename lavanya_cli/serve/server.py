@@ -25,7 +25,7 @@ from .voices import VoiceName, VoiceSet, choose_specs
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Everything ``lavanya serve`` takes. ``engine`` goes to ``Voice.load`` only when set."""
+    """Everything ``lavanya serve`` takes."""
 
     models: Path | None = None
     voices: tuple[str, ...] = ()
@@ -34,11 +34,11 @@ class ServeConfig:
     limits: ServerLimits = field(default_factory=ServerLimits)
     threads: int | None = None
     strict: bool = False
-    engine: str | None = None
+    engine: str = "auto"
     log_format: str = "text"  # or "json": one JSON object per log line
 
     @property
-    def torch_threads(self) -> int:
+    def engine_threads(self) -> int:
         """Threads per voice computation: the given number, else the CPUs shared out among workers
         (more threads than cores only makes the workers fight)."""
         if self.threads is not None:
@@ -46,10 +46,7 @@ class ServeConfig:
         return max(1, len(os.sched_getaffinity(0)) // self.limits.workers)
 
     def load_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"threads": self.torch_threads, "strict": self.strict}
-        if self.engine is not None:
-            options["engine"] = self.engine
-        return options
+        return {"threads": self.engine_threads, "strict": self.strict, "engine": self.engine}
 
 
 class HideQueryStrings(logging.Filter):
@@ -98,7 +95,7 @@ def serve(config: ServeConfig) -> None:
     cannot be listened on, raises LavanyaError (after the server has stopped)."""
     names = [VoiceName.parse(text) for text in config.voices]
     failures: list[BaseException] = []
-    voices = VoiceSet(engine=config.engine)
+    voices = VoiceSet()
 
     def stop_on(exc: BaseException) -> None:
         failures.append(exc)

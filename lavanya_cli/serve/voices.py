@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lavanya.serve")
 
-DEFAULT_ENGINE = "torch"
 
 
 @dataclass(frozen=True)
@@ -49,17 +48,17 @@ def choose_specs(names: list[VoiceName], models: Path | None) -> list[VoiceSpec]
 
     Named voices must exist with real weights. With no names, every voice of the model root with
     weights is chosen; the others (LFS pointers, no ``model.pth``) are logged and passed over."""
-    from ..speech.voice import require_weights
+    from ..speech.voice import require_speakable
 
     if names:
-        specs = [find_voice(name.language, name.gender, name.variant, models, require=require_weights)
+        specs = [find_voice(name.language, name.gender, name.variant, models, require=require_speakable)
                  for name in names]
         return list(dict.fromkeys(specs))
     root = resolve_root(models)
     specs = []
     for spec in ModelRoot(root).voices():
         try:
-            require_weights(spec)
+            require_speakable(spec)
         except LavanyaError as exc:
             log.warning("passed over %s: %s", spec.name, exc.message)
             continue
@@ -72,8 +71,7 @@ def choose_specs(names: list[VoiceName], models: Path | None) -> list[VoiceSpec]
 class VoiceSet:
     """Loaded voices by language, gender and variant; ``ready`` once every one has loaded."""
 
-    def __init__(self, voices: list["Voice"] | None = None, engine: str | None = None):
-        self.engine = engine or DEFAULT_ENGINE
+    def __init__(self, voices: list["Voice"] | None = None):
         self._voices: list[Voice] = []
         self.ready = False
         if voices is not None:
@@ -97,7 +95,10 @@ class VoiceSet:
                     raise
                 log.warning("passed over %s: %s", spec.name, exc.message)
                 continue
-            log.info("loaded %s%s from %s", spec.name, " (demo voice)" if spec.demo else "", spec.root)
+            for note in loaded[-1].notes:
+                log.info("%s", note)
+            log.info("loaded %s%s from %s (%s engine)", spec.name, " (demo voice)" if spec.demo else "", spec.root,
+                     loaded[-1].engine)
         if not loaded:
             raise LavanyaError("no voice could be loaded; see the lines above")
         self.add_all(loaded)
@@ -129,5 +130,5 @@ class VoiceSet:
             "variant": voice.spec.variant or None,
             "sample_rate": voice.sample_rate,
             "demo": voice.spec.demo,
-            "engine": self.engine,
+            "engine": voice.engine,
         } for voice in self._voices]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import LavanyaError
-from ..limits import SENTENCE_FRAMES_MAX
+from ..limits import checked_frames
 
 if TYPE_CHECKING:
     import torch
@@ -82,10 +82,7 @@ def _refuse_too_many_frames(_module, args) -> None:
     alpha = rest[0] if rest else 1.0
     if alpha != 1.0:  # as ESPnet's LengthRegulator scales them
         durations = torch.round(durations.float() * alpha)
-    frames = durations.double().sum(dim=-1).max().item()
-    if durations.min().item() < 0 or not frames <= SENTENCE_FRAMES_MAX:
-        raise LavanyaError(f"the acoustic model predicts {frames:.0f} frames for one sentence, more than the "
-                           f"{SENTENCE_FRAMES_MAX} a sentence may have; lower alpha or split the sentence")
+    checked_frames(durations.double().sum(dim=-1).max().item() if durations.min().item() >= 0 else -1.0)
 
 
 class AcousticModel:

@@ -269,7 +269,7 @@ def _reference_mels(voice: "Voice", sentences: list[str]) -> list[tuple[str, flo
     references = []
     with torch.inference_mode(), quiet_libraries():
         for sentence, alpha in zip(sentences, CHECK_ALPHAS * len(sentences)):
-            references.append((sentence, alpha, voice._acoustic(sentence, alpha).float().cpu().numpy()))
+            references.append((sentence, alpha, voice.engines.acoustic_model(sentence, alpha).float().cpu().numpy()))
     return references
 
 
@@ -279,11 +279,11 @@ def check_acoustic(voice: "Voice", directory: Path, references) -> CheckFigures:
     tokenizer = Tokenizer.from_config(config, token_list(config, voice.spec.model_dir))
     engine = OnnxAcoustic(OrtRunner(directory / store.ENCODER_NAME), OrtRunner(directory / store.DECODER_NAME),
                           MelDenormalizer.for_voice(config, voice.spec.stats_path("feats")),
-                          float(voice._acoustic.network.tts.duration_predictor.offset))
+                          float(voice.engines.acoustic_model.network.tts.duration_predictor.offset))
     figures = CheckFigures()
     for sentence, alpha, expected in references:
         ids = tokenizer.ids(sentence)
-        if ids.tolist() != voice._acoustic.token_ids(sentence).tolist():
+        if ids.tolist() != voice.engines.acoustic_model.token_ids(sentence).tolist():
             figures.problems.append(f"token ids differ from ESPnet's for {sentence[:40]!r}")
             continue
         mel = engine.mel(ids, alpha)
@@ -310,7 +310,7 @@ def check_vocoder(voice: "Voice", directory: Path, references, hop: int, context
     for _, alpha, mel in references:
         vocoder_input = mel * voice.mel_scale
         with torch.inference_mode():
-            expected = voice._vocoder(torch.from_numpy(vocoder_input).T.unsqueeze(0)).reshape(-1).numpy()
+            expected = voice.engines.vocoder_module(torch.from_numpy(vocoder_input).T.unsqueeze(0)).reshape(-1).numpy()
         audio = engine.audio(vocoder_input)
         figures.sentences += 1
         figures.alphas.append(alpha)
@@ -398,7 +398,7 @@ def ensure_exports(spec: VoiceSpec, cache: Path | None = None) -> ExportOutcome:
         vocoder_sources = store.describe_sources(store.vocoder_sources(spec.vocoder))
         from .voice import Voice
 
-        voice = Voice.load(spec)
+        voice = Voice.load(spec, engine="torch")
         tokens = token_list(voice.config, spec.model_dir) or []
         references = _reference_mels(voice, check_sentences(tokens))
         if acoustic is None:
@@ -419,7 +419,7 @@ def _refuse_deployed(spec: VoiceSpec) -> None:
 def _export_acoustic(voice: "Voice", cache: Path, sources: dict, references) -> store.Export:
     spec = voice.spec
     target = cache / store.ACOUSTIC / store.export_key(store.ACOUSTIC, sources)
-    fastspeech2 = voice._acoustic.network.tts
+    fastspeech2 = voice.engines.acoustic_model.network.tts
 
     def fill(scratch: Path) -> None:
         export_acoustic_graphs(fastspeech2, scratch)
@@ -439,12 +439,12 @@ def _export_acoustic(voice: "Voice", cache: Path, sources: dict, references) -> 
 def _export_vocoder(voice: "Voice", cache: Path, sources: dict, references) -> store.Export:
     vocoder = voice.spec.vocoder
     target = cache / store.VOCODER / store.export_key(store.VOCODER, sources)
-    n_mels = int(voice._vocoder.input_conv.in_channels)
+    n_mels = int(voice.engines.vocoder_module.input_conv.in_channels)
     vocoder_config = read_hifigan_config(vocoder.config_path)
     hop, context = int(vocoder_config["hop_size"]), receptive_radius_frames(vocoder_config)
 
     def fill(scratch: Path) -> None:
-        export_generator_graph(voice._vocoder, n_mels, scratch)
+        export_generator_graph(voice.engines.vocoder_module, n_mels, scratch)
         figures = check_vocoder(voice, scratch, references, hop, context)
         if figures.problems:
             raise _refuse(str(vocoder.directory), figures)
@@ -482,6 +482,20 @@ def write_deploy_root(specs: list[VoiceSpec], out: Path, cache: Path | None = No
         written.append({"voice": spec.name, "model_dir": str(model_dir), "vocoder_dir": str(vocoder_dir),
                         "made": outcome.made, "frontend": frontend,
                         "bytes": _directory_bytes(model_dir) + _directory_bytes(vocoder_dir)})
+    return written
+
+
+def place_beside_weights(spec: VoiceSpec, cache: Path | None = None) -> list[Path]:
+    """Put the voice's graphs and their manifests beside its weights (``model.pth``, the
+    ``generator``), for a tree that ships both, as the bundled demo voice does: a light install
+    then speaks it without torch. The weights and every other file are left as they are; the
+    graphs and manifests are each written atomically. Returns the files written."""
+    outcome = ensure_exports(spec, cache)
+    written = []
+    for export, directory in ((outcome.acoustic, spec.model_dir), (outcome.vocoder, spec.vocoder.directory)):
+        for name in [*export.manifest["files"], store.MANIFEST_NAME]:
+            _copy_regular(export.file(name), directory / name, store.GRAPH_MAX_BYTES)
+            written.append(directory / name)
     return written
 
 
@@ -548,5 +562,5 @@ def _directory_bytes(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.iterdir() if path.is_file())
 
 
-__all__ = ["ensure_exports", "write_deploy_root", "export_acoustic_graphs", "export_generator_graph",
+__all__ = ["ensure_exports", "write_deploy_root", "place_beside_weights", "export_acoustic_graphs", "export_generator_graph",
            "check_sentences", "ExportOutcome", "MEL_MAX_ABS", "MIN_SNR_DB", "OPSET"]

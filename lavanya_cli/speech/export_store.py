@@ -37,19 +37,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LavanyaError
-from ..fileio import MANIFEST_MAX_BYTES, NotReadable, open_regular, read_regular_text, replace_file
+from ..fileio import MANIFEST_MAX_BYTES, NotReadable, digest_regular, read_regular_text, replace_file
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
-from ..modeltree.layout import (CONFIG_NAME, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec,
-                                VoiceSpec)
+from ..modeltree.layout import (CONFIG_NAME, DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME,
+                                GENERATOR_GRAPH_NAME, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec, VoiceSpec)
 
 # Bump when what the graphs take or give, or the layout of an export, changes: old exports
 # then no longer match any key.
 EXPORT_FORMAT = 1
-MANIFEST_NAME = "lavanya-export.json"
-ENCODER_NAME = "acoustic_encoder.onnx"
-DECODER_NAME = "acoustic_decoder.onnx"
-GENERATOR_NAME = "generator.onnx"
+MANIFEST_NAME = EXPORT_MANIFEST_NAME
+ENCODER_NAME = ENCODER_GRAPH_NAME
+DECODER_NAME = DECODER_GRAPH_NAME
+GENERATOR_NAME = GENERATOR_GRAPH_NAME
 CACHE_ENV = "LAVANYA_CACHE"
+# The largest graph file lavanya copies (a real voice's encoder and decoder are about 75 MB each).
+GRAPH_MAX_BYTES = 2 << 30
 MEMO_NAME = "digests.json"
 # A file's times must be this old when it is hashed for its stat signature to be remembered.
 RACY_SECONDS = 2.0
@@ -67,10 +69,13 @@ def cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("lavanya", appauthor=False)) / "onnx"
 
 
+class MissingExport(LavanyaError):
+    """No export was made from the voice's current files (the message names the command)."""
+
+
 def sha256_file(path: Path) -> str:
-    """SHA-256 of a regular file, read in chunks (never a FIFO or device)."""
-    with open_regular(path, "source file") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    """SHA-256 of a regular file (``fileio.digest_regular``: never a FIFO or device)."""
+    return digest_regular(path, what="source file")[0]["sha256"]
 
 
 class DigestMemo:
@@ -229,17 +234,21 @@ def is_deployed_vocoder(vocoder: VocoderSpec) -> bool:
 
 
 def find_acoustic_export(spec: VoiceSpec, cache: Path | None = None) -> Export | None:
-    """The acoustic export for ``spec``, or None where there is none for its current files."""
+    """The acoustic export for ``spec``, or None where there is none for its current files: in
+    the model directory (a deploy root, or a tree that ships its graphs beside its weights, as
+    the bundled demo does), else in the cache."""
     if is_deployed_voice(spec):
         return _deployed(spec.model_dir, ACOUSTIC, spec.name)
-    return _cached(ACOUSTIC, acoustic_sources(spec), cache)
+    sources = acoustic_sources(spec)
+    return _beside_sources(spec.model_dir, ACOUSTIC, sources, cache) or _cached(ACOUSTIC, sources, cache)
 
 
 def find_vocoder_export(vocoder: VocoderSpec, cache: Path | None = None) -> Export | None:
     """The vocoder export for ``vocoder``, or None where there is none for its current files."""
     if is_deployed_vocoder(vocoder):
         return _deployed(vocoder.directory, VOCODER, str(vocoder.directory))
-    return _cached(VOCODER, vocoder_sources(vocoder), cache)
+    sources = vocoder_sources(vocoder)
+    return _beside_sources(vocoder.directory, VOCODER, sources, cache) or _cached(VOCODER, sources, cache)
 
 
 def copied_sources(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -247,13 +256,29 @@ def copied_sources(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: entry for name, entry in manifest["sources"].items() if name != manifest.get("weights")}
 
 
-def _cached(kind: str, sources: dict[str, Path], cache: Path | None) -> Export | None:
-    cache = cache_root() if cache is None else cache
-    memo = DigestMemo(cache / MEMO_NAME)
+def _described(sources: dict[str, Path], cache: Path | None) -> dict[str, dict[str, Any]]:
+    """``describe_sources`` through the cache's digest memo."""
+    memo = DigestMemo((cache_root() if cache is None else cache) / MEMO_NAME)
     try:
-        described = describe_sources(sources, memo)
+        return describe_sources(sources, memo)
     finally:
         memo.save()
+
+
+def _beside_sources(directory: Path, kind: str, sources: dict[str, Path], cache: Path | None) -> Export | None:
+    """An export whose manifest sits in ``directory`` beside the files it was made from, when
+    it was made from them as they are now (a changed weights file makes it stale: None)."""
+    if not (directory / MANIFEST_NAME).is_file():
+        return None
+    manifest = read_manifest(directory)
+    if manifest.get("kind") != kind or manifest.get("sources") != _described(sources, cache):
+        return None
+    return Export(directory, manifest, deployed=True)
+
+
+def _cached(kind: str, sources: dict[str, Path], cache: Path | None) -> Export | None:
+    cache = cache_root() if cache is None else cache
+    described = _described(sources, cache)
     directory = cache / kind / export_key(kind, described)
     if not (directory / MANIFEST_NAME).is_file():
         return None
@@ -266,7 +291,7 @@ def _cached(kind: str, sources: dict[str, Path], cache: Path | None) -> Export |
 def _deployed(directory: Path, kind: str, name: str) -> Export:
     """A deploy root's export. Its small copied files (config, statistics) are checked against
     the manifest on every load, as hashing them costs nothing; the graphs by ``lavanya verify``
-    (``deployed_problems``)."""
+    (``export_problems``)."""
     manifest = read_manifest(directory)
     if manifest.get("kind") != kind:
         raise LavanyaError(f"{directory / MANIFEST_NAME}: describes a {manifest.get('kind')} export, not {kind}")
@@ -277,14 +302,18 @@ def _deployed(directory: Path, kind: str, name: str) -> Export:
     return Export(directory, manifest, deployed=True)
 
 
-def deployed_problems(directory: Path) -> list[str]:
-    """Every way a deployed export directory differs from its manifest, graphs included (for
-    ``lavanya verify``)."""
+def export_problems(directory: Path) -> list[str]:
+    """Every way the export in ``directory`` differs from its manifest (for ``lavanya verify``):
+    its graphs, and the files it was made from that lie beside it. In a deploy root the weights
+    are absent by design; beside weights (a tree that ships its graphs, like the bundled demo)
+    they must be the ones exported, or the graphs speak another model."""
     try:
         manifest = read_manifest(directory)
     except LavanyaError as exc:
-        return [exc.message]
-    return manifest_problems(directory, manifest, {**copied_sources(manifest), **manifest["files"]})
+        return [exc.message.removeprefix(f"{Path(directory) / MANIFEST_NAME}: ")]
+    weights = manifest.get("weights")
+    sources = manifest["sources"] if weights and (Path(directory) / weights).exists() else copied_sources(manifest)
+    return manifest_problems(directory, manifest, {**sources, **manifest["files"]})
 
 
 # -- writing ------------------------------------------------------------------------------

@@ -310,7 +310,9 @@ def describe_loaded(voice: Voice) -> dict[str, Any]:
         "bundled": spec.bundled,
         "demo": spec.demo,
         "sample_rate": voice.sample_rate,
+        "engine": voice.engine,
         "skipped": list(voice.skipped),
+        "notes": list(voice.notes),
     }
 
 

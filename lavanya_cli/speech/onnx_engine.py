@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
+from ..limits import checked_frames
 from ..modeltree.config import read_config
 from ..modeltree.layout import VoiceSpec
-from .export_store import DECODER_NAME, ENCODER_NAME, GENERATOR_NAME, Export, find_acoustic_export, \
-    find_vocoder_export
+from .export_store import (DECODER_NAME, ENCODER_NAME, GENERATOR_NAME, Export, MissingExport, find_acoustic_export,
+                           find_vocoder_export)
 from .tokens import Tokenizer
 
 ONNXRUNTIME = "onnxruntime"
@@ -52,17 +53,21 @@ def durations_from_log(log_durations: np.ndarray, offset: float = 1.0) -> np.nda
     return np.maximum(np.round(linear), 0).astype(np.int64)
 
 
-def regulate_lengths(hidden: np.ndarray, durations: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """``LengthRegulator``: each token's hidden state repeated for its frames. ``alpha`` != 1
-    rescales the durations (``round(d * alpha)`` in float32); where every duration is zero, each
-    token gets one frame, as ESPnet does."""
+def scaled_durations(durations: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """``LengthRegulator``'s durations: ``alpha`` != 1 rescales them (``round(d * alpha)`` in
+    float32); where every duration is zero, each token gets one frame, as ESPnet does."""
     if alpha != 1.0:
         if not alpha > 0:
             raise LavanyaError(f"alpha must be above 0, not {alpha}")
         durations = np.round(durations.astype(np.float32) * np.float32(alpha)).astype(np.int64)
     if durations.sum() == 0:
         durations = np.ones_like(durations)
-    return np.repeat(hidden, durations, axis=0)
+    return durations
+
+
+def regulate_lengths(hidden: np.ndarray, durations: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """``LengthRegulator``: each token's hidden state repeated for its (scaled) frames."""
+    return np.repeat(hidden, scaled_durations(durations, alpha), axis=0)
 
 
 class MelDenormalizer:
@@ -148,7 +153,7 @@ class OrtRunner:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types for a bad file
-            raise LavanyaError(f"{path}: ONNX Runtime cannot load this graph ({_one_line(exc)[:300]}); "
+            raise LavanyaError(f"{path}: ONNX Runtime cannot load this graph ({one_line(exc, 300)}); "
                                "export the voice again") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
 
@@ -178,7 +183,7 @@ class OpenVinoRunner:
         try:
             self.model = ov.Core().compile_model(str(path), "CPU", config)
         except Exception as exc:
-            raise LavanyaError(f"{path}: OpenVINO cannot compile this graph ({_one_line(exc)[:300]}); "
+            raise LavanyaError(f"{path}: OpenVINO cannot compile this graph ({one_line(exc, 300)}); "
                                "export the voice again") from None
         self.request = self.model.create_infer_request()
 
@@ -218,7 +223,9 @@ class OnnxAcoustic:
         """``[frames, n_mels]`` float32 log-mel for ``token_ids`` (without eos) at rate ``alpha``."""
         ids = np.ascontiguousarray(token_ids, dtype=np.int64).reshape(-1)
         hidden, log_durations = self.encoder(ids)
-        frames = regulate_lengths(hidden, durations_from_log(log_durations, self.duration_offset), alpha)
+        durations = scaled_durations(durations_from_log(log_durations, self.duration_offset), alpha)
+        checked_frames(float(durations.sum(dtype=np.float64)))  # before the expansion is made
+        frames = np.repeat(hidden, durations, axis=0)
         (mel,) = self.decoder(np.ascontiguousarray(frames, dtype=np.float32))
         if self.denormalize is not None:
             mel = self.denormalize(mel)
@@ -276,7 +283,8 @@ class OnnxVocoder:
 
 
 class OnnxVoiceEngines:
-    """The tokenizer, acoustic engine and vocoder engine of one voice, from its exports."""
+    """The tokenizer, acoustic engine and vocoder engine of one voice, from its exports; the
+    interface ``speech.engines`` gives ``Voice`` (``name`` is the engine: ``onnx`` or ``openvino``)."""
 
     def __init__(self, tokenizer: Tokenizer, acoustic: OnnxAcoustic, vocoder: OnnxVocoder, runtime: str,
                  precision: str):
@@ -285,9 +293,13 @@ class OnnxVoiceEngines:
         self.vocoder = vocoder
         self.runtime = runtime
         self.precision = precision
+        self.name = "onnx" if runtime == ONNXRUNTIME else "openvino"
 
     def mel(self, model_input: str, alpha: float = 1.0) -> np.ndarray:
         return self.acoustic.mel(self.tokenizer.ids(model_input), alpha)
+
+    def audio(self, mel: np.ndarray) -> np.ndarray:
+        return self.vocoder.audio(mel)
 
 
 def resolve_runtime(runtime: str = AUTO, precision: str | None = None) -> tuple[str, str]:
@@ -337,7 +349,7 @@ def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runti
     vocoder_export = find_vocoder_export(spec.vocoder, cache)
     if acoustic_export is None or vocoder_export is None:
         what = "voice" if acoustic_export is None else "vocoder"
-        raise LavanyaError(f"{spec.name}: no ONNX export of this {what} for its current files; run: "
+        raise MissingExport(f"{spec.name}: no ONNX export of this {what} for its current files; run: "
                            f"lavanya export --models {spec.root} --lang {spec.language} --gender {spec.gender}"
                            + (f" --variant {spec.variant}" if spec.variant else ""))
     tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
@@ -345,11 +357,6 @@ def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runti
                                         threads=threads, precision=F32)
     vocoder = OnnxVocoder.from_export(vocoder_export, runtime=runtime, threads=threads, precision=precision)
     return OnnxVoiceEngines(tokenizer, acoustic, vocoder, runtime, precision)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return " ".join(text.split()) if text else type(exc).__name__
 
 
 __all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxVoiceEngines", "MelDenormalizer", "load_engines",

@@ -1,10 +1,11 @@
 """A voice loaded once and spoken through many times, in the spirit of piper's ``PiperVoice``.
 
-``Voice.load`` builds the voice's FastSpeech2 from its ``config.yaml`` (``lavanya_cli.speech.acoustic``:
-ESPnet's own modules without its slow task layer; the user's files are only read), loads
-``model.pth`` with ``weights_only=True`` (ESPnet's own loader would unpickle anything) and the
-voice's HiFi-GAN generator. ``voice.synthesize(text)`` then yields one ``AudioChunk`` per
-sentence or pause, with nothing rebuilt between them.
+``Voice.load`` checks the voice's files, builds its front-end and loads an engine
+(``speech.engines``): by default the voice's ONNX exports through ONNX Runtime, without torch;
+``engine="torch"`` builds its FastSpeech2 from ``config.yaml`` with ESPnet's own modules and
+loads ``model.pth`` with ``weights_only=True``. The user's files are only read.
+``voice.synthesize(text)`` then yields one ``AudioChunk`` per sentence or pause, with nothing
+rebuilt between them.
 
 Upstream feeds the vocoder ``feat_gen_denorm * 2.3262`` and writes ``audio * 32768`` as int16.
 Those two numbers are the defaults here; a voice whose vocoder was trained differently says so
@@ -22,20 +23,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from .acoustic import AcousticModel
-from ..modeltree.config import STATS_ENTRIES, read_config, sample_rate, stats_file_entries
+from ..modeltree.config import STATS_ENTRIES, load_yaml, read_config, sample_rate, stats_file_entries
 from ..errors import LavanyaError, one_line
 from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
 from ..limits import TEXT_AUDIO_MAX_SECONDS, checked_alpha, checked_number, usable_threads
 from ..modeltree.lfs_pointer import require_content
-from .espnet_import import quiet_libraries
 from ..modeltree.layout import VoiceSpec, find_voice
-from .runtime import checked_device, load_weights
-from .vocoder import load_hifigan, read_hifigan_config, vocoder_mismatches
+from .engines import AUTO, SpeechEngines, load_engines
+from .runtime import checked_device
+from .vocoder import read_hifigan_config, vocoder_mismatches
 
 if TYPE_CHECKING:
-    import torch
-
     from ..frontend import Frontend, Silence, Speech
 
 DEFAULT_MEL_SCALE = 2.3262
@@ -94,10 +92,10 @@ def read_voice_settings(spec: VoiceSpec) -> dict[str, float]:
     if not path.exists():
         return {}
     try:
-        settings = yaml.safe_load(read_regular_text(path, RESOURCE_MAX_BYTES, SETTINGS_NAME)) or {}
+        settings = load_yaml(read_regular_text(path, RESOURCE_MAX_BYTES, SETTINGS_NAME)) or {}
     except OSError as exc:
         raise LavanyaError(f"{path}: cannot read it ({one_line(exc)})") from None
-    except yaml.YAMLError as exc:
+    except (ValueError, yaml.YAMLError) as exc:
         raise LavanyaError(f"{path}: does not parse ({one_line(exc)})") from None
     unknown = set(settings) - set(_SETTINGS_BOUNDS) if isinstance(settings, dict) else {"(not a mapping)"}
     if unknown:
@@ -109,17 +107,18 @@ def read_voice_settings(spec: VoiceSpec) -> dict[str, float]:
 def find_usable_voice(language: str, gender: str, *, models: Path | None = None, variant: str | None = None,
                       vocoder: str | None = None) -> tuple[VoiceSpec, tuple[str, ...]]:
     """The voice synthesis would load, and why voices in earlier candidate roots were passed
-    over: the first root whose voice has real weights (not LFS pointers). Reads no weights."""
+    over: the first root whose voice has real weights (not LFS pointers) or is a deploy root's
+    export. Reads no weights."""
     skipped: list[str] = []
-    spec = find_voice(language, gender, variant, models, vocoder=vocoder, require=require_weights, skipped=skipped)
+    spec = find_voice(language, gender, variant, models, vocoder=vocoder, require=require_speakable, skipped=skipped)
     return spec, tuple(skipped)
 
 
 class Voice:
     """A loaded voice. Build it with ``Voice.load``; ``synthesize`` as often as needed."""
 
-    def __init__(self, spec: VoiceSpec, config: dict[str, Any], acoustic: AcousticModel, vocoder: "torch.nn.Module",
-                 frontend: "Frontend", *, device: str, alpha: float, mel_scale: float, pcm_scale: float):
+    def __init__(self, spec: VoiceSpec, config: dict[str, Any], engines: SpeechEngines, frontend: "Frontend", *,
+                 device: str, alpha: float, mel_scale: float, pcm_scale: float):
         self.spec = spec
         self.config = config
         self.sample_rate = sample_rate(config) or 22050
@@ -129,10 +128,12 @@ class Voice:
         self.mel_scale = mel_scale
         self.pcm_scale = pcm_scale
         self.frontend = frontend
-        self._acoustic = acoustic
-        self._vocoder = vocoder
+        self.engines = engines
+        self.engine = engines.name
         # Why voices in earlier candidate roots were passed over (LFS pointers, no weights).
         self.skipped: tuple[str, ...] = ()
+        # What the user should know about the load (an export made on the way).
+        self.notes: tuple[str, ...] = ()
 
     @classmethod
     def load(
@@ -149,13 +150,17 @@ class Voice:
         strict: bool = False,
         mel_scale: float | None = None,
         pcm_scale: float | None = None,
+        engine: str = AUTO,
+        cache: Path | None = None,
     ) -> "Voice":
         """Load a voice by ``VoiceSpec`` or by ``language, gender``: the first candidate root
         (``--models``, ``$LAVANYA_MODELS``, ``./Fastspeech2_HS``, the bundled tree) whose voice
         has real weights, so a real voice wins over the bundled demo.
 
-        ``vocoder`` forces a vocoder family (``aryan``/``dravidian``); ``threads`` sets torch's
-        CPU threads; ``alpha`` is the default rate (higher is slower).
+        ``engine``: ``auto``, ``onnx``, ``openvino`` or ``torch`` (``speech.engines``); ``cache``:
+        the export cache (default ``$LAVANYA_CACHE``, else the user cache directory).
+        ``vocoder`` forces a vocoder family (``aryan``/``dravidian``); ``threads`` sets the
+        engine's CPU threads; ``alpha`` is the default rate (higher is slower).
         """
         skipped: tuple[str, ...] = ()
         if isinstance(voice, VoiceSpec):
@@ -169,23 +174,18 @@ class Voice:
         threads, _ = usable_threads(threads)
         config = _check_files(spec)
         settings = read_voice_settings(spec)
-        import torch
-
         from ..frontend import Frontend
 
-        if threads is not None:
-            torch.set_num_threads(threads)
         frontend = Frontend.for_voice(spec, config, strict=strict)
-        with quiet_libraries():
-            vocoder_module = load_hifigan(spec.vocoder.config_path, spec.vocoder.generator_path, device)
-            acoustic = _load_acoustic_model(spec, config, device)
+        engines, notes = load_engines(spec, config, engine=engine, device=device, threads=threads, cache=cache)
         mel_scale = settings.get("mel_scale", DEFAULT_MEL_SCALE) if mel_scale is None else \
             checked_number(mel_scale, "mel_scale", *_SETTINGS_BOUNDS["mel_scale"])
         pcm_scale = settings.get("pcm_scale", DEFAULT_PCM_SCALE) if pcm_scale is None else \
             checked_number(pcm_scale, "pcm_scale", *_SETTINGS_BOUNDS["pcm_scale"])
-        loaded = cls(spec, config, acoustic, vocoder_module, frontend, device=device, alpha=alpha,
-                     mel_scale=mel_scale, pcm_scale=pcm_scale)
+        loaded = cls(spec, config, engines, frontend, device=device, alpha=alpha, mel_scale=mel_scale,
+                     pcm_scale=pcm_scale)
         loaded.skipped = skipped
+        loaded.notes = tuple(notes)
         return loaded
 
     # -- text to plan --------------------------------------------------------------------
@@ -259,37 +259,45 @@ class Voice:
     def speak(self, model_input: str, alpha: float | None = None, *, text: str = "",
               unpronounced: list[str] | None = None, incomplete: list[str] | None = None) -> AudioChunk:
         """Audio for one prepared model-input string (what ``lavanya text`` prints)."""
-        import torch
-
         alpha = self.alpha if alpha is None else checked_alpha(alpha, "alpha")
-        with torch.inference_mode(), quiet_libraries():
-            mel = self._acoustic(model_input, alpha)
-            audio = self._vocoder(mel.T.unsqueeze(0) * self.mel_scale).reshape(-1)
+        mel = self.engines.mel(model_input, alpha)
         return AudioChunk(
-            samples=audio.float().cpu().numpy(),
+            samples=self.engines.audio(mel * np.float32(self.mel_scale)),
             sample_rate=self.sample_rate,
             text=text or model_input,
             model_input=model_input,
             unpronounced=unpronounced or [],
             incomplete=incomplete or [],
-            mel=mel.float().cpu().numpy(),
+            mel=mel,
             pcm_scale=self.pcm_scale,
         )
 
 
 def _check_files(spec: VoiceSpec) -> dict[str, Any]:
     """Every file the voice needs, checked up front so each problem is one line naming it."""
+    from .export_store import is_deployed_vocoder
+
     config = read_config(spec.config_path)
-    require_weights(spec)
+    require_speakable(spec)
     for key in stats_file_entries(config):
         kind = STATS_ENTRIES[key]
         require_content(spec.stats_path(kind), f"{kind} statistics")
     vocoder = read_hifigan_config(spec.vocoder.config_path)
-    require_content(spec.vocoder.generator_path, "HiFi-GAN generator")
+    if not is_deployed_vocoder(spec.vocoder):
+        require_content(spec.vocoder.generator_path, "HiFi-GAN generator")
     if differences := vocoder_mismatches(config, vocoder):
         raise LavanyaError(f"{spec.vocoder.config_path}: does not fit {spec.name} ({'; '.join(differences)}); "
                            "pick the other family with --vocoder aryan|dravidian")
     return config
+
+
+def require_speakable(spec: VoiceSpec) -> None:
+    """A one-line error unless the voice has real weights, or is a deploy root's export (its
+    graphs without ``model.pth``)."""
+    from .export_store import is_deployed_voice
+
+    if not is_deployed_voice(spec):
+        require_weights(spec)
 
 
 def require_weights(spec: VoiceSpec) -> Path:
@@ -301,29 +309,5 @@ def require_weights(spec: VoiceSpec) -> Path:
     return weights
 
 
-def _load_acoustic_model(spec: VoiceSpec, config: dict[str, Any], device: str) -> AcousticModel:
-    """The voice's FastSpeech2 and feature normaliser, weights loaded without pickle."""
-    try:
-        model = AcousticModel(config, spec.stats_path("feats"), device)
-    except LavanyaError as exc:
-        raise LavanyaError(f"{spec.config_path}: {exc.message}") from None
-    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
-        raise LavanyaError(f"{spec.config_path}: ESPnet cannot build this model ({one_line(exc)})") from None
-    weights = require_weights(spec)
-    state = load_weights(weights, "the acoustic model", map_location=device)
-    if not isinstance(state, dict):
-        raise LavanyaError(f"{weights}: expected a state_dict of tensors")
-    try:
-        result = model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise LavanyaError(f"{weights}: does not fit {spec.config_path} ({one_line(exc)})") from None
-    parameters = {name for name, _ in model.named_parameters()}
-    missing = [key for key in result.missing_keys if key in parameters]
-    if missing:
-        raise LavanyaError(f"{weights}: lacks {len(missing)} parameters of the model in {spec.config_path} "
-                           f"(first: {missing[0]})")
-    return model
-
-
-__all__ = ["AudioChunk", "Utterance", "Voice", "find_usable_voice", "read_voice_settings",
+__all__ = ["AudioChunk", "Utterance", "Voice", "find_usable_voice", "read_voice_settings", "require_speakable",
            "DEFAULT_MEL_SCALE", "DEFAULT_PCM_SCALE", "SETTINGS_NAME"]
