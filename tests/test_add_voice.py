@@ -517,10 +517,10 @@ def test_the_audio_measures():
     rate = 22050
     noise = np.random.default_rng(0).normal(0, 0.1, rate).astype(np.float32)
     assert audio_problems(noise, rate, 20)[2] == []
-    assert "silent" in audio_problems(np.full(rate, 0.15, np.float32), rate, 20)[2][0]  # a constant offset
-    assert "clipped throughout" in audio_problems(np.sign(noise), rate, 20)[2][0]
-    assert "lasted 1.00 s for 100 characters" in audio_problems(noise, rate, 100)[2][0]
-    assert "NaN" in audio_problems(np.full(rate, np.nan, np.float32), rate, 20)[2][0]
+    assert "silent" in audio_problems(np.full(rate, 0.15, np.float32), rate, 20)[2][0][0]  # a constant offset
+    assert "clipped throughout" in audio_problems(np.sign(noise), rate, 20)[2][0][0]
+    assert "lasted 1.00 s for 100 characters" in audio_problems(noise, rate, 100)[2][0][0]
+    assert "NaN" in audio_problems(np.full(rate, np.nan, np.float32), rate, 20)[2][0][0]
 
 
 def test_the_test_sentence_is_the_number_words_of_every_upstream_language(shared):

@@ -325,5 +325,38 @@ def test_deep_json_output_is_only_json(tmp_path):
                              "verify", "--deep", "--format", "json", str(BUNDLED_ROOT)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"ok": True, "root": str(BUNDLED_ROOT), "voices": 1, "files": 15,
+    assert json.loads(result.stdout) == {"ok": True, "root": str(BUNDLED_ROOT), "voices": 1, "files": 17,
                                          "problems": []}
+
+
+def test_speak_hears_the_bundled_voice_and_a_silent_one(cli, tmp_path):
+    """verify --speak: the trained demo voice passes; a voice whose vocoder gives a constant
+    (the tiny random one) is reported as silent, a ``speech`` problem with its fix."""
+    from lavanya_cli.modeltree.layout import BUNDLED_ROOT
+    from synthkit import shared_voice_root
+
+    code, out, err = cli("verify", "--speak", "--format", "json", BUNDLED_ROOT)
+    report = json.loads(out)
+    assert code == 0 and report["problems"] == [] and report["spoken"][0]["ok"]
+    assert report["spoken"][0]["seconds"] > 0.5 and report["spoken"][0]["sentence"].startswith("एक")
+    root = tmp_path / "tiny"
+    shutil.copytree(shared_voice_root(), root)
+    code, out, _ = cli("verify", "--speak", "--format", "json", root)
+    speech = [problem for problem in json.loads(out)["problems"] if problem["code"] == "speech"]
+    assert code == 1 and len(speech) == 2 and all("no test sentence" in problem["message"] for problem in speech)
+    (root / "numToText").mkdir()
+    shutil.copy(BUNDLED_ROOT / "numToText" / "hindi.csv", root / "numToText" / "hindi.csv")
+    code, out, _ = cli("verify", "--speak", "--format", "json", root)
+    speech = [problem for problem in json.loads(out)["problems"] if problem["code"] == "speech"]
+    assert code == 1 and len(speech) == 2 and all("silent" in problem["message"] and problem["fix"] for problem in speech)
+
+
+def test_manifest_requires_a_matching_md5sums_in_every_directory(cli, clean_root):
+    code, out, _ = cli("verify", "--manifest", "--format", "json", clean_root)
+    missing = [problem["path"] for problem in json.loads(out)["problems"] if problem["code"] == "checksum"]
+    assert code == 1 and "hindi/male/model/MD5SUMS" in missing and len(missing) == 4  # 2 voices, 2 vocoders
+    assert cli("verify", "--write-manifest", clean_root)[0] == 0
+    assert cli("verify", "--manifest", clean_root)[0] == 0
+    (clean_root / "hindi" / "male" / "model" / "feats_type").write_text("changed\n")
+    code, out, _ = cli("verify", "--manifest", clean_root)
+    assert code == 1 and "hindi/male/model/feats_type: [checksum]" in out

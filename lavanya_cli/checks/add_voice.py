@@ -660,11 +660,11 @@ def _weights_step(staged: VoiceSpec, origin: dict[Path, Path]) -> Step:
 def _speak_step(staged: VoiceSpec) -> Step:
     from .speak_check import speak_voice
 
-    check = speak_voice(staged)
+    check = speak_voice(staged, engine="torch")  # the reference: the weights themselves, no export yet
     if check.skipped:
         return Step("speak", WARNING, check.skipped, f"add numToText/{staged.language}.csv to ROOT")
     if check.problems:
-        raise StepFailed(f"{check.summary()}: {'; '.join(check.problems)}",
+        raise StepFailed(f"{check.summary()}: {'; '.join(what for what, _ in check.problems)}",
                          "listen to it with lavanya synth, and deploy the weights and vocoder that belong together")
     return Step("speak", OK, check.summary())
 

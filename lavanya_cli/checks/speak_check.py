@@ -54,7 +54,7 @@ class SpeakCheck:
     seconds: float = 0.0
     level_dbfs: float | None = None
     clipped_share: float = 0.0
-    problems: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (what is wrong, the fix)
     skipped: str = ""
 
     @property
@@ -105,15 +105,17 @@ def sentence_for_language(root: Path, language: str) -> str | None:
     return None
 
 
-def audio_problems(samples: np.ndarray, sample_rate: int, characters: int) -> tuple[float | None, float, list[str]]:
-    """Level (dBFS, None for no samples), share of clipped samples and the problems of audio
-    whose ``samples`` are in WAV units (1.0 = full scale) for ``characters`` of model input."""
+def audio_problems(samples: np.ndarray, sample_rate: int,
+                   characters: int) -> tuple[float | None, float, list[tuple[str, str]]]:
+    """Level (dBFS, None for no samples), share of clipped samples and the problems (what is
+    wrong, the fix) of audio whose ``samples`` are in WAV units (1.0 = full scale) for
+    ``characters`` of model input."""
     problems = []
     seconds = len(samples) / sample_rate
     low, high = (characters * bound for bound in SECONDS_PER_TOKEN)
     if len(samples) and not np.isfinite(samples).all():
-        return None, 0.0, ["the audio holds NaN or infinity: the weights are damaged; restore them "
-                           "from the voice's release"]
+        return None, 0.0, [("the audio holds NaN or infinity: the weights are damaged",
+                            "restore them from the voice's release")]
     level = None
     clipped = 0.0
     if len(samples):
@@ -122,21 +124,21 @@ def audio_problems(samples: np.ndarray, sample_rate: int, characters: int) -> tu
         clipped = float(np.mean(np.abs(samples) >= CLIP_LEVEL))
     if level is None or level < SILENCE_DBFS:
         shown = "no samples" if level is None else f"level {level:.0f} dBFS"
-        problems.append(f"the test sentence came out silent ({shown}, below {SILENCE_DBFS:.0f} dBFS): the "
-                        "vocoder does not fit these weights or mel_scale is wrong; check the vocoder "
-                        "with lavanya verify --deep and mel_scale in lavanya.yaml")
+        problems.append((f"the test sentence came out silent ({shown}, below {SILENCE_DBFS:.0f} dBFS): the "
+                         "vocoder does not fit these weights or mel_scale is wrong",
+                         "check the vocoder with lavanya verify --deep and mel_scale in lavanya.yaml"))
     if clipped > CLIPPED_SHARE_MAX:
-        problems.append(f"the test sentence is clipped throughout ({clipped:.0%} of samples at full scale): "
-                        "mel_scale or pcm_scale in lavanya.yaml is too high, or the vocoder belongs to "
-                        "another voice")
+        problems.append((f"the test sentence is clipped throughout ({clipped:.0%} of samples at full scale)",
+                         "lower mel_scale or pcm_scale in lavanya.yaml, or put the voice's own vocoder in place"))
     if not low <= seconds <= high:
-        problems.append(f"the test sentence lasted {seconds:.2f} s for {characters} characters of model input "
-                        f"(expected {low:.2f}-{high:.2f} s): the duration predictor is broken; these weights "
-                        "are untrained or damaged")
+        problems.append((f"the test sentence lasted {seconds:.2f} s for {characters} characters of model input "
+                         f"(expected {low:.2f}-{high:.2f} s): the duration predictor is broken",
+                         "these weights are untrained or damaged; restore the voice's released weights"))
     return level, clipped, problems
 
 
-def speak_voice(voice: VoiceSpec, sentence: str | None = None, *, device: str = "cpu") -> SpeakCheck:
+def speak_voice(voice: VoiceSpec, sentence: str | None = None, *, device: str = "cpu",
+                engine: str = "auto") -> SpeakCheck:
     """Load ``voice``, speak ``sentence`` (default: ``sentence_for_language``) and check
     the audio. A voice that cannot be loaded or cannot pronounce the sentence is a problem too,
     so callers (``add-voice``, ``verify --speak``) get one answer per voice."""
@@ -149,15 +151,16 @@ def speak_voice(voice: VoiceSpec, sentence: str | None = None, *, device: str = 
     from ..speech.voice import Voice
 
     try:
-        loaded = Voice.load(voice, device=device)
+        loaded = Voice.load(voice, device=device, engine=engine)
         plan = loaded.plan(sentence)
         chunks = list(loaded.render(plan))
     except LavanyaError as exc:
-        result.problems.append(f"the voice cannot speak: {exc.message}")
+        result.problems.append((f"the voice cannot speak: {exc.message}", "fix what the message names"))
         return result
     unpronounced = [problem for utterance in plan for problem in utterance.problems]
     if unpronounced:
-        result.problems.append("the front-end cannot pronounce the test sentence: " + "; ".join(unpronounced))
+        result.problems.append(("the front-end cannot pronounce the test sentence: " + "; ".join(unpronounced),
+                                "give the voice the phone_dict and numToText files of its language"))
     spoken = [chunk for chunk in chunks if chunk.text]
     result.model_input = " ".join(chunk.model_input for chunk in spoken)
     samples = np.concatenate([chunk.samples * (chunk.pcm_scale / _FULL_SCALE) for chunk in spoken]) \

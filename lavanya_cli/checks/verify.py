@@ -32,6 +32,7 @@ from .rewrite import Refused
 CODES = (
     "missing", "lfs-pointer", "pickled", "unreadable", "bad-stats", "stats-path",
     "checksum", "permissions", "duplicate-weights", "bad-weights", "vocoder-mismatch", "outside-root", "export",
+    "speech",
 )
 
 
@@ -47,6 +48,7 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     voices: int = 0
     files: int = 0
+    spoken: list[dict] = field(default_factory=list)  # with speak: each voice's test sentence and measures
 
 
 class _Checker:
@@ -56,8 +58,9 @@ class _Checker:
     problem; only regular files are opened, and each read is bounded (see lavanya_cli.fileio).
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, require_manifests: bool = False):
         self.root = root
+        self.require_manifests = require_manifests
         self.problems: list[Problem] = []
         self.files: set[Path] = set()  # every regular file in the directories listed
         self.voice_configs: dict[VoiceSpec, dict] = {}
@@ -246,7 +249,32 @@ class _Checker:
                         f"({'; '.join(differences)})", "put the vocoder this voice was trained with in that "
                         "directory, or pick the other family with --vocoder aryan|dravidian")
 
+    def speak(self, voice: VoiceSpec, engine: str) -> dict | None:
+        """Speak the voice's test sentence (``checks.speak_check``) and report what is wrong with
+        the audio as ``speech`` problems. A voice that cannot speak for a reason already reported
+        (an LFS pointer, missing weights) is not tried again: None."""
+        from ..speech.voice import require_speakable
+        from .speak_check import speak_voice
+
+        try:
+            require_speakable(voice)
+        except LavanyaError:
+            return None
+        check = speak_voice(voice, engine=engine)
+        if check.skipped:
+            self.report(voice.model_dir, "speech", f"{voice.name}: not spoken: {check.skipped}",
+                        f"add numToText/{voice.language}.csv (or phone_dict/{voice.language}) to the model root")
+        for what, fix in check.problems:
+            self.report(voice.model_dir, "speech", f"{voice.name}: {what}", fix)
+        return {"voice": voice.name, "sentence": check.sentence, "seconds": round(check.seconds, 3),
+                "level_dbfs": None if check.level_dbfs is None else round(check.level_dbfs, 1),
+                "clipped_share": round(check.clipped_share, 4), "ok": check.ok, "summary": check.summary()}
+
     def manifest(self, directory: Path) -> None:
+        if self.require_manifests and not (directory / MANIFEST_NAME).exists():
+            self.report(directory / MANIFEST_NAME, "checksum", f"no {MANIFEST_NAME} here, so nothing proves these "
+                        "are the files that were committed", "write it where the tree is committed (lavanya verify "
+                        "--write-manifest) and commit it with the files")
         for path, why in manifest_mismatches(directory, self.root):
             self.report(path, "checksum", why, "restore the file, or if the change is intended "
                         f"rewrite {MANIFEST_NAME} with lavanya verify --write-manifest")
@@ -287,19 +315,25 @@ class _Checker:
                                 "one of these voices ships the wrong model", "replace it with its own weights")
 
 
-def verify_root(root: Path, *, deep: bool = False, vocoder_override: str | None = None) -> list[Problem]:
-    """Check every voice under ``root``; ``deep`` also loads weights (imports torch and ESPnet)."""
-    return verify_report(root, deep=deep, vocoder_override=vocoder_override).problems
+def verify_root(root: Path, *, deep: bool = False, speak: bool = False, require_manifests: bool = False,
+                vocoder_override: str | None = None) -> list[Problem]:
+    """Check every voice under ``root``; ``deep`` also loads weights (imports torch and ESPnet);
+    ``speak`` speaks a test sentence through every voice that can speak and checks the audio;
+    ``require_manifests``: a model or vocoder directory without ``MD5SUMS`` is a problem."""
+    return verify_report(root, deep=deep, speak=speak, require_manifests=require_manifests,
+                         vocoder_override=vocoder_override).problems
 
 
-def verify_report(root: Path, *, deep: bool = False, vocoder_override: str | None = None) -> VerifyReport:
-    """``verify_root``'s problems, and how many voices and files were checked."""
+def verify_report(root: Path, *, deep: bool = False, speak: bool = False, require_manifests: bool = False,
+                  engine: str = "auto", vocoder_override: str | None = None) -> VerifyReport:
+    """``verify_root``'s problems, and how many voices and files were checked (``engine``: what
+    ``speak`` speaks through)."""
     root = Path(root)
     if not is_directory(root):
         raise LavanyaError(f"{root}: no such directory; pass the model root")
     model_root = ModelRoot(root, vocoder_override)
     voices = model_root.voices()
-    checker = _Checker(root)
+    checker = _Checker(root, require_manifests)
     checker.tree(model_root.unreadable)
     vocoders: dict[Path, VocoderSpec] = {}
     for voice in voices:
@@ -319,7 +353,9 @@ def verify_report(root: Path, *, deep: bool = False, vocoder_override: str | Non
         for vocoder in vocoders.values():
             if found := generator_problem(vocoder, root):
                 checker.report(vocoder.generator_path, "bad-weights", *found)
-    return VerifyReport(sorted(set(checker.problems)), len(voices), len(checker.files))
+    spoken = [checker.speak(voice, engine) for voice in voices] if speak else []
+    return VerifyReport(sorted(set(checker.problems)), len(voices), len(checker.files),
+                        [entry for entry in spoken if entry is not None])
 
 
 def write_manifests(root: Path, *, vocoder_override: str | None = None) -> tuple[list[Path], list[Problem]]:

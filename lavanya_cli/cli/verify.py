@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .app import app, pick_root
-from .options import CheckFormatOption, ModelsOption
+from .options import CheckFormatOption, EngineOption, ModelsOption
 from .output import Output, OutputFormat, Result
 
 
@@ -18,23 +18,34 @@ def verify(
     models: Optional[Path] = ModelsOption,
     deep: bool = typer.Option(False, "--deep", help="Also load weights and compare them with each config "
                               "(imports torch and ESPnet; slow)."),
+    speak: bool = typer.Option(False, "--speak", help="Also speak a short sentence (the language's words for "
+                               "one to five) through every voice and check the audio: not silent, not clipped "
+                               "throughout, a duration in line with the text."),
+    manifest: bool = typer.Option(False, "--manifest", help="Every model and vocoder directory must hold an "
+                                  "MD5SUMS that matches it: proof that the files are the ones committed."),
+    engine: str = EngineOption,
     write_manifest: bool = typer.Option(False, "--write-manifest", help="First write MD5SUMS (with sha256 "
                                         "and sizes) in every model and vocoder directory."),
     format: OutputFormat = CheckFormatOption,
 ) -> None:
     """Check every voice: files present, LFS pointers, stats, config paths, permissions, checksums.
 
-    Exit status 0 when clean, 1 when problems were found, 2 on usage or internal errors.
+    In a deployed container: lavanya verify --speak --manifest ROOT. Exit status 0 when clean,
+    1 when problems were found, 2 on usage or internal errors.
     """
     from ..checks import verify as checks
     from ..modeltree.layout import ModelRoot
 
+    from ..speech.engines import checked_engine
+
     out = Output(format, "verify")
+    checked_engine(engine, "cpu")
     model_root = pick_root(root, models)
     ModelRoot(model_root).require_voices()
     written, refused = checks.write_manifests(model_root) if write_manifest else ([], [])
     with out.own_stdout():  # ESPnet may print notices while --deep imports it
-        report = checks.verify_report(model_root, deep=deep)
+        report = checks.verify_report(model_root, deep=deep, speak=speak, require_manifests=manifest,
+                                      engine=engine)
     problems = refused + report.problems
     files = len({problem.path for problem in problems})
     summary = (f"{len(problems)} problem(s) in {files} file(s)" if problems
@@ -43,6 +54,8 @@ def verify(
              + (f", refused {len(refused)}" if refused else "")] if write_manifest else []
     out.finish(Result(
         data={"ok": not problems, "root": str(model_root), "voices": report.voices, "files": report.files,
-              **({"manifests_written": [str(path) for path in written]} if write_manifest else {})},
-        problems=problems, summary=[f"{model_root}: {summary}"], notes=notes, base=model_root,
+              **({"manifests_written": [str(path) for path in written]} if write_manifest else {}),
+              **({"spoken": report.spoken} if speak else {})},
+        problems=problems, summary=[f"{model_root}: {summary}"], base=model_root,
+        notes=notes + [f"lavanya: {entry['voice']}: {entry['summary']}" for entry in report.spoken],
     ))

@@ -112,11 +112,20 @@ def stage_finetune(args, target: Path) -> None:
 
 
 def stage_install(args, target: Path) -> None:
+    """The voice in upstream's formats, its ONNX graphs beside its weights (checked against
+    torch: a light install speaks them), and an MD5SUMS in each directory."""
     import install
+    from lavanya_cli.checks.verify import write_manifests
+    from lavanya_cli.modeltree.layout import ModelRoot
+    from lavanya_cli.speech.export import place_beside_weights
 
     install.install(args.work, target, args.seed)
     if target != args.root:
         install.copy_frontend_resources(args.root, target)
+    place_beside_weights(ModelRoot(target).find("hindi", "male"), cache=args.work / "onnx")
+    written, refused = write_manifests(target)
+    if refused:
+        raise SystemExit(f"manifests refused: {'; '.join(problem.line() for problem in refused)}")
 
 
 def stage_evaluate(args, target: Path) -> None:
