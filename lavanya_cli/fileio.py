@@ -15,7 +15,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import FileError, LavanyaError, one_line
 
@@ -121,6 +121,19 @@ def digest_regular(path: Path, algorithms: tuple[str, ...] = ("sha256",), limit:
             for digest in hashes.values():
                 digest.update(chunk)
     return {name: digest.hexdigest() for name, digest in hashes.items()}, size
+
+
+def read_json(path: Path, limit: int, what: str = "file", fix: str = REPLACE_FIX) -> Any:
+    """The JSON document in a regular file of at most ``limit`` bytes; NotReadable (with ``fix``)
+    for a file that is not valid UTF-8 JSON, as for one lavanya will not read at all. The one way
+    lavanya reads JSON from a tree (vocoder configs, the character map, export manifests)."""
+    import json
+
+    text = read_regular_text(path, limit, what)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise NotReadable(path, f"{what} is not valid JSON ({one_line(exc, 200)})", fix) from None
 
 
 def _size(limit: int) -> str:

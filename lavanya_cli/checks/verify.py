@@ -6,7 +6,6 @@ only ``deep=True`` loads weights, through ``lavanya_cli.checks.deep`` which impo
 
 from __future__ import annotations
 
-import json
 import shlex
 import stat
 from collections import defaultdict
@@ -16,7 +15,7 @@ from typing import Iterable
 
 from . import stats as stats_mod
 from ..errors import LavanyaError, one_line
-from ..fileio import VOCODER_CONFIG_MAX_BYTES, NotReadable, digest_regular, read_regular_text
+from ..fileio import VOCODER_CONFIG_MAX_BYTES, NotReadable, digest_regular, read_json
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import EXPORT_MANIFEST_NAME, STATS_NAMES, ModelRoot, VocoderSpec, VoiceSpec
 from ..modeltree.lfs_pointer import FileState, LfsPointer, probe, pull_command
@@ -221,11 +220,11 @@ class _Checker:
         if self.content(config_path, "vocoder config", "vocoder config.json is missing",
                         "copy it from the upstream release"):
             try:
-                config = json.loads(read_regular_text(config_path, VOCODER_CONFIG_MAX_BYTES, "config.json"))
+                config = read_json(config_path, VOCODER_CONFIG_MAX_BYTES, "vocoder config.json", RESTORE_UPSTREAM)
             except NotReadable as exc:
                 self.report(config_path, "unreadable", exc.reason, exc.fix)
-            except (OSError, ValueError, RecursionError) as exc:
-                self.report(config_path, "unreadable", f"vocoder config.json does not parse ({one_line(exc, 200)})",
+            except OSError as exc:
+                self.report(config_path, "unreadable", f"cannot read vocoder config.json ({one_line(exc, 200)})",
                             RESTORE_UPSTREAM)
             else:
                 if isinstance(config, dict):

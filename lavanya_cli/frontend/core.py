@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import functools
-import json
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LavanyaError
-from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
+from ..errors import LavanyaError, one_line
+from ..fileio import RESOURCE_MAX_BYTES, read_json
 from ..modeltree.layout import VoiceSpec
 from ..modeltree.paths import relative_path
 from .cleaning import clean
@@ -303,11 +302,10 @@ class Frontend:
             self._charmap = {}
             if path.exists():
                 try:
-                    maps = json.loads(read_regular_text(path, RESOURCE_MAX_BYTES, "the character map"))
+                    maps = read_json(path, RESOURCE_MAX_BYTES, "the character map",
+                                     "restore multilingualcharmap.json from the model repository")
                 except OSError as exc:
-                    raise LavanyaError(f"{path}: cannot read the character map ({exc.strerror or exc})") from None
-                except (ValueError, RecursionError) as exc:
-                    raise LavanyaError(f"{path}: the character map is not JSON ({exc})") from None
+                    raise LavanyaError(f"{path}: cannot read the character map ({one_line(exc)})") from None
                 entry = maps.get(f"{self.language}_{self.gender}") if isinstance(maps, dict) else None
                 if isinstance(entry, dict):
                     self._charmap = {str(k): str(v) for k, v in entry.items()}

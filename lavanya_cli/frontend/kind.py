@@ -21,7 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
 
 
@@ -54,7 +54,7 @@ def token_list(config: dict[str, Any], model_dir: Path | None = None) -> list[st
                 try:
                     return read_regular_text(candidate, RESOURCE_MAX_BYTES, "the token list").split()
                 except OSError as exc:
-                    raise LavanyaError(f"{candidate}: cannot read the token list ({exc.strerror or exc})") from None
+                    raise LavanyaError(f"{candidate}: cannot read the token list ({one_line(exc)})") from None
     return None
 
 

@@ -15,7 +15,7 @@ import io
 import unicodedata
 from pathlib import Path
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 from ..fileio import PHONE_DICT_MAX_BYTES, read_regular_text
 from .spelling import latin_base
 
@@ -104,7 +104,7 @@ def _read_dictionary(path: Path, mtime_ns: int, size: int, fold_case: bool) -> d
     try:
         text = read_regular_text(path, PHONE_DICT_MAX_BYTES, "the phone dictionary")
     except OSError as exc:
-        raise LavanyaError(f"{path}: cannot read the phone dictionary ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{path}: cannot read the phone dictionary ({one_line(exc)})") from None
     entries: dict[str, str] = {}
     for line in text.splitlines():
         word, _, phones = line.partition(" ")

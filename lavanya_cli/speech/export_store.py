@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LavanyaError
-from ..fileio import MANIFEST_MAX_BYTES, NotReadable, digest_regular, read_regular_text, replace_file
+from ..fileio import MANIFEST_MAX_BYTES, NotReadable, digest_regular, read_json, replace_file
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import (CONFIG_NAME, DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME,
                                 GENERATOR_GRAPH_NAME, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec, VoiceSpec)
@@ -88,7 +88,7 @@ class DigestMemo:
         self.changed = False
         if path is not None:
             try:
-                loaded = json.loads(read_regular_text(path, MANIFEST_MAX_BYTES * 8, "digest memo"))
+                loaded = read_json(path, MANIFEST_MAX_BYTES * 8, "digest memo")
                 if isinstance(loaded, dict):
                     self.entries = loaded
             except (OSError, LavanyaError, ValueError):
@@ -178,11 +178,9 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     """An export's manifest; a broken one is a one-line error naming it."""
     path = Path(directory) / MANIFEST_NAME
     try:
-        manifest = json.loads(read_regular_text(path, MANIFEST_MAX_BYTES, "export manifest"))
+        manifest = read_json(path, MANIFEST_MAX_BYTES, "export manifest", "export the voice again")
     except FileNotFoundError:
         raise LavanyaError(f"{path}: missing; export the voice again (lavanya export)") from None
-    except ValueError as exc:
-        raise LavanyaError(f"{path}: does not parse ({exc}); export the voice again") from None
     if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
         raise LavanyaError(f"{path}: not an export of format {EXPORT_FORMAT}; export the voice again "
                            "with this lavanya")

@@ -12,20 +12,20 @@ while upstream's 48 kHz vocoders use kernel 8 at rate 8, so their geometry is ta
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LavanyaError, one_line
-from ..fileio import VOCODER_CONFIG_MAX_BYTES, read_regular_text
+from ..fileio import VOCODER_CONFIG_MAX_BYTES, read_json
 from ..modeltree.lfs_pointer import require_content
 from .runtime import load_weights
 
 if TYPE_CHECKING:
     import torch
 
+RESTORE_VOCODER_CONFIG = "restore the vocoder's config.json from its release"
 CONFIG_FIELDS = (
     "resblock",
     "upsample_rates",
@@ -92,11 +92,9 @@ def read_hifigan_config(path: Path) -> dict[str, Any]:
     path = Path(path)
     require_content(path, "HiFi-GAN config")
     try:
-        config = json.loads(read_regular_text(path, VOCODER_CONFIG_MAX_BYTES, "the HiFi-GAN config"))
+        config = read_json(path, VOCODER_CONFIG_MAX_BYTES, "the HiFi-GAN config", RESTORE_VOCODER_CONFIG)
     except OSError as exc:
         raise LavanyaError(f"{path}: cannot read the vocoder config ({one_line(exc)})") from None
-    except (ValueError, RecursionError) as exc:
-        raise LavanyaError(f"{path}: vocoder config does not parse ({exc})") from None
     if not isinstance(config, dict):
         raise LavanyaError(f"{path}: vocoder config is not a JSON object")
     missing = [name for name in CONFIG_FIELDS if name not in config]
