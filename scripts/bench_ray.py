@@ -3,18 +3,21 @@
 a private local Ray (``--ray local``), and what Ray costs per job.
 
 Usage: python scripts/bench_ray.py [--models DIR] [--sentences 200] [--cpus N] [--threads 1]
+                                   [--engine auto|onnx|openvino|torch]
 Default voice: the bundled demo (small); for real sizes build one with
     python scripts/make_bench_voice.py /tmp/benchvoice-ray
 and pass --models /tmp/benchvoice-ray. The texts are the bench's five Hindi sentences in turn.
+Every run speaks through ``--engine`` (default auto: ONNX Runtime); a voice without an export
+is exported into the cache by the first single-process run.
 
 Figures (one JSON document on stdout):
-- single_process (torch's default threads): start-to-last-WAV wall of a fresh ``lavanya synth``
-  process, its load and synthesis seconds and peak RSS (about what one actor needs, plus Ray's
-  worker process).
+- single_process (the engine's default threads: ONNX Runtime's one per core, torch's own):
+  start-to-last-WAV wall of a fresh ``lavanya synth`` process, its load and synthesis seconds
+  and peak RSS (about what one actor needs, plus Ray's worker process).
 - single_process_same_threads: the same with ``--threads`` as each actor has (default 1).
 - identical_to_single_process_at_same_threads: every WAV against that run, byte for byte;
-  largest_sample_difference_to_default_threads: against the default-threads run (torch's float
-  sums depend on the thread count).
+  largest_sample_difference_to_default_threads: against the default-threads run (float sums
+  may depend on the thread count).
 - ray: start-to-last-WAV wall with Ray's start (ray_init_seconds); overhead_seconds is the rest
   of the run beyond the busiest actor's own work (voice loads and synthesis): actor processes
   and their imports, scheduling, transfers, the last batches' uneven finish. Per job, it is
@@ -40,31 +43,34 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=200, help="jobs in the batch, one sentence each")
     parser.add_argument("--cpus", type=int, help="CPUs for the local Ray (default: all usable here)")
     parser.add_argument("--threads", type=int, default=1, help="threads per Ray actor")
+    parser.add_argument("--engine", default="auto", help="auto, onnx, openvino or torch (default auto)")
     args = parser.parse_args()
 
     from lavanya_cli.bench.measure import DEFAULT_SENTENCES
     from lavanya_cli.modeltree.layout import BUNDLED_ROOT
     from lavanya_cli.speech.jobs import jobs_from_lines
-    from lavanya_cli.speech.ray_batch import RaySettings, ray_session, run_batch, usable_cpus
+    from lavanya_cli.limits import available_cpus
+    from lavanya_cli.speech.ray_batch import RaySettings, ray_session, run_batch
 
     models = args.models or BUNDLED_ROOT
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="lavanya-bench-ray-") as scratch:
         scratch_dir = Path(scratch)
         lines = scratch_dir / "lines.txt"
-        lines.write_text("".join(DEFAULT_SENTENCES[i % len(DEFAULT_SENTENCES)] + "\n"
-                                 for i in range(args.sentences)), encoding="utf-8")
+        text = "".join(DEFAULT_SENTENCES[i % len(DEFAULT_SENTENCES)] + "\n" for i in range(args.sentences))
+        lines.write_text(text, encoding="utf-8")
 
-        single = _single_process(models, lines, scratch_dir / "single")
-        same_threads = _single_process(models, lines, scratch_dir / "same-threads", args.threads)
+        single = _single_process(models, lines, scratch_dir / "single", args.engine)
+        same_threads = _single_process(models, lines, scratch_dir / "same-threads", args.engine, args.threads)
 
         settings = RaySettings(num_cpus=args.cpus, threads=args.threads)
         started = time.perf_counter()
         with ray_session(settings):
             ray_up = time.perf_counter()
             first_result: list[float] = []
-            report = run_batch(jobs_from_lines(lines, Path(), "hindi", "male", None), str(scratch_dir / "ray"),
-                               settings=settings, voice_options={"models": models},
+            report = run_batch(jobs_from_lines(text, str(lines), Path(), "hindi", "male", None),
+                               str(scratch_dir / "ray"), settings=settings,
+                               voice_options={"models": models, "engine": args.engine},
                                on_result=lambda _: first_result or first_result.append(time.perf_counter()))
             finished = time.perf_counter()
         if report.failed:
@@ -87,10 +93,11 @@ def main() -> int:
         "voice_root": str(models),
         "jobs": jobs,
         "audio_seconds": round(report.audio_seconds, 1),
-        "cpus": args.cpus or usable_cpus(),
+        "cpus": args.cpus or available_cpus(),
+        "engine": report.engine,
         "identical_to_single_process_at_same_threads": identical,
         "largest_sample_difference_to_default_threads": difference,
-        "single_process": _describe(single, jobs, "torch default"),
+        "single_process": _describe(single, jobs, "engine default"),
         "single_process_same_threads": _describe(same_threads, jobs, args.threads),
         "ray": {
             "wall_seconds": round(finished - started, 2),
@@ -114,13 +121,13 @@ def main() -> int:
     return 0
 
 
-def _single_process(models: Path, lines: Path, output_dir: Path, threads: int | None = None) -> dict:
+def _single_process(models: Path, lines: Path, output_dir: Path, engine: str, threads: int | None = None) -> dict:
     """A fresh ``lavanya synth --lines`` process: its wall time and its JSON summary."""
     from lavanya_cli.bench.measure import run_process
 
     command = [sys.executable, "-c", "from lavanya_cli.cli import run; run()", "synth", "--models", str(models),
                "--lang", "hindi", "--gender", "male", "--lines", str(lines), "--output-dir", str(output_dir),
-               "--format", "json"]
+               "--engine", engine, "--format", "json"]
     if threads:
         command += ["--threads", str(threads)]
     run = run_process(command)

@@ -1,11 +1,13 @@
 """Batch synthesis on Ray (``lavanya_cli.speech.ray_batch``) on a private local Ray with 2 CPUs and
-the tiny random-weight voices (see synthkit). One Ray instance serves the whole module."""
+the tiny random-weight voices (see synthkit), through the default engine (ONNX Runtime). One Ray
+instance serves the whole module."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,13 +19,15 @@ from synthkit import shared_voice_root
 
 pytest.importorskip("ray.data", reason="the ray extra (lavanya[ray]) is not installed")
 
-from lavanya_cli.cli.app import OutputFormat  # noqa: E402
+from lavanya_cli.cli.output import PlainFormat  # noqa: E402
 from lavanya_cli.cli.synth_ray import run_on_ray  # noqa: E402
+from lavanya_cli.limits import INPUT_LIMIT_DEFAULT  # noqa: E402
 from lavanya_cli.speech.ray_batch import (  # noqa: E402
     MANIFEST_NAME, OutputTarget, RaySettings, ray_session, read_manifest, run_batch,
 )
 
 SENTENCES = ["नमस्ते।", "आप कैसे हैं?", "ठीक है, धन्यवाद।", "आज मौसम अच्छा है।"]
+RATE = 22050
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +37,9 @@ def local_ray():
         yield cpus
 
 
-def _lines(tmp_path: Path, sentences=SENTENCES) -> Path:
-    path = tmp_path / "lines.txt"
-    path.write_text("\n".join(sentences) + "\n", encoding="utf-8")
-    return path
+def _lines_jobs(sentences=SENTENCES) -> list[Job]:
+    """``--lines`` jobs as the CLI builds them for Ray: names relative to the output directory."""
+    return jobs_from_lines("\n".join(sentences) + "\n", "lines.txt", Path(), "hindi", "male", None)
 
 
 def _jsonl(tmp_path: Path, entries: list[dict]) -> Path:
@@ -61,24 +64,21 @@ def test_ray_local_writes_the_same_bytes_as_one_process(cli, tmp_path, capsys, l
         {"text": SENTENCES[0], "output": "m1.wav", "lang": "hindi", "gender": "male"},
         {"text": SENTENCES[1], "output": "f1.wav", "lang": "hindi", "gender": "female"},
         {"text": SENTENCES[2], "output": "m2.wav", "lang": "hindi", "gender": "male", "alpha": 1.5},
-        {"text": SENTENCES[3], "output": "f2.wav", "lang": "hindi", "gender": "female"},
+        {"text": "नमस्ते। <sil=300ms> " + SENTENCES[3], "output": "f2.wav", "lang": "hindi", "gender": "female"},
     ])
-    # torch's float sums depend on the thread count: one thread, as each actor has by default.
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir",
-                           tmp_path / "one", "--threads", 1)
-    finally:
-        torch.set_num_threads(threads)
+    # The same engine (the default, ONNX Runtime) and one thread, as each actor has by default.
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir",
+                       tmp_path / "one", "--threads", 1, "--sentence-silence", 0.2)
     assert code == 0, err
+    assert "(onnx engine)" in err
 
     code = run_on_ray("local", lines=None, jsonl=jobs, output_dir=str(tmp_path / "ray"), lang=None, gender=None,
-                      alpha=None, models=shared_voice_root(), format=OutputFormat.json)
+                      alpha=None, models=shared_voice_root(), sentence_silence=0.2, limit=INPUT_LIMIT_DEFAULT,
+                      format=PlainFormat.json)
     summary = json.loads(capsys.readouterr().out)
     assert code == EXIT_OK and summary["done"] == 4 and summary["failed"] == 0
-    assert summary["actors"] == 2 and summary["cluster_cpus"] == 2
+    assert summary["actors"] == 2 and summary["threads_per_actor"] == 1 and summary["cluster_cpus"] == 2
+    assert summary["engine"] == "onnx" and {voice["engine"] for voice in summary["voices"]} == {"onnx"}
 
     names = ["f1.wav", "f2.wav", "m1.wav", "m2.wav"]
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == names
@@ -89,15 +89,16 @@ def test_ray_local_writes_the_same_bytes_as_one_process(cli, tmp_path, capsys, l
     for name, entry in entries.items():
         wav = tmp_path / "ray" / name
         assert entry["error"] is None and entry["sha256"] == _sha256(wav)
-        assert entry["audio_seconds"] == pytest.approx((wav.stat().st_size - 44) / 2 / 22050, abs=1e-3)
+        assert entry["audio_seconds"] == pytest.approx((wav.stat().st_size - 44) / 2 / RATE, abs=1e-3)
+        assert entry["voice"] == f"hindi/{'male' if name.startswith('m') else 'female'}"
     assert {entry["id"] for entry in entries.values()} == {1, 2, 3, 4}
+    assert entries["f2.wav"]["sentences"] == 2
 
 
 def test_a_second_run_redoes_only_what_is_missing_damaged_or_changed(tmp_path, local_ray):
     out, options = tmp_path / "out", {"models": shared_voice_root()}
     sentences = [*SENTENCES, "यह वाक्य बदल जाएगा।"]
-    first = run_batch(jobs_from_lines(_lines(tmp_path, sentences), Path(), "hindi", "male", None), str(out),
-                      voice_options=options)
+    first = run_batch(_lines_jobs(sentences), str(out), voice_options=options)
     assert (first.done, first.skipped) == (5, 0)
     manifest = out / MANIFEST_NAME
     recorded = {entry["output"]: entry["sha256"] for entry in _manifest_lines(manifest)}
@@ -114,8 +115,7 @@ def test_a_second_run_redoes_only_what_is_missing_damaged_or_changed(tmp_path, l
     untouched = (out / "0001.wav").stat()
     sentences[4] = "यह वाक्य बदल गया है।"
 
-    second = run_batch(jobs_from_lines(_lines(tmp_path, sentences), Path(), "hindi", "male", None), str(out),
-                       voice_options=options)
+    second = run_batch(_lines_jobs(sentences), str(out), voice_options=options)
     assert (second.skipped, second.done, len(second.failed)) == (1, 4, 0)
     assert [result["output"] for result in second.results] == ["0002.wav", "0003.wav", "0004.wav", "0005.wav"]
     after = (out / "0001.wav").stat()
@@ -127,91 +127,150 @@ def test_a_second_run_redoes_only_what_is_missing_damaged_or_changed(tmp_path, l
         assert (entry["sha256"] == recorded[name]) == (name != "0005.wav")
 
     # Everything present and recorded: nothing to do, and no Ray started for it.
-    third = run_batch(jobs_from_lines(_lines(tmp_path, sentences), Path(), "hindi", "male", None), str(out),
-                      voice_options=options)
+    third = run_batch(_lines_jobs(sentences), str(out), voice_options=options)
     assert (third.skipped, third.done, third.actors) == (5, 0, 0)
 
 
-def test_failing_jobs_are_recorded_and_the_others_are_written(tmp_path, capsys, local_ray):
+def test_failing_jobs_are_recorded_and_the_others_are_written(cli, tmp_path, local_ray):
     jobs = _jsonl(tmp_path, [
         {"text": SENTENCES[0], "output": "good1.wav"},
         {"text": SENTENCES[1], "output": "no-voice.wav", "lang": "tamil"},
         {"text": "नमस्ते <sil=fast>", "output": "bad-tag.wav"},
+        {"text": "Ω", "output": "nothing-to-say.wav"},
         {"text": SENTENCES[2], "output": "good2.wav", "gender": "female"},
     ])
-    code = run_on_ray("local", lines=None, jsonl=jobs, output_dir=str(tmp_path / "out"), lang="hindi",
-                      gender="male", alpha=None, models=shared_voice_root())
-    err = capsys.readouterr().err
-    assert code == EXIT_PROBLEMS
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["good1.wav", "good2.wav"]
-    entries = {entry["output"]: entry for entry in _manifest_lines(tmp_path / "out" / MANIFEST_NAME)}
+    out = tmp_path / "out"
+    code, stdout, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir", out,
+                            "--lang", "hindi", "--gender", "male", "--ray", "local")
+    assert code == EXIT_PROBLEMS, err
+    assert stdout == ""
+    assert sorted(p.name for p in out.glob("*.wav")) == ["good1.wav", "good2.wav"]
+    entries = {entry["output"]: entry for entry in _manifest_lines(out / MANIFEST_NAME)}
+    assert entries["no-voice.wav"]["error"].startswith(f"{jobs}:2 ({out / 'no-voice.wav'}): ")
     assert "tamil" in entries["no-voice.wav"]["error"] and entries["no-voice.wav"]["sha256"] is None
+    assert entries["bad-tag.wav"]["error"].startswith(f"{jobs}:3 (")
     assert "malformed tag <sil=fast>" in entries["bad-tag.wav"]["error"]
+    # found by the actor (nothing in the text can be spoken), named as the driver names the others
+    assert entries["nothing-to-say.wav"]["error"].startswith(f"{jobs}:4 (")
     assert entries["good1.wav"]["error"] is None and entries["good2.wav"]["error"] is None
-    assert "job 2 (no-voice.wav) failed" in err and "job 3 (bad-tag.wav) failed" in err
-    assert "4 jobs: 2 done, 0 already done, 2 failed" in err
+    assert f"lavanya: failed: {jobs}:2 (" in err and f"lavanya: failed: {jobs}:4 (" in err
+    assert "5 jobs: 2 done, 0 already done, 3 failed" in err
+    assert "(onnx engine)" in err
     assert not [line for line in err.splitlines() if not line.startswith("lavanya: ")], err
 
 
 def test_a_uri_output_directory(tmp_path, local_ray):
     out = tmp_path / "by-uri"
-    report = run_batch(jobs_from_lines(_lines(tmp_path, SENTENCES[:2]), Path(), "hindi", "male", None),
-                       out.as_uri(), voice_options={"models": shared_voice_root()})
+    report = run_batch(_lines_jobs(SENTENCES[:2]), out.as_uri(), voice_options={"models": shared_voice_root()})
     assert (report.done, len(report.failed)) == (2, 0)
     assert sorted(p.name for p in out.iterdir()) == ["0001.wav", "0002.wav", MANIFEST_NAME]
     for entry in _manifest_lines(out / MANIFEST_NAME):
         assert entry["sha256"] == _sha256(out / entry["output"])
-        assert oct((out / entry["output"]).stat().st_mode & 0o777) == oct(0o644)
+        assert oct((out / entry["output"]).stat().st_mode & 0o777) == oct(0o644 & ~_umask())
+
+
+def test_an_actor_speaks_through_onnx_without_importing_torch(tmp_path):
+    """What a Ray actor runs, in a fresh process: the voice's export exists (the driver made it),
+    so the default engine needs neither torch nor ESPnet."""
+    from lavanya_cli.speech.engines import prepare_exports
+    from lavanya_cli.speech.voice import find_usable_voice
+
+    spec, _ = find_usable_voice("hindi", "male", models=shared_voice_root())
+    prepare_exports(spec)
+    script = f"""
+import sys
+from pathlib import Path
+from lavanya_cli.speech.ray_batch import OutputTarget, SynthesisWorker
+from lavanya_cli.speech.voice import find_usable_voice
+spec, _ = find_usable_voice("hindi", "male", models=Path({str(shared_voice_root())!r}))
+worker = SynthesisWorker(OutputTarget({str(tmp_path)!r}), {{"hindi/male": spec}},
+                         {{"engine": "onnx", "threads": 1}}, 0.0)
+result = worker.run({{"id": 1, "name": "a.wav", "output": {str(tmp_path / "a.wav")!r}, "where": "job 1",
+                     "text": "नमस्ते।", "lang": "hindi", "gender": "male", "alpha": None, "voice": "hindi/male"}})
+assert result["error"] is None, result
+heavy = sorted(name for name in ("torch", "espnet2") if name in sys.modules)
+assert not heavy, heavy
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "a.wav").stat().st_size > 44
 
 
 # -- before Ray: names, files and settings --------------------------------------------------------
 
 
-@pytest.mark.parametrize("output", ["../escape.wav", "a/../../escape.wav", "-", ".", "/elsewhere/x.wav"])
-def test_an_output_outside_the_directory_stops_the_batch_before_it_starts(tmp_path, output):
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("output, message", [
+    ("../escape.wav", "relative path inside the output directory"),
+    ("a/../../escape.wav", "no '..'"),
+    ("/elsewhere/x.wav", "relative path inside the output directory"),
+    (".", "must be a .wav file"),
+    ("-", "standard output"),
+])
+def test_an_output_outside_the_directory_stops_the_batch_before_it_starts(tmp_path, output, message):
     jobs = [Job(SENTENCES[0], "ok.wav", "hindi", "male"), Job(SENTENCES[1], output, "hindi", "male")]
     with pytest.raises(LavanyaError) as caught:
         run_batch(jobs, str(tmp_path / "out"), voice_options={"models": shared_voice_root()})
-    assert caught.value.message.startswith("job 2: output ")
+    assert caught.value.message.startswith("job 2: ") and message in caught.value.message
     assert not (tmp_path / "out").exists() and not (tmp_path / "escape.wav").exists()
 
 
-def test_names_inside_the_directory_are_accepted_and_duplicates_refused(tmp_path):
-    target = OutputTarget(str(tmp_path / "out"))
-    assert target.place("a/./b.wav") == "a/b.wav"
-    assert target.place(str(tmp_path / "out" / "c.wav")) == "c.wav"
+def test_each_output_once_and_the_manifest_apart(tmp_path):
     jobs = [Job(SENTENCES[0], "x.wav", "hindi", "male"), Job(SENTENCES[1], "./x.wav", "hindi", "male")]
-    with pytest.raises(LavanyaError, match="jobs 1 and 2 both write x.wav"):
-        run_batch(jobs, str(tmp_path / "out"))
+    with pytest.raises(LavanyaError, match="job 2 .*: the same file as the output of job 1"):
+        run_batch(jobs, str(tmp_path / "out"), voice_options={"models": shared_voice_root()})
+    with pytest.raises(LavanyaError, match=r"--manifest .*: the same file as the output of job 1"):
+        run_batch(jobs[:1], str(tmp_path / "out"), manifest=tmp_path / "out" / "x.wav",
+                  voice_options={"models": shared_voice_root()})
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_a_symlinked_directory_does_not_carry_a_write_outside(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "out" / "link").symlink_to(tmp_path / "elsewhere")
-    target = OutputTarget(str(tmp_path / "out"))
-    with pytest.raises(LavanyaError, match="leads outside"):
-        target.write("link/x.wav", b"RIFF")
+    with pytest.raises(LavanyaError, match="job 1 .*leads outside the output directory"):
+        run_batch([Job(SENTENCES[0], "link/x.wav", "hindi", "male")], str(tmp_path / "out"),
+                  voice_options={"models": shared_voice_root()})
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
-def test_a_filesystem_without_local_files_gets_a_temporary_name_then_a_move(tmp_path):
+def test_an_output_inside_the_model_root_is_refused(tmp_path):
+    with pytest.raises(LavanyaError, match="inside the model root"):
+        run_batch(_lines_jobs(SENTENCES[:1]), str(shared_voice_root() / "wavs"),
+                  voice_options={"models": shared_voice_root()})
+    assert not (shared_voice_root() / "wavs").exists()
+
+
+def test_a_filesystem_without_local_files_gets_a_temporary_name_then_a_move():
     from pyarrow.fs import FileSelector
 
     target = OutputTarget("mock:///bucket/wavs")
     assert not target.local
-    target.write("book/ch1.wav", b"RIFF....")
+    with target.wav("book/ch1.wav", RATE) as wav:
+        wav.write(__import__("numpy").array([1, -2, 3], dtype="int16"))
     listing = target.filesystem.get_file_info(FileSelector("bucket", recursive=True))
     assert sorted(info.path for info in listing if info.is_file) == ["bucket/wavs/book/ch1.wav"]
-    assert target.sha256("book/ch1.wav") == hashlib.sha256(b"RIFF....").hexdigest()
+    with target.filesystem.open_input_stream("bucket/wavs/book/ch1.wav") as stream:
+        data = stream.read()
+    assert len(data) == 44 + 6 and data[40:44] == (6).to_bytes(4, "little")  # the header's exact data size
+    assert target.sha256("book/ch1.wav") == hashlib.sha256(data).hexdigest()
     assert target.sha256("book/missing.wav") is None
-    with pytest.raises(LavanyaError, match="absolute path"):
-        target.place("/bucket/other.wav")
 
 
-def test_a_remote_output_directory_needs_a_local_manifest(tmp_path):
+def test_a_remote_output_directory_needs_a_local_manifest_and_distinct_names(tmp_path):
+    jobs = [Job(SENTENCES[0], "a.wav", "hindi", "male")]
     with pytest.raises(LavanyaError, match="give --manifest FILE"):
-        run_batch([Job(SENTENCES[0], "a.wav", "hindi", "male")], "mock:///bucket/wavs")
+        run_batch(jobs, "mock:///bucket/wavs")
+    with pytest.raises(LavanyaError, match="job 2 .*the same file as the output of job 1"):
+        run_batch(jobs + [Job(SENTENCES[1], "./a.wav", "hindi", "male")], "mock:///bucket/wavs",
+                  manifest=tmp_path / "results.jsonl", voice_options={"models": shared_voice_root()})
 
 
 def test_the_manifest_reader_keeps_the_latest_entry_and_skips_damage(tmp_path):
@@ -227,13 +286,19 @@ def test_the_manifest_reader_keeps_the_latest_entry_and_skips_damage(tmp_path):
 
 
 @pytest.mark.parametrize("cpus, threads, jobs, expected", [
-    (2, 1, 200, (2, 16)),   # one actor per CPU; batches capped so results arrive often
-    (16, 4, 200, (4, 13)),  # 4 threads each: 4 actors, at least 4 batches per actor
-    (8, 1, 3, (3, 1)),      # never more actors than jobs
-    (1, 2, 10, (1, 3)),     # at least one actor, even when it wants more threads than there are CPUs
+    (2, 1, 200, (2, 1, 16)),   # one actor per CPU; batches capped so results arrive often
+    (16, 4, 200, (4, 4, 13)),  # 4 threads each: 4 actors, at least 4 batches per actor
+    (8, 1, 3, (3, 1, 1)),      # never more actors than jobs
+    (1, 2, 10, (1, 1, 3)),     # one actor, with no more threads than there are CPUs
+    (6, 4, 50, (1, 4, 13)),    # actors x threads within the CPUs
 ])
-def test_actors_and_batch_size_follow_the_cluster(cpus, threads, jobs, expected):
+def test_actors_threads_and_batch_size_follow_the_cluster(cpus, threads, jobs, expected):
     assert RaySettings(threads=threads).plan(cpus, jobs) == expected
+
+
+def test_asked_for_actors_stay_within_the_cpus():
+    assert RaySettings(threads=2, actors=8).plan(8, 100)[:2] == (4, 2)
+    assert RaySettings(actors=2).plan(8, 100)[:2] == (2, 1)
 
 
 def test_bad_settings_are_one_line():
@@ -241,6 +306,20 @@ def test_bad_settings_are_one_line():
         RaySettings(threads=0)
     with pytest.raises(LavanyaError, match="CPU count is for --ray local"):
         RaySettings(address="auto", num_cpus=4)
+    with pytest.raises(LavanyaError, match="--device cuda is for a single process"):
+        run_batch([Job(SENTENCES[0], "a.wav", "hindi", "male")], "out", voice_options={"device": "cuda"})
+
+
+def test_ray_options_through_synth(cli, tmp_path):
+    lines = tmp_path / "lines.txt"
+    lines.write_text(SENTENCES[0] + "\n", encoding="utf-8")
+    code, _, err = cli("synth", "--lines", lines, "--lang", "hindi", "--gender", "male", "--ray", "local")
+    assert code == 2 and "--ray needs --output-dir" in err
+    code, _, err = cli("synth", "--text", "x", "-o", tmp_path / "a.wav", "--ray", "local")
+    assert code == 2 and "drop -o, --plot and the text options" in err
+    code, _, err = cli("synth", "--lines", lines, "--output-dir", tmp_path, "--lang", "hindi", "--gender", "male",
+                       "--max-input", "4", "--ray", "local")
+    assert code == 2 and "input limit" in err
 
 
 def test_without_ray_the_message_names_the_extra(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """``lavanya synth --lines/--jsonl ... --ray [auto|local|ADDRESS]``: the batch on Ray.
 
 ``cli/synth.py`` hands the batch here when ``--ray`` is given; the work is in
-``lavanya_cli.speech.ray_batch``. This module only builds the jobs, shows progress and reports.
+``lavanya_cli.speech.ray_batch``. This module reads the job file as a single-process batch does,
+shows progress and reports through the output layer.
 """
 
 from __future__ import annotations
@@ -11,65 +12,72 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EXIT_OK, EXIT_PROBLEMS, LavanyaError
-from .app import OutputFormat
-from .output import print_json, warning_line
+from .app import voice_origin_line
+from .output import Output, PlainFormat, Result
 
-# Failed jobs named one per line at the end; the manifest has them all.
-FAILURES_SHOWN = 10
+# Failed jobs and unsaid words named one per line at the end; the manifest has them all.
+SHOWN = 10
 
 
 def run_on_ray(address: str, *, lines: Path | None, jsonl: Path | None, output_dir: str | None,
                lang: str | None, gender: str | None, alpha: float | None, models: Path | None = None,
                variant: str | None = None, vocoder: str | None = None, strict: bool = False,
-               threads: int | None = None, device: str = "cpu", engine: str | None = None,
-               sentence_silence: float = 0.0, manifest: Path | None = None,
-               format: OutputFormat = OutputFormat.text) -> int:
-    """Run a ``--lines`` or ``--jsonl`` batch on Ray; the exit code: 0 all done, 1 some failed."""
+               threads: int | None = None, device: str = "cpu", engine: str = "auto",
+               sentence_silence: float = 0.0, manifest: Path | None = None, limit: int,
+               format: PlainFormat = PlainFormat.text) -> int:
+    """Run a ``--lines`` or ``--jsonl`` batch on Ray; the exit code: 0 all done, 1 some failed.
+    ``threads``: each actor's (default 1), already within this machine's CPUs."""
     from ..speech.jobs import jobs_from_jsonl, jobs_from_lines
     from ..speech.ray_batch import RaySettings, run_batch
+    from .textinput import read_input
 
     if (lines is None) == (jsonl is None):
         raise LavanyaError("--ray runs a batch: give --lines FILE or --jsonl FILE")
     if output_dir is None:
         raise LavanyaError("--ray needs --output-dir DIR (a path, or a URI such as s3://bucket/wavs)")
     settings = RaySettings(address=address, threads=threads or 1)
+    # Outputs are names in the output directory, which may be a URI: run_batch places them.
     if lines is not None:
         if lang is None or gender is None:
             raise LavanyaError("--lines needs --output-dir, --lang and --gender")
-        jobs = jobs_from_lines(lines, Path(), lang, gender, alpha)  # names relative to the output directory
+        jobs = jobs_from_lines(read_input(lines, limit, "--lines"), str(lines), Path(), lang, gender, alpha)
     else:
-        jobs = jobs_from_jsonl(jsonl, None, lang, gender, alpha)
+        jobs = jobs_from_jsonl(read_input(jsonl, limit, "--jsonl"), str(jsonl), Path(), lang, gender, alpha)
     voice_options = {"models": models, "variant": variant, "vocoder": vocoder, "strict": strict,
                      "device": device, "engine": engine}
-    with _Progress(enabled=format is OutputFormat.text and sys.stderr.isatty()) as progress:
+    out = Output(format, "synth")
+    with out.own_stdout(), _Progress(enabled=out.live and sys.stderr.isatty()) as progress:
         report = run_batch(jobs, output_dir, settings=settings, voice_options=voice_options,
                            sentence_silence=sentence_silence, manifest=manifest,
                            on_start=progress.start, on_result=progress.advance)
-    if format is OutputFormat.json:
-        print_json(report.to_json())
-    else:
-        _print_summary(report)
-    return EXIT_PROBLEMS if report.failed else EXIT_OK
+    result = Result(data=report.to_json(), warnings=_word_warnings(report), notes=_notes(report),
+                    exit_code=EXIT_PROBLEMS if report.failed else EXIT_OK)
+    out.emit(result)
+    return result.status
 
 
-def _print_summary(report) -> None:
+def _word_warnings(report) -> list[str]:
+    """Words not said as written (what ``synth`` warns of), the first few; the rest are in the manifest."""
+    problems = list(dict.fromkeys(problem for entry in report.results for problem in entry["problems"]))
+    more = [f"... and {len(problems) - SHOWN} more (each job's are in {report.manifest})"] if len(problems) > SHOWN else []
+    return problems[:SHOWN] + more
+
+
+def _notes(report) -> list[str]:
+    notes = []
     for voice in report.voices:
-        for reason in voice["skipped"]:
-            sys.stderr.write(f"lavanya: passed over {reason}\n")
-        tag = " (bundled demo voice)" if voice["bundled"] and voice["demo"] else (" (demo voice)" if voice["demo"] else "")
-        sys.stderr.write(f"lavanya: {voice['voice']}{tag} from {voice['root']}\n")
-    unpronounced = {word for result in report.results for word in result["unpronounced"]}
-    if unpronounced:
-        warning_line(f"{len(unpronounced)} words not pronounced (each job's are in {report.manifest})")
+        notes += [f"lavanya: passed over {reason}" for reason in voice["skipped"]]
+        notes += [f"lavanya: {note}" for note in voice["notes"]]
+        notes.append(voice_origin_line(voice["voice"], voice["root"], voice["bundled"], voice["demo"], voice["engine"]))
     failed = report.failed
-    for result in failed[:FAILURES_SHOWN]:
-        sys.stderr.write(f"lavanya: job {result['id']} ({result['output']}) failed: {result['error']}\n")
-    if len(failed) > FAILURES_SHOWN:
-        sys.stderr.write(f"lavanya: ... and {len(failed) - FAILURES_SHOWN} more failed jobs (see {report.manifest})\n")
+    notes += [f"lavanya: failed: {entry['error']}" for entry in failed[:SHOWN]]
+    if len(failed) > SHOWN:
+        notes.append(f"lavanya: ... and {len(failed) - SHOWN} more failed jobs (see {report.manifest})")
     where = f" on {report.actors} actors x {report.threads} thread(s)" if report.actors else ""
-    sys.stderr.write(f"lavanya: {report.jobs} jobs: {report.done} done, {report.skipped} already done, "
-                     f"{len(failed)} failed; {report.audio_seconds:.2f} s of audio in {report.wall_seconds:.1f} s"
-                     f"{where} -> {report.output_dir} (results in {report.manifest})\n")
+    notes.append(f"lavanya: {report.jobs} jobs: {report.done} done, {report.skipped} already done, "
+                 f"{len(failed)} failed; {report.audio_seconds:.2f} s of audio in {report.wall_seconds:.1f} s"
+                 f"{where} -> {report.output_dir} (results in {report.manifest})")
+    return notes
 
 
 class _Progress:

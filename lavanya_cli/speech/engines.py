@@ -121,11 +121,34 @@ def load_engines(spec: VoiceSpec, config: dict[str, Any], *, engine: str = AUTO,
     try:
         return load_exported(spec, config, runtime=runtime, threads=threads, cache=cache), []
     except MissingExport as missing:
-        if not torch_installed():
-            raise LavanyaError(
-                f"{missing.message}; this install has no torch to make one: run lavanya export where "
-                "lavanya[torch] is installed (--out DIR writes a deploy root to copy here, then --models DIR), "
-                "or install it here: python3 -m pip install 'lavanya[torch]'") from None
+        notes = _export_once(spec, missing, cache)
+    return load_exported(spec, config, runtime=runtime, threads=threads, cache=cache), notes
+
+
+def prepare_exports(spec: VoiceSpec, *, engine: str = AUTO, device: str = "cpu",
+                    cache: Path | None = None) -> list[str]:
+    """What ``load_engines`` would do about a missing export, without loading anything: for an
+    ONNX engine, the voice's exports made into the cache once where there are none (a batch
+    does it before its workers start, so they never import torch); the notes for the user."""
+    if checked_engine(engine, device) == TORCH:
+        return []
+    from .export_store import MissingExport, find_exports
+
+    try:
+        find_exports(spec, cache)
+    except MissingExport as missing:
+        return _export_once(spec, missing, cache)
+    return []
+
+
+def _export_once(spec: VoiceSpec, missing: LavanyaError, cache: Path | None) -> list[str]:
+    """The voice exported into the cache (checked against torch), or one line naming both ways
+    out where torch is not installed; the note that says it was made."""
+    if not torch_installed():
+        raise LavanyaError(
+            f"{missing.message}; this install has no torch to make one: run lavanya export where "
+            "lavanya[torch] is installed (--out DIR writes a deploy root to copy here, then --models DIR), "
+            "or install it here: python3 -m pip install 'lavanya[torch]'") from None
     from .export import ensure_exports
     from .export_store import cache_root
 
@@ -134,9 +157,8 @@ def load_engines(spec: VoiceSpec, config: dict[str, Any], *, engine: str = AUTO,
         ensure_exports(spec, cache)
     except LavanyaError as exc:
         raise LavanyaError(f"{exc.message} (--engine torch speaks without an export)", exc.exit_code) from None
-    note = (f"exported {spec.name} to ONNX in {time.perf_counter() - started:.1f} s, checked against torch "
-            f"(cache: {cache or cache_root()}); later runs start from it")
-    return load_exported(spec, config, runtime=runtime, threads=threads, cache=cache), [note]
+    return [f"exported {spec.name} to ONNX in {time.perf_counter() - started:.1f} s, checked against torch "
+            f"(cache: {cache or cache_root()}); later runs start from it"]
 
 
 def _load_acoustic_model(spec: VoiceSpec, config: dict[str, Any], device: str) -> "AcousticModel":

@@ -249,6 +249,19 @@ def find_vocoder_export(vocoder: VocoderSpec, cache: Path | None = None) -> Expo
     return _beside_sources(vocoder.directory, VOCODER, sources, cache) or _cached(VOCODER, sources, cache)
 
 
+def find_exports(spec: VoiceSpec, cache: Path | None = None) -> tuple[Export, Export]:
+    """The voice's acoustic and vocoder exports for their current files; MissingExport, naming
+    the command that makes them, where either is missing."""
+    acoustic = find_acoustic_export(spec, cache)
+    vocoder = find_vocoder_export(spec.vocoder, cache)
+    if acoustic is None or vocoder is None:
+        what = "voice" if acoustic is None else "vocoder"
+        raise MissingExport(f"{spec.name}: no ONNX export of this {what} for its current files; run: "
+                            f"lavanya export --models {spec.root} --lang {spec.language} --gender {spec.gender}"
+                            + (f" --variant {spec.variant}" if spec.variant else ""))
+    return acoustic, vocoder
+
+
 def copied_sources(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The sources a deploy root holds as they are: all but the weights the graphs replace."""
     return {name: entry for name, entry in manifest["sources"].items() if name != manifest.get("weights")}

@@ -22,6 +22,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
@@ -31,7 +32,7 @@ from ..fileio import check_directory_takes_files, check_output_target
 from ..frontend import Silence, Speech, segment_text
 from ..limits import checked_alpha
 from ..modeltree.layout import VoiceSpec
-from .audio import STDOUT, MelRecorder, wav_output
+from .audio import STDOUT, MelRecorder, WavWriter, wav_output
 from .voice import Utterance, Voice, find_usable_voice
 
 JSONL_FIELDS = ("text", "output", "lang", "gender", "alpha")
@@ -148,11 +149,12 @@ def _jsonl_job(line: str, where: str, output_dir: Path, language: str | None, ge
     line_alpha = entry.get("alpha", alpha)
     if line_alpha is not None:
         line_alpha = checked_alpha(line_alpha, f"{where}: \"alpha\"")
-    return Job(text, _batch_output(output, output_dir, where), lang, gen, line_alpha, where=where)
+    return Job(text, batch_output(output, output_dir, where), lang, gen, line_alpha, where=where)
 
 
-def _batch_output(output: str, output_dir: Path, where: str) -> str:
-    """A JSONL ``output`` as a path under ``output_dir``: relative, no ``..``, a ``.wav`` name."""
+def batch_output(output: str, output_dir: Path, where: str) -> str:
+    """A batch job's ``output`` as a path under ``output_dir``: relative, no ``..``, a ``.wav``
+    name (``-``, standard output, as it is)."""
     if output == STDOUT:
         return STDOUT
     relative = PurePath(output)
@@ -177,10 +179,12 @@ def segment_jobs(jobs: list[Job], sentence_silence: float = 0.0) -> list[list[Sp
 
 
 def check_outputs(jobs: list[Job], *, inside: Path | None = None, extra: dict[str, Path] | None = None,
-                  json_summary: bool = False) -> None:
+                  json_summary: bool = False, local: bool = True) -> None:
     """Every output of every job, checked before any voice is loaded (see the module notes).
     ``inside``: the directory batch outputs must stay in, symlinks resolved. ``extra``: other
-    files the command writes (``{"--plot": path}``), checked alike."""
+    files the command writes (``{"--plot": path}``), checked alike. ``local=False``: the outputs
+    are names on remote storage (a Ray batch's ``s3://...``), where only the rules about
+    standard output and each output once apply."""
     named = [(job.where or "-o", job.output, bool(job.where)) for job in jobs]
     named += [(option, str(path), False) for option, path in (extra or {}).items()]
     to_stdout = [where for where, output, _ in named if output == STDOUT]
@@ -195,11 +199,13 @@ def check_outputs(jobs: list[Job], *, inside: Path | None = None, extra: dict[st
     for where, output, batch in named:
         if output == STDOUT:
             continue
-        location = _location(Path(output))
+        location = _location(Path(output)) if local else PurePath(output)
         if location in seen:
             raise LavanyaError(f"{where} ({output}): the same file as the output of {seen[location]}; "
                                "give each output its own name")
         seen[location] = where
+        if not local:
+            continue
         if batch and boundary is not None and not location.is_relative_to(boundary):
             raise LavanyaError(f"{where} ({output}): leads outside the output directory {inside} "
                                "(through a symlink)")
@@ -250,16 +256,19 @@ def render_jobs(planned: list[PlannedJob], on_sentence: Callable[[], None] | Non
     job as it is written, so a caller holds the finished ones if a later job fails."""
     for item in planned:
         try:
-            result = _render(item, on_sentence, plot)
+            result = render_job(item, on_sentence, plot)
         except LavanyaError as exc:
             raise item.job.failed(exc) from None
         yield result
 
 
-def _render(item: PlannedJob, on_sentence: Callable[[], None] | None, plot: Path | None) -> dict[str, Any]:
+def render_job(item: PlannedJob, on_sentence: Callable[[], None] | None = None, plot: Path | None = None,
+               output: AbstractContextManager[WavWriter] | None = None) -> dict[str, Any]:
+    """Speak one job into its WAV and return its summary. ``output``: where the WAV goes, a
+    ``WavWriter`` context (default: ``wav_output`` on the job's output)."""
     started = time.perf_counter()
     mels = MelRecorder(item.voice.hop_length) if plot is not None else None
-    with wav_output(item.job.output, item.voice.sample_rate) as wav:
+    with (output or wav_output(item.job.output, item.voice.sample_rate)) as wav:
         for chunk in item.voice.render(item.plan):
             wav.write(chunk.to_int16())
             if mels is not None:
@@ -301,7 +310,13 @@ def summarize(results: list[dict[str, Any]], voices: VoiceCache, wall_seconds: f
 
 def describe_loaded(voice: Voice) -> dict[str, Any]:
     """Which voice spoke, from where: the answer to "was that the demo or the real one?"."""
-    spec = voice.spec
+    return {**describe_voice(voice.spec, voice.engine, voice.skipped, voice.notes), "sample_rate": voice.sample_rate}
+
+
+def describe_voice(spec: VoiceSpec, engine: str, skipped: tuple[str, ...] | list[str] = (),
+                   notes: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """A voice found (``skipped``: why earlier roots' voices were passed over) and the engine
+    that speaks it (``notes``: what its loading told the user), before or without loading it."""
     return {
         "voice": spec.name,
         "root": str(spec.root),
@@ -309,10 +324,9 @@ def describe_loaded(voice: Voice) -> dict[str, Any]:
         "vocoder": str(spec.vocoder.directory),
         "bundled": spec.bundled,
         "demo": spec.demo,
-        "sample_rate": voice.sample_rate,
-        "engine": voice.engine,
-        "skipped": list(voice.skipped),
-        "notes": list(voice.notes),
+        "engine": engine,
+        "skipped": list(skipped),
+        "notes": list(notes),
     }
 
 

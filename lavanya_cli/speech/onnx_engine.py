@@ -28,8 +28,7 @@ from ..errors import LavanyaError, one_line
 from ..limits import checked_frames
 from ..modeltree.config import read_config
 from ..modeltree.layout import VoiceSpec
-from .export_store import (DECODER_NAME, ENCODER_NAME, GENERATOR_NAME, Export, MissingExport, find_acoustic_export,
-                           find_vocoder_export)
+from .export_store import DECODER_NAME, ENCODER_NAME, GENERATOR_NAME, Export, find_exports
 from .tokens import Tokenizer
 
 ONNXRUNTIME = "onnxruntime"
@@ -345,13 +344,7 @@ def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runti
     if threads is not None and threads < 1:
         raise LavanyaError(f"threads must be 1 or more, not {threads}")
     runtime, precision = resolve_runtime(runtime, precision)
-    acoustic_export = find_acoustic_export(spec, cache)
-    vocoder_export = find_vocoder_export(spec.vocoder, cache)
-    if acoustic_export is None or vocoder_export is None:
-        what = "voice" if acoustic_export is None else "vocoder"
-        raise MissingExport(f"{spec.name}: no ONNX export of this {what} for its current files; run: "
-                           f"lavanya export --models {spec.root} --lang {spec.language} --gender {spec.gender}"
-                           + (f" --variant {spec.variant}" if spec.variant else ""))
+    acoustic_export, vocoder_export = find_exports(spec, cache)
     tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
     acoustic = OnnxAcoustic.from_export(acoustic_export, config, spec.stats_path("feats"), runtime=runtime,
                                         threads=threads, precision=F32)

@@ -1,18 +1,24 @@
 """Batch synthesis on Ray: the jobs of ``synth --lines/--jsonl`` spread over a laptop's cores or a cluster.
 
-Ray Data carries the jobs to a pool of actors (``map_batches`` with ``ActorPoolStrategy``). Each
-actor loads a voice once, on its first job for it, and writes each WAV itself into the output
-directory: a local path, or a URI that ``pyarrow.fs`` understands, so a cluster can write to
-shared or object storage. The driver appends every result to a JSONL manifest as it arrives, so
-a stopped run resumes where it stopped: a job whose WAV is present with the sha256 the manifest
-recorded, made from the same job (text, voice, rate), is skipped.
-
-``job_wav`` is the one place that turns a job into WAV bytes; the rest is scheduling and files.
+The driver does what a single-process batch does before any audio is made, with the same
+functions (``speech.jobs``): each job's output checked (``batch_output``, ``check_outputs``),
+each voice found (``VoiceCache``) and its ONNX export made once where it is missing
+(``engines.prepare_exports``), each text segmented. A job whose voice or text fails is recorded
+as failed; the others go to Ray Data, which carries them to a pool of actors
+(``map_batches`` with ``ActorPoolStrategy``). Each actor loads a voice once, on its first job
+for it, through the engine asked for (default: ONNX Runtime, so an actor never imports torch
+unless told to), and writes each WAV itself with the one WAV writer (``jobs.render_job``) into
+the output directory: a local path, or a URI that ``pyarrow.fs`` understands, so a cluster can
+write to shared or object storage. The driver appends every result to a JSONL manifest as it
+arrives, so a stopped run resumes where it stopped: a job whose WAV is present with the sha256
+the manifest recorded, made from the same job (text, voice, rate, engine), is skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
@@ -23,20 +29,22 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EXIT_USAGE, LavanyaError
-from ..fileio import KIB, NotReadable, open_regular, replace_file
-from .jobs import STDOUT, Job
-from .voice import _one_line
+from ..errors import EXIT_USAGE, LavanyaError, one_line
+from ..fileio import KIB, NotReadable, check_output_target, digest_regular, open_regular, replace_file
+from ..limits import available_cpus, checked_pause
+from .jobs import (REPORTED_WORDS, STDOUT, Job, PlannedJob, batch_output, check_directories_take_files, check_outputs,
+                   check_outside_roots, describe_voice, render_job, segment_jobs)
+from .voice import Voice, find_usable_voice
 
 if TYPE_CHECKING:
     from pyarrow.fs import FileSystem
 
-    from .voice import Voice
+    from ..modeltree.layout import VoiceSpec
+    from .audio import WavWriter
 
 RAY_EXTRA = "python3 -m pip install 'lavanya[ray]'"
 MANIFEST_NAME = "lavanya-results.jsonl"
@@ -50,13 +58,16 @@ BATCHES_PER_ACTOR = 4
 # and a rename would be a second full copy.
 OBJECT_STORES = frozenset({"s3", "gcs"})
 CONNECT_TIMEOUT_SECONDS = 5
+# Thread settings of the libraries under torch; ONNX Runtime takes its threads from Voice.load.
+TORCH_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
 class RaySettings:
     """Where Ray runs and how the work is cut: ``address`` is ``local`` (a private Ray on this
     machine), ``auto`` (the cluster ``ray start`` made here) or a cluster address. ``threads`` is
-    per actor; actors default to the cluster's CPUs divided by it, so actors never share cores."""
+    each actor's engine threads; actors default to the cluster's CPUs divided by it, so actors
+    never share cores."""
 
     address: str = "local"
     num_cpus: int | None = None  # local only: CPUs the private Ray may use (default: all usable here)
@@ -74,29 +85,35 @@ class RaySettings:
         if self.num_cpus is not None and self.address != "local":
             raise LavanyaError("a CPU count is for --ray local; a cluster has the CPUs its nodes offer")
 
-    def plan(self, cluster_cpus: float, jobs: int) -> tuple[int, int]:
-        """``(actors, batch size)`` for ``jobs`` jobs on a cluster offering ``cluster_cpus`` CPUs."""
-        actors = self.actors or max(1, int(cluster_cpus // self.threads))
-        actors = max(1, min(actors, jobs))
+    def plan(self, cluster_cpus: float, jobs: int) -> tuple[int, int, int]:
+        """``(actors, threads per actor, batch size)`` for ``jobs`` jobs on a cluster offering
+        ``cluster_cpus`` CPUs: actors x threads never more than the CPUs (an actor asking for
+        more CPUs than there are would never be scheduled), at least one actor, never more
+        actors than jobs."""
+        cpus = max(1, int(cluster_cpus))
+        threads = min(self.threads, cpus)
+        actors = max(1, min(self.actors or cpus, cpus // threads, jobs))
         batch = self.batch_size or min(MAX_BATCH_SIZE, max(1, math.ceil(jobs / (actors * BATCHES_PER_ACTOR))))
-        return actors, batch
+        return actors, threads, batch
 
 
 # -- output directory ----------------------------------------------------------------------------
 
 
 class OutputTarget:
-    """The directory the WAVs go to: a local directory, or one on a pyarrow filesystem named by a
-    URI (``file:///...``, ``s3://bucket/prefix``, ...). Names given to it are relative and never
-    leave it. Pickled as its location, so each Ray actor opens the filesystem with its own node's
-    credentials."""
+    """The directory the WAVs go to: a local directory (a path, or a ``file://`` URI), or one on
+    a pyarrow filesystem named by a URI (``s3://bucket/prefix``, ``hdfs://...``). Names given to
+    it are relative (``jobs.batch_output``). Pickled as its location, so each Ray actor opens
+    the filesystem with its own node's credentials."""
 
     def __init__(self, location: str):
         self.location = location
-        self._filesystem: FileSystem | None = None
+        self.filesystem: FileSystem | None = None  # remote storage only
         if "://" in location:
-            self._filesystem, base = _filesystem_from_uri(location)
-            self.local = self._filesystem.type_name == "local"
+            filesystem, base = _filesystem_from_uri(location)
+            self.local = filesystem.type_name == "local"
+            if not self.local:
+                self.filesystem = filesystem
         else:
             base, self.local = os.path.abspath(location), True
         self.base = base.rstrip("/") or ("/" if self.local else "")
@@ -108,20 +125,9 @@ class OutputTarget:
     def __repr__(self) -> str:
         return f"OutputTarget({self.location!r})"
 
-    @property
-    def filesystem(self) -> "FileSystem":
-        if self._filesystem is None:
-            from pyarrow.fs import LocalFileSystem
-
-            self._filesystem = LocalFileSystem()
-        return self._filesystem
-
-    def display(self, name: str) -> str:
-        """A name as the user would write it: under the location they gave."""
-        return f"{self.location.rstrip('/')}/{name}"
-
-    def path(self, name: str) -> str:
-        return posixpath.join(self.base, name) if not self.local else os.path.join(self.base, name)
+    def located(self, name: str) -> str:
+        """Where ``name`` is, as a job's output and in messages: a path, or a URI on remote storage."""
+        return os.path.join(self.base, name) if self.local else f"{self.location.rstrip('/')}/{name}"
 
     def create(self) -> None:
         """Make the directory (and its parents) if it is not there."""
@@ -130,75 +136,61 @@ class OutputTarget:
                 os.makedirs(self.base, exist_ok=True)
             else:
                 self.filesystem.create_dir(self.base, recursive=True)
+        except FileExistsError:
+            raise LavanyaError(f"{self.location}: --output-dir is not a directory") from None
         except (OSError, _arrow_error()) as exc:
-            raise LavanyaError(f"{self.location}: cannot create the output directory ({_one_line(exc)})") from None
+            raise LavanyaError(f"{self.location}: cannot create the output directory ({one_line(exc)})") from None
 
-    def place(self, output: str) -> str:
-        """A job's output as a normalised name under this directory; LavanyaError for a name that
-        would leave it (``..``, an absolute path elsewhere) or for standard output."""
-        if output == STDOUT:
-            raise LavanyaError("output - (standard output) is for one text, not a batch on Ray")
-        name = output
-        if self.local and os.path.isabs(output):
-            name = os.path.relpath(os.path.abspath(output), self.base)
-        elif output.startswith("/"):
-            raise LavanyaError(f"output {output}: an absolute path; on Ray every output is relative to "
-                               f"{self.location}")
-        name = posixpath.normpath(name.replace(os.sep, "/"))
-        if name in (".", "") or name == ".." or name.startswith("../"):
-            raise LavanyaError(f"output {output}: outside {self.location}; give a name inside the output directory")
-        return name
+    def wav(self, name: str, sample_rate: int) -> contextlib.AbstractContextManager["WavWriter"]:
+        """A ``WavWriter`` for ``name``: locally ``audio.wav_output`` (a temporary file, then a
+        rename); on remote storage the WAV in memory, then ``upload``."""
+        from .audio import wav_output
 
-    def write(self, name: str, data: bytes) -> None:
-        """Write ``data`` as ``name``, atomically where the filesystem allows: a temporary name, then
-        a rename (locally through ``fileio.replace_file``, with fsync), a direct write on an object store."""
+        if self.local:
+            return wav_output(self.located(name), sample_rate)
+        return self._remote_wav(name, sample_rate)
+
+    @contextlib.contextmanager
+    def _remote_wav(self, name: str, sample_rate: int) -> Iterator["WavWriter"]:
+        from .audio import WavWriter
+
+        buffer = io.BytesIO()
+        writer = WavWriter(buffer, sample_rate, self.located(name), seekable=True)
+        yield writer
+        writer.finish()
+        self.upload(name, buffer.getvalue())
+
+    def upload(self, name: str, data: bytes) -> None:
+        """Write ``data`` as ``name`` on remote storage, atomically where the filesystem allows:
+        a direct write on an object store, else a temporary name, then a move."""
+        filesystem, final = self.filesystem, posixpath.join(self.base, name)
         try:
-            if self.local:
-                self._write_local(name, data)
-            else:
-                self._write_remote(name, data)
-        except (OSError, _arrow_error()) as exc:
-            raise LavanyaError(f"{self.display(name)}: cannot write the WAV ({_one_line(exc)})") from None
-
-    def _write_local(self, name: str, data: bytes) -> None:
-        path = Path(self.path(name))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A symlinked directory inside the output directory must not carry a write outside it.
-        real_base = os.path.realpath(self.base)
-        if os.path.commonpath([real_base, os.path.realpath(path.parent)]) != real_base:
-            raise LavanyaError(f"{self.display(name)}: its directory leads outside {self.location} "
-                               "(a symbolic link); remove the link")
-        replace_file(path, lambda handle: handle.write(data), mode=0o644)
-
-    def _write_remote(self, name: str, data: bytes) -> None:
-        filesystem, final = self.filesystem, self.path(name)
-        if filesystem.type_name in OBJECT_STORES:
-            with filesystem.open_output_stream(final) as stream:
-                stream.write(data)
-            return
-        parent = posixpath.dirname(final)
-        filesystem.create_dir(parent, recursive=True)
-        temporary = posixpath.join(parent, f".{posixpath.basename(final)}.{uuid.uuid4().hex}.tmp")
-        try:
-            with filesystem.open_output_stream(temporary) as stream:
-                stream.write(data)
-            filesystem.move(temporary, final)
-        except BaseException:
+            if filesystem.type_name in OBJECT_STORES:
+                with filesystem.open_output_stream(final) as stream:
+                    stream.write(data)
+                return
+            parent = posixpath.dirname(final)
+            filesystem.create_dir(parent, recursive=True)
+            temporary = posixpath.join(parent, f".{posixpath.basename(final)}.{uuid.uuid4().hex}.tmp")
             try:
-                filesystem.delete_file(temporary)
-            except (OSError, _arrow_error()):
-                pass
-            raise
+                with filesystem.open_output_stream(temporary) as stream:
+                    stream.write(data)
+                filesystem.move(temporary, final)
+            except BaseException:
+                with contextlib.suppress(OSError, _arrow_error()):
+                    filesystem.delete_file(temporary)
+                raise
+        except (OSError, _arrow_error()) as exc:
+            raise LavanyaError(f"{self.located(name)}: cannot write the WAV ({one_line(exc)})") from None
 
     def sha256(self, name: str) -> str | None:
         """The sha256 of the file ``name``, or None where there is no regular file to read."""
         try:
             if self.local:
-                with open_regular(Path(self.path(name)), "WAV") as handle:
-                    return hashlib.file_digest(handle, "sha256").hexdigest()
+                return digest_regular(Path(self.located(name)), what="WAV")[0]["sha256"]
             from pyarrow.fs import FileType
 
-            path = self.path(name)
+            path = posixpath.join(self.base, name)
             if self.filesystem.get_file_info(path).type != FileType.File:
                 return None
             with self.filesystem.open_input_stream(path) as stream:
@@ -212,7 +204,7 @@ def _filesystem_from_uri(uri: str) -> tuple["FileSystem", str]:
     try:
         return pyarrow_fs.FileSystem.from_uri(uri)
     except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
-        raise LavanyaError(f"{uri}: not a directory pyarrow can write to ({_one_line(exc)}); "
+        raise LavanyaError(f"{uri}: not a directory pyarrow can write to ({one_line(exc)}); "
                            "give a local path or a URI such as file:///data/wavs or s3://bucket/wavs") from None
 
 
@@ -225,80 +217,66 @@ def _arrow_error() -> type[Exception]:
 # -- one job ------------------------------------------------------------------------------------
 
 
-def job_wav(voice: "Voice", job: Job, sentence_silence: float = 0.0) -> tuple[bytes, float, list[str]]:
-    """A job's WAV file in memory, its length in seconds and the words it could not pronounce:
-    the same bytes as the single-process ``synth`` writes."""
-    from .audio import join_pcm, wav_bytes
-
-    plan = voice.plan(job.text, job.alpha, sentence_silence)
-    pcm = join_pcm(list(voice.render(plan)))
-    unpronounced = list(dict.fromkeys(word for utterance in plan for word in utterance.unpronounced))
-    return wav_bytes(pcm, voice.sample_rate), len(pcm) / voice.sample_rate, unpronounced
-
-
-def job_fingerprint(job: Job, voice_root: str, sentence_silence: float, voice_options: Mapping[str, Any]) -> str:
-    """The sha256 of what decides a job's audio (text, rate, voice and where it was found): a
-    job whose fingerprint changed since the manifest recorded it is made again."""
+def job_fingerprint(job: Job, spec: "VoiceSpec", engine: str, sentence_silence: float) -> str:
+    """The sha256 of what decides a job's audio (text, rate, the voice's files and the engine):
+    a job whose fingerprint changed since the manifest recorded it is made again."""
     material = {
-        "text": job.text, "lang": job.language.lower(), "gender": job.gender.lower(), "alpha": job.alpha,
-        "sentence_silence": sentence_silence, "root": voice_root,
-        **{key: str(voice_options[key]) for key in ("variant", "vocoder", "engine") if voice_options.get(key)},
+        "text": job.text, "alpha": job.alpha, "sentence_silence": sentence_silence, "voice": spec.name,
+        "model_dir": str(spec.model_dir), "vocoder": str(spec.vocoder.directory), "engine": engine,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def job_result(number: int, output: str, *, error: str | None = None, worker: str | None = None) -> dict[str, Any]:
-    """A job's manifest entry before it is done (the driver adds ``job_sha256``)."""
-    return {"id": number, "output": output, "audio_seconds": None, "sha256": None, "error": error,
-            "unpronounced": [], "worker": worker, "load_seconds": 0.0, "synthesis_seconds": 0.0}
+def job_result(number: int, name: str, *, error: str | None = None, worker: str | None = None) -> dict[str, Any]:
+    """A job's manifest entry before it is done (the actor adds ``jobs.render_job``'s summary,
+    the driver ``job_sha256``)."""
+    return {"id": number, "output": name, "voice": None, "audio_seconds": None, "sha256": None, "error": error,
+            "sentences": 0, "skipped_sentences": 0, **{kind: [] for kind in REPORTED_WORDS}, "problems": [],
+            "worker": worker, "load_seconds": 0.0, "synthesis_seconds": 0.0}
 
 
 class SynthesisWorker:
     """A Ray actor: voices loaded on first use and kept for its lifetime, each job's WAV written
     by the actor itself. A failing job becomes an error in its result; the others go on."""
 
-    def __init__(self, target: OutputTarget, voice_options: dict[str, Any], sentence_silence: float):
+    def __init__(self, target: OutputTarget, specs: dict[str, "VoiceSpec"], load_options: dict[str, Any],
+                 sentence_silence: float):
         self.target = target
-        self.voice_options = voice_options
+        self.specs = specs
+        self.load_options = load_options
         self.sentence_silence = sentence_silence
-        self.voices: dict[tuple[str, str, str], Voice] = {}
-        self.broken: dict[tuple[str, str, str], str] = {}  # a voice that failed to load fails its jobs at once
+        self.voices: dict[str, Voice | LavanyaError] = {}  # a voice that failed to load fails its jobs at once
         self.name = f"{socket.gethostname()}:{os.getpid()}"  # which node and process made a WAV
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[str]]:
         return {"result": [json.dumps(self.run(json.loads(str(task)))) for task in batch["task"]]}
 
     def run(self, task: dict[str, Any]) -> dict[str, Any]:
-        result = job_result(task["id"], task["output"], worker=self.name)
+        result = job_result(task["id"], task["name"], worker=self.name)
+        job = Job(task["text"], task["output"], task["lang"], task["gender"], task["alpha"], where=task["where"])
         started = time.perf_counter()
         try:
-            voice = self.voice(task["root"], task["lang"], task["gender"])
-            loaded = time.perf_counter()
-            result["load_seconds"] = round(loaded - started, 3)
-            job = Job(task["text"], task["output"], task["lang"], task["gender"], task["alpha"])
-            data, seconds, unpronounced = job_wav(voice, job, self.sentence_silence)
-            self.target.write(task["output"], data)
-            result.update(audio_seconds=round(seconds, 3), sha256=hashlib.sha256(data).hexdigest(),
-                          unpronounced=unpronounced, synthesis_seconds=round(time.perf_counter() - loaded, 3))
+            voice = self.voice(task["voice"])
+            result["load_seconds"] = round(time.perf_counter() - started, 3)
+            plan = voice.plan(job.text, job.alpha, self.sentence_silence)
+            spoken = render_job(PlannedJob(job, voice, plan), output=self.target.wav(task["name"], voice.sample_rate))
+            result.update(spoken, output=task["name"], sha256=self.target.sha256(task["name"]))
         except LavanyaError as exc:
-            result["error"] = exc.message
+            result["error"] = job.failed(exc).message
         except Exception as exc:  # a job must not take the actor (and the batch) down with it
-            result["error"] = f"{type(exc).__name__}: {_one_line(exc)}"
+            result["error"] = job.failed(LavanyaError(f"{type(exc).__name__}: {one_line(exc)}")).message
         return result
 
-    def voice(self, root: str, language: str, gender: str) -> "Voice":
-        from .voice import Voice
-
-        key = (root, language.lower(), gender.lower())
-        if key in self.broken:
-            raise LavanyaError(self.broken[key])
+    def voice(self, key: str) -> Voice:
         if key not in self.voices:
             try:
-                self.voices[key] = Voice.load(language, gender, models=Path(root), **self.voice_options)
+                self.voices[key] = Voice.load(self.specs[key], **self.load_options)
             except LavanyaError as exc:
-                self.broken[key] = exc.message
-                raise
-        return self.voices[key]
+                self.voices[key] = exc
+        loaded = self.voices[key]
+        if isinstance(loaded, LavanyaError):
+            raise loaded
+        return loaded
 
 
 # -- manifest -----------------------------------------------------------------------------------
@@ -314,7 +292,7 @@ def read_manifest(path: Path, outputs: set[str] | None = None) -> dict[str, dict
     except FileNotFoundError:
         return entries
     except OSError as exc:
-        raise LavanyaError(f"{path}: cannot read the results manifest ({exc.strerror or exc})") from None
+        raise LavanyaError(f"{path}: cannot read the results manifest ({one_line(exc)})") from None
     with handle:
         while line := handle.readline(MANIFEST_LINE_MAX_BYTES + 1):
             if len(line) > MANIFEST_LINE_MAX_BYTES or not line.endswith(b"\n"):
@@ -337,16 +315,16 @@ class ManifestWriter:
         self.path = path
         try:
             replace_file(path, lambda handle: handle.writelines(_manifest_line(entry) for entry in kept))
-            self._handle = open(path, "ab")
+            self._handle = open(path, "ab")  # noqa: SIM115 - closed by close()
         except OSError as exc:
-            raise LavanyaError(f"{path}: cannot write the results manifest ({exc.strerror or exc})") from None
+            raise LavanyaError(f"{path}: cannot write the results manifest ({one_line(exc)})") from None
 
     def append(self, entry: dict[str, Any]) -> None:
         try:
             self._handle.write(_manifest_line(entry))
             self._handle.flush()
         except OSError as exc:
-            raise LavanyaError(f"{self.path}: cannot write the results manifest ({exc.strerror or exc})") from None
+            raise LavanyaError(f"{self.path}: cannot write the results manifest ({one_line(exc)})") from None
 
     def close(self) -> None:
         self._handle.close()
@@ -372,6 +350,7 @@ class BatchReport:
     output_dir: str
     manifest: str
     jobs: int
+    engine: str = ""
     skipped: int = 0
     results: list[dict[str, Any]] = field(default_factory=list)
     voices: list[dict[str, Any]] = field(default_factory=list)
@@ -397,8 +376,9 @@ class BatchReport:
         return {
             "output_dir": self.output_dir, "manifest": self.manifest, "jobs": self.jobs, "done": self.done,
             "skipped": self.skipped, "failed": len(self.failed), "audio_seconds": round(self.audio_seconds, 3),
-            "wall_seconds": round(self.wall_seconds, 3), "cluster_cpus": self.cluster_cpus, "actors": self.actors,
-            "threads_per_actor": self.threads, "batch_size": self.batch_size, "voices": self.voices,
+            "wall_seconds": round(self.wall_seconds, 3), "engine": self.engine, "cluster_cpus": self.cluster_cpus,
+            "actors": self.actors, "threads_per_actor": self.threads, "batch_size": self.batch_size,
+            "voices": self.voices,
             "failures": [{"id": r["id"], "output": r["output"], "error": r["error"]} for r in self.failed],
         }
 
@@ -408,40 +388,67 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
               manifest: Path | None = None,
               on_start: Callable[[int, int], None] | None = None,
               on_result: Callable[[dict[str, Any]], None] | None = None) -> BatchReport:
-    """Synthesize ``jobs`` on Ray into ``output_dir`` (a path or URI), skipping those a previous run
-    finished. ``voice_options`` go to ``Voice.load`` (``variant``, ``vocoder``, ``strict``,
-    ``engine``, ``models``); ``on_start(pending, total)`` and ``on_result(entry)`` feed a progress bar.
-    A job that fails is an entry with an error; only a problem with the whole run raises."""
+    """Synthesize ``jobs`` on Ray into ``output_dir`` (a path or URI), skipping those a previous
+    run finished. Each job's output is a name relative to ``output_dir``, as
+    ``jobs_from_lines``/``jobs_from_jsonl`` make it for ``Path()``. ``voice_options``: ``models``,
+    ``variant``, ``vocoder`` (which voice), ``engine``, ``strict``, ``cache`` (how it loads;
+    ``device`` only ``cpu``). ``on_start(pending, total)`` and ``on_result(entry)`` feed a
+    progress bar. A job that fails is an entry with an error; a problem with the whole run (an
+    output, the manifest, the cluster) raises."""
+    from .engines import prepare_exports
+
     started = time.perf_counter()
     import_optional("ray")
-    if sentence_silence < 0:
-        raise LavanyaError(f"sentence silence must be 0 or more seconds, not {sentence_silence}")
-    options = _actor_voice_options(voice_options or {}, settings.threads)
+    sentence_silence = checked_pause(sentence_silence, "sentence silence")
+    engine, load_options = _load_options(voice_options or {}, settings.threads)
     target = OutputTarget(output_dir)
-    names = _placed_names(jobs, target)
-    manifest_path = _manifest_path(target, manifest, names)
-    target.create()
+    names, placed = _place(jobs, target)
+    manifest_path = _manifest_path(target, manifest)
 
-    specs, voice_errors, voices = _resolve_voices(jobs, voice_options or {})
+    find = {key: (voice_options or {}).get(key) for key in ("models", "variant", "vocoder")}
+    specs, skipped, voice_errors = {}, {}, {}
+    for job in jobs:
+        key = _voice_key(job)
+        if key not in specs and key not in voice_errors:
+            try:
+                specs[key], skipped[key] = find_usable_voice(job.language, job.gender, **find)
+            except LavanyaError as exc:
+                voice_errors[key] = exc
+    _check_outputs(placed, target, manifest_path, [spec.root for spec in specs.values()])
+
+    # Each voice's export made here, once, before any actor needs it.
+    described = []
+    for key, spec in list(specs.items()):
+        try:
+            notes = prepare_exports(spec, engine=engine, cache=load_options.get("cache"))
+        except LavanyaError as exc:
+            voice_errors[key] = exc
+            del specs[key]
+            continue
+        described.append(describe_voice(spec, engine, skipped[key], notes))
+
     previous = read_manifest(manifest_path, set(names))
     kept, tasks, failed_here, fingerprints = [], [], [], {}
-    for number, (job, name) in enumerate(zip(jobs, names), start=1):
-        key = (job.language.lower(), job.gender.lower())
-        if key in voice_errors:
-            failed_here.append({**job_result(number, name, error=voice_errors[key]), "job_sha256": None})
+    for number, (job, name) in enumerate(zip(placed, names), start=1):
+        key = _voice_key(job)
+        try:
+            if key in voice_errors:
+                raise job.failed(voice_errors[key])
+            segment_jobs([job], sentence_silence)  # a malformed tag, a number out of range: names the job
+        except LavanyaError as exc:
+            failed_here.append({**job_result(number, name, error=exc.message), "job_sha256": None})
             continue
-        root = str(specs[key].root)
-        fingerprints[name] = job_fingerprint(job, root, sentence_silence, options)
+        fingerprints[name] = job_fingerprint(job, specs[key], engine, sentence_silence)
         entry = previous.get(name)
         if (entry and not entry.get("error") and entry.get("job_sha256") == fingerprints[name]
                 and entry.get("sha256") and target.sha256(name) == entry["sha256"]):
             kept.append(entry)
             continue
-        tasks.append({"id": number, "output": name, "text": job.text, "lang": job.language, "gender": job.gender,
-                      "alpha": job.alpha, "root": root})
+        tasks.append({"id": number, "name": name, "output": job.output, "where": job.where, "text": job.text,
+                      "lang": job.language, "gender": job.gender, "alpha": job.alpha, "voice": key})
 
-    report = BatchReport(output_dir=output_dir, manifest=str(manifest_path), jobs=len(jobs), skipped=len(kept),
-                         threads=settings.threads, voices=voices)
+    report = BatchReport(output_dir=output_dir, manifest=str(manifest_path), jobs=len(jobs), engine=engine,
+                         skipped=len(kept), voices=described)
     if on_start is not None:
         on_start(len(tasks) + len(failed_here), len(jobs))
     with ManifestWriter(manifest_path, kept) as writer:
@@ -456,9 +463,10 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
         if tasks:
             with ray_session(settings) as cluster_cpus:
                 report.cluster_cpus = cluster_cpus
-                report.actors, report.batch_size = settings.plan(cluster_cpus, len(tasks))
-                for result in _stream_results(tasks, target, options, sentence_silence, settings.threads,
-                                              report.actors, report.batch_size, report):
+                report.actors, report.threads, report.batch_size = settings.plan(cluster_cpus, len(tasks))
+                worker = {"target": target, "specs": specs, "sentence_silence": sentence_silence,
+                          "load_options": {**load_options, "threads": report.threads}}
+                for result in _stream_results(tasks, worker, engine, report):
                     result["job_sha256"] = fingerprints[result["output"]]
                     record(result)
     report.results.sort(key=lambda entry: entry["id"])
@@ -466,18 +474,24 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
     return report
 
 
-def _stream_results(tasks: list[dict[str, Any]], target: OutputTarget, options: dict[str, Any],
-                    sentence_silence: float, threads: int, actors: int, batch_size: int,
+def _stream_results(tasks: list[dict[str, Any]], worker: dict[str, Any], engine: str,
                     report: BatchReport) -> Iterator[dict[str, Any]]:
     """Each task's result as its batch finishes (in no particular order)."""
     import ray.data
 
-    context = ray.data.DataContext.get_current()
+    from .engines import TORCH
+
+    with warnings.catch_warnings():
+        # Ray 2.60's DataContext warns of its own deprecated fields when it is first made.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = ray.data.DataContext.get_current()
     progress_bars, context.enable_progress_bars = context.enable_progress_bars, False
-    threads_env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    # torch's libraries read their threads from the environment; ONNX Runtime is told in Voice.load.
+    environment = ({"runtime_env": {"env_vars": {name: str(report.threads) for name in TORCH_THREAD_VARIABLES}}}
+                   if engine == TORCH else {})
     try:
         dataset = ray.data.from_items([{"task": json.dumps(task, ensure_ascii=False)} for task in tasks],
-                                      override_num_blocks=math.ceil(len(tasks) / batch_size))
+                                      override_num_blocks=math.ceil(len(tasks) / report.batch_size))
         with warnings.catch_warnings():
             # ``max_restarts`` has no named parameter yet (Ray 2.60 warns that the remote-args
             # catch-all goes in 2.64; the extra pins below that). Ray Data restarts actors by default,
@@ -488,13 +502,12 @@ def _stream_results(tasks: list[dict[str, Any]], target: OutputTarget, options: 
             warnings.simplefilter("ignore", DeprecationWarning)
             results = dataset.map_batches(
                 SynthesisWorker,
-                fn_constructor_kwargs={"target": target, "voice_options": options,
-                                       "sentence_silence": sentence_silence},
-                batch_size=batch_size,
-                compute=ray.data.ActorPoolStrategy(size=actors),
-                num_cpus=threads,
-                runtime_env={"env_vars": threads_env},
+                fn_constructor_kwargs=worker,
+                batch_size=report.batch_size,
+                compute=ray.data.ActorPoolStrategy(size=report.actors),
+                num_cpus=report.threads,
                 max_restarts=0,
+                **environment,
             )
         for row in results.iter_rows():
             yield json.loads(row["result"])
@@ -502,14 +515,14 @@ def _stream_results(tasks: list[dict[str, Any]], target: OutputTarget, options: 
         raise
     except Exception as exc:  # an actor lost, a node gone: what finished is in the manifest
         done = len(report.results)
-        raise LavanyaError(f"Ray stopped the batch ({_one_line(exc)[:300]}); {report.skipped + done} of "
+        raise LavanyaError(f"Ray stopped the batch ({one_line(exc)}); {report.skipped + done} of "
                            f"{report.jobs} jobs are recorded in {report.manifest}: run the same command "
                            "again to resume", EXIT_USAGE) from None
     finally:
         context.enable_progress_bars = progress_bars
 
 
-@contextmanager
+@contextlib.contextmanager
 def ray_session(settings: RaySettings) -> Iterator[float]:
     """Ray, started or joined per ``settings.address``, and the CPUs it offers. A session the
     caller opened (``ray.is_initialized()``) is used as it is and left open.
@@ -523,7 +536,7 @@ def ray_session(settings: RaySettings) -> Iterator[float]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     arguments: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     if settings.address == "local":
-        arguments.update(address="local", num_cpus=settings.num_cpus or usable_cpus(), include_dashboard=False,
+        arguments.update(address="local", num_cpus=settings.num_cpus or available_cpus(), include_dashboard=False,
                          _node_ip_address="127.0.0.1")
     else:
         _require_answer(settings.address)
@@ -534,7 +547,7 @@ def ray_session(settings: RaySettings) -> Iterator[float]:
         hint = ("start one with `ray start --head`, or use --ray local" if settings.address == "auto"
                 else "check the address `ray start --head` printed; a cluster with token authentication "
                      "also needs RAY_AUTH_MODE=token and its token (ray get-auth-token)")
-        raise LavanyaError(f"--ray {settings.address}: cannot reach a Ray cluster ({_one_line(exc)[:200]}); {hint}")\
+        raise LavanyaError(f"--ray {settings.address}: cannot reach a Ray cluster ({one_line(exc, 200)}); {hint}")\
             from None
     import ray.data  # noqa: F401  (it sets up its loggers on import; quieten them after)
 
@@ -561,16 +574,8 @@ def _require_answer(address: str) -> None:
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS).close()
     except OSError as exc:
-        raise LavanyaError(f"--ray {address}: nothing answers at {host}:{port} ({exc.strerror or exc}); "
+        raise LavanyaError(f"--ray {address}: nothing answers at {host}:{port} ({one_line(exc)}); "
                            "give the address `ray start --head` printed, or --ray local") from None
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity, as a container's limit often shows)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def import_optional(module: str):
@@ -583,66 +588,64 @@ def import_optional(module: str):
         raise LavanyaError(f"--ray needs Ray Data ({module.split('.')[0]} is not installed): {RAY_EXTRA}") from None
 
 
-def _actor_voice_options(voice_options: Mapping[str, Any], threads: int) -> dict[str, Any]:
-    """``Voice.load`` options for an actor: CPU, ``threads`` threads, ``engine`` only when set."""
+def _load_options(voice_options: Mapping[str, Any], threads: int) -> tuple[str, dict[str, Any]]:
+    """The engine the actors speak through (``auto`` resolved) and their other ``Voice.load``
+    options (threads are added once the cluster's CPUs are known)."""
+    from .engines import AUTO, checked_engine
+
     device = voice_options.get("device") or "cpu"
     if device != "cpu":
         raise LavanyaError(f"--ray runs voices on CPUs; --device {device} is for a single process")
-    options = {key: voice_options[key] for key in ("variant", "vocoder", "strict", "engine")
-               if voice_options.get(key) is not None}
-    options["threads"] = threads
-    return options
+    engine = checked_engine(voice_options.get("engine") or AUTO, device)
+    options = {"engine": engine, "strict": bool(voice_options.get("strict"))}
+    if voice_options.get("cache") is not None:
+        options["cache"] = Path(voice_options["cache"])
+    return engine, options
 
 
-def _placed_names(jobs: list[Job], target: OutputTarget) -> list[str]:
-    """Each job's output name under the target; two jobs writing one file is a mistake in the job file."""
-    names, seen = [], {}
+def _voice_key(job: Job) -> str:
+    return f"{job.language.lower()}/{job.gender.lower()}"
+
+
+def _place(jobs: list[Job], target: OutputTarget) -> tuple[list[str], list[Job]]:
+    """Each job's output as a name under the target (relative, no ``..``, a ``.wav``: the rule
+    of a JSONL batch), and the job with that output located in the target and a ``where``
+    (``job 3`` when it came from no file) to name it in messages."""
+    names, placed = [], []
     for number, job in enumerate(jobs, start=1):
-        try:
-            name = target.place(job.output)
-        except LavanyaError as exc:
-            raise LavanyaError(f"job {number}: {exc.message}") from None
-        if name in seen:
-            raise LavanyaError(f"jobs {seen[name]} and {number} both write {name}; give each job its own output")
-        seen[name] = number
-        names.append(name)
-    return names
+        where = job.where or f"job {number}"
+        if job.output == STDOUT:
+            raise LavanyaError(f"{where}: output - (standard output) is for one text, not a batch on Ray")
+        name = batch_output(job.output, Path(), where)
+        names.append(Path(name).as_posix())
+        placed.append(replace(job, output=target.located(names[-1]), where=where))
+    return names, placed
 
 
-def _manifest_path(target: OutputTarget, manifest: Path | None, names: list[str]) -> Path:
+def _manifest_path(target: OutputTarget, manifest: Path | None) -> Path:
     """The manifest: as given, else beside the WAVs in a local output directory."""
-    if manifest is None:
-        if not target.local:
-            raise LavanyaError(f"{target.location}: the results manifest is written locally as results arrive; "
-                               "give --manifest FILE for an output directory on remote storage")
-        if MANIFEST_NAME in names:
-            raise LavanyaError(f"a job writes {MANIFEST_NAME}, the name of the results manifest; rename its output")
-        return Path(target.path(MANIFEST_NAME))
-    if target.local and os.path.abspath(manifest) in {os.path.abspath(target.path(name)) for name in names}:
-        raise LavanyaError(f"{manifest}: a job writes this file; give the manifest another name")
-    return Path(manifest)
+    if manifest is not None:
+        return Path(manifest)
+    if not target.local:
+        raise LavanyaError(f"{target.location}: the results manifest is written locally as results arrive; "
+                           "give --manifest FILE for an output directory on remote storage")
+    return Path(target.located(MANIFEST_NAME))
 
 
-def _resolve_voices(jobs: list[Job], voice_options: Mapping[str, Any]) -> tuple[dict, dict, list[dict[str, Any]]]:
-    """Each voice the jobs use, found here as a single-process run would find it (``--models``,
-    ``$LAVANYA_MODELS``, ``./Fastspeech2_HS``, the bundled demo), so every actor loads it from that
-    one root: a node without it fails those jobs instead of quietly speaking with the demo voice."""
-    from ..modeltree.layout import find_voice
-    from .voice import require_weights
-
-    specs, errors, skipped = {}, {}, {}
-    for job in jobs:
-        key = (job.language.lower(), job.gender.lower())
-        if key in specs or key in errors:
-            continue
-        skipped[key] = []
-        try:
-            specs[key] = find_voice(job.language, job.gender, voice_options.get("variant"),
-                                    voice_options.get("models"), vocoder=voice_options.get("vocoder"),
-                                    require=require_weights, skipped=skipped[key])
-        except LavanyaError as exc:
-            errors[key] = exc.message
-    described = [{"voice": spec.name, "root": str(spec.root), "model_dir": str(spec.model_dir),
-                  "vocoder": str(spec.vocoder.directory), "bundled": spec.bundled, "demo": spec.demo,
-                  "skipped": skipped[key]} for key, spec in specs.items()]
-    return specs, errors, described
+def _check_outputs(placed: list[Job], target: OutputTarget, manifest: Path, roots: list[Path]) -> None:
+    """The checks of a single-process batch (``speech.jobs``), before anything is written: no
+    output in a model root, each output once, inside the output directory (symlinks resolved),
+    a regular file or a new path in a directory that takes files; on remote storage only the
+    rules about names apply, and the local manifest gets the file checks."""
+    if target.local:
+        outputs = [job.output for job in placed] + [manifest]
+        check_outside_roots([*outputs, target.base], roots)
+        target.create()
+        check_outputs(placed, inside=Path(target.base), extra={"--manifest": manifest})
+        check_directories_take_files(outputs)
+        return
+    check_outside_roots([manifest], roots)
+    check_outputs(placed, local=False)
+    check_output_target(manifest, "results manifest")
+    check_directories_take_files([manifest])
+    target.create()
