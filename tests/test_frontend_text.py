@@ -142,6 +142,43 @@ def test_unified_parser_serves_a_hindi_word_offline():
     assert parse_word("कैसे") == "kऐsE"
 
 
+def _parser_words() -> list[str]:
+    """Words for the parser: the bench's Hindi sentences, and where the upstream trees are
+    here, a spread of Hindi, Tamil and Bengali dictionary words."""
+    from lavanya_cli.bench.measure import DEFAULT_SENTENCES
+
+    words = " ".join(DEFAULT_SENTENCES).replace("।", "").split()
+    for language in ("hindi", "tamil", "bengali"):
+        dictionary = SHARED / "main" / "phone_dict" / language
+        if dictionary.is_file():
+            lines = dictionary.read_text(encoding="utf-8").splitlines()
+            words += [line.split(" ", 1)[0] for line in lines[:: max(1, len(lines) // 60)]]
+    return words
+
+
+def test_parser_shortcut_gives_the_librarys_own_answers(monkeypatch):
+    """``phones._parser`` skips SchwaDoubleConsonent's loop for words without a cluster mark:
+    every word must come out as the library's unchanged function makes it."""
+    from indic_unified_parser import uparser
+
+    from lavanya_cli.frontend.phones import CLUSTER_MARK
+
+    parse_word("आप")  # installs the shortcut
+    shortcut = uparser.SchwaDoubleConsonent
+    full = shortcut.__wrapped__
+    assert shortcut is not full
+    for form in ("&k&a$&m&a&l&", "&s&euv&k&uu&l&", "&euv&s&t&a$&"):  # with and without the mark, with "$"
+        assert shortcut(form) == full(form)
+    forms = []
+    monkeypatch.setattr(uparser, "SchwaDoubleConsonent", lambda phone: forms.append(phone) or shortcut(phone))
+    words = _parser_words()
+    fast = [parse_word(word) for word in words]
+    monkeypatch.setattr(uparser, "SchwaDoubleConsonent", full)
+    assert [parse_word(word) for word in words] == fast
+    with_mark = sum(CLUSTER_MARK in form for form in forms)
+    assert 0 < with_mark < len(forms)  # both ways through the shortcut were taken
+
+
 def test_unified_parser_declines_latin_and_empty_words():
     assert parse_word("hello") is None
     assert parse_word("") is None
