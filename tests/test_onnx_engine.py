@@ -21,8 +21,9 @@ from lavanya_cli.errors import LavanyaError  # noqa: E402
 from lavanya_cli.modeltree.layout import BUNDLED_ROOT, find_voice  # noqa: E402
 from lavanya_cli.speech.espnet_import import quiet_libraries  # noqa: E402
 from lavanya_cli.speech.export import MEL_MAX_ABS, MIN_SNR_DB, snr_db  # noqa: E402
-from lavanya_cli.speech.onnx_engine import (MelDenormalizer, durations_from_log, load_engines,  # noqa: E402
-                                            openvino_bf16_supported, regulate_lengths, resolve_runtime)
+from lavanya_cli.speech.onnx_engine import (MelDenormalizer, OpenVinoRunner, OrtRunner, durations_from_log,  # noqa: E402
+                                            load_engines, openvino_bf16_supported, regulate_lengths,
+                                            resolve_runtime)
 from lavanya_cli.speech.voice import Voice  # noqa: E402
 from onnxkit import shared_cache, tiny_spec  # noqa: E402
 from synthkit import shared_voice, shared_voice_root  # noqa: E402
@@ -166,7 +167,7 @@ def test_openvino_engine_matches_at_f32():
     assert error <= MEL_MAX_ABS and snr >= MIN_SNR_DB
 
 
-def test_openvino_bf16_keeps_the_acoustic_model_in_f32():
+def test_openvino_bf16_keeps_the_acoustic_model_in_f32_on_onnx_runtime():
     pytest.importorskip("openvino")
     if not openvino_bf16_supported():
         pytest.skip("this CPU computes no bfloat16")
@@ -176,6 +177,7 @@ def test_openvino_bf16_keeps_the_acoustic_model_in_f32():
     (utterance,) = voice.plan("नमस्ते, आप कैसे हैं?")
     error, snr = _compare(voice, engines, utterance.model_input, 1.2)
     assert engines.precision == "bf16" and error <= MEL_MAX_ABS  # same durations, same mel
+    assert isinstance(engines.acoustic.encoder, OrtRunner) and isinstance(engines.vocoder.generator, OpenVinoRunner)
     assert 20.0 <= snr < 200.0  # close to f32's waveform, not bit-equal to it
 
 

@@ -3,8 +3,9 @@
 * ``onnx``: the voice's ONNX exports through ONNX Runtime, numpy around them; no torch. The
   everyday engine: it starts in a fraction of torch's time and stays under 400 MB on a
   real-size voice.
-* ``openvino``: the same exports through OpenVINO, the vocoder in bfloat16 where the CPU has it
-  (about half the vocoder's time, at about twice ONNX Runtime's memory).
+* ``openvino``: the vocoder's export through OpenVINO, in bfloat16 where the CPU has it (about
+  half the vocoder's time, at 130-230 MB more memory); the acoustic model, a tenth of the work,
+  stays on ONNX Runtime.
 * ``torch``: ESPnet's modules on torch, the reference every export is checked against, and the
   only engine that runs on CUDA.
 * ``auto`` (the default): ``onnx``; ``torch`` only for a CUDA device.
