@@ -4,7 +4,7 @@
 Usage: python scripts/make_bench_voice.py DIR [--shared PATH]
 --shared defaults to ../shared/iitm-fs2hs/main beside the clone; when it is absent the real
 sizes embedded in lavanya_cli.bench.bench_voice are used. Then, for example:
-    lavanya bench --models DIR --sentences 5 --compare-upstream
+    lavanya bench --models DIR --compare all --busy
 """
 
 from __future__ import annotations

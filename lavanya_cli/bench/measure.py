@@ -1,5 +1,5 @@
-"""Measuring a voice: load time, first-call latency, warm real-time factor, peak memory, and the
-same text through a fresh process the lavanya way and the upstream way.
+"""Measuring a voice: load time, first-call latency, warm real-time factor and peak memory in
+this process, and the commands and runner that ``bench.compare`` times in fresh processes.
 
 Peak resident memory is ``ru_maxrss`` (kilobytes on Linux): of this process for the in-process
 figures, and of each child (``os.wait4``) for the start-to-WAV runs. Linux carries a process's
@@ -8,6 +8,8 @@ peak across fork and exec, so the children are run while this process is still s
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import resource
@@ -22,6 +24,7 @@ from typing import Any
 
 from ..errors import EXIT_OK, LavanyaError
 from ..modeltree.layout import STATS_NAMES, VoiceSpec
+from ..speech.engines import AUTO, ONNX, OPENVINO, TORCH, checked_engine
 
 # Five ordinary Hindi sentences, about three seconds of speech each for a trained voice.
 DEFAULT_SENTENCES = (
@@ -31,6 +34,9 @@ DEFAULT_SENTENCES = (
     "रेलवे स्टेशन पर यात्रियों की भीड़ देखकर अधिकारियों ने नई खिड़कियाँ खोल दीं।",
     "शाम को परिवार के सब लोग साथ बैठकर पुरानी बातें याद करते रहे।",
 )
+
+# The library each torch-free engine runs on (imported before the voice, to time it apart).
+RUNTIME_MODULES = {ONNX: "onnxruntime", OPENVINO: "openvino"}
 
 
 @dataclass
@@ -52,15 +58,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_in_process(language: str, gender: str, text: str, runs: int = 3, **load_options: Any) -> dict[str, Any]:
-    """Load a voice here, then time the first synthesis and ``runs`` warm ones of ``text``."""
-    from ..speech.acoustic import import_libraries
+def bench_in_process(language: str, gender: str, text: str, runs: int = 3, engine: str = AUTO,
+                     **load_options: Any) -> dict[str, Any]:
+    """Load a voice here through ``engine``, then time the first synthesis and ``runs`` warm ones
+    of ``text``. Only the torch engine imports torch; the import figure is what the engine needs
+    (torch and ESPnet's modules, or the ONNX runtime) and ``Voice``."""
+    resolved = checked_engine(engine, load_options.get("device", "cpu"))
+    started = time.perf_counter()
+    if resolved == TORCH:
+        from ..speech.acoustic import import_libraries
+
+        import_libraries()
+    elif importlib.util.find_spec(RUNTIME_MODULES[resolved]) is not None:  # else Voice.load says how to get it
+        importlib.import_module(RUNTIME_MODULES[resolved])
     from ..speech.voice import Voice
 
-    started = time.perf_counter()
-    import_libraries()
     imported = time.perf_counter()
-    voice = Voice.load(language, gender, **load_options)
+    voice = Voice.load(language, gender, engine=engine, **load_options)
     loaded = time.perf_counter()
     plan = voice.plan(text)
     first, audio = _timed_render(voice, plan)
@@ -69,6 +83,8 @@ def bench_in_process(language: str, gender: str, text: str, runs: int = 3, **loa
     return {
         "voice": voice.spec.name,
         "root": str(voice.spec.root),
+        "engine": voice.engine,
+        "notes": list(voice.notes),
         "sentences": sum(1 for utterance in plan if utterance.text),
         "audio_seconds": round(audio, 3),
         "import_seconds": round(imported - started, 3),
@@ -87,9 +103,9 @@ def _timed_render(voice, plan) -> tuple[float, float]:
     return time.perf_counter() - started, samples / voice.sample_rate
 
 
-def run_process(command: list[str], cwd: Path | None = None) -> ProcessRun:
-    """Run ``command`` to completion; its wall time, its own peak RSS and its JSON report (last
-    stdout line)."""
+def run_process(command: list[str], what: str, cwd: Path | None = None) -> ProcessRun:
+    """Run ``command`` (``what``, for an error line) to completion, with this process's
+    environment; its wall time, its own peak RSS and its JSON report (stdout)."""
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, stdout=stdout, stderr=stderr)
@@ -101,7 +117,7 @@ def run_process(command: list[str], cwd: Path | None = None) -> ProcessRun:
         output, errors = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
     if process.returncode != EXIT_OK:
         tail = errors.strip().splitlines()[-1:] or ["no output"]
-        raise LavanyaError(f"benchmark run failed ({' '.join(command[3:5])} ...): {tail[0]}")
+        raise LavanyaError(f"benchmark run failed ({what}): {tail[0]}")
     try:
         report = json.loads(output)
     except json.JSONDecodeError:
@@ -109,15 +125,27 @@ def run_process(command: list[str], cwd: Path | None = None) -> ProcessRun:
     return ProcessRun(round(wall, 3), round(usage.ru_maxrss / 1024, 1), report)
 
 
-def lavanya_command(spec: VoiceSpec, text_file: Path, output: Path, threads: int | None) -> list[str]:
-    command = [sys.executable, "-c", "from lavanya_cli.cli import run; run()", "synth",
-               "--models", str(spec.root), "--lang", spec.language, "--gender", spec.gender,
-               "--input", str(text_file), "-o", str(output), "--format", "json"]
+def lavanya_command(spec: VoiceSpec, text_file: Path, output: Path, threads: int | None,
+                    engine: str = AUTO) -> list[str]:
+    """``lavanya synth`` of ``text_file`` into ``output`` through ``engine``, as a user runs it."""
+    return _voice_command("synth", spec, threads, engine) + ["--input", str(text_file), "-o", str(output)]
+
+
+def bench_command(spec: VoiceSpec, sentences: int, runs: int, threads: int | None, engine: str) -> list[str]:
+    """``lavanya bench`` of ``sentences`` built-in sentences through ``engine``, in its own process."""
+    return _voice_command("bench", spec, threads, engine) + ["--sentences", str(sentences), "--runs", str(runs)]
+
+
+def _voice_command(command: str, spec: VoiceSpec, threads: int | None, engine: str) -> list[str]:
+    """``lavanya COMMAND`` for ``spec`` with this interpreter, reporting in JSON."""
+    words = [sys.executable, "-c", "from lavanya_cli.cli import run; run()", command,
+             "--models", str(spec.root), "--lang", spec.language, "--gender", spec.gender,
+             "--engine", engine, "--format", "json"]
     if spec.variant:
-        command += ["--variant", spec.variant]
+        words += ["--variant", spec.variant]
     if threads:
-        command += ["--threads", str(threads)]
-    return command
+        words += ["--threads", str(threads)]
+    return words
 
 
 def upstream_copy(spec: VoiceSpec, destination: Path) -> Path:
@@ -133,33 +161,3 @@ def upstream_copy(spec: VoiceSpec, destination: Path) -> Path:
         raise LavanyaError(f"{spec.model_dir}: no weights to benchmark")
     (destination / weights.name).symlink_to(weights.resolve())
     return destination
-
-
-def compare_upstream(spec: VoiceSpec, text: str, threads: int | None = None) -> dict[str, Any]:
-    """The same text start-to-WAV in fresh processes: ``lavanya synth`` and the upstream way."""
-    with tempfile.TemporaryDirectory(prefix="lavanya-bench-") as scratch:
-        scratch_dir = Path(scratch)
-        text_file = scratch_dir / "text.txt"
-        text_file.write_text(text, encoding="utf-8")
-        ours = run_process(lavanya_command(spec, text_file, scratch_dir / "ours.wav", threads))
-        model_copy = upstream_copy(spec, scratch_dir / "upstream" / "model")
-        command = [sys.executable, "-m", "lavanya_cli.bench.upstream_way", "--model-dir", str(model_copy),
-                   "--root", str(spec.root), "--language", spec.language, "--gender", spec.gender,
-                   "--vocoder-dir", str(spec.vocoder.directory), "--text-file", str(text_file),
-                   "--output", str(scratch_dir / "upstream.wav")]
-        if threads:
-            command += ["--threads", str(threads)]
-        upstream = run_process(command, cwd=scratch_dir / "upstream")
-
-    def describe(run: ProcessRun) -> dict[str, Any]:
-        return {"start_to_wav_seconds": run.wall_seconds, "peak_rss_mb": run.peak_rss_mb,
-                "audio_seconds": run.report.get("audio_seconds")}
-
-    return {
-        "lavanya": describe(ours),
-        "upstream_way": {**describe(upstream), "chunks": upstream.report.get("chunks")},
-        "ratios": {
-            "start_to_wav": round(upstream.wall_seconds / ours.wall_seconds, 2),
-            "peak_rss": round(upstream.peak_rss_mb / ours.peak_rss_mb, 2),
-        },
-    }
