@@ -124,7 +124,7 @@ def _import_runtime(runtime: str):
 
 
 # ONNX Runtime session settings, chosen by measurement on the real-size voice (2 cores shared
-# with other work, so only the memory figures are sharp; scripts/bench_engines.py --ort-matrix):
+# with other work, so only the memory figures are sharp; lavanya bench --compare; the arena and pattern variants were measured with the engine script it replaced):
 # the CPU arena on and memory patterns off gave the lowest peak RSS, 356/360 MB for 1/5
 # sentences (arena on and patterns on 351/395, arena off 402/434 with patterns, 396/401
 # without: freed tensors stay in glibc's heap); patterns only pay for repeated shapes, and every
@@ -235,7 +235,7 @@ class OnnxAcoustic:
 # Mel frames given to the vocoder graph at once (plus its context on either side). HiFi-GAN's
 # activations grow with the input (over 350 MB for a 600-frame sentence on the 512-channel
 # vocoder under ONNX Runtime); in windows the peak stays bounded whatever the sentence length.
-# Chosen by measurement (scripts/bench_engines.py): see ``OnnxVocoder``.
+# Chosen by measurement (lavanya bench --compare): see ``OnnxVocoder``.
 VOCODER_WINDOW_FRAMES = 256
 
 
