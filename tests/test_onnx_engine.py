@@ -186,6 +186,36 @@ def test_auto_is_onnx_runtime_in_f32():
     assert load_engines(tiny_spec(), cache=shared_cache()).runtime == "onnxruntime"
 
 
+def test_auto_takes_the_openvino_vocoder_only_where_it_is_installed_and_computes_bfloat16(monkeypatch):
+    from lavanya_cli.speech import engines, onnx_engine
+
+    def default_with(installed: bool, bf16: bool) -> str:
+        engines.cpu_default_engine.cache_clear()
+        monkeypatch.setattr(engines.importlib.util, "find_spec",
+                            lambda name: object() if installed or name != "openvino" else None)
+        monkeypatch.setattr(onnx_engine, "openvino_bf16_supported", lambda: bf16)
+        return engines.checked_engine("auto", "cpu")
+
+    try:
+        assert default_with(installed=False, bf16=True) == "onnx"  # the light install
+        assert default_with(installed=True, bf16=False) == "onnx"
+        assert default_with(installed=True, bf16=True) == "openvino"
+        assert engines.checked_engine("auto", "cuda") == "torch"
+    finally:
+        engines.cpu_default_engine.cache_clear()
+
+
+def test_onnx_runtime_takes_a_few_more_threads_than_cpus_unless_told():
+    from lavanya_cli.limits import available_cpus
+
+    def threads(engines) -> int:
+        return engines.vocoder.generator.session.get_session_options().intra_op_num_threads
+
+    cpus = available_cpus()
+    assert threads(load_engines(tiny_spec(), cache=shared_cache())) == cpus + min(cpus, 4)
+    assert threads(load_engines(tiny_spec(), threads=1, cache=shared_cache())) == 1
+
+
 def test_unknown_runtime_and_bad_threads_are_one_line_errors():
     with pytest.raises(LavanyaError, match="unknown runtime"):
         load_engines(tiny_spec(), runtime="tensorrt", cache=shared_cache())

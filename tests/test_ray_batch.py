@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, LavanyaError
+from lavanya_cli.speech.engines import cpu_default_engine
 from lavanya_cli.speech.jobs import Job, jobs_from_lines
 from synthkit import shared_voice_root
 
@@ -70,7 +71,7 @@ def test_ray_local_writes_the_same_bytes_as_one_process(cli, tmp_path, capsys, l
     code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir",
                        tmp_path / "one", "--threads", 1, "--sentence-silence", 0.2)
     assert code == 0, err
-    assert "(onnx engine)" in err
+    assert f"({cpu_default_engine()} engine)" in err
 
     code = run_on_ray("local", lines=None, jsonl=jobs, output_dir=str(tmp_path / "ray"), lang=None, gender=None,
                       alpha=None, models=shared_voice_root(), sentence_silence=0.2, limit=INPUT_LIMIT_DEFAULT,
@@ -78,7 +79,7 @@ def test_ray_local_writes_the_same_bytes_as_one_process(cli, tmp_path, capsys, l
     summary = json.loads(capsys.readouterr().out)
     assert code == EXIT_OK and summary["done"] == 4 and summary["failed"] == 0
     assert summary["actors"] == 2 and summary["threads_per_actor"] == 1 and summary["cluster_cpus"] == 2
-    assert summary["engine"] == "onnx" and {voice["engine"] for voice in summary["voices"]} == {"onnx"}
+    assert summary["engine"] == cpu_default_engine() and {voice["engine"] for voice in summary["voices"]} == {cpu_default_engine()}
 
     names = ["f1.wav", "f2.wav", "m1.wav", "m2.wav"]
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == names
@@ -155,7 +156,7 @@ def test_failing_jobs_are_recorded_and_the_others_are_written(cli, tmp_path, loc
     assert entries["good1.wav"]["error"] is None and entries["good2.wav"]["error"] is None
     assert f"lavanya: failed: {jobs}:2 (" in err and f"lavanya: failed: {jobs}:4 (" in err
     assert "5 jobs: 2 done, 0 already done, 3 failed" in err
-    assert "(onnx engine)" in err
+    assert f"({cpu_default_engine()} engine)" in err
     assert not [line for line in err.splitlines() if not line.startswith("lavanya: ")], err
 
 

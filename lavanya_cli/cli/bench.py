@@ -44,7 +44,7 @@ def bench(
     """
     from ..errors import LavanyaError
     from ..limits import usable_threads
-    from ..speech.engines import AUTO, checked_engine
+    from ..speech.engines import AUTO, validate_engine
 
     if runs < 1:
         raise LavanyaError("--runs must be 1 or more")
@@ -54,7 +54,7 @@ def bench(
                                "drop --compare-upstream, --engine, --text and --sentences")
     elif busy:
         raise LavanyaError("--busy goes with --compare")
-    checked_engine(engine, "cpu")
+    validate_engine(engine, "cpu")
     threads, threads_note = usable_threads(threads)
     if threads_note:
         warning_line(threads_note)

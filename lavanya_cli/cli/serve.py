@@ -39,7 +39,7 @@ def serve(
     (time, level, logger, message; client, method, path and status for each request).
     """
     from ..limits import usable_threads
-    from ..speech.engines import checked_engine
+    from ..speech.engines import validate_engine
 
     from ..serve.limits import ServerLimits
     from ..serve.server import ServeConfig, serve as run_server  # without the serve extra, cli.main names it
@@ -49,7 +49,7 @@ def serve(
     threads, threads_note = usable_threads(threads)
     if threads_note:
         warning_line(threads_note)
-    checked_engine(engine, "cpu")
+    validate_engine(engine, "cpu")
     limits = ServerLimits(max_chars=max_chars, queue=queue, timeout=timeout, workers=workers)
     run_server(ServeConfig(models=models, voices=tuple(voice or ()), host=host, port=port, limits=limits,
                            threads=threads, strict=strict, engine=engine, log_format=format.value))

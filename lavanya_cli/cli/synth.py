@@ -75,7 +75,7 @@ def synth(
     from ..speech.jobs import (STDOUT, Job, VoiceCache, check_directories_take_files, check_outputs,
                                check_outside_roots, jobs_from_jsonl, jobs_from_lines, plan_jobs, render_jobs,
                                segment_jobs, summarize)
-    from ..speech.engines import checked_engine
+    from ..speech.engines import validate_engine
     from ..speech.runtime import checked_device
     from .textinput import read_input, read_text_source
 
@@ -86,7 +86,7 @@ def synth(
     threads, threads_note = usable_threads(threads)
     limit = input_limit(max_input)
     device = checked_device(device)
-    checked_engine(engine, device)
+    validate_engine(engine, device)
     if ray is not None:
         from .synth_ray import run_on_ray
 

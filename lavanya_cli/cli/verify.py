@@ -36,10 +36,10 @@ def verify(
     from ..checks import verify as checks
     from ..modeltree.layout import ModelRoot
 
-    from ..speech.engines import checked_engine
+    from ..speech.engines import validate_engine
 
     out = Output(format, "verify")
-    checked_engine(engine, "cpu")
+    validate_engine(engine, "cpu")
     model_root = pick_root(root, models)
     ModelRoot(model_root).require_voices()
     written, refused = checks.write_manifests(model_root) if write_manifest else ([], [])
