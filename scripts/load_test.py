@@ -2,7 +2,8 @@
 """Load-test ``lavanya serve`` on loopback: start a server, run N clients for a fixed time, report.
 
 Usage: python scripts/load_test.py --models ROOT [--voice hindi/male] [--clients 4] [--duration 20]
-           [--max-requests 500] [--workers N] [--threads N] [--queue N] [--timeout S] [--json]
+           [--max-requests 500] [--workers N] [--threads N] [--queue N] [--timeout S]
+           [--engine auto|onnx|openvino|torch] [--json]
 
 The script starts the server itself on 127.0.0.1 (a free port), waits until it is ready, sends one
 warm-up request, then has ``--clients`` clients each send speech requests back to back (a mix of
@@ -92,7 +93,7 @@ def free_port() -> int:
 def start_server(args: argparse.Namespace, port: int, log) -> subprocess.Popen:
     command = [sys.executable, "-c", "import sys; from lavanya_cli.cli import main; sys.exit(main())", "serve",
                "--host", HOST, "--port", str(port), "--workers", str(args.workers), "--queue", str(args.queue),
-               "--timeout", str(args.timeout)]
+               "--timeout", str(args.timeout), "--engine", args.engine]
     if args.models:
         command += ["--models", str(args.models)]
     for voice in args.voice:
@@ -234,6 +235,7 @@ def main() -> int:
     parser.add_argument("--threads", type=bounded(int, 1, 256), default=None)
     parser.add_argument("--queue", type=bounded(int, 0, 1000), default=8)
     parser.add_argument("--timeout", type=bounded(float, 1, 600), default=60.0)
+    parser.add_argument("--engine", choices=("auto", "onnx", "openvino", "torch"), default="auto")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
 

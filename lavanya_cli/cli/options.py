@@ -24,8 +24,9 @@ FORMAT_HELP = "text, or json (one JSON document on stdout)."
 CHECK_FORMAT_HELP = ("text, json (one JSON document on stdout), or github (a GitHub Actions annotation per "
                      "problem on stdout, the report on stderr).")
 CHECK_HELP = "Change nothing; report what is wrong or would change, and exit 1 if anything is."
-ENGINE_HELP = ("auto (ONNX Runtime from the voice's exports; torch for a CUDA device), onnx, openvino "
-               "(bfloat16 vocoder where the CPU has it), or torch (needs lavanya[torch]).")
+ENGINE_HELP = ("auto (openvino where lavanya[openvino] is installed and the CPU computes bfloat16, else onnx; "
+               "torch for a CUDA device), onnx (ONNX Runtime, the voice's exports), openvino (the vocoder on "
+               "OpenVINO, bfloat16 where the CPU has it), or torch (needs lavanya[torch]).")
 
 ModelsOption = typer.Option(None, "--models", help=MODELS_HELP, file_okay=False)
 TextOption = typer.Option(None, "--text", help=TEXT_HELP)
