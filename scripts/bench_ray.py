@@ -130,7 +130,7 @@ def _single_process(models: Path, lines: Path, output_dir: Path, engine: str, th
                "--engine", engine, "--format", "json"]
     if threads:
         command += ["--threads", str(threads)]
-    run = run_process(command)
+    run = run_process(command, "lavanya synth --lines")
     return {"wall": run.wall_seconds, "peak_rss_mb": run.peak_rss_mb, **run.report}
 
 
