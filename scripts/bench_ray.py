@@ -7,11 +7,11 @@ Usage: python scripts/bench_ray.py [--models DIR] [--sentences 200] [--cpus N] [
 Default voice: the bundled demo (small); for real sizes build one with
     python scripts/make_bench_voice.py /tmp/benchvoice-ray
 and pass --models /tmp/benchvoice-ray. The texts are the bench's five Hindi sentences in turn.
-Every run speaks through ``--engine`` (default auto: ONNX Runtime); a voice without an export
+Every run speaks through ``--engine`` (default auto, as for synth); a voice without an export
 is exported into the cache by the first single-process run.
 
 Figures (one JSON document on stdout):
-- single_process (the engine's default threads: ONNX Runtime's one per core, torch's own):
+- single_process (the engine's default threads):
   start-to-last-WAV wall of a fresh ``lavanya synth`` process, its load and synthesis seconds
   and peak RSS (about what one actor needs, plus Ray's worker process).
 - single_process_same_threads: the same with ``--threads`` as each actor has (default 1).

@@ -189,17 +189,26 @@ def test_auto_is_onnx_runtime_in_f32():
 def test_auto_takes_the_openvino_vocoder_only_where_it_is_installed_and_computes_bfloat16(monkeypatch):
     from lavanya_cli.speech import engines, onnx_engine
 
-    def default_with(installed: bool, bf16: bool) -> str:
+    def default_with(installed: bool, bf16, flags: frozenset[str] = frozenset({"avx512f", "avx512_bf16"})) -> str:
         engines.cpu_default_engine.cache_clear()
         monkeypatch.setattr(engines.importlib.util, "find_spec",
                             lambda name: object() if installed or name != "openvino" else None)
-        monkeypatch.setattr(onnx_engine, "openvino_bf16_supported", lambda: bf16)
+        monkeypatch.setattr(engines, "_cpu_flags", lambda: flags)
+
+        def supported() -> bool:
+            if isinstance(bf16, Exception):
+                raise bf16
+            return bf16
+
+        monkeypatch.setattr(onnx_engine, "openvino_bf16_supported", supported)
         return engines.checked_engine("auto", "cpu")
 
     try:
         assert default_with(installed=False, bf16=True) == "onnx"  # the light install
         assert default_with(installed=True, bf16=False) == "onnx"
         assert default_with(installed=True, bf16=True) == "openvino"
+        assert default_with(installed=True, bf16=True, flags=frozenset({"avx2"})) == "onnx"  # decided before any import
+        assert default_with(installed=True, bf16=ImportError("libopenvino.so: cannot open")) == "onnx"
         assert engines.checked_engine("auto", "cuda") == "torch"
     finally:
         engines.cpu_default_engine.cache_clear()

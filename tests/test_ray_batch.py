@@ -276,7 +276,7 @@ def test_a_remote_output_directory_needs_a_local_manifest_and_distinct_names(tmp
 
 def test_the_manifest_reader_keeps_the_latest_entry_and_skips_damage(tmp_path):
     path = tmp_path / "m.jsonl"
-    path.write_text('{"output": "a.wav", "sha256": "old"}\nnot json\n["list"]\n'
+    path.write_text('{"output": "a.wav", "sha256": "old"}\nnot json\n["list"]\n' + "[" * 60_000 + "\n"
                     '{"output": "a.wav", "sha256": "new"}\n{"output": "b.wav", "sha256": "cut', encoding="utf-8")
     assert read_manifest(path) == {"a.wav": {"output": "a.wav", "sha256": "new"}}
     assert read_manifest(path, {"b.wav"}) == {}

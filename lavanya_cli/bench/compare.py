@@ -38,9 +38,9 @@ def unavailable_reason(name: str) -> str | None:
     """Why ``name`` cannot run here (a library missing), or None."""
     if name in (UPSTREAM, TORCH) and not torch_installed():
         return "needs torch and ESPnet (python3 -m pip install 'lavanya[torch]')"
-    module = RUNTIME_MODULES.get(name)
-    if module is not None and importlib.util.find_spec(module) is None:
-        return f"needs {module} (python3 -m pip install {module})"
+    for module in RUNTIME_MODULES.get(name, ()):
+        if importlib.util.find_spec(module) is None:
+            return f"needs {module} (python3 -m pip install {module})"
     return None
 
 
@@ -63,6 +63,11 @@ def choose_engines(value: str) -> tuple[list[str], dict[str, str]]:
     return chosen, {}
 
 
+# The busy process spins until its parent is gone, so a benchmark killed before it could stop
+# it leaves no core at 100%.
+SPIN = "import os, sys\nparent = int(sys.argv[1])\nwhile os.getppid() == parent: pass"
+
+
 class BusyCore:
     """Another process spinning on one core (the lowest this process may use) while the ``busy``
     condition is measured: the case of a small host that also serves something else."""
@@ -73,7 +78,7 @@ class BusyCore:
         self.cpu = min(os.sched_getaffinity(0))
 
     def __enter__(self) -> "BusyCore":
-        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        self.process = subprocess.Popen([sys.executable, "-c", SPIN, str(os.getpid())])
         try:
             os.sched_setaffinity(self.process.pid, {self.cpu})
         except OSError:

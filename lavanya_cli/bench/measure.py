@@ -36,7 +36,7 @@ DEFAULT_SENTENCES = (
 )
 
 # The library each torch-free engine runs on (imported before the voice, to time it apart).
-RUNTIME_MODULES = {ONNX: "onnxruntime", OPENVINO: "openvino"}
+RUNTIME_MODULES = {ONNX: ("onnxruntime",), OPENVINO: ("onnxruntime", "openvino")}  # openvino: the vocoder only
 
 
 @dataclass
@@ -63,14 +63,16 @@ def bench_in_process(language: str, gender: str, text: str, runs: int = 3, engin
     """Load a voice here through ``engine``, then time the first synthesis and ``runs`` warm ones
     of ``text``. Only the torch engine imports torch; the import figure is what the engine needs
     (torch and ESPnet's modules, or the ONNX runtime) and ``Voice``."""
+    started = time.perf_counter()  # resolving auto may import a runtime already
     resolved = checked_engine(engine, load_options.get("device", "cpu"))
-    started = time.perf_counter()
     if resolved == TORCH:
         from ..speech.acoustic import import_libraries
 
         import_libraries()
-    elif importlib.util.find_spec(RUNTIME_MODULES[resolved]) is not None:  # else Voice.load says how to get it
-        importlib.import_module(RUNTIME_MODULES[resolved])
+    else:
+        for module in RUNTIME_MODULES[resolved]:
+            if importlib.util.find_spec(module) is not None:  # else Voice.load says how to get it
+                importlib.import_module(module)
     from ..speech.voice import Voice
 
     imported = time.perf_counter()

@@ -121,11 +121,33 @@ def cpu_default_engine() -> str:
     """What ``auto`` is on the CPU: ``openvino`` where the openvino extra is installed and the CPU
     computes bfloat16 natively (the vocoder in about half ONNX Runtime's time, within the quality
     guard, at 130-230 MB more memory); else ``onnx``, the light install's engine, under 400 MB."""
-    if importlib.util.find_spec("openvino") is None:
-        return ONNX
+    if importlib.util.find_spec("openvino") is None or not _cpu_flags() & BF16_CPU_FLAGS:
+        return ONNX  # nothing imported: OpenVINO's import alone takes 0.2-0.9 s
     from .onnx_engine import openvino_bf16_supported
 
-    return OPENVINO if openvino_bf16_supported() else ONNX
+    try:
+        return OPENVINO if openvino_bf16_supported() else ONNX
+    except Exception:  # an OpenVINO that is installed but cannot load (a missing shared library)
+        return ONNX
+
+
+# CPU features that give OpenVINO native bfloat16 (it confirms them itself before auto picks it).
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (none where it cannot be read)."""
+    from ..fileio import KIB, read_regular_text
+
+    try:
+        text = read_regular_text(Path("/proc/cpuinfo"), 4096 * KIB, "CPU information")
+    except (OSError, LavanyaError):
+        return set()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "flags":
+            return set(value.split())
+    return set()
 
 
 def load_engines(spec: VoiceSpec, config: dict[str, Any], *, engine: str = AUTO, device: str = "cpu",

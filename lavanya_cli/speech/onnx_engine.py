@@ -18,6 +18,7 @@ The acoustic model is split at the length regulator (``lavanya_cli.speech.export
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
@@ -169,6 +170,7 @@ class OrtRunner:
         return self.session.run(None, dict(zip(self.input_names, inputs)))
 
 
+@functools.cache
 def openvino_bf16_supported() -> bool:
     """True where OpenVINO's CPU plugin computes in bfloat16 natively (AVX512-BF16 or AMX)."""
     ov = _import_runtime(OPENVINO)

@@ -6,9 +6,9 @@ each voice found (``VoiceCache``) and its ONNX export made once where it is miss
 (``engines.prepare_exports``), each text segmented. A job whose voice or text fails is recorded
 as failed; the others go to Ray Data, which carries them to a pool of actors
 (``map_batches`` with ``ActorPoolStrategy``). Each actor loads a voice once, on its first job
-for it, through the engine asked for (default: ONNX Runtime, so an actor never imports torch
-unless told to), and writes each WAV itself with the one WAV writer (``jobs.render_job``) into
-the output directory: a local path, or a URI that ``pyarrow.fs`` understands, so a cluster can
+for it, through the engine asked for (default ``auto``: an ONNX engine, so an actor never
+imports torch unless told to), and writes each WAV itself with the one WAV writer
+(``jobs.render_job``) into the output directory: a local path, or a URI that ``pyarrow.fs`` understands, so a cluster can
 write to shared or object storage. The driver appends every result to a JSONL manifest as it
 arrives, so a stopped run resumes where it stopped: a job whose WAV is present with the sha256
 the manifest recorded, made from the same job (text, voice, rate, engine), is skipped.
@@ -299,7 +299,7 @@ def read_manifest(path: Path, outputs: set[str] | None = None) -> dict[str, dict
                 continue
             try:
                 entry = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # deep nesting is damage too
                 continue
             if isinstance(entry, dict) and isinstance(entry.get("output"), str) and (
                     outputs is None or entry["output"] in outputs):
