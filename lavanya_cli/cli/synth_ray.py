@@ -59,7 +59,8 @@ def run_on_ray(address: str, *, lines: Path | None, jsonl: Path | None, output_d
 def _word_warnings(report) -> list[str]:
     """Words not said as written (what ``synth`` warns of), the first few; the rest are in the manifest."""
     problems = list(dict.fromkeys(problem for entry in report.results for problem in entry["problems"]))
-    more = [f"... and {len(problems) - SHOWN} more (each job's are in {report.manifest})"] if len(problems) > SHOWN else []
+    more = ([f"... and {len(problems) - SHOWN} more (each job's are in {report.manifest})"]
+            if len(problems) > SHOWN else [])
     return problems[:SHOWN] + more
 
 

@@ -124,13 +124,14 @@ def _import_runtime(runtime: str):
         raise LavanyaError(f"the {runtime} engine needs {runtime}: python3 -m pip install {runtime}") from None
 
 
-# ONNX Runtime session settings, chosen by measurement on the real-size voice (2 cores shared
-# with other work, so only the memory figures are sharp; lavanya bench --compare; the arena and pattern variants were measured with the engine script it replaced):
-# the CPU arena on and memory patterns off gave the lowest peak RSS, 356/360 MB for 1/5
-# sentences (arena on and patterns on 351/395, arena off 402/434 with patterns, 396/401
-# without: freed tensors stay in glibc's heap); patterns only pay for repeated shapes, and every
-# sentence has its own. No spin-waiting: a spinning worker holds a core that another process
-# needs, and spinning gave no measurable gain idle (warm RTF 1.37 vs 1.20, within noise).
+# ONNX Runtime session settings, chosen by measurement on the real-size voice (2 cores shared with
+# other work, so only the memory figures are sharp; each variant in fresh processes, as lavanya
+# bench --compare runs an engine): the CPU arena on and memory patterns off gave the lowest peak
+# RSS, 356/360 MB for 1/5 sentences (arena on and patterns on 351/395, arena off 402/434 with
+# patterns, 396/401 without: freed tensors stay in glibc's heap); patterns only pay for repeated
+# shapes, and every sentence has its own. No spin-waiting: a spinning worker holds a core that
+# another process needs, and spinning gave no measurable gain idle (warm RTF 1.37 vs 1.20, within
+# noise).
 ORT_SESSION_DEFAULTS = {"spinning": False, "arena": True, "memory_pattern": False}
 
 
@@ -248,7 +249,7 @@ class OnnxAcoustic:
 # Mel frames given to the vocoder graph at once (plus its context on either side). HiFi-GAN's
 # activations grow with the input (over 350 MB for a 600-frame sentence on the 512-channel
 # vocoder under ONNX Runtime); in windows the peak stays bounded whatever the sentence length.
-# Chosen by measurement (lavanya bench --compare): see ``OnnxVocoder``.
+# Chosen by measuring peak RSS and speed on the real-size voice: see ``OnnxVocoder``.
 VOCODER_WINDOW_FRAMES = 256
 
 

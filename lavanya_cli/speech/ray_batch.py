@@ -4,14 +4,14 @@ The driver does what a single-process batch does before any audio is made, with 
 functions (``speech.jobs``): each job's output checked (``batch_output``, ``check_outputs``),
 each voice found (``VoiceCache``) and its ONNX export made once where it is missing
 (``engines.prepare_exports``), each text segmented. A job whose voice or text fails is recorded
-as failed; the others go to Ray Data, which carries them to a pool of actors
-(``map_batches`` with ``ActorPoolStrategy``). Each actor loads a voice once, on its first job
-for it, through the engine asked for (default ``auto``: an ONNX engine, so an actor never
-imports torch unless told to), and writes each WAV itself with the one WAV writer
-(``jobs.render_job``) into the output directory: a local path, or a URI that ``pyarrow.fs`` understands, so a cluster can
-write to shared or object storage. The driver appends every result to a JSONL manifest as it
-arrives, so a stopped run resumes where it stopped: a job whose WAV is present with the sha256
-the manifest recorded, made from the same job (text, voice, rate, engine), is skipped.
+as failed; the others go to Ray Data, which carries them to a pool of actors (``map_batches``
+with ``ActorPoolStrategy``). Each actor loads a voice once, on its first job for it, through the
+engine asked for (default ``auto``: an ONNX engine, so an actor never imports torch unless told
+to), and writes each WAV itself with the one WAV writer (``jobs.render_job``) into the output
+directory: a local path, or a URI that ``pyarrow.fs`` understands, so a cluster can write to
+shared or object storage. The driver appends every result to a JSONL manifest as it arrives, so
+a stopped run resumes where it stopped: a job whose WAV is present with the sha256 the manifest
+recorded, made from the same job (text, voice, rate, engine), is skipped.
 """
 
 from __future__ import annotations
