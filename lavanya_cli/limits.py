@@ -42,7 +42,8 @@ def checked_frames(frames: float) -> None:
     """Refuse a sentence whose predicted durations add up past ``SENTENCE_FRAMES_MAX`` mel frames,
     before the expansion is made (every engine asks this)."""
     if not 0 <= frames <= SENTENCE_FRAMES_MAX:
-        raise LavanyaError(f"the acoustic model predicts {frames:.0f} frames for one sentence, more than the "
+        shown = f"{frames:.0f}" if math.isfinite(frames) and frames < 1e12 else "an unbounded number of"
+        raise LavanyaError(f"the acoustic model predicts {shown} frames for one sentence, more than the "
                            f"{SENTENCE_FRAMES_MAX} a sentence may have; lower alpha or split the sentence")
 
 

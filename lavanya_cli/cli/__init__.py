@@ -9,7 +9,7 @@ import sys
 import threading
 import traceback
 
-from ..errors import EXIT_OK, EXIT_USAGE, LavanyaError, Stopped
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, LavanyaError, Stopped
 # Importing a command module registers its commands on ``app``.
 from . import add_voice, bench, export, fix_config, fix_perms, fix_stats, lfs_track, serve, synth, text, verify, voices  # noqa: F401
 from .app import app
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exit_:
             return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
         except (LavanyaError, Stopped) as exc:
-            error_line(exc.message)
+            if not getattr(exc, "announced", False):
+                error_line(exc.message)
             return exc.exit_code
         except Exception as exc:
             if isinstance(exc, ModuleNotFoundError) and (extra := _extra_of(exc.name)):
@@ -85,4 +86,12 @@ def _stop_on_signals():
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) and "lavanya_cli.speech.cancel" in sys.modules:
+        from ..speech.cancel import runtime_still_busy
+
+        if runtime_still_busy():  # a runtime still compiling: its threads would outlive the interpreter
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    sys.exit(code)

@@ -26,7 +26,6 @@ import datetime
 import functools
 import math
 import random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,11 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import EXIT_PROBLEMS, LavanyaError
-from ..fileio import PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, open_regular, replace_file
+from ..fileio import MANIFEST_MAX_BYTES, PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, open_regular, replace_file
 from ..frontend.kind import token_list
 from ..modeltree.layout import DEMO_MARKER, VOCODER_WEIGHTS_NAME, ModelRoot, VoiceSpec
 from . import export_store as store
-from .onnx_engine import MelDenormalizer, OnnxAcoustic, OnnxVocoder, OrtRunner
+from .graphs import check_generator_memory, read_graph
+from .onnx_engine import VOCODER_WINDOW_FRAMES, MelDenormalizer, OnnxAcoustic, OnnxVocoder, OrtRunner
 from .tokens import SPACE, Tokenizer
 from .vocoder import read_hifigan_config
 
@@ -277,9 +277,11 @@ def check_acoustic(voice: "Voice", directory: Path, references) -> CheckFigures:
     """The exported acoustic graphs in ``directory`` against torch's mels ``references``."""
     config = voice.config
     tokenizer = Tokenizer.from_config(config, token_list(config, voice.spec.model_dir))
-    engine = OnnxAcoustic(OrtRunner(directory / store.ENCODER_NAME), OrtRunner(directory / store.DECODER_NAME),
+    engine = OnnxAcoustic(OrtRunner(read_graph(directory / store.ENCODER_NAME)),
+                          OrtRunner(read_graph(directory / store.DECODER_NAME)),
                           MelDenormalizer.for_voice(config, voice.spec.stats_path("feats")),
-                          float(voice.engines.acoustic_model.network.tts.duration_predictor.offset))
+                          float(voice.engines.acoustic_model.network.tts.duration_predictor.offset),
+                          encoder_tokens=None, decoder_frames=None)  # whole sentences, as torch computes them
     figures = CheckFigures()
     for sentence, alpha, expected in references:
         ids = tokenizer.ids(sentence)
@@ -305,7 +307,9 @@ def check_vocoder(voice: "Voice", directory: Path, references, hop: int, context
     """The exported generator in ``directory`` against torch's on the reference mels, in the
     windows synthesis uses (the longest check sentence spans several)."""
     torch = _torch()
-    engine = OnnxVocoder(OrtRunner(directory / store.GENERATOR_NAME), hop, context)
+    generator = read_graph(directory / store.GENERATOR_NAME)
+    check_generator_memory(generator.summary, VOCODER_WINDOW_FRAMES + 2 * context, generator.path)
+    engine = OnnxVocoder(OrtRunner(generator), hop, context)
     figures = CheckFigures()
     for _, alpha, mel in references:
         vocoder_input = mel * voice.mel_scale
@@ -387,11 +391,12 @@ def ensure_exports(spec: VoiceSpec, cache: Path | None = None) -> ExportOutcome:
     """The voice's acoustic and vocoder exports in the cache, made (and checked) where the
     cache has none for the current source files."""
     cache = store.cache_root() if cache is None else Path(cache)
-    acoustic = store.find_acoustic_export(spec, cache)
-    vocoder = store.find_vocoder_export(spec.vocoder, cache)
+    acoustic = _intact(store.find_acoustic_export(spec, cache))
+    vocoder = _intact(store.find_vocoder_export(spec.vocoder, cache))
     made = []
     if acoustic is None or vocoder is None:
         _refuse_deployed(spec)
+        store.writable_cache(cache)
         # Digests first, then the load: a source changing in between then gives an export whose
         # key no lookup of the new file matches, never a stale graph under the new file's key.
         acoustic_sources = store.describe_sources(store.acoustic_sources(spec))
@@ -408,6 +413,20 @@ def ensure_exports(spec: VoiceSpec, cache: Path | None = None) -> ExportOutcome:
             vocoder = _export_vocoder(voice, cache, vocoder_sources, references)
             made.append(store.VOCODER)
     return ExportOutcome(acoustic, vocoder, made)
+
+
+def _intact(export: store.Export | None) -> store.Export | None:
+    """``export`` when its graphs are the ones its manifest lists (hashed, never trusted by
+    their stat signature); a cache export that differs is None, so it is made again; one in a
+    model tree is not lavanya's to rewrite: an error naming what differs."""
+    if export is None:
+        return None
+    problems = store.manifest_problems(export.directory, export.manifest, export.manifest["files"])
+    if not problems:
+        return export
+    if not export.deployed:
+        return None
+    raise LavanyaError(f"{export.directory}: {'; '.join(problems[:3])}; export the voice again from its weights")
 
 
 def _refuse_deployed(spec: VoiceSpec) -> None:
@@ -462,22 +481,23 @@ def _export_vocoder(voice: "Voice", cache: Path, sources: dict, references) -> s
 def write_deploy_root(specs: list[VoiceSpec], out: Path, cache: Path | None = None) -> list[dict[str, Any]]:
     """Write ``specs`` into the deploy root ``out``: the model tree's layout with the graphs in
     place of ``model.pth`` and ``generator``, plus the front-end files. Each voice and vocoder
-    directory is replaced in one rename; a directory that holds weights is never written."""
+    directory is replaced in one rename. Nothing is written outside ``out`` (a symbolic link
+    inside it is refused), and a directory is only replaced when it is empty or an earlier
+    deploy that holds nothing else (weights or a user's files are never deleted)."""
     out = Path(out)
     written = []
     for spec in specs:
         _refuse_overlap(spec.root, out)
         outcome = ensure_exports(spec, cache)
-        model_dir = out / spec.relative(spec.model_dir)
-        vocoder_dir = out / spec.relative(spec.vocoder.directory)
-        for directory in (model_dir, vocoder_dir):
-            _refuse_weights_dir(directory)
+        model_dir = _inside(out, spec.relative(spec.model_dir))
+        vocoder_dir = _inside(out, spec.relative(spec.vocoder.directory))
         names = [*store.copied_sources(outcome.acoustic.manifest), *VOICE_EXTRAS]
-        store.write_atomically(model_dir, lambda scratch: _fill_deployed(
-            scratch, outcome.acoustic, spec.model_dir, names))
+        vocoder_names = [*store.copied_sources(outcome.vocoder.manifest), DEMO_MARKER]
+        for directory, export, kept in ((model_dir, outcome.acoustic, names), (vocoder_dir, outcome.vocoder, vocoder_names)):
+            _refuse_foreign_files(directory, [*export.manifest["files"], *kept])
+        store.write_atomically(model_dir, lambda scratch: _fill_deployed(scratch, outcome.acoustic, spec.model_dir, names))
         store.write_atomically(vocoder_dir, lambda scratch: _fill_deployed(
-            scratch, outcome.vocoder, spec.vocoder.directory, [*store.copied_sources(outcome.vocoder.manifest),
-                                                                DEMO_MARKER]))
+            scratch, outcome.vocoder, spec.vocoder.directory, vocoder_names))
         frontend = _copy_frontend(spec, out)
         written.append({"voice": spec.name, "model_dir": str(model_dir), "vocoder_dir": str(vocoder_dir),
                         "made": outcome.made, "frontend": frontend,
@@ -493,9 +513,12 @@ def place_beside_weights(spec: VoiceSpec, cache: Path | None = None) -> list[Pat
     outcome = ensure_exports(spec, cache)
     written = []
     for export, directory in ((outcome.acoustic, spec.model_dir), (outcome.vocoder, spec.vocoder.directory)):
-        for name in [*export.manifest["files"], store.MANIFEST_NAME]:
-            _copy_regular(export.file(name), directory / name, store.GRAPH_MAX_BYTES)
+        for name in export.manifest["files"]:
+            data = export.read_graph(name).data
+            replace_file(directory / name, lambda handle: handle.write(data), mode=0o644)
             written.append(directory / name)
+        _copy_regular(export.file(store.MANIFEST_NAME), directory / store.MANIFEST_NAME, MANIFEST_MAX_BYTES)
+        written.append(directory / store.MANIFEST_NAME)
     return written
 
 
@@ -505,21 +528,53 @@ def _refuse_overlap(root: Path, out: Path) -> None:
         raise LavanyaError(f"{out}: inside or around the model root {root}; give a separate --out directory")
 
 
-def _refuse_weights_dir(directory: Path) -> None:
-    if directory.is_dir() and (any(directory.glob("*.pth")) or (directory / VOCODER_WEIGHTS_NAME).exists()):
-        raise LavanyaError(f"{directory}: holds weights (not a deploy root); give another --out directory")
+def _inside(out: Path, relative: Path) -> Path:
+    """``out / relative``, refusing a symbolic link or a file on the way below ``out``: writes and
+    the rename of a directory must land inside ``--out``, not where a link points."""
+    path = out
+    for part in Path(relative).parts:
+        path = path / part
+        if path.is_symlink():
+            raise LavanyaError(f"{path}: a symbolic link inside --out; lavanya writes only inside {out} "
+                               "(remove the link, or give another --out)")
+        if path.exists() and not path.is_dir():
+            raise LavanyaError(f"{path}: not a directory; remove it or give another --out")
+    return path
+
+
+def _refuse_foreign_files(directory: Path, deployed_names: list[str]) -> None:
+    """Refuse to replace ``directory`` unless it is new, empty, or an earlier deploy: only the
+    export manifest and names lavanya deploys there, as regular files (never weights)."""
+    if not directory.is_dir():
+        return
+    entries = sorted(entry.name for entry in directory.iterdir())
+    if entries and store.MANIFEST_NAME not in entries:
+        foreign = entries
+    else:
+        allowed = {store.MANIFEST_NAME, *deployed_names}
+        foreign = [name for name in entries if name not in allowed or not (directory / name).is_file()
+                   or (directory / name).is_symlink()]
+    weights = [name for name in foreign if name.endswith(".pth") or name == VOCODER_WEIGHTS_NAME]
+    if weights:
+        raise LavanyaError(f"{directory}: holds weights ({weights[0]}), so it is a model tree, not a deploy root; "
+                           "give another --out")
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise LavanyaError(f"{directory}: holds files lavanya did not deploy ({shown}); move them away or give "
+                           "another --out")
 
 
 def _fill_deployed(scratch: Path, export: store.Export, source_dir: Path, names: list[str]) -> None:
     for name in export.manifest["files"]:
-        shutil.copyfile(export.file(name), scratch / name)
+        data = export.read_graph(name).data
+        replace_file(scratch / name, lambda handle: handle.write(data), mode=0o644)
     for name in dict.fromkeys(names):
         if (source_dir / name).is_file():
             _copy_regular(source_dir / name, scratch / name, RESOURCE_MAX_BYTES)
     problems = store.manifest_problems(scratch, export.manifest, store.copied_sources(export.manifest))
     if problems:  # a source changed between the export and now
         raise LavanyaError(f"{source_dir}: {'; '.join(problems)} since the export; run lavanya export again")
-    shutil.copyfile(export.file(store.MANIFEST_NAME), scratch / store.MANIFEST_NAME)
+    _copy_regular(export.file(store.MANIFEST_NAME), scratch / store.MANIFEST_NAME, MANIFEST_MAX_BYTES)
     for path in scratch.iterdir():
         path.chmod(0o644)
 
@@ -537,9 +592,9 @@ def _copy_frontend(spec: VoiceSpec, out: Path) -> list[str]:
         source = root.resource(*relative.parts)
         if source.is_file():
             limit = PHONE_DICT_MAX_BYTES if relative.parts[0] == "phone_dict" else RESOURCE_MAX_BYTES
-            target = out / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _copy_regular(source, target, limit)
+            directory = _inside(out, relative.parent)
+            directory.mkdir(parents=True, exist_ok=True)
+            _copy_regular(source, _inside(out, relative), limit)
             copied.append(relative.as_posix())
     return copied
 

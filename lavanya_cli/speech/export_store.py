@@ -25,6 +25,8 @@ Nothing here imports torch: the torch-free synthesis path looks exports up throu
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -34,13 +36,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, one_line
 from ..fileio import MANIFEST_MAX_BYTES, NotReadable, digest_regular, read_json, replace_file
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import (CONFIG_NAME, DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME,
                                 GENERATOR_GRAPH_NAME, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec, VoiceSpec)
+
+if TYPE_CHECKING:
+    from .graphs import Graph
 
 # Bump when what the graphs take or give, or the layout of an export, changes: old exports
 # then no longer match any key.
@@ -50,8 +55,6 @@ ENCODER_NAME = ENCODER_GRAPH_NAME
 DECODER_NAME = DECODER_GRAPH_NAME
 GENERATOR_NAME = GENERATOR_GRAPH_NAME
 CACHE_ENV = "LAVANYA_CACHE"
-# The largest graph file lavanya copies (a real voice's encoder and decoder are about 75 MB each).
-GRAPH_MAX_BYTES = 2 << 30
 MEMO_NAME = "digests.json"
 # A file's times must be this old when it is hashed for its stat signature to be remembered.
 RACY_SECONDS = 2.0
@@ -69,6 +72,19 @@ def cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("lavanya", appauthor=False)) / "onnx"
 
 
+def writable_cache(cache: Path) -> Path:
+    """``cache``, created where it is missing, ready for an export; one line naming
+    ``$LAVANYA_CACHE`` where it cannot be (a file, a dangling link, a read-only place)."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=cache, prefix=".lavanya-probe-")
+        probe.close()
+    except OSError as exc:
+        raise LavanyaError(f"{cache}: the export cache cannot be written ({one_line(exc)}); set ${CACHE_ENV} to a "
+                           "writable directory") from None
+    return cache
+
+
 class MissingExport(LavanyaError):
     """No export was made from the voice's current files (the message names the command)."""
 
@@ -76,6 +92,19 @@ class MissingExport(LavanyaError):
 def sha256_file(path: Path) -> str:
     """SHA-256 of a regular file (``fileio.digest_regular``: never a FIFO or device)."""
     return digest_regular(path, what="source file")[0]["sha256"]
+
+
+_memo_writes: contextvars.ContextVar[bool] = contextvars.ContextVar("lavanya_memo_writes", default=True)
+
+
+@contextlib.contextmanager
+def no_memo_writes():
+    """Digests are remembered in memory only within this block (a server writes nothing)."""
+    token = _memo_writes.set(False)
+    try:
+        yield
+    finally:
+        _memo_writes.reset(token)
 
 
 class DigestMemo:
@@ -111,7 +140,7 @@ class DigestMemo:
         return after[2], digest
 
     def save(self) -> None:
-        if not self.changed or self.path is None:
+        if not self.changed or self.path is None or not _memo_writes.get():
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +249,16 @@ class Export:
 
     def file(self, name: str) -> Path:
         return self.directory / name
+
+    def read_graph(self, name: str) -> "Graph":
+        """The graph ``name`` as checked bytes: the one the manifest lists, by size and SHA-256,
+        and a graph lavanya exports (``graphs.read_graph``)."""
+        from .graphs import read_graph
+
+        expected = self.manifest["files"].get(name)
+        if not isinstance(expected, dict):
+            raise LavanyaError(f"{self.directory / MANIFEST_NAME}: does not list {name}; export the voice again")
+        return read_graph(self.file(name), expected)
 
 
 def is_deployed_voice(spec: VoiceSpec) -> bool:

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,11 +30,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import LavanyaError, one_line
-from ..limits import available_cpus, checked_frames
+from ..limits import ALPHA_MIN, SENTENCE_FRAMES_MAX, available_cpus, checked_frames
 from ..modeltree.config import read_config
 from ..modeltree.layout import VoiceSpec
-from .export_store import DECODER_NAME, ENCODER_NAME, GENERATOR_NAME, Export, find_exports
-from .tokens import Tokenizer
+from .cancel import run_stoppable
+from .export_store import DECODER_NAME, ENCODER_NAME, GENERATOR_NAME, MANIFEST_NAME, Export, find_exports
+from .graphs import Graph, check_generator_memory
+from .tokens import SPACE, Tokenizer
 
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
@@ -49,9 +54,13 @@ def durations_from_log(log_durations: np.ndarray, offset: float = 1.0) -> np.nda
     rounded to float32: numpy's own float32 ``exp`` is off by an ulp often enough to move a
     duration that sits at a half frame, while this agreed with torch's on 600,000 values,
     half-frame points included."""
-    exponential = np.exp(np.asarray(log_durations, dtype=np.float32).astype(np.float64)).astype(np.float32)
-    linear = exponential - np.float32(offset)
-    return np.maximum(np.round(linear), 0).astype(np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):  # a damaged model's huge values are refused below
+        exponential = np.exp(np.asarray(log_durations, dtype=np.float32).astype(np.float64)).astype(np.float32)
+        rounded = np.maximum(np.round(exponential - np.float32(offset)), 0)
+    total = float(np.sum(rounded, dtype=np.float64))
+    if not math.isfinite(total) or total > SENTENCE_FRAMES_MAX / ALPHA_MIN:  # beyond any rate's reach
+        checked_frames(total)
+    return rounded.astype(np.int64)
 
 
 def scaled_durations(durations: np.ndarray, alpha: float = 1.0) -> np.ndarray:
@@ -114,61 +123,118 @@ class MelDenormalizer:
 # -- runtimes -----------------------------------------------------------------------------
 
 def _import_runtime(runtime: str):
+    """``onnxruntime`` or ``openvino``, imported with their telemetry off: ONNX Runtime would
+    write a device id under ``~/.cache/Microsoft`` and send events to Microsoft, OpenVINO's
+    ``openvino_telemetry`` writes ``~/intel`` and sends events to Google Analytics. lavanya
+    promises no network at run time and a server that writes nothing, so ONNX Runtime is
+    imported with ``ORT_DISABLE_TELEMETRY=1`` (read once, at its import) and OpenVINO without
+    ``openvino_telemetry`` (its tools fall back to their own no-op stub). A process that
+    imported ONNX Runtime before lavanya gets ``disable_telemetry_events()`` only."""
     try:
         if runtime == ONNXRUNTIME:
+            os.environ["ORT_DISABLE_TELEMETRY"] = "1"
             import onnxruntime
+
+            onnxruntime.disable_telemetry_events()
+            onnxruntime.set_default_logger_severity(ORT_FATAL)  # its failures reach us as exceptions
             return onnxruntime
+        sys.modules.setdefault("openvino_telemetry", None)
         import openvino
         return openvino
     except ModuleNotFoundError:
         raise LavanyaError(f"the {runtime} engine needs {runtime}: python3 -m pip install {runtime}") from None
 
 
-# ONNX Runtime session settings, chosen by measurement on the real-size voice (2 cores shared with
-# other work, so only the memory figures are sharp; each variant in fresh processes, as lavanya
-# bench --compare runs an engine): the CPU arena on and memory patterns off gave the lowest peak
-# RSS, 356/360 MB for 1/5 sentences (arena on and patterns on 351/395, arena off 402/434 with
-# patterns, 396/401 without: freed tensors stay in glibc's heap); patterns only pay for repeated
-# shapes, and every sentence has its own. No spin-waiting: a spinning worker holds a core that
-# another process needs, and spinning gave no measurable gain idle (warm RTF 1.37 vs 1.20, within
-# noise).
-ORT_SESSION_DEFAULTS = {"spinning": False, "arena": True, "memory_pattern": False}
+ORT_FATAL = 4  # ONNX Runtime's log severity: nothing but fatal errors on stderr
+
+# ONNX Runtime session settings. No spin-waiting: a spinning worker holds a core that another
+# process needs. Memory patterns off: they only pay for repeated shapes, and every sentence has
+# its own. The CPU arena is one per process, shared by every session and capped
+# (``ARENA_BYTES_PER_RUN`` for each synthesis that may run at once): sessions take turns with
+# the same memory (a lower peak than an arena per session), and a graph that asks for more than
+# the cap fails with an error instead of taking the machine's memory. Weights stay outside the
+# arena. docs/engines.md has the measurements.
+ORT_SESSION_DEFAULTS = {"spinning": False, "memory_pattern": False, "shared_arena": True}
+# The arena one synthesis may fill: the real-size voice's decoder at ``DECODER_FRAMES_MAX``
+# frames and its vocoder windows need under 128 MiB.
+ARENA_BYTES_PER_RUN = 256 << 20
+_arena = {"runs": 1, "registered": False}
+
+
+def reserve_arena(runs: int) -> None:
+    """Size ONNX Runtime's shared arena for ``runs`` syntheses at once (a server's workers);
+    effective only before the first session is made in this process."""
+    _arena["runs"] = max(1, int(runs))
+
+
+def _register_arena(ort) -> None:
+    if _arena["registered"]:
+        return
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    # Extend by powers of two (0): regions are reused across sessions, which gave the lowest peak.
+    config = ort.OrtArenaCfg(ARENA_BYTES_PER_RUN * _arena["runs"], 0, -1, -1)
+    try:
+        ort.create_and_register_allocator(info, config)
+    except Exception as exc:  # registered earlier by someone else in this process: use theirs
+        if "already" not in str(exc).lower():
+            raise LavanyaError(f"ONNX Runtime cannot set up its memory arena ({one_line(exc)})") from None
+    _arena["registered"] = True
 
 
 def default_ort_threads() -> int:
     """Intra-op threads where none are asked for: a few more than the CPUs. ONNX Runtime splits
     each operator's work evenly among its threads, so a thread whose core another process keeps
-    busy holds back every operator: on 2 cores with one busy, the real-size vocoder took 1.93x
-    its idle time with 2 threads and 1.49x with 4, which cost 3% idle (the scheduler moves the
-    extra threads to the free core)."""
+    busy holds back every operator; the extra threads let the scheduler move work to the free
+    cores (docs/engines.md has the measurements)."""
     cpus = available_cpus()
     return cpus + min(cpus, 4)
 
 
 class OrtRunner:
-    """One graph in an ONNX Runtime session on the CPU (settings: ``ORT_SESSION_DEFAULTS``)."""
+    """One graph (checked bytes, ``graphs.Graph``) in an ONNX Runtime session on the CPU."""
 
-    def __init__(self, path: Path, threads: int | None = None, **settings: bool):
+    def __init__(self, graph: Graph, threads: int | None = None, **settings: bool):
         ort = _import_runtime(ONNXRUNTIME)
         settings = {**ORT_SESSION_DEFAULTS, **settings}
+        if settings["shared_arena"]:
+            _register_arena(ort)
         options = ort.SessionOptions()
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.inter_op_num_threads = 1
         options.intra_op_num_threads = threads or default_ort_threads()
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings["spinning"] else "0")
-        options.enable_cpu_mem_arena = settings["arena"]
+        if settings["shared_arena"]:
+            options.add_session_config_entry("session.use_env_allocators", "1")
+            options.add_session_config_entry("session.use_device_allocator_for_initializers", "1")
         options.enable_mem_pattern = settings["memory_pattern"]
-        options.log_severity_level = 3
+        options.log_severity_level = ORT_FATAL
+        self.path = graph.path
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = run_stoppable(
+                lambda: ort.InferenceSession(graph.data, options, providers=["CPUExecutionProvider"]), _nothing)
         except Exception as exc:  # ORT raises its own exception types for a bad file
-            raise LavanyaError(f"{path}: ONNX Runtime cannot load this graph ({one_line(exc, 300)}); "
+            raise LavanyaError(f"{graph.path}: ONNX Runtime cannot load this graph ({one_line(exc, 300)}); "
                                "export the voice again") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self._ort = ort
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, dict(zip(self.input_names, inputs)))
+        options = self._ort.RunOptions()
+        options.log_severity_level = ORT_FATAL
+        feeds = dict(zip(self.input_names, inputs))
+        try:
+            return run_stoppable(lambda: self.session.run(None, feeds, options),
+                                 lambda: setattr(options, "terminate", True))
+        except LavanyaError:
+            raise
+        except Exception as exc:
+            raise LavanyaError(f"{self.path}: ONNX Runtime failed running this graph ({one_line(exc, 300)}); "
+                               "export the voice again") from None
+
+
+def _nothing() -> None:
+    """Making a session cannot be stopped; a signal still ends the command (see ``cancel``)."""
 
 
 @functools.cache
@@ -182,65 +248,129 @@ def openvino_bf16_supported() -> bool:
 
 
 class OpenVinoRunner:
-    """One graph compiled by OpenVINO for the CPU, at ``precision`` (``f32`` or ``bf16``)."""
+    """One graph (checked bytes) compiled by OpenVINO for the CPU, at ``precision`` (``f32`` or
+    ``bf16``); a run can be cancelled from another thread (``cancel``)."""
 
-    def __init__(self, path: Path, threads: int | None = None, precision: str = F32):
+    def __init__(self, graph: Graph, threads: int | None = None, precision: str = F32):
         ov = _import_runtime(OPENVINO)
         if precision not in (F32, BF16):
             raise LavanyaError(f"precision {precision!r}: use {F32} or {BF16}")
-        # Unpinned threads: with another process busy on one of 2 cores, the vocoder took 1.87x
-        # its idle time instead of 2.24x pinned (3% slower idle); OpenVINO keeps to one thread per
-        # core whatever INFERENCE_NUM_THREADS asks beyond that.
+        # Unpinned threads: with another process busy on one of 2 cores the vocoder held up
+        # better than pinned (docs/engines.md); OpenVINO keeps to one thread per core whatever
+        # INFERENCE_NUM_THREADS asks beyond that.
         config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
+        self.path = graph.path
+        core = ov.Core()
         try:
-            self.model = ov.Core().compile_model(str(path), "CPU", config)
+            self.model = run_stoppable(lambda: core.compile_model(core.read_model(graph.data), "CPU", config), _nothing)
         except Exception as exc:
-            raise LavanyaError(f"{path}: OpenVINO cannot compile this graph ({one_line(exc, 300)}); "
+            raise LavanyaError(f"{graph.path}: OpenVINO cannot compile this graph ({one_line(exc, 300)}); "
                                "export the voice again") from None
         self.request = self.model.create_infer_request()
+        self.outputs = len(self.model.outputs)
+
+    def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        self.request.start_async(inputs)
+        self.request.wait()
+        return [np.array(self.request.get_output_tensor(index).data) for index in range(self.outputs)]
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
-        results = self.request.infer(list(inputs))
-        return [np.asarray(results[output]) for output in self.model.outputs]
+        try:
+            return run_stoppable(lambda: self._run(list(inputs)), self.request.cancel)
+        except LavanyaError:
+            raise
+        except Exception as exc:
+            raise LavanyaError(f"{self.path}: OpenVINO failed running this graph ({one_line(exc, 300)}); "
+                               "export the voice again") from None
 
 
-def make_runner(path: Path, runtime: str, threads: int | None, precision: str = F32):
+def make_runner(graph: Graph, runtime: str, threads: int | None, precision: str = F32):
     """A graph's runner on ``runtime`` (after ``resolve_runtime``)."""
     if runtime == ONNXRUNTIME:
-        return OrtRunner(path, threads)
-    return OpenVinoRunner(path, threads, precision)
+        return OrtRunner(graph, threads)
+    return OpenVinoRunner(graph, threads, precision)
 
 
 # -- engines ------------------------------------------------------------------------------
 
-class OnnxAcoustic:
-    """Token ids to denormalised log-mel through the exported encoder and decoder graphs."""
+# Tokens the encoder and mel frames the decoder are given at once. Their self-attention grows
+# with the square of the length: on the real-size voice the decoder held 27 MB above the
+# vocoder's peak at 1,000 frames and 198 MB at 3,000, and one 2,000-character request once
+# took a server from 354 MB to 1 GB. A longer sentence is therefore encoded and decoded in
+# pieces cut between words (at a space token: a pause a listener expects there); shorter ones,
+# about 11.6 s of speech at 22,050 Hz, go through whole, as one sentence always did.
+ENCODER_TOKENS_MAX = 1000
+DECODER_FRAMES_MAX = 1000
 
-    def __init__(self, encoder, decoder, denormalize: MelDenormalizer | None, duration_offset: float = 1.0):
+
+def pieces(length: int, cuts: np.ndarray, limit: int | None, fallback: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges covering ``0..length``, each at most ``limit`` long and ending at
+    the last of ``cuts`` that fits (else the last of ``fallback``, else at ``limit``); one range
+    where ``limit`` is None or not exceeded."""
+    ranges, start = [], 0
+    while limit is not None and length - start > limit:
+        stop = start + limit
+        for candidates in (cuts, fallback):
+            if candidates is None:
+                continue
+            fitting = candidates[(candidates > start) & (candidates <= start + limit)]
+            if fitting.size:
+                stop = int(fitting[-1])
+                break
+        ranges.append((start, stop))
+        start = stop
+    ranges.append((start, length))
+    return ranges
+
+
+class OnnxAcoustic:
+    """Token ids to denormalised log-mel through the exported encoder and decoder graphs.
+
+    A sentence longer than ``encoder_tokens`` tokens or ``decoder_frames`` frames is computed in
+    pieces cut after a space (``space_id``), so that memory stays bounded whatever the text; None
+    computes it whole (the export check compares whole sentences with torch)."""
+
+    def __init__(self, encoder, decoder, denormalize: MelDenormalizer | None, duration_offset: float = 1.0,
+                 space_id: int | None = None, encoder_tokens: int | None = ENCODER_TOKENS_MAX,
+                 decoder_frames: int | None = DECODER_FRAMES_MAX):
         self.encoder = encoder
         self.decoder = decoder
         self.denormalize = denormalize
         self.duration_offset = duration_offset
+        self.space_id = space_id
+        self.encoder_tokens = encoder_tokens
+        self.decoder_frames = decoder_frames
 
     @classmethod
-    def from_export(cls, export: Export, config: dict[str, Any], feats_stats: Path, *,
+    def from_export(cls, export: Export, config: dict[str, Any], feats_stats: Path, *, space_id: int | None = None,
                     runtime: str = ONNXRUNTIME, threads: int | None = None, precision: str = F32) -> "OnnxAcoustic":
         graph = export.manifest.get("graph") or {}
-        return cls(make_runner(export.file(ENCODER_NAME), runtime, threads, precision),
-                   make_runner(export.file(DECODER_NAME), runtime, threads, precision),
+        return cls(make_runner(export.read_graph(ENCODER_NAME), runtime, threads, precision),
+                   make_runner(export.read_graph(DECODER_NAME), runtime, threads, precision),
                    MelDenormalizer.for_voice(config, feats_stats),
-                   float(graph.get("duration_offset", 1.0)))
+                   float(graph.get("duration_offset", 1.0)), space_id)
 
     def mel(self, token_ids: np.ndarray, alpha: float = 1.0) -> np.ndarray:
         """``[frames, n_mels]`` float32 log-mel for ``token_ids`` (without eos) at rate ``alpha``."""
         ids = np.ascontiguousarray(token_ids, dtype=np.int64).reshape(-1)
-        hidden, log_durations = self.encoder(ids)
-        durations = scaled_durations(durations_from_log(log_durations, self.duration_offset), alpha)
+        is_space = ids == self.space_id if self.space_id is not None else np.zeros(ids.size, dtype=bool)
+        hidden, log_durations, space_rows, rows = [], [], [], 0
+        for start, stop in pieces(ids.size, np.flatnonzero(is_space) + 1, self.encoder_tokens):
+            piece_hidden, piece_log_durations = self.encoder(ids[start:stop])  # eos appended in the graph
+            space_rows.append(rows + np.flatnonzero(is_space[start:stop]))
+            rows += len(piece_hidden)
+            hidden.append(piece_hidden)
+            log_durations.append(piece_log_durations)
+        durations = scaled_durations(durations_from_log(np.concatenate(log_durations), self.duration_offset), alpha)
         checked_frames(float(durations.sum(dtype=np.float64)))  # before the expansion is made
-        frames = np.repeat(hidden, durations, axis=0)
-        (mel,) = self.decoder(np.ascontiguousarray(frames, dtype=np.float32))
+        frames = np.ascontiguousarray(np.repeat(np.concatenate(hidden), durations, axis=0), dtype=np.float32)
+        token_ends = np.cumsum(durations)
+        word_ends = token_ends[np.concatenate(space_rows)]
+        mels = [self.decoder(frames[start:stop])[0]
+                for start, stop in pieces(frames.shape[0], word_ends, self.decoder_frames, token_ends)]
+        mel = np.concatenate(mels) if len(mels) > 1 else mels[0]
         if self.denormalize is not None:
             mel = self.denormalize(mel)
         return np.asarray(mel, dtype=np.float32)
@@ -251,6 +381,9 @@ class OnnxAcoustic:
 # vocoder under ONNX Runtime); in windows the peak stays bounded whatever the sentence length.
 # Chosen by measuring peak RSS and speed on the real-size voice: see ``OnnxVocoder``.
 VOCODER_WINDOW_FRAMES = 256
+# Bounds on what a vocoder export's manifest may say (HiFi-GAN V1: hop 256 or 1024, context 15).
+HOP_MAX = 4096
+CONTEXT_FRAMES_MAX = 256
 
 
 class OnnxVocoder:
@@ -272,11 +405,15 @@ class OnnxVocoder:
     def from_export(cls, export: Export, *, runtime: str = ONNXRUNTIME, threads: int | None = None,
                     precision: str = F32, window_frames: int | None = VOCODER_WINDOW_FRAMES) -> "OnnxVocoder":
         graph = export.manifest.get("graph") or {}
-        if not isinstance(graph.get("hop"), int) or not isinstance(graph.get("context_frames"), int):
-            raise LavanyaError(f"{export.directory}: the export manifest lacks the vocoder's hop and context; "
-                               "export the voice again")
-        return cls(make_runner(export.file(GENERATOR_NAME), runtime, threads, precision), graph["hop"],
-                   graph["context_frames"], window_frames)
+        hop, context = graph.get("hop"), graph.get("context_frames")
+        if not (isinstance(hop, int) and 0 < hop <= HOP_MAX and isinstance(context, int)
+                and 0 <= context <= CONTEXT_FRAMES_MAX):
+            raise LavanyaError(f"{export.directory / MANIFEST_NAME}: the vocoder's hop and context are missing or "
+                               "out of range; export the voice again")
+        generator = export.read_graph(GENERATOR_NAME)
+        if window_frames is not None:
+            check_generator_memory(generator.summary, window_frames + 2 * context, generator.path)
+        return cls(make_runner(generator, runtime, threads, precision), hop, context, window_frames)
 
     def _run(self, mel: np.ndarray) -> np.ndarray:
         (samples,) = self.generator(np.ascontiguousarray(mel.T[None]))
@@ -347,12 +484,11 @@ def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runti
     cache where the export was made from the voice's current files. ``runtime`` and
     ``precision``: see ``resolve_runtime``.
 
-    ``runtime`` is the vocoder's, over 90% of the work. The acoustic model runs through ONNX
-    Runtime in f32 wherever it is installed: under OpenVINO it compiled 0.2 s slower and
-    peaked 120 MB higher on the real-size voice for the same speed, and in bfloat16 it moved a
-    duration by a frame in 11 of the demo voice's 20 held-out sentences
-    (``scripts/onnx_precision.py``). Raises LavanyaError naming the command to run where there
-    is no current export."""
+    ``runtime`` is the vocoder's, over 90% of the work. The acoustic model always runs through
+    ONNX Runtime in f32, inside its capped arena: under OpenVINO it compiled slower and peaked
+    higher on the real-size voice for the same speed, and in bfloat16 it moved a duration by a
+    frame in 11 of the demo voice's 20 held-out sentences (``scripts/onnx_precision.py``).
+    Raises LavanyaError naming the command to run where there is no current export."""
     from ..frontend.kind import token_list
 
     config = read_config(spec.config_path) if config is None else config
@@ -361,12 +497,11 @@ def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runti
     runtime, precision = resolve_runtime(runtime, precision)
     acoustic_export, vocoder_export = find_exports(spec, cache)
     tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
-    acoustic_runtime = ONNXRUNTIME if importlib.util.find_spec(ONNXRUNTIME) is not None else runtime
-    acoustic = OnnxAcoustic.from_export(acoustic_export, config, spec.stats_path("feats"), runtime=acoustic_runtime,
-                                        threads=threads, precision=F32)
+    acoustic = OnnxAcoustic.from_export(acoustic_export, config, spec.stats_path("feats"),
+                                        space_id=tokenizer.ids_of.get(SPACE), threads=threads)
     vocoder = OnnxVocoder.from_export(vocoder_export, runtime=runtime, threads=threads, precision=precision)
     return OnnxVoiceEngines(tokenizer, acoustic, vocoder, runtime, precision)
 
 
-__all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxVoiceEngines", "MelDenormalizer", "load_engines",
-           "resolve_runtime", "durations_from_log", "regulate_lengths", "openvino_bf16_supported"]
+__all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxVoiceEngines", "MelDenormalizer", "load_engines", "reserve_arena",
+           "resolve_runtime", "durations_from_log", "regulate_lengths", "openvino_bf16_supported", "pieces"]

@@ -1,0 +1,544 @@
+"""A voice's ONNX graphs read as data, never handed to a runtime by path, and checked to be the
+kind of graph ``lavanya export`` writes before any runtime sees them.
+
+A model tree (a deploy root, or a cache someone else can write) may hold a hostile graph: a FIFO
+or a link to ``/dev/zero`` where a graph belongs, a ``Loop`` of 10^15 iterations, a
+``ConstantOfShape`` of gigabytes, initializers stored in "external data" files anywhere on the
+disk. So a graph is:
+
+* read as a regular file of at most ``GRAPH_MAX_BYTES`` (``fileio.read_regular``), and where its
+  export manifest lists it, of exactly that size and SHA-256 (a different graph is not spoken);
+* walked as protobuf (only the fields named below; initializer payloads are skipped, not
+  copied) and refused unless it is one of ours: the standard operator set only, the operators
+  our encoder, decoder and generator graphs use (``OPERATORS``), no subgraphs, functions,
+  sparse or external tensors, the inputs and outputs the engine feeds and reads, every tensor
+  of rank at most 4 with dimensions at most ``DIMENSION_MAX``, convolution attributes within
+  ``CONV_ATTRIBUTE_MAX``; ``Range`` only over a length read from an input's shape, in steps of
+  one (the positional encodings), so no operator can make a tensor larger than its inputs'
+  sizes allow;
+* for the generator, the one graph OpenVINO runs, the largest memory its tensors can hold at
+  once for a vocoder window is computed from those shapes (``generator_peak_bytes``) and
+  bounded. ONNX Runtime's own arena is capped as well (``onnx_engine``).
+
+No library reads ONNX's structure without copying every weight into Python objects (``onnx``
+is also not part of the light install), so the few fields needed are read here, with bounds on
+nesting and counts; ``tests/test_graphs.py`` checks the walker against the ``onnx`` package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FileError, LavanyaError
+from ..fileio import MIB, read_regular
+from ..modeltree.layout import DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, GENERATOR_GRAPH_NAME
+
+# The largest graph lavanya reads: a real voice's encoder and decoder are 71-78 MB, its
+# generator 56 MB; four times the largest leaves room for larger published voices.
+GRAPH_MAX_BYTES = 512 * MIB
+# Opset versions ``lavanya export`` may have written (it writes 17).
+OPSET_RANGE = (13, 21)
+IR_VERSION_RANGE = (7, 11)
+DIMENSION_MAX = 16384
+RANK_MAX = 4
+NODES_MAX = 100_000
+NODE_INPUTS_MAX = 16
+# Bounds on convolutions' attributes, far above what the exports use (HiFi-GAN's largest kernel
+# is 16, its largest stride 8, its largest dilation 5, its largest padding 25).
+CONV_ATTRIBUTE_MAX = {"kernel_shape": 64, "strides": 16, "dilations": 16, "output_padding": 16, "pads": 1024,
+                      "group": 4096}
+CONV_OTHER_MAX = 1024
+# The most memory the generator's tensors may hold at once for one vocoder window (the real
+# 512-channel HiFi-GAN at 22,050 Hz: 54 MiB for 256 frames and their context).
+GENERATOR_PEAK_MAX = 512 * MIB
+_FIX = "export the voice again with lavanya export"
+
+# Operators whose output is never larger than their inputs' (or weights') sizes allow: views,
+# element-wise arithmetic, reductions, attention's pieces, convolutions. ``Range`` is checked
+# on its own (see ``_range_problems``).
+_ACOUSTIC = frozenset({
+    "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Sqrt", "Exp", "Log", "Abs", "Erf", "Tanh", "Relu", "Sigmoid",
+    "Softplus", "Softmax", "LogSoftmax", "LayerNormalization", "ReduceMean", "ReduceSum", "MatMul", "Gemm",
+    "Conv", "Cast", "Concat", "Constant", "Gather", "Identity", "Reshape", "Shape", "Slice", "Squeeze",
+    "Unsqueeze", "Transpose", "Where", "Equal", "Less", "Greater", "Not", "Clip", "Sin", "Cos", "Range",
+    "Floor", "Ceil", "Round", "Min", "Max", "Dropout",
+})
+_GENERATOR = frozenset({
+    "Add", "Sub", "Mul", "Div", "Conv", "ConvTranspose", "LeakyRelu", "Tanh", "Constant", "Identity",
+})
+OPERATORS = {ENCODER_GRAPH_NAME: _ACOUSTIC, DECODER_GRAPH_NAME: _ACOUSTIC, GENERATOR_GRAPH_NAME: _GENERATOR}
+# What each graph takes and gives: (name, element type, rank); 1 is float32, 7 int64.
+SIGNATURES = {
+    ENCODER_GRAPH_NAME: ([("token_ids", 7, 1)], [("hidden", 1, 2), ("log_durations", 1, 1)]),
+    DECODER_GRAPH_NAME: ([("hidden", 1, 2)], [("mel", 1, 2)]),
+    GENERATOR_GRAPH_NAME: ([("mel", 1, 3)], [("audio", 1, 3)]),
+}
+# ONNX TensorProto element types and their sizes in bytes (those a graph of ours can hold).
+_ITEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
+# Shape-carrying operators a ``Range`` limit may pass through on its way from ``Shape``.
+_SHAPE_PATH = frozenset({"Shape", "Gather", "Cast", "Squeeze", "Unsqueeze", "Identity", "Reshape", "Concat"})
+
+
+class GraphRefused(FileError):
+    """A graph that is not one ``lavanya export`` writes (the reason names what differs)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(path, f"not a graph lavanya exports: {reason}", _FIX)
+
+
+# -- the protobuf walk --------------------------------------------------------------------
+
+class _Malformed(Exception):
+    pass
+
+
+def _varint(data: memoryview, position: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= end or shift > 63:
+            raise _Malformed("a truncated or overlong number")
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
+def _fields(data: memoryview, start: int, end: int) -> Iterator[tuple[int, int, Any]]:
+    """``(field number, wire type, value)`` of one message: an int for varints and fixed
+    widths, ``(start, end)`` offsets for length-delimited fields (nothing is copied)."""
+    position = start
+    while position < end:
+        key, position = _varint(data, position, end)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, position = _varint(data, position, end)
+        elif wire == 2:
+            length, position = _varint(data, position, end)
+            if position + length > end:
+                raise _Malformed("a field runs past its message")
+            value, position = (position, position + length), position + length
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            if position + width > end:
+                raise _Malformed("a field runs past its message")
+            value = int.from_bytes(data[position:position + width], "little")
+            position += width
+        else:
+            raise _Malformed(f"wire type {wire}")
+        yield number, wire, value
+
+
+def _text(data: memoryview, span: tuple[int, int]) -> str:
+    return bytes(data[span[0]:span[1]]).decode("utf-8", "replace")
+
+
+def _packed_ints(data: memoryview, wire: int, value: Any, limit: int = 64, strict: bool = True) -> list[int]:
+    """A repeated int64 field, packed or not (negative numbers as two's complement): at most
+    ``limit`` numbers, beyond which it is _Malformed (``strict``) or cut short."""
+    if wire == 0:
+        numbers = [value]
+    elif wire == 2:
+        numbers, position = [], value[0]
+        while position < value[1]:
+            if len(numbers) >= limit:
+                if strict:
+                    raise _Malformed(f"a list of more than {limit} numbers")
+                break
+            number, position = _varint(data, position, value[1])
+            numbers.append(number)
+    else:
+        raise _Malformed(f"wire type {wire} for a list of numbers")
+    return [n - (1 << 64) if n >= 1 << 63 else n for n in numbers]
+
+
+@dataclass
+class Tensor:
+    dims: list[int] = field(default_factory=list)
+    data_type: int = 0
+    name: str = ""
+    external: bool = False
+    raw: tuple[int, int] | None = None
+    numbers: list[float] = field(default_factory=list)  # float_data, int32_data, int64_data, double_data
+
+
+@dataclass
+class Node:
+    op_type: str = ""
+    domain: str = ""
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    ints: dict[str, list[int]] = field(default_factory=dict)  # int and ints attributes
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    floats: dict[str, float] = field(default_factory=dict)
+    graphs: int = 0  # graph-valued attributes (If, Loop, Scan bodies)
+
+
+@dataclass
+class ValueInfo:
+    name: str
+    elem_type: int
+    dims: list[int | str | None]
+
+
+@dataclass
+class GraphSummary:
+    """What the checks need of a model: opsets, nodes, initializers, inputs and outputs."""
+
+    data: memoryview
+    ir_version: int = 0
+    opsets: dict[str, int] = field(default_factory=dict)
+    nodes: list[Node] = field(default_factory=list)
+    initializers: dict[str, Tensor] = field(default_factory=dict)
+    inputs: list[ValueInfo] = field(default_factory=list)
+    outputs: list[ValueInfo] = field(default_factory=list)
+    extras: list[str] = field(default_factory=list)  # functions, training info, sparse tensors: refused
+
+    def scalar(self, name: str, producers: dict[str, Node]) -> float | None:
+        """The value of a one-element constant (initializer or ``Constant`` node), else None."""
+        tensor = self.initializers.get(name)
+        if tensor is None and name in producers and producers[name].op_type == "Constant":
+            constant = producers[name]
+            if "value_int" in constant.ints:
+                return float(constant.ints["value_int"][0])
+            if "value_float" in constant.floats:
+                return constant.floats["value_float"]
+            tensor = constant.tensors.get("value")
+        if tensor is None or math.prod(tensor.dims) != 1:
+            return None
+        if tensor.numbers:
+            return float(tensor.numbers[0])
+        formats = {1: "<f", 6: "<i", 7: "<q", 11: "<d"}
+        if tensor.raw is None or tensor.data_type not in formats:
+            return None
+        raw = bytes(self.data[tensor.raw[0]:tensor.raw[1]])
+        if len(raw) != struct.calcsize(formats[tensor.data_type]):
+            return None
+        return float(struct.unpack(formats[tensor.data_type], raw)[0])
+
+
+def _tensor(data: memoryview, span: tuple[int, int]) -> Tensor:
+    tensor = Tensor()
+    for number, wire, value in _fields(data, *span):
+        if number == 1:
+            tensor.dims += _packed_ints(data, wire, value, RANK_MAX + 1)
+        elif number == 2:
+            tensor.data_type = value
+        elif number == 8:
+            tensor.name = _text(data, value)
+        elif number == 9:
+            tensor.raw = value
+        elif number in (13, 14):  # external_data, data_location
+            tensor.external = tensor.external or number == 13 or value == 1
+        elif number in (5, 7) and not tensor.numbers:  # int32_data, int64_data: the first few
+            tensor.numbers = _packed_ints(data, wire, value, 4, strict=False)
+        elif number in (4, 10) and not tensor.numbers:  # float_data, double_data: the first few
+            width, code = (4, "f") if number == 4 else (8, "d")
+            if wire == 2:
+                start, stop = value
+                count = min((stop - start) // width, 4)
+                tensor.numbers = list(struct.unpack(f"<{count}{code}", bytes(data[start:start + count * width])))
+            elif wire in (1, 5):
+                tensor.numbers = [struct.unpack(f"<{code}", value.to_bytes(width, "little"))[0]]
+    return tensor
+
+
+def _attribute(data: memoryview, span: tuple[int, int], node: Node) -> None:
+    name, ints, tensor, real = "", [], None, None
+    for number, wire, value in _fields(data, *span):
+        if number == 1:
+            name = _text(data, value)
+        elif number in (3, 8):  # i, ints
+            ints += _packed_ints(data, wire, value)
+        elif number == 2 and wire == 5:  # f
+            real = struct.unpack("<f", value.to_bytes(4, "little"))[0]
+        elif number == 5:
+            tensor = _tensor(data, value)
+        elif number in (6, 11, 10, 22, 23):  # g, graphs, tensors, sparse_tensor(s)
+            node.graphs += 1
+    if ints:
+        node.ints[name] = ints
+    if tensor is not None:
+        node.tensors[name] = tensor
+    if real is not None:
+        node.floats[name] = real
+
+
+def _node(data: memoryview, span: tuple[int, int]) -> Node:
+    node = Node()
+    for number, _wire, value in _fields(data, *span):
+        if number == 1:
+            node.inputs.append(_text(data, value))
+        elif number == 2:
+            node.outputs.append(_text(data, value))
+        elif number == 4:
+            node.op_type = _text(data, value)
+        elif number == 7:
+            node.domain = _text(data, value)
+        elif number == 5:
+            _attribute(data, value, node)
+    return node
+
+
+def _value_info(data: memoryview, span: tuple[int, int]) -> ValueInfo:
+    name, elem_type, dims = "", 0, []
+    for number, _wire, value in _fields(data, *span):
+        if number == 1:
+            name = _text(data, value)
+        elif number == 2:  # TypeProto
+            for type_number, _w, tensor_type in _fields(data, *value):
+                if type_number != 1:  # only tensor_type
+                    continue
+                for tensor_number, _w2, tensor_value in _fields(data, *tensor_type):
+                    if tensor_number == 1:
+                        elem_type = tensor_value
+                    elif tensor_number == 2:  # shape
+                        for _n, _w3, dim in _fields(data, *tensor_value):
+                            size: int | str | None = None
+                            for dim_number, _w4, dim_value in _fields(data, *dim):
+                                size = dim_value if dim_number == 1 else _text(data, dim_value)
+                            dims.append(size)
+    return ValueInfo(name, elem_type, dims)
+
+
+def summarize(data: bytes) -> GraphSummary:
+    """The structure of an ONNX model (``ModelProto``); _Malformed where it does not parse."""
+    view = memoryview(data)
+    summary = GraphSummary(view)
+    graph = None
+    for number, _wire, value in _fields(view, 0, len(view)):
+        if number == 1:
+            summary.ir_version = value
+        elif number == 8:  # opset_import
+            domain, version = "", 0
+            for sub_number, _w, sub_value in _fields(view, *value):
+                if sub_number == 1:
+                    domain = _text(view, sub_value)
+                elif sub_number == 2:
+                    version = sub_value
+            summary.opsets[domain] = version
+        elif number == 7:
+            graph = value
+        elif number == 20:
+            summary.extras.append("training information")
+        elif number == 25:
+            summary.extras.append("local functions")
+    if graph is None:
+        raise _Malformed("no graph")
+    for number, _wire, value in _fields(view, *graph):
+        if number == 1:
+            if len(summary.nodes) >= NODES_MAX:
+                raise _Malformed(f"more than {NODES_MAX} nodes")
+            summary.nodes.append(_node(view, value))
+        elif number == 5:
+            tensor = _tensor(view, value)
+            summary.initializers[tensor.name] = tensor
+        elif number == 15:
+            summary.extras.append("sparse initializers")
+        elif number == 11:
+            summary.inputs.append(_value_info(view, value))
+        elif number == 12:
+            summary.outputs.append(_value_info(view, value))
+    return summary
+
+
+# -- the checks ---------------------------------------------------------------------------
+
+def graph_problems(summary: GraphSummary, name: str) -> list[str]:
+    """Every way the graph ``summary`` differs from what ``lavanya export`` writes as ``name``
+    (``acoustic_encoder.onnx``, ``acoustic_decoder.onnx`` or ``generator.onnx``)."""
+    problems = [f"it holds {extra}" for extra in summary.extras]
+    if not IR_VERSION_RANGE[0] <= summary.ir_version <= IR_VERSION_RANGE[1]:
+        problems.append(f"ONNX IR version {summary.ir_version}")
+    for domain, version in summary.opsets.items():
+        if domain not in ("", "ai.onnx") or not OPSET_RANGE[0] <= version <= OPSET_RANGE[1]:
+            problems.append(f"operator set {domain or 'ai.onnx'} {version}")
+    allowed = OPERATORS[name]
+    unknown = sorted({node.op_type for node in summary.nodes if node.op_type not in allowed or node.domain not in ("", "ai.onnx")})
+    if unknown:
+        problems.append(f"operators {', '.join(unknown[:8])}")
+    for node in summary.nodes:
+        if node.graphs:
+            problems.append(f"a {node.op_type} with a subgraph or tensor list")
+        if len(node.inputs) > NODE_INPUTS_MAX:
+            problems.append(f"a {node.op_type} with {len(node.inputs)} inputs")
+        if node.op_type in ("Conv", "ConvTranspose"):
+            for key, values in node.ints.items():
+                bound = CONV_ATTRIBUTE_MAX.get(key, CONV_OTHER_MAX)
+                if any(not 0 <= value <= bound for value in values):
+                    problems.append(f"a {node.op_type} with {key} beyond {bound}")
+    tensors = [*summary.initializers.values(),
+               *(tensor for node in summary.nodes for tensor in node.tensors.values())]
+    for tensor in tensors:
+        if tensor.external:
+            problems.append("a tensor stored outside the file (external data)")
+        if len(tensor.dims) > RANK_MAX or any(not 0 <= dim <= DIMENSION_MAX for dim in tensor.dims):
+            problems.append(f"a tensor of shape {tensor.dims[:6]}")
+    problems += _range_problems(summary)
+    problems += _signature_problems(summary, name)
+    return list(dict.fromkeys(problems))
+
+
+def _range_problems(summary: GraphSummary) -> list[str]:
+    """``Range`` may only count 0, 1, 2... up to a length read from a tensor's shape."""
+    producers = {output: node for node in summary.nodes for output in node.outputs}
+    problems = []
+    for node in summary.nodes:
+        if node.op_type != "Range" or len(node.inputs) != 3:
+            continue
+        start, limit, delta = node.inputs
+        if summary.scalar(start, producers) != 0 or summary.scalar(delta, producers) != 1 \
+                or not _from_shape(limit, producers, summary):
+            problems.append("a Range that is not over a length of the input")
+    return problems
+
+
+def _from_shape(name: str, producers: dict[str, Node], summary: GraphSummary, depth: int = 0) -> bool:
+    """Whether ``name`` is computed only from ``Shape`` (and constants) without arithmetic."""
+    node = producers.get(name)
+    if node is None or depth > 16:
+        return False
+    if node.op_type == "Shape":
+        return True
+    if node.op_type == "Constant":
+        return True
+    if node.op_type not in _SHAPE_PATH:
+        return False
+    return all(source in summary.initializers or _from_shape(source, producers, summary, depth + 1)
+               for source in node.inputs if source)
+
+
+def _signature_problems(summary: GraphSummary, name: str) -> list[str]:
+    inputs, outputs = SIGNATURES[name]
+    initializer_names = set(summary.initializers)
+    found_inputs = [(v.name, v.elem_type, len(v.dims)) for v in summary.inputs if v.name not in initializer_names]
+    found_outputs = [(v.name, v.elem_type, len(v.dims)) for v in summary.outputs]
+    problems = []
+    if found_inputs != inputs:
+        problems.append(f"inputs {_shown(found_inputs)} instead of {_shown(inputs)}")
+    if found_outputs != outputs:
+        problems.append(f"outputs {_shown(found_outputs)} instead of {_shown(outputs)}")
+    return problems
+
+
+def _shown(signature: list[tuple[str, int, int]]) -> str:
+    return ", ".join(f"{name} (rank {rank})" for name, _type, rank in signature[:4]) or "none"
+
+
+def generator_peak_bytes(summary: GraphSummary, mel_frames: int) -> int:
+    """The most bytes the generator's tensors hold at once for an input of ``mel_frames``
+    frames: every tensor's shape worked out from its producer (the generator's operators keep
+    tensors at ``[1, channels, length]``), live from its producer to its last consumer, in the
+    graph's own (topological) order. Raises _Malformed where a shape cannot be worked out."""
+    shapes: dict[str, list[int]] = {name: list(t.dims) for name, t in summary.initializers.items()}
+    graph_input = summary.inputs[0]
+    channels = graph_input.dims[1] if len(graph_input.dims) == 3 and isinstance(graph_input.dims[1], int) else None
+    if channels is None:
+        raise _Malformed("the generator's input has no fixed channel count")
+    shapes[graph_input.name] = [1, channels, mel_frames]
+    last_use = {}
+    for index, node in enumerate(summary.nodes):
+        for source in node.inputs:
+            last_use[source] = index
+    live: dict[str, int] = {}
+    peak = 0
+    for index, node in enumerate(summary.nodes):
+        output_shape = _output_shape(node, shapes)
+        for output in node.outputs:
+            shapes[output] = output_shape
+            live[output] = math.prod(output_shape) * 4
+        peak = max(peak, sum(live.values()))
+        for source in node.inputs:
+            if last_use.get(source) == index:
+                live.pop(source, None)
+    return peak
+
+
+def _output_shape(node: Node, shapes: dict[str, list[int]]) -> list[int]:
+    if node.op_type == "Constant":
+        tensor = node.tensors.get("value")
+        return list(tensor.dims) if tensor is not None else [1]
+    known = [shapes.get(source) for source in node.inputs if source]
+    if any(shape is None for shape in known) or not known:
+        raise _Malformed(f"a {node.op_type} whose input shapes are unknown")
+    if node.op_type in ("Conv", "ConvTranspose"):
+        data, weight = known[0], known[1]
+        if len(data) != 3 or len(weight) != 3:
+            raise _Malformed(f"a {node.op_type} that is not one-dimensional")
+        kernel = node.ints.get("kernel_shape", [weight[2]])[0]
+        stride = node.ints.get("strides", [1])[0]
+        dilation = node.ints.get("dilations", [1])[0]
+        pads = node.ints.get("pads", [0, 0])
+        if stride < 1 or dilation < 1 or kernel < 1:
+            raise _Malformed(f"a {node.op_type} with a zero kernel, stride or dilation")
+        if node.op_type == "Conv":
+            length = (data[2] + sum(pads[:2]) - dilation * (kernel - 1) - 1) // stride + 1
+            return [data[0], weight[0], max(length, 0)]
+        extra = node.ints.get("output_padding", [0])[0]
+        length = (data[2] - 1) * stride - sum(pads[:2]) + dilation * (kernel - 1) + extra + 1
+        return [data[0], weight[1] * node.ints.get("group", [1])[0], max(length, 0)]
+    ranks = max(len(shape) for shape in known)
+    padded = [[1] * (ranks - len(shape)) + list(shape) for shape in known]
+    return [max(column) for column in zip(*padded)]
+
+
+# -- reading ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Graph:
+    """A graph's checked bytes, for a runtime to load (``path`` only names it in messages)."""
+
+    path: Path
+    data: bytes
+    summary: GraphSummary
+
+
+def read_graph(path: Path, expected: dict[str, Any] | None = None) -> Graph:
+    """The bytes of the graph at ``path`` (named as ``lavanya export`` names it), read as a
+    bounded regular file and checked (see the module doc). ``expected``: its export manifest
+    entry (``size``, ``sha256``), which the bytes must match. Raises GraphRefused or another
+    LavanyaError naming the file and the fix."""
+    path = Path(path)
+    data = read_regular(path, GRAPH_MAX_BYTES, "ONNX graph")
+    if expected is not None and (len(data) != expected.get("size")
+                                 or hashlib.sha256(data).hexdigest() != expected.get("sha256")):
+        raise FileError(path, "differs from the graph its export manifest lists (another graph, or damaged)", _FIX)
+    return Graph(path, data, check_graph(data, path))
+
+
+def check_graph(data: bytes, path: Path) -> GraphSummary:
+    """``data`` walked and checked as the graph ``path.name``; GraphRefused for anything else."""
+    if path.name not in OPERATORS:
+        raise LavanyaError(f"{path}: lavanya reads only {', '.join(OPERATORS)} as graphs")
+    try:
+        summary = summarize(data)
+        problems = graph_problems(summary, path.name)
+    except (_Malformed, UnicodeError, struct.error) as exc:
+        raise GraphRefused(path, f"it does not parse as ONNX ({exc})") from None
+    if problems:
+        raise GraphRefused(path, "; ".join(problems[:3]))
+    return summary
+
+
+def check_generator_memory(summary: GraphSummary, mel_frames: int, path: Path) -> int:
+    """The generator's peak bytes for ``mel_frames`` (see ``generator_peak_bytes``), refused
+    above ``GENERATOR_PEAK_MAX``."""
+    try:
+        peak = generator_peak_bytes(summary, mel_frames)
+    except _Malformed as exc:
+        raise GraphRefused(path, str(exc)) from None
+    if peak > GENERATOR_PEAK_MAX:
+        raise GraphRefused(path, f"its tensors would hold {peak / MIB:.0f} MiB at once for {mel_frames} frames "
+                                 f"(at most {GENERATOR_PEAK_MAX // MIB} MiB)")
+    return peak
+
+
+__all__ = ["GRAPH_MAX_BYTES", "Graph", "GraphRefused", "GraphSummary", "OPERATORS", "check_generator_memory", "check_graph",
+           "generator_peak_bytes", "graph_problems", "read_graph", "summarize"]

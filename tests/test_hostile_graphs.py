@@ -1,0 +1,252 @@
+"""Hostile ONNX graphs in a model tree (issue: the engines under attack): each is refused with one
+line before a runtime sees it, or stopped by the arena's cap, a deadline or a signal; none hangs,
+fills memory, reads another file or prints the runtime's own lines."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphkit
+from lavanya_cli.errors import LavanyaError
+from lavanya_cli.speech.graphs import OPERATORS, GraphRefused, check_graph, generator_peak_bytes, summarize
+from lavanya_cli.speech.onnx_engine import pieces
+
+REPO = Path(__file__).resolve().parents[1]
+LAVANYA = [sys.executable, "-c", "from lavanya_cli.cli import run; run()"]  # the console entry point
+TEXT = "नमस्ते, आप कैसे हैं? मैं ठीक हूँ।"
+ENGINES = ["onnx", pytest.param("openvino", marks=pytest.mark.skipif(
+    __import__("importlib").util.find_spec("openvino") is None, reason="the openvino extra is not installed"))]
+
+
+def _lavanya(*args: object, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*LAVANYA, *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+
+
+def _synth(root: Path, tmp_path: Path, engine: str, timeout: float = 120, text: str = TEXT):
+    return _lavanya("synth", "--models", root, "--lang", "hindi", "--gender", "male", "--text", text,
+                    "-o", tmp_path / "out.wav", "--engine", engine, timeout=timeout)
+
+
+def _one_line(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr  # no runtime's own lines
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("special, words", [("fifo", "is a FIFO"), ("zero", "is a character device")])
+def test_a_graph_that_is_not_a_regular_file_is_one_line_at_once(tmp_path, engine, special, words):
+    root = graphkit.hostile_tree(tmp_path / "tree", special=special)
+    started = time.monotonic()
+    result = _synth(root, tmp_path, engine, timeout=60)
+    _one_line(result, "generator.onnx", words)
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "out.wav").exists()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("build, words", [
+    (graphkit.loop_forever, "operators Loop"),
+    (graphkit.constant_of_shape, "operators ConstantOfShape"),
+    (graphkit.external_data, "external data"),
+    (graphkit.huge_range, "Range that is not over a length"),
+    (graphkit.wide_stride, "strides beyond 16"),
+    (graphkit.wide_channels, "MiB at once"),
+])
+def test_a_graph_unlike_an_export_is_refused_before_any_runtime_loads_it(tmp_path, engine, build, words):
+    root = graphkit.hostile_tree(tmp_path / "tree", generator=build())
+    result = _synth(root, tmp_path, engine, timeout=60)
+    _one_line(result, "generator.onnx: not a graph lavanya exports", words, "lavanya export")
+
+
+def test_the_checks_read_structure_without_running_anything():
+    with pytest.raises(GraphRefused, match="operators Loop"):
+        check_graph(graphkit.loop_forever(), Path("generator.onnx"))
+    with pytest.raises(GraphRefused, match="does not parse as ONNX"):
+        check_graph(b"\x0a\xff\xff\xff\xff\x0f" + os.urandom(64), Path("generator.onnx"))
+    with pytest.raises(GraphRefused, match="inputs token_ids"):  # an encoder where the generator belongs
+        check_graph(graphkit.outer_product_encoder(), Path("generator.onnx"))
+    with pytest.raises(LavanyaError, match="reads only"):
+        check_graph(graphkit.loop_forever(), Path("notes.onnx"))
+
+
+def test_the_walker_reads_what_the_onnx_package_reads():
+    from lavanya_cli.modeltree.layout import BUNDLED_ROOT
+
+    for path in sorted(BUNDLED_ROOT.rglob("*.onnx")):
+        data = path.read_bytes()
+        summary = summarize(data)
+        loaded = graphkit.onnx.load_from_string(data)
+        assert [n.op_type for n in summary.nodes] == [n.op_type for n in loaded.graph.node]
+        assert {name: t.dims for name, t in summary.initializers.items()} == {
+            t.name: list(t.dims) for t in loaded.graph.initializer}
+        assert [v.name for v in summary.inputs] == [v.name for v in loaded.graph.input]
+        assert {n.op_type for n in summary.nodes} <= OPERATORS[path.name]
+    generator = summarize((BUNDLED_ROOT / graphkit.VOCODER / "generator.onnx").read_bytes())
+    assert 0 < generator_peak_bytes(generator, 100) < generator_peak_bytes(generator, 1000)
+
+
+def test_a_graph_asking_the_arena_for_gigabytes_fails_in_one_line_with_memory_bounded(tmp_path):
+    root = graphkit.hostile_tree(tmp_path / "tree", encoder=graphkit.outer_product_encoder())
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result = _synth(root, tmp_path, "onnx", timeout=120, text="नमस्ते आप कैसे हैं " * 8)  # 160 tokens
+    _one_line(result, "acoustic_encoder.onnx: ONNX Runtime failed running this graph", "export the voice again")
+    peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    assert peak_mb < 900  # the tensor it asked for is over 10 GB; the arena's cap is 256 MiB
+
+
+def test_a_graph_that_fails_at_run_time_is_one_line(tmp_path):
+    root = graphkit.hostile_tree(tmp_path / "tree", generator=graphkit.failing_at_run())
+    _one_line(_synth(root, tmp_path, "onnx"), "generator.onnx: ONNX Runtime failed running this graph")
+
+
+def test_verify_speak_reports_a_failing_graph_as_one_problem_among_the_rest(tmp_path):
+    root = graphkit.hostile_tree(tmp_path / "tree", generator=graphkit.failing_at_run())
+    result = _lavanya("verify", "--speak", root, "--format", "json")
+    assert result.returncode == 1, result.stderr
+    assert "internal error" not in result.stderr and "failed running this graph" in result.stdout
+
+
+def test_a_cached_graph_that_differs_from_its_manifest_is_not_spoken_nor_deployed(tmp_path):
+    import shutil
+
+    from onnxkit import shared_cache
+    from synthkit import shared_voice_root
+
+    cache = Path(shutil.copytree(shared_cache(), tmp_path / "cache"))
+    (generator,) = cache.glob("vocoder/*/generator.onnx")
+    generator.write_bytes(generator.read_bytes().replace(b"LeakyRelu", b"LeakyRelu", 1) + b"\x00")
+    env = {"LAVANYA_CACHE": str(cache)}
+    result = _lavanya("synth", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "male", "--text", TEXT,
+                      "-o", tmp_path / "out.wav", "--engine", "onnx", env=env)
+    _one_line(result, str(generator), "differs from the graph its export manifest lists")
+    # export sees the damage too: it makes the vocoder's export again rather than copy the wrong one
+    result = _lavanya("export", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "male",
+                      "--out", tmp_path / "deploy", env=env)
+    assert result.returncode == 0 and "exported vocoder" in result.stdout, result.stderr
+    generator.unlink()
+    generator.symlink_to("/dev/zero")  # a cached graph linked to /dev/zero is made again, never copied
+    result = _lavanya("export", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "male",
+                      "--out", tmp_path / "deploy2", env=env, timeout=300)
+    assert result.returncode == 0 and "exported vocoder" in result.stdout, result.stderr
+
+
+# -- stopping a graph that computes ------------------------------------------------------------
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sigterm_stops_a_command_inside_a_long_graph_run(tmp_path, engine):
+    root = graphkit.hostile_tree(tmp_path / "tree", generator=graphkit.slow())
+    process = subprocess.Popen(
+        [*LAVANYA, "synth", "--models", str(root), "--lang", "hindi", "--gender", "male",
+         "--text", TEXT * 4, "-o", str(tmp_path / "out.wav"), "--engine", engine],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(8)  # loading, then inside the vocoder's first window
+        assert process.poll() is None, process.communicate()
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert time.monotonic() - started < 10
+    assert process.returncode == 143 and err.strip().endswith("terminated (SIGTERM)"), err
+    assert not (tmp_path / "out.wav").exists() and not list(tmp_path.glob(".out.wav.*"))
+
+
+def test_a_stopped_request_frees_its_worker_at_the_deadline(tmp_path):
+    import httpx
+
+    from lavanya_cli.serve.limits import ServerLimits
+    from lavanya_cli.speech.voice import Voice
+    from servekit import start_server, wait_until
+
+    root = graphkit.hostile_tree(tmp_path / "tree", generator=graphkit.slow())
+    voice = Voice.load("hindi", "male", models=root, engine="onnx")
+    running = start_server([voice], ServerLimits(timeout=3, queue=0))
+    try:
+        with httpx.Client(base_url=running.url, timeout=60) as client:
+            started = time.monotonic()
+            text = "नमस्ते आप कैसे हैं मैं ठीक हूँ " * 8  # one long sentence: the first audio is far off
+            response = client.post("/api/tts", json={"text": text, "lang": "hindi", "gender": "male"})
+            assert response.status_code == 504 and response.json()["error"] == "timeout"
+            wait_until(lambda: "lavanya_workers_busy 0.0" in client.get("/metrics").text, "the worker is free")
+            assert time.monotonic() - started < 8  # the running graph was stopped, not waited for
+    finally:
+        running.stop()
+
+
+# -- one synthesis in bounded memory -----------------------------------------------------------
+
+def test_pieces_cut_at_the_last_boundary_that_fits():
+    assert pieces(10, np.array([3, 7]), None) == [(0, 10)]
+    assert pieces(10, np.array([3, 7]), 10) == [(0, 10)]
+    assert pieces(10, np.array([3, 7]), 8) == [(0, 7), (7, 10)]
+    assert pieces(10, np.array([3, 7]), 4) == [(0, 3), (3, 7), (7, 10)]
+    assert pieces(10, np.zeros(0, np.int64), 4, np.array([2, 5])) == [(0, 2), (2, 5), (5, 9), (9, 10)]
+    assert pieces(0, np.zeros(0, np.int64), 4) == [(0, 0)]
+
+
+class _Spy:
+    def __init__(self, runner):
+        self.runner, self.lengths = runner, []
+
+    def __call__(self, *inputs):
+        self.lengths.append(inputs[0].shape[0])
+        return self.runner(*inputs)
+
+
+def test_pieces_end_right_after_a_space_and_keep_every_frame():
+    from lavanya_cli.speech.onnx_engine import OnnxAcoustic
+
+    space, eos = 1, 99
+
+    def encoder(ids):  # each token's row holds its id; every token lasts 3 frames (log(3 + 1))
+        rows = np.append(ids, eos).astype(np.float32)[:, None]
+        return [rows, np.full(rows.shape[0], np.log(4.0), np.float32)]
+
+    decoded = []
+
+    def decoder(frames):
+        decoded.append(frames[:, 0].copy())
+        return [frames]
+
+    acoustic = OnnxAcoustic(encoder, decoder, None, space_id=space, encoder_tokens=8, decoder_frames=12)
+    ids = np.array([5, 5, space, 6, 6, 6, space, 7, space, 8, 8, 8, 8, 8, 8, 8, 8, 8], dtype=np.int64)
+    mel = acoustic.mel(ids)
+    # encoded as [5 5 _ 6 6 6 _] [7 _] [8 x 8] [8], each with its eos: 22 rows of 3 frames
+    assert mel.shape[0] == 3 * (len(ids) + 4) and np.concatenate(decoded).tolist() == mel[:, 0].tolist()
+    # decoded up to 12 frames at once: after a space where one is in reach, else between tokens
+    assert [len(piece) for piece in decoded] == [9, 12, 9, 12, 12, 12]
+    assert [int(piece[-1]) for piece in decoded[:3]] == [space, space, space]
+
+
+def test_a_long_sentence_is_computed_in_bounded_pieces():
+    pytest.importorskip("torch")
+    from synthkit import shared_voice
+
+    voice = shared_voice()
+    acoustic = voice.engines.acoustic
+    encoder, decoder = _Spy(acoustic.encoder), _Spy(acoustic.decoder)
+    acoustic.encoder, acoustic.decoder = encoder, decoder
+    try:
+        (short,) = [u for u in voice.plan("नमस्ते, आप कैसे हैं?") if u.text]
+        whole = acoustic.mel(voice.engines.tokenizer.ids(short.model_input))
+        assert decoder.lengths == [whole.shape[0]]  # a sentence under the bounds: one piece, as always
+        decoder.lengths.clear()
+        mel = acoustic.mel(voice.engines.tokenizer.ids(" ".join([short.model_input] * 60)))
+        assert len(encoder.lengths) > 2 and max(encoder.lengths) <= acoustic.encoder_tokens
+        assert len(decoder.lengths) > 2 and max(decoder.lengths) <= acoustic.decoder_frames
+        assert sum(decoder.lengths) == mel.shape[0]
+    finally:
+        acoustic.encoder, acoustic.decoder = encoder.runner, decoder.runner
