@@ -40,11 +40,13 @@ class FileError(LavanyaError):
 class Stopped(BaseException):
     """SIGINT or SIGTERM arrived. A BaseException, like KeyboardInterrupt, so that no library's
     ``except Exception`` swallows it and every ``finally`` (temporary files) runs on the way out;
-    ``cli.main`` turns it into one line and ``exit_code``."""
+    ``cli.main`` turns it into one line and ``exit_code`` (only the code where ``announced``:
+    the command has said it already, as the server's log does)."""
 
-    def __init__(self, signum: int):
+    def __init__(self, signum: int, announced: bool = False):
         name = signal.Signals(signum).name
         self.signum = signum
+        self.announced = announced
         self.exit_code = EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED
         self.message = f"{'terminated' if signum == signal.SIGTERM else 'interrupted'} ({name})"
         super().__init__(self.message)

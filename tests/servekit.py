@@ -14,6 +14,7 @@ import uvicorn
 
 from lavanya_cli.serve.app import create_app
 from lavanya_cli.serve.limits import ServerLimits
+from lavanya_cli.serve.server import uvicorn_config
 from lavanya_cli.serve.voices import VoiceSet
 
 WAIT_SECONDS = 30  # the most any helper waits for the server or a gate before failing the test
@@ -65,17 +66,20 @@ class RunningServer:
 
 def start_server(voices: list | None, limits: ServerLimits | None = None,
                  load_voices: Callable[[VoiceSet], None] | None = None,
-                 on_fatal: Callable[[BaseException], None] | None = None) -> RunningServer:
+                 on_fatal: Callable[[BaseException], None] | None = None,
+                 allowed_hosts: tuple[str, ...] = ("*",)) -> RunningServer:
     """Serve ``voices`` (already loaded) or, with ``load_voices``, whatever it adds to the set,
-    on a free loopback port; returns once uvicorn is listening."""
+    on a free loopback port, with the command's uvicorn settings (``serve.server.uvicorn_config``);
+    returns once uvicorn is listening."""
     voice_set = VoiceSet(None if load_voices else voices)
     loader = (lambda: load_voices(voice_set)) if load_voices else None
-    app = create_app(limits or ServerLimits(), voice_set, load_voices=loader, on_fatal=on_fatal)
+    app = create_app(limits or ServerLimits(), voice_set, load_voices=loader, on_fatal=on_fatal,
+                     allowed_hosts=allowed_hosts)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(uvicorn_config(app, timeout=1, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + WAIT_SECONDS

@@ -21,6 +21,7 @@ INPUT_HELP = "Read the text from FILE (- for standard input)."
 THREADS_HELP = "CPU threads for each synthesis (more than the CPUs available are lowered to that number)."
 MAX_INPUT_HELP = "Most text to read from a file or stdin: bytes, or with K/M (default: $LAVANYA_MAX_INPUT, else 1M)."
 FORMAT_HELP = "text, or json (one JSON document on stdout)."
+LOG_FORMAT_HELP = "The log's lines, all on stderr: text, or json (one JSON object per line)."
 CHECK_FORMAT_HELP = ("text, json (one JSON document on stdout), or github (a GitHub Actions annotation per "
                      "problem on stdout, the report on stderr).")
 CHECK_HELP = "Change nothing; report what is wrong or would change, and exit 1 if anything is."
@@ -34,6 +35,7 @@ InputOption = typer.Option(None, "--input", help=INPUT_HELP, dir_okay=False)
 ThreadsOption = typer.Option(None, "--threads", metavar="N", help=THREADS_HELP)
 MaxInputOption = typer.Option(None, "--max-input", metavar="SIZE", help=MAX_INPUT_HELP)
 FormatOption = typer.Option(PlainFormat.text, "--format", help=FORMAT_HELP)
+LogFormatOption = typer.Option(PlainFormat.text, "--format", help=LOG_FORMAT_HELP)  # a server's output is its log
 CheckFormatOption = typer.Option(OutputFormat.text, "--format", help=CHECK_FORMAT_HELP)
 CheckOption = typer.Option(False, "--check", help=CHECK_HELP)
 EngineOption = typer.Option("auto", "--engine", metavar="auto|onnx|openvino|torch", help=ENGINE_HELP)

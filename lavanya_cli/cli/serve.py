@@ -10,7 +10,7 @@ import typer
 from ..errors import LavanyaError
 from ..serve.limits import DEFAULT_MAX_CHARS, DEFAULT_QUEUE, DEFAULT_TIMEOUT
 from .app import app
-from .options import EngineOption, FormatOption, ModelsOption, ThreadsOption
+from .options import EngineOption, LogFormatOption, ModelsOption, ThreadsOption
 from .output import PlainFormat, warning_line
 
 
@@ -21,6 +21,10 @@ def serve(
         None, "--voice", metavar="LANG/GENDER[/VARIANT]",
         help="A voice to load, e.g. hindi/male; repeat for more (default: every voice in the model root)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    allowed_host: Optional[list[str]] = typer.Option(
+        None, "--allowed-host", metavar="NAME",
+        help="A Host name to answer to (*.example.com for subdomains, * for any); repeat for more "
+             "(default: localhost, 127.0.0.1 and ::1 on a loopback address, else any)."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     max_chars: int = typer.Option(DEFAULT_MAX_CHARS, "--max-chars", metavar="N", help="Longest text per request (413 above)."),
     queue: int = typer.Option(DEFAULT_QUEUE, "--queue", metavar="N", help="Requests that may wait for a worker (503 beyond)."),
@@ -30,13 +34,15 @@ def serve(
     threads: Optional[int] = ThreadsOption,
     engine: str = EngineOption,
     strict: bool = typer.Option(False, "--strict", help="Refuse (422) text with a word that cannot be pronounced."),
-    format: PlainFormat = FormatOption,
+    format: PlainFormat = LogFormatOption,
 ) -> None:
     """Serve text-to-speech over HTTP: a page at /, the API at /api, reference at /docs.
 
     Each synthesis gets --threads CPU threads, by default the CPUs shared among the workers.
-    The server's output is its log, on stderr: with --format json, one JSON object per line
-    (time, level, logger, message; client, method, path and status for each request).
+    The server's output is its log, all of it on stderr: with --format json, one JSON object
+    per line (time, level, logger, message; client, method, path and status for each request).
+    SIGINT or SIGTERM stops it after the requests in flight; a second one cuts them. Exit
+    code 130 or 143.
     """
     from ..limits import usable_threads
     from ..speech.engines import validate_engine
@@ -52,4 +58,5 @@ def serve(
     validate_engine(engine, "cpu")
     limits = ServerLimits(max_chars=max_chars, queue=queue, timeout=timeout, workers=workers)
     run_server(ServeConfig(models=models, voices=tuple(voice or ()), host=host, port=port, limits=limits,
-                           threads=threads, strict=strict, engine=engine, log_format=format.value))
+                           threads=threads, strict=strict, engine=engine, log_format=format.value,
+                           allowed_hosts=tuple(allowed_host or ())))

@@ -3,38 +3,50 @@
 Audio is never written anywhere: each request's sentences go from the worker straight into the
 response, the WAV header first with "length unknown" (so the first sentence can go out before the
 last is made). Every failure the client can act on is JSON ``{"error": code, "detail": words}``
-with a status that says what happened.
+with a status that says what happened, from a malformed request line (``serve.http``) to a
+body that is not UTF-8 JSON.
+
+The request's deadline (``--timeout``) covers everything: waiting for a worker, speaking, and
+sending. A client that stops reading is cut at the deadline and its worker freed; a client that
+leaves stops its work at once (the sentence being computed is stopped, see ``speech.cancel``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import logging
+import re
 import resource
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import LavanyaError
 from ..limits import checked_number
 from ..speech.audio import wav_header
+from ..speech.cancel import Cancelled
+from .http import CUT_EXTENSION
 from .limits import ALPHA_RANGE, SENTENCE_SILENCE_RANGE, ServerLimits
 from .metrics import ServerMetrics
-from .pool import DeadlinePassed, QueueFull, SpeechJob, SpeechPool
+from .pool import DeadlinePassed, Prepared, QueueFull, SpeechJob, SpeechPool
 from .voices import VoiceSet
 
 log = logging.getLogger("lavanya.serve")
@@ -48,14 +60,36 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 NOT_READY_RETRY_SECONDS = 5
+# The words left out, in a header (percent-encoded, space-separated), kept under nginx's default
+# 4 KB proxy buffer with the other headers; ``X-Unpronounced-Count`` says how many there are
+# and ``POST /api/text`` lists them all.
+UNPRONOUNCED_HEADER_MAX_BYTES = 1024
+# The routes that start speech work: refused to other sites' pages.
+SPEECH_PATHS = frozenset({"/api/tts", "/api/text"})
+# JSON nesting a request body may have (a speech request is one flat object).
+JSON_DEPTH_MAX = 32
+ANY_HOST = "*"
 
 
 # -- request ---------------------------------------------------------------------------------
 
-def _not_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true or false")
+_DECIMAL = re.compile(r"^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$")
+
+
+def _json_number(value: Any) -> Any:
+    """A JSON number field: true, false and strings are refused (``"2"`` is not a number)."""
+    if isinstance(value, (bool, str)):
+        raise ValueError(f"must be a number, not {'true or false' if isinstance(value, bool) else 'a string'}")
     return value
+
+
+def _query_number(value: Any) -> Any:
+    """A query parameter arrives as text: a decimal number, else refused."""
+    if isinstance(value, str):
+        if not _DECIMAL.match(value) or len(value) > 40:
+            raise ValueError("must be a decimal number")
+        return float(value)
+    return _json_number(value)
 
 
 def _in_range(name: str, bounds: tuple[float, float]) -> Callable[[float | None], float | None]:
@@ -69,30 +103,55 @@ def _in_range(name: str, bounds: tuple[float, float]) -> Callable[[float | None]
     return check
 
 
-def _number(name: str, bounds: tuple[float, float], description: str):
+def _number(name: str, bounds: tuple[float, float], description: str, parse: Callable[[Any], Any] = _json_number):
     """A user number field: checked by ``checked_number``, its range in the OpenAPI schema."""
     return Annotated[
         float | None,
-        BeforeValidator(_not_bool),
+        BeforeValidator(parse),
         AfterValidator(_in_range(name, bounds)),
         Field(description=f"{description} From {bounds[0]:g} to {bounds[1]:g}.",
               json_schema_extra={"minimum": bounds[0], "maximum": bounds[1]}),
     ]
 
 
+def _unicode_text(value: str) -> str:
+    """Text that can be spoken and sent back: no lone surrogate (``"\\ud800"`` in JSON)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"holds a lone surrogate (\\u{ord(value[exc.start]):04x}) at character {exc.start}: "
+                         "send the text as UTF-8") from None
+    return value
+
+
+_ALPHA_DOC = "Speaking rate as a duration scale: higher is slower (default 1)."
+_SILENCE_DOC = "Seconds of pause between sentences."
+
+
 class SpeechRequest(BaseModel):
-    """What to say and with which voice (the JSON body of POST, or the query of GET)."""
+    """What to say and with which voice (the JSON body of POST)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description="Text to speak. Inline tags: <alpha=1.2> for the rate, <sil=500ms> for a pause.")
-    lang: str = Field(min_length=1, max_length=40, description="Voice language, e.g. hindi (see /api/voices).")
-    gender: str = Field(min_length=1, max_length=16, description="male or female.")
-    variant: str | None = Field(None, max_length=40, description="Voice variant (latest, bilingual, ...).")
-    alpha: _number("alpha", ALPHA_RANGE, "Speaking rate as a duration scale: higher is slower (default 1).") = None
-    sentence_silence: _number("sentence_silence", SENTENCE_SILENCE_RANGE, "Seconds of pause between sentences.") = 0.0
+    text: Annotated[str, AfterValidator(_unicode_text)] = Field(
+        description="Text to speak. Inline tags: <alpha=1.2> for the rate, <sil=500ms> for a pause.")
+    lang: Annotated[str, AfterValidator(_unicode_text)] = Field(
+        min_length=1, max_length=40, description="Voice language, e.g. hindi (see /api/voices).")
+    gender: Annotated[str, AfterValidator(_unicode_text)] = Field(min_length=1, max_length=16,
+                                                                  description="male or female.")
+    variant: Annotated[str | None, AfterValidator(lambda v: v if v is None else _unicode_text(v))] = Field(
+        None, max_length=40, description="Voice variant (latest, bilingual, ...).")
+    alpha: _number("alpha", ALPHA_RANGE, _ALPHA_DOC) = None
+    sentence_silence: _number("sentence_silence", SENTENCE_SILENCE_RANGE, _SILENCE_DOC) = 0.0
     format: Literal["wav", "pcm"] = Field(
         "wav", description="wav: a WAV stream; pcm: raw little-endian 16-bit mono PCM, rate in X-Sample-Rate.")
+
+
+class SpeechQuery(SpeechRequest):
+    """The same as query parameters of GET (numbers as decimal text)."""
+
+    alpha: _number("alpha", ALPHA_RANGE, _ALPHA_DOC, _query_number) = None
+    sentence_silence: _number("sentence_silence", SENTENCE_SILENCE_RANGE, _SILENCE_DOC, _query_number) = 0.0
 
 
 class ErrorBody(BaseModel):
@@ -107,48 +166,152 @@ def _error(status: int, error: str, detail: str, headers: dict[str, str] | None 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": words} for status, words in {
+        400: "A Host this server does not answer to, or a request that is not valid HTTP.",
+        403: "A request from another site's page (this API answers its own page and non-browser clients).",
         404: "No such voice here (the body lists the voices there are).",
         413: "The text is longer than the server's --max-chars.",
+        414: "A request target over 8 KB: send long text in a POST body.",
         422: "Malformed JSON or parameters, empty text, or nothing the voice can pronounce.",
+        431: "Headers too large or too many.",
         503: "Every worker is busy and the wait line is full (see Retry-After), or voices are still loading.",
         504: "No audio within the server's --timeout.",
     }.items()
 }
 
 
+class CheckedJsonRequest(Request):
+    """A request whose JSON body is parsed strictly: UTF-8, bounded nesting, numbers Python can
+    hold; any failure is a ``json.JSONDecodeError`` (FastAPI's 422 ``json_invalid``) naming it,
+    never an internal error."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parse_json_body(await self.body())
+        return self._json
+
+
+def parse_json_body(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise json.JSONDecodeError(f"not UTF-8 (byte {exc.start})", "", exc.start) from None
+    depth = _nesting(text)
+    if depth > JSON_DEPTH_MAX:
+        raise json.JSONDecodeError(f"nested {depth} levels deep (at most {JSON_DEPTH_MAX})", text, 0)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as exc:  # a number with thousands of digits
+        raise json.JSONDecodeError(str(exc).split(";")[0], text, 0) from None
+
+
+def _nesting(text: str) -> int:
+    """The deepest ``[``/``{`` nesting in JSON text outside strings (an upper bound: cheap,
+    before the parser recurses)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for character in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+        elif character == '"':
+            in_string = True
+        elif character in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif character in "]}":
+            depth -= 1
+    return deepest
+
+
+class CheckedRoute(APIRoute):
+    """FastAPI's route with ``CheckedJsonRequest`` for its body."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            return await handler(CheckedJsonRequest(request.scope, request.receive))
+
+        return checked
+
+
 # -- the streamed answer ---------------------------------------------------------------------
+
+class ClientStalled(Exception):
+    """The client stopped reading: the response could not be sent before the deadline."""
+
 
 class SpeechResponse(Response):
     """Audio sentence by sentence. Headers go out with the first sentence, so a request that
     times out or cannot be spoken before then still gets a JSON error and its status; later,
     a timeout or failure closes the connection mid-stream, which a client sees as a cut body.
-    A client that leaves stops the work at the next sentence."""
+    A client that leaves stops the work at once; one that stops reading is cut at the deadline.
+    ``cut`` ends it from outside (a forced shutdown)."""
 
     def __init__(self, job: SpeechJob, audio_format: str, metrics: ServerMetrics, arrived: float,
-                 timeout: float):
+                 timeout: float, active: set[SpeechResponse]):
         super().__init__(status_code=200)
         self._job = job
         self._format = audio_format
         self._metrics = metrics
         self._arrived = arrived
         self._timeout = timeout
+        self._active = active
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._cut_connection: Callable[[], None] | None = None
+        self._cut_reason: str | None = None
+
+    def cut(self, reason: str) -> None:
+        """Stop the work and drop the connection (on the event loop)."""
+        self._cut_reason = reason
+        self._job.close()
+        if self._tasks is not None:
+            self._tasks.cancel_scope.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with anyio.create_task_group() as tasks:
-            async def watch_for_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                tasks.cancel_scope.cancel()
+        self._cut_connection = scope.get("extensions", {}).get(CUT_EXTENSION)
+        self._active.add(self)
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
 
-            tasks.start_soon(watch_for_disconnect)
-            try:
-                await self._stream(scope, receive, send)
-            except anyio.get_cancelled_exc_class():
-                self._metrics.cut.labels("disconnect").inc()
-                raise
-            finally:
-                tasks.cancel_scope.cancel()
-                self._job.close()
+                async def watch_for_disconnect() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    self._cut_reason = self._cut_reason or "disconnect"
+                    self._job.close()  # stops the sentence being computed
+                    tasks.cancel_scope.cancel()
+
+                tasks.start_soon(watch_for_disconnect)
+                try:
+                    await self._stream(scope, receive, send)
+                except ClientStalled:
+                    log.warning("%s: the client stopped reading; cut at the %g s limit",
+                                self._job.voice.spec.name, self._timeout)
+                    self._cut_reason = "stalled"
+                finally:
+                    tasks.cancel_scope.cancel()
+                    if self._cut_reason and self._cut_connection is not None:
+                        self._cut_connection()  # dropped, not closed: nothing waits for unread audio
+        finally:
+            self._active.discard(self)
+            self._job.close()
+            if self._cut_reason:
+                self._metrics.cut.labels(self._cut_reason).inc()
+
+    async def _send(self, send: Send, message: Message) -> None:
+        """``send`` within the request's deadline: a client that does not read is cut."""
+        try:
+            async with asyncio.timeout_at(self._job.deadline):
+                await send(message)
+        except TimeoutError:
+            raise ClientStalled() from None
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         job = self._job
@@ -157,21 +320,24 @@ class SpeechResponse(Response):
             first = await job.next_piece()
         except DeadlinePassed as exc:
             detail = f"no audio within the server's {self._timeout:g} s limit ({exc}); try a shorter text"
-            return await _error(504, "timeout", detail)(scope, receive, send)
+            return await _error(504, "timeout", detail)(scope, receive, self._sender(send))
+        except Cancelled:
+            return
         except LavanyaError as exc:
-            return await _error(422, "unspeakable", exc.message)(scope, receive, send)
+            return await _error(422, "unspeakable", exc.message)(scope, receive, self._sender(send))
         except Exception:
             log.exception("speech failed before the first sentence")
-            return await _error(500, "internal", "speech failed; see the server log")(scope, receive, send)
+            return await _error(500, "internal", "speech failed; see the server log")(scope, receive, self._sender(send))
 
         rate = job.voice.sample_rate
         headers = {"cache-control": "no-store", "x-sample-rate": str(rate), "x-sample-format": "s16le",
                    "x-channels": "1", "x-voice": quote(job.voice.spec.name), "x-sentences": str(prepared.sentences)}
         if prepared.unpronounced:
-            headers["x-unpronounced"] = quote(" ".join(prepared.unpronounced))
+            headers["x-unpronounced"] = unpronounced_header(prepared.unpronounced)
+            headers["x-unpronounced-count"] = str(len(prepared.unpronounced))
         headers["content-type"] = "audio/wav" if self._format == "wav" else "application/octet-stream"
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(key.encode(), value.encode()) for key, value in headers.items()]})
+        await self._send(send, {"type": "http.response.start", "status": 200,
+                                "headers": [(key.encode(), value.encode()) for key, value in headers.items()]})
         opening = wav_header(rate, None) if self._format == "wav" else b""
         await self._send_piece(send, opening + first.pcm, first.seconds)
         self._metrics.first_byte.observe(time.perf_counter() - self._arrived)
@@ -180,36 +346,90 @@ class SpeechResponse(Response):
                 piece = await job.next_piece()
             except DeadlinePassed:
                 log.warning("%s: stopped at the %g s limit; the stream is cut", job.voice.spec.name, self._timeout)
-                self._metrics.cut.labels("timeout").inc()
+                self._cut_reason = "timeout"
                 return  # without the final empty body: the server closes the connection mid-stream
-            except Exception:
-                log.exception("speech failed mid-stream")
-                self._metrics.cut.labels("error").inc()
+            except Cancelled:
+                return
+            except Exception as exc:
+                log.error("speech failed mid-stream: %s", exc.message if isinstance(exc, LavanyaError) else exc,
+                          exc_info=None if isinstance(exc, LavanyaError) else exc)
+                self._cut_reason = "error"
                 return
             if piece is None:
                 break
             await self._send_piece(send, piece.pcm, piece.seconds)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
         self._metrics.latency.observe(time.perf_counter() - self._arrived)
 
+    def _sender(self, send: Send) -> Send:
+        async def bounded(message: Message) -> None:
+            await self._send(send, message)
+        return bounded
+
     async def _send_piece(self, send: Send, body: bytes, seconds: float) -> None:
-        await send({"type": "http.response.body", "body": body, "more_body": True})
+        await self._send(send, {"type": "http.response.body", "body": body, "more_body": True})
         self._metrics.audio_seconds.labels(self._job.voice.spec.name).inc(seconds)
+
+
+def unpronounced_header(words: tuple[str, ...]) -> str:
+    """The words left out, percent-encoded and space-separated, as many as fit in
+    ``UNPRONOUNCED_HEADER_MAX_BYTES`` (``X-Unpronounced-Count`` has the total)."""
+    kept, size = [], 0
+    for word in words:
+        encoded = quote(word)
+        if size + len(encoded) + 1 > UNPRONOUNCED_HEADER_MAX_BYTES:
+            break
+        kept.append(encoded)
+        size += len(encoded) + 1
+    return "%20".join(kept)
 
 
 # -- what every request passes through -------------------------------------------------------
 
+def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether ``host`` (a Host header or an origin's host, port and brackets taken off) is one
+    of ``allowed``: a name, ``*.domain`` for its subdomains, or ``*`` for any."""
+    if ANY_HOST in allowed:
+        return True
+    name = urlsplit(f"//{host}").hostname or ""
+    for pattern in allowed:
+        pattern = pattern.lower().strip("[]")
+        if name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:])):
+            return True
+    return False
+
+
 class Guard:
-    """ASGI middleware: adds the security headers to every response, bounds request bodies (one
-    declared too large is refused unread; a chunked one is stopped where it passes the bound) and
-    counts responses by route and status (``no_response`` when the client left before any)."""
+    """ASGI middleware: answers only for ``allowed_hosts`` (a page on another name, as after DNS
+    rebinding, gets 400), refuses speech to other sites' pages (403), adds the security headers
+    to every response, bounds request bodies (one declared too large is refused unread; a
+    chunked one is stopped where it passes the bound) and counts responses by route and status
+    (``no_response`` when the client left before any)."""
 
     def __init__(self, app: ASGIApp, metrics: ServerMetrics, too_large: Callable[[], Response],
-                 max_body_bytes: int):
+                 max_body_bytes: int, allowed_hosts: tuple[str, ...], route_of: Callable[[Scope], str]):
         self.app = app
         self.metrics = metrics
         self.too_large = too_large
         self.max_body_bytes = max_body_bytes
+        self.allowed_hosts = allowed_hosts
+        self.route_of = route_of
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not host_allowed(host, self.allowed_hosts):
+            return _error(400, "bad_host", f"this server does not answer to the host {host[:100]!r}; "
+                                           "see lavanya serve --allowed-host")
+        if scope["path"] in SPEECH_PATHS:
+            origin = headers.get(b"origin", b"").decode("latin-1")
+            cross_site = headers.get(b"sec-fetch-site", b"") == b"cross-site"
+            if cross_site or (origin and origin != "null" and not host_allowed(urlsplit(origin).netloc, self.allowed_hosts)):
+                return _error(403, "cross_origin", "speech is not started for another site's page")
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return self.too_large()
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -223,10 +443,10 @@ class Guard:
                 message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
             await send(message)
 
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self.too_large()(scope, receive, guarded_send)
-            self.metrics.requests.labels("other", "413").inc()
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, guarded_send)
+            self.metrics.requests.labels(self.route_of(scope), str(status)).inc()
             return
         received = 0
 
@@ -244,38 +464,59 @@ class Guard:
             status = status or 500  # answered by the server's error handler, outside this middleware
             raise
         finally:
-            route = getattr(scope.get("route"), "path", "other")
+            route = getattr(scope.get("route"), "path", None) or self.route_of(scope)
             self.metrics.requests.labels(route, str(status or "no_response")).inc()
 
 
 # -- the application -------------------------------------------------------------------------
 
 def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[], None] | None = None,
-               on_fatal: Callable[[BaseException], None] | None = None) -> FastAPI:
-    """The server for ``voices``. ``load_voices`` (blocking) runs on a thread once the server
-    is up, so health answers while voices load and readiness turns true when they have; if it
-    fails, ``on_fatal`` is told (the command stops the server and exits with the error)."""
+               on_fatal: Callable[[BaseException], None] | None = None,
+               allowed_hosts: tuple[str, ...] = (ANY_HOST,)) -> FastAPI:
+    """The server for ``voices``. ``load_voices`` (blocking) runs on a thread of its own once the
+    server is up, so health answers while voices load and readiness turns true when they have;
+    if it fails, ``on_fatal`` is told (the command stops the server and exits with the error).
+    ``allowed_hosts``: the Host names it answers to (``*``: any). ``app.state.cut_all(reason)``
+    cuts every speech request in flight (a forced shutdown)."""
     pool = SpeechPool(limits.workers, limits.queue)
     metrics = ServerMetrics(waiting=lambda: pool.waiting, busy=lambda: pool.busy)
+    active: set[SpeechResponse] = set()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        loading = asyncio.create_task(_load(load_voices, on_fatal)) if load_voices else None
+        if load_voices:
+            _load_in_background(load_voices, on_fatal, asyncio.get_running_loop())
         yield
-        if loading is not None:
-            loading.cancel()
         pool.shutdown()
 
     app = FastAPI(
         title="lavanya", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Text to speech with Fastspeech2_HS voices. Audio is streamed sentence by sentence.",
+        **_no_telemetry(),
     )
+    app.router.route_class = CheckedRoute
+
+    def cut_all(reason: str) -> int:
+        cut = list(active)
+        for response in cut:
+            response.cut(reason)
+        return len(cut)
+
+    app.state.cut_all = cut_all
+    app.state.in_flight = lambda: len(active)
 
     def body_too_large() -> JSONResponse:
         return _error(413, "body_too_large", f"the request body is over {limits.max_body_bytes} bytes; "
                       f"the text may be {limits.max_chars} characters")
 
-    app.add_middleware(Guard, metrics=metrics, too_large=body_too_large, max_body_bytes=limits.max_body_bytes)
+    def route_of(scope: Scope) -> str:
+        for route in app.router.routes:
+            if route.matches(scope)[0] is Match.FULL:
+                return getattr(route, "path", "other")
+        return "other"
+
+    app.add_middleware(Guard, metrics=metrics, too_large=body_too_large, max_body_bytes=limits.max_body_bytes,
+                       allowed_hosts=tuple(allowed_hosts), route_of=route_of)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -293,8 +534,8 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
         log.error("internal error: %s: %s", type(exc).__name__, exc, exc_info=exc)
         return _error(500, "internal", "internal error; see the server log")
 
-    async def speak(request: SpeechRequest) -> Response:
-        arrived = time.perf_counter()
+    def admit(request: SpeechRequest) -> SpeechJob | JSONResponse:
+        """The request's job (a worker or a place in line), or the response refusing it."""
         if not voices.ready:
             return _error(503, "not_ready", "voices are still loading; try again shortly",
                           headers={"retry-after": str(NOT_READY_RETRY_SECONDS)})
@@ -310,12 +551,18 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
             return _error(404, "unknown_voice", f"no voice {missing.args[0]} here; voices: {', '.join(names)}",
                           voices=names)
         try:
-            job = pool.admit(voice, request.text, request.alpha, request.sentence_silence or 0.0, limits.timeout)
+            return pool.admit(voice, request.text, request.alpha, request.sentence_silence or 0.0, limits.timeout)
         except QueueFull as busy:
-            return _error(503, "queue_full", f"all {pool.workers} workers are busy and {pool.queue_limit} requests "
-                          f"are waiting; retry after {busy.retry_after} s",
-                          headers={"retry-after": str(busy.retry_after)})
-        return SpeechResponse(job, request.format, metrics, arrived, limits.timeout)
+            workers = f"all {pool.workers} workers are" if pool.workers > 1 else "the one worker is"
+            return _error(503, "queue_full", f"{workers} busy and {pool.queue_limit} requests are waiting; "
+                          f"retry after {busy.retry_after} s", headers={"retry-after": str(busy.retry_after)})
+
+    async def speak(request: SpeechRequest) -> Response:
+        arrived = time.perf_counter()
+        job = admit(request)
+        if isinstance(job, Response):
+            return job
+        return SpeechResponse(job, request.format, metrics, arrived, limits.timeout, active)
 
     speech_doc = dict(
         response_class=Response, responses={200: {"content": {"audio/wav": {}, "application/octet-stream": {}},
@@ -328,33 +575,56 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
         return await speak(request)
 
     @app.get("/api/tts", summary="Speak text (query parameters, for quick use)", **speech_doc)
-    async def speak_get(request: Annotated[SpeechRequest, Query()]) -> Response:
+    async def speak_get(request: Annotated[SpeechQuery, Query()]) -> Response:
         return await speak(request)
 
-    @app.get("/api/voices", summary="The voices this server speaks with, and its limits")
+    @app.post("/api/text", summary="What would be spoken: sentences, model input, words left out (no audio)",
+              responses=ERROR_RESPONSES)
+    async def plan_text(request: SpeechRequest) -> Any:
+        job = admit(request)
+        if isinstance(job, Response):
+            return job
+        try:
+            prepared = await job.prepare()
+        except DeadlinePassed as exc:
+            return _error(504, "timeout", f"not planned within the server's {limits.timeout:g} s limit ({exc})")
+        except LavanyaError as exc:
+            return _error(422, "unspeakable", exc.message)
+        finally:
+            job.close()
+        return _plan_body(job, prepared)
+
+    def both(path: str, **kwargs: Any):
+        """GET (in the API's schema) and HEAD (for health checks that send it) on one function."""
+        def register(function: Callable) -> Callable:
+            app.api_route(path, methods=["HEAD"], **{**kwargs, "include_in_schema": False})(function)
+            return app.get(path, **kwargs)(function)
+        return register
+
+    @both("/api/voices", summary="The voices this server speaks with, and its limits")
     async def list_voices() -> dict[str, Any]:
         return {"voices": voices.describe(), "limits": limits.describe(), "ready": voices.ready}
 
-    @app.get("/healthz", summary="Alive: the process answers")
+    @both("/healthz", summary="Alive: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Ready: every voice is loaded", responses={503: {"model": ErrorBody}})
+    @both("/readyz", summary="Ready: every voice is loaded", responses={503: {"model": ErrorBody}})
     async def readyz() -> Response:
         if not voices.ready:
             return _error(503, "not_ready", "voices are still loading",
                           headers={"retry-after": str(NOT_READY_RETRY_SECONDS)})
         return JSONResponse({"status": "ready", "voices": voices.names()})
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @both("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", include_in_schema=False)
+    @both("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
-    @app.get("/docs", include_in_schema=False)
+    @both("/docs", include_in_schema=False)
     async def api_reference() -> FileResponse:
         return FileResponse(STATIC_DIR / "docs.html")
 
@@ -362,16 +632,42 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
     return app
 
 
-async def _load(load_voices: Callable[[], None], on_fatal: Callable[[BaseException], None] | None) -> None:
-    try:
-        await asyncio.to_thread(load_voices)
-    except Exception as exc:
-        message = exc.message if isinstance(exc, LavanyaError) else f"{type(exc).__name__}: {exc}"
-        log.error("cannot load the voices: %s", message, exc_info=None if isinstance(exc, LavanyaError) else exc)
-        if on_fatal is not None:
-            on_fatal(exc)
-        return
-    log.info("ready; peak memory so far %d MB", peak_rss_bytes() // (1 << 20))
+def _plan_body(job: SpeechJob, prepared: Prepared) -> dict[str, Any]:
+    return {
+        "voice": job.voice.spec.name,
+        "sentences": [{"text": u.text or u.skipped, "model_input": u.model_input, "spoken": bool(u.text),
+                       "unpronounced": list(u.unpronounced), "spelled": list(u.spelled),
+                       "incomplete": list(u.incomplete)}
+                      for u in prepared.plan if u.text or u.skipped],
+        "unpronounced": list(prepared.unpronounced),
+    }
+
+
+def _no_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry (newer versions) off: the server reports through /metrics
+    and its log, and reaches no collector."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}}
+
+
+def _load_in_background(load_voices: Callable[[], None], on_fatal: Callable[[BaseException], None] | None,
+                        loop: asyncio.AbstractEventLoop) -> None:
+    """``load_voices`` on a daemon thread: a stop never waits for a load to finish."""
+    import threading
+
+    def run() -> None:
+        try:
+            load_voices()
+        except Exception as exc:
+            message = exc.message if isinstance(exc, LavanyaError) else f"{type(exc).__name__}: {exc}"
+            log.error("cannot load the voices: %s", message, exc_info=None if isinstance(exc, LavanyaError) else exc)
+            if on_fatal is not None:
+                loop.call_soon_threadsafe(on_fatal, exc)
+            return
+        log.info("ready; peak memory so far %d MB", peak_rss_bytes() // (1 << 20))
+
+    threading.Thread(target=run, name="lavanya-load-voices", daemon=True).start()
 
 
 def peak_rss_bytes() -> int:
@@ -383,13 +679,15 @@ def _validation_detail(exc: RequestValidationError) -> str:
     """Pydantic's errors as ``field: what is wrong`` lines joined into one."""
     parts = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query"))
-        message = str(error.get("msg", "invalid"))
         if error.get("type") == "json_invalid":
-            message = f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
-        message = message.removeprefix("Value error, ")
+            position = next((part for part in error.get("loc", ()) if isinstance(part, int)), None)
+            where = f" at character {position}" if position else ""
+            parts.append(f"the body is not valid JSON: {error.get('ctx', {}).get('error', 'parse error')}{where}")
+            continue
+        where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query"))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where and not message.startswith(where) else message)
     return "; ".join(parts) or "invalid request"
 
 
-__all__ = ["create_app", "SpeechRequest", "SpeechResponse", "peak_rss_bytes"]
+__all__ = ["create_app", "SpeechRequest", "SpeechResponse", "peak_rss_bytes", "host_allowed"]

@@ -3,9 +3,10 @@ requests, and a deadline per request.
 
 A request is admitted at once or refused at once (``QueueFull``): it either takes a free worker
 or joins the line. Its work then runs one step at a time on a worker thread (the plan, then one
-sentence or pause per step), so a request that passes its deadline or whose client leaves stops
-at the next sentence boundary. A sentence already running cannot be interrupted; the worker is
-handed on only when it has finished, so no more than ``workers`` sentences ever run at once.
+sentence or pause per step). A request that passes its deadline or whose client leaves is
+closed: the graph running for it is told to stop (``speech.cancel``), so its worker is free
+within one operator rather than after the sentence; the worker is handed on only when that run
+has ended, so no more than ``workers`` sentences ever run at once.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from ..limits import checked_alpha
+from ..speech.cancel import StopSwitch, stoppable
 
 if TYPE_CHECKING:
-    from ..speech.voice import AudioChunk, Voice
+    from ..speech.voice import AudioChunk, Utterance, Voice
 
 T = TypeVar("T")
 
@@ -48,6 +50,7 @@ class Prepared:
 
     sentences: int
     unpronounced: tuple[str, ...]
+    plan: tuple["Utterance", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class SpeechJob:
         self._running: asyncio.Future | None = None
         self._chunks = None
         self._closed = False
+        self._switch = StopSwitch()
 
     async def prepare(self) -> Prepared:
         """Wait for a worker, then plan the text there (LavanyaError: nothing speakable)."""
@@ -157,9 +161,11 @@ class SpeechJob:
         return await self._in_worker(self._render_next)
 
     def close(self) -> None:
+        """Done with the request: its running graph is stopped and its worker given back."""
         if self._closed:
             return
         self._closed = True
+        self._switch.stop()
         if not self._holding:
             self._pool._leave_line(self._turn)
             return
@@ -171,7 +177,7 @@ class SpeechJob:
     # -- on the loop ---------------------------------------------------------------------
 
     async def _in_worker(self, work: Callable[[], T]) -> T:
-        running = asyncio.wrap_future(self._pool._executor.submit(work))
+        running = asyncio.wrap_future(self._pool._executor.submit(self._stoppable, work))
         self._running = running
         try:
             async with asyncio.timeout_at(self.deadline):
@@ -189,6 +195,10 @@ class SpeechJob:
 
     # -- on a worker thread --------------------------------------------------------------
 
+    def _stoppable(self, work: Callable[[], T]) -> T:
+        with stoppable(self._switch):
+            return work()
+
     def _plan(self) -> Prepared:
         plan = self.voice.plan(self._text, self._alpha, self._sentence_silence)
         for utterance in plan:
@@ -196,7 +206,7 @@ class SpeechJob:
                 checked_alpha(utterance.alpha, "alpha (from an <alpha=...> tag)")
         self._chunks = self.voice.render(plan)
         unpronounced = dict.fromkeys(word for utterance in plan for word in utterance.unpronounced)
-        return Prepared(sum(1 for utterance in plan if utterance.text), tuple(unpronounced))
+        return Prepared(sum(1 for utterance in plan if utterance.text), tuple(unpronounced), tuple(plan))
 
     def _render_next(self) -> Piece | None:
         chunk: AudioChunk | None = next(self._chunks, None)

@@ -1,16 +1,22 @@
 """Running the server: find the voices (fast, so a typo fails at once), start uvicorn, load
-the voices on a thread while health already answers, serve until SIGINT or SIGTERM."""
+the voices on a thread while health already answers, serve until SIGINT or SIGTERM.
+
+Stopping: the first SIGINT or SIGTERM stops taking requests and lets those in flight finish
+(each within its own ``--timeout``); a second one cuts them (their work stopped, their
+connections dropped) and stops at once. Either way one log line says what happens, and the
+command exits 130 (SIGINT) or 143 (SIGTERM), as every lavanya command stopped by a signal does.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import ipaddress
 import json
 import logging.config
 import math
-import os
 import signal
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +24,14 @@ import uvicorn
 import uvicorn.config
 
 from ..errors import LavanyaError, Stopped
-from .app import create_app
+from ..limits import available_cpus
+from .app import ANY_HOST, create_app
+from .http import BoundedHttpProtocol
 from .limits import ServerLimits
 from .voices import VoiceName, VoiceSet, choose_specs
+
+log = logging.getLogger("lavanya.serve")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class ServeConfig:
     strict: bool = False
     engine: str = "auto"
     log_format: str = "text"  # or "json": one JSON object per log line
+    allowed_hosts: tuple[str, ...] = ()  # empty: see ``hosts``
 
     @property
     def engine_threads(self) -> int:
@@ -43,10 +55,27 @@ class ServeConfig:
         (more threads than cores only makes the workers fight)."""
         if self.threads is not None:
             return self.threads
-        return max(1, len(os.sched_getaffinity(0)) // self.limits.workers)
+        return max(1, available_cpus() // self.limits.workers)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The Host names the server answers to: those given, else the loopback names when it
+        listens on loopback (a page elsewhere cannot reach it by DNS rebinding), else any."""
+        if self.allowed_hosts:
+            return self.allowed_hosts
+        return LOOPBACK_NAMES + (self.host,) if is_loopback(self.host) else (ANY_HOST,)
 
     def load_options(self) -> dict[str, Any]:
         return {"threads": self.engine_threads, "strict": self.strict, "engine": self.engine}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class HideQueryStrings(logging.Filter):
@@ -77,11 +106,14 @@ class JsonLines(logging.Formatter):
 
 
 def logging_config(log_format: str = "text") -> dict[str, Any]:
-    """uvicorn's log setup, query strings kept out of the access log, and the server's own
-    ``lavanya`` lines on the same stream; with ``log_format`` json, every line as JSON."""
+    """uvicorn's log setup on one stream, stderr (its access lines would go to stdout), query
+    strings kept out of the access log, and the server's own ``lavanya`` lines on the same
+    stream; with ``log_format`` json, every line as JSON."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config.setdefault("filters", {})["hide_queries"] = {"()": HideQueryStrings}
     config["handlers"]["access"]["filters"] = ["hide_queries"]
+    for handler in config["handlers"].values():
+        handler["stream"] = "ext://sys.stderr"
     config["loggers"]["lavanya"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     if log_format == "json":
         config["formatters"]["json"] = {"()": JsonLines}
@@ -90,9 +122,51 @@ def logging_config(log_format: str = "text") -> dict[str, Any]:
     return config
 
 
+def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8000, timeout: float = 60.0,
+                   **options: Any) -> uvicorn.Config:
+    """uvicorn's settings for lavanya's app: the bounded HTTP protocol (``serve.http``) and a
+    graceful stop that waits as long as a request may take."""
+    return uvicorn.Config(app, host=host, port=port, http=BoundedHttpProtocol, log_config=None,
+                          timeout_graceful_shutdown=math.ceil(timeout) + 1, **options)
+
+
+class LavanyaServer(uvicorn.Server):
+    """uvicorn's server with lavanya's stop (see the module doc): the first signal is uvicorn's
+    graceful stop, the second cuts the requests in flight so that the graceful stop ends at
+    once, a third stops without waiting for anything. ``signals`` records the signals received
+    (the command exits with the first one's code)."""
+
+    def __init__(self, config: uvicorn.Config, app_state: Any):
+        super().__init__(config)
+        self.signals: list[int] = []
+        self._state = app_state
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.signals.append(sig)
+        name = signal.Signals(sig).name
+        if len(self.signals) == 1:
+            self.should_exit = True
+            log.info("%s: taking no more requests; finishing %d in flight (at most %g s); send it again to stop now",
+                     name, self._state.in_flight(), self.config.timeout_graceful_shutdown)
+        elif len(self.signals) == 2 and self._loop is not None:
+            log.warning("%s again: cutting %d requests in flight and stopping", name, self._state.in_flight())
+            self._loop.call_soon_threadsafe(self._state.cut_all, "shutdown")  # on the loop, not in the handler
+        else:
+            self.force_exit = True
+
+
 def serve(config: ServeConfig) -> None:
     """Serve until interrupted. A voice that cannot be found or loaded, or an address that
-    cannot be listened on, raises LavanyaError (after the server has stopped)."""
+    cannot be listened on, raises LavanyaError (after the server has stopped); a stop by signal
+    raises Stopped once the server has stopped (already logged)."""
+    from ..speech.export_store import no_memo_writes
+    from ..speech.onnx_engine import reserve_arena
+
     names = [VoiceName.parse(text) for text in config.voices]
     failures: list[BaseException] = []
     voices = VoiceSet()
@@ -101,19 +175,24 @@ def serve(config: ServeConfig) -> None:
         failures.append(exc)
         server.should_exit = True  # the server below, running by the time voices load
 
+    def load() -> None:
+        with no_memo_writes():  # the server writes nothing
+            voices.load(specs, config.load_options(), skip_failures=not names)
+
     logging.config.dictConfig(logging_config(config.log_format))  # before the voices are looked for: they log
     specs = choose_specs(names, config.models)
-    load = partial(voices.load, specs, config.load_options(), skip_failures=not names)
-    app = create_app(config.limits, voices, load_voices=load, on_fatal=stop_on)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=config.host, port=config.port, log_config=None,
-        timeout_graceful_shutdown=math.ceil(config.limits.timeout) + 1))
+    reserve_arena(config.limits.workers)
+    app = create_app(config.limits, voices, load_voices=load, on_fatal=stop_on, allowed_hosts=config.hosts)
+    server = LavanyaServer(uvicorn_config(app, config.host, config.port, config.limits.timeout), app.state)
     try:
         server.run()
-    except Stopped as stop:  # uvicorn drained the requests, then passed the signal on: a clean stop
-        logging.getLogger("lavanya.serve").info("stopped by %s after the requests in flight", signal.Signals(stop.signum).name)
-        return
     except SystemExit:
         raise LavanyaError(f"cannot serve on {config.host}:{config.port} (see the line above)") from None
     if failures:
         raise failures[0]  # a LavanyaError, or (a missing library, a bug) what the command's main words
+    if server.signals:
+        log.info("stopped by %s", signal.Signals(server.signals[0]).name)
+        raise Stopped(server.signals[0], announced=True)
+
+
+__all__ = ["ServeConfig", "LavanyaServer", "logging_config", "serve", "uvicorn_config", "is_loopback"]

@@ -1,0 +1,110 @@
+"""The HTTP connection, bounded by the server itself rather than only by a proxy in front of it.
+
+uvicorn's parser keeps a request's target and headers as they arrive, with no bound on their
+size or number: a 300 MB URL once held the event loop for seconds (health checks timed out) and
+one 300 MB header took a server from 226 to 610 MB. Its connections also wait without end for a
+request that never finishes arriving. ``BoundedHttpProtocol`` is uvicorn's httptools protocol
+with bounds applied as the bytes are parsed:
+
+* the request target (path and query) at most ``TARGET_MAX_BYTES`` (414),
+* each header line at most ``HEADER_MAX_BYTES``, all of them at most ``HEADERS_MAX_BYTES``,
+  at most ``HEADERS_MAX`` of them (431),
+* the request line and headers within ``HEAD_SECONDS`` of the connection opening or of the
+  request starting (408),
+
+each refused at once with the server's JSON error shape and the connection closed. Any other
+malformed request gets the same shape (400) instead of uvicorn's plain text. A request's scope
+also carries ``lavanya.cut``: the app calls it to drop a connection whose client has stopped
+reading (``transport.abort``: a close would wait for the unread audio to drain).
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+TARGET_MAX_BYTES = 8 * 1024
+HEADER_MAX_BYTES = 8 * 1024
+HEADERS_MAX_BYTES = 32 * 1024
+HEADERS_MAX = 64
+HEAD_SECONDS = 10.0
+CUT_EXTENSION = "lavanya.cut"
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, error: str, detail: str):
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def error_response(status: int, error: str, detail: str) -> bytes:
+    """A whole HTTP/1.1 response carrying the server's JSON error, closing the connection."""
+    body = json.dumps({"error": error, "detail": detail}).encode()
+    return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools connection with the bounds in the module doc."""
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._refusal: _Refused | None = None
+        self._head_bytes = 0
+        self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_timer.cancel()
+        super().connection_lost(exc)
+
+    def _head_too_slow(self) -> None:
+        if not self.transport.is_closing():
+            self._refuse_now(_Refused(408, "request_timeout",
+                                      f"the request line and headers did not arrive within {HEAD_SECONDS:g} s"))
+
+    def _refuse_now(self, refusal: _Refused) -> None:
+        self.logger.warning("refused a request: %s", refusal.detail)
+        self.transport.write(error_response(refusal.status, refusal.error, refusal.detail))
+        self.transport.close()
+
+    # httptools' callbacks: an exception raised here makes the parser fail, and uvicorn then
+    # answers through ``send_400_response`` (below), which sends the refusal instead.
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        if self._head_timer.cancelled():  # a request after a kept-alive one: its own deadline
+            self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > TARGET_MAX_BYTES:
+            self._refusal = _Refused(414, "uri_too_long", f"the request target is over {TARGET_MAX_BYTES} bytes; "
+                                                          "send long text in a POST body")
+            raise self._refusal
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        size = len(name) + len(value)
+        self._head_bytes += size
+        problem = (f"a header is over {HEADER_MAX_BYTES} bytes" if size > HEADER_MAX_BYTES
+                   else f"the headers are over {HEADERS_MAX_BYTES} bytes" if self._head_bytes > HEADERS_MAX_BYTES
+                   else f"there are more than {HEADERS_MAX} headers" if len(self.headers) >= HEADERS_MAX else None)
+        if problem:
+            self._refusal = _Refused(431, "headers_too_large", problem)
+            raise self._refusal
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._head_timer.cancel()
+        self.scope["extensions"] = {**self.scope.get("extensions", {}), CUT_EXTENSION: self.transport.abort}
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        refusal = self._refusal or _Refused(400, "bad_request", "the request is not valid HTTP/1.1")
+        self._refusal = None
+        self._head_timer.cancel()
+        self._refuse_now(refusal)
+
+
+__all__ = ["BoundedHttpProtocol", "CUT_EXTENSION", "error_response"]
