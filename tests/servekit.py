@@ -67,16 +67,19 @@ class RunningServer:
 def start_server(voices: list | None, limits: ServerLimits | None = None,
                  load_voices: Callable[[VoiceSet], None] | None = None,
                  on_fatal: Callable[[BaseException], None] | None = None,
-                 allowed_hosts: tuple[str, ...] = ("*",)) -> RunningServer:
+                 allowed_hosts: tuple[str, ...] = ("*",), send_buffer: int | None = None) -> RunningServer:
     """Serve ``voices`` (already loaded) or, with ``load_voices``, whatever it adds to the set,
     on a free loopback port, with the command's uvicorn settings (``serve.server.uvicorn_config``);
-    returns once uvicorn is listening."""
+    returns once uvicorn is listening. ``send_buffer``: the kernel's send buffer of each
+    connection (small, a client that stops reading blocks the server's sends soon)."""
     voice_set = VoiceSet(None if load_voices else voices)
     loader = (lambda: load_voices(voice_set)) if load_voices else None
     app = create_app(limits or ServerLimits(), voice_set, load_voices=loader, on_fatal=on_fatal,
                      allowed_hosts=allowed_hosts)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer is not None:  # accepted connections inherit it
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(app, timeout=1, log_level="warning"))

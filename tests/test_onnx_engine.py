@@ -128,8 +128,9 @@ def test_inputs_longer_than_any_positional_table():
     engines = load_engines(tiny_spec(), cache=shared_cache())
     engines.acoustic.encoder_tokens = engines.acoustic.decoder_frames = None
     acoustic_export, _ = find_exports(tiny_spec(), shared_cache())  # outside the capped arena: 6000 frames at once
-    engines.acoustic.encoder, engines.acoustic.decoder = (
-        OrtRunner(acoustic_export.read_graph(name), shared_arena=False) for name in (ENCODER_NAME, DECODER_NAME))
+    with acoustic_export.read_graph(ENCODER_NAME) as encoder, acoustic_export.read_graph(DECODER_NAME) as decoder:
+        engines.acoustic.encoder = OrtRunner(encoder, shared_arena=False)
+        engines.acoustic.decoder = OrtRunner(decoder, shared_arena=False)
     characters = [t for t in voice.config["token_list"] if len(t) == 1]
     text = "".join(characters[i * 7 % len(characters)] for i in range(1500))
     expected = _torch_mel(voice, text, 1.0)

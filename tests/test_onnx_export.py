@@ -178,3 +178,66 @@ def test_export_command_without_torch_says_so(cli, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     code, _, err = cli("export", "--all")
     assert code == 2 and err.count("\n") == 1 and "needs torch" in err and "lavanya[torch]" in err
+
+
+# -- a deploy root stays inside --out; the cache says what is wrong with it ----------------------
+
+def test_deploy_root_keeps_a_user_s_files_and_refuses_links_out(tree, tmp_path):
+    from test_hostile_tree import snapshot
+
+    (tree / "phone_dict").mkdir()
+    (tree / "phone_dict/hindi").write_text("नमस्ते न म स् ते\n", encoding="utf-8")
+    out = tmp_path / "deploy"
+    notes = out / "hindi/male/model/notes.txt"
+    notes.parent.mkdir(parents=True)
+    notes.write_text("mine")
+    with pytest.raises(LavanyaError, match="holds files lavanya did not deploy \\(notes.txt\\)"):
+        exporter.write_deploy_root([_spec(tree)], out, cache=shared_cache())
+    assert notes.read_text() == "mine"
+    notes.unlink()
+    (written,) = exporter.write_deploy_root([_spec(tree)], out, cache=shared_cache())
+    exporter.write_deploy_root([_spec(tree)], out, cache=shared_cache())  # an earlier deploy is replaced
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    before = snapshot(outside)
+    for link in (out / "phone_dict", out / "hindi/male"):
+        target = out / f"{link.name}.moved"
+        link.rename(target)
+        link.symlink_to(outside, target_is_directory=True)
+        with pytest.raises(LavanyaError, match="a symbolic link inside --out"):
+            exporter.write_deploy_root([_spec(tree)], out, cache=shared_cache())
+        link.unlink()
+        target.rename(link)
+    assert snapshot(outside) == before
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling link"])
+def test_a_cache_that_cannot_be_written_is_named_with_its_variable(cli, tree, tmp_path, monkeypatch, kind):
+    cache = tmp_path / "cache"
+    if kind == "file":
+        cache.write_text("not a directory")
+    else:
+        cache.symlink_to(tmp_path / "nowhere")
+    monkeypatch.setenv(store.CACHE_ENV, str(cache))
+    code, out, err = cli("export", "--models", tree, "--lang", "hindi", "--gender", "male")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"{cache}: the export cache cannot be written" in err and "$LAVANYA_CACHE" in err
+    assert "internal error" not in err
+
+
+def test_a_compressed_checkpoint_is_refused_before_it_expands(cli, tree, tmp_path):
+    import io
+    import zipfile
+
+    weights = tree / "hindi/male/model/model.pth"
+    original = zipfile.ZipFile(io.BytesIO(weights.read_bytes()))
+    with zipfile.ZipFile(weights, "w", zipfile.ZIP_DEFLATED) as packed:
+        for info in original.infolist():
+            packed.writestr(info.filename, original.read(info.filename))
+    for command in (("export", "--models", tree, "--lang", "hindi", "--gender", "male"),
+                    ("synth", "--models", tree, "--lang", "hindi", "--gender", "male", "--engine", "torch",
+                     "--text", "नमस्ते", "-o", tmp_path / "out.wav")):
+        code, out, err = cli(*command)
+        assert code == 2 and err.count("\n") == 1, err
+        assert "model.pth: the acoustic model holds a compressed record" in err and "git lfs pull" in err

@@ -22,7 +22,8 @@ EXTRAS = {
     "torch": ("the torch engine and its libraries", {"torch", "torchaudio", "espnet", "espnet2", "onnx", "soundfile"}),
     "plot": ("matplotlib, for the spectrogram picture", {"matplotlib"}),
     "openvino": ("the OpenVINO engine", {"openvino"}),
-    "serve": ("the server libraries", {"fastapi", "uvicorn", "starlette", "prometheus_client", "anyio", "pydantic"}),
+    "serve": ("the server libraries", {"fastapi", "uvicorn", "starlette", "prometheus_client", "anyio", "pydantic",
+                                       "httptools"}),
     "ray": ("Ray, for batches on a cluster", {"ray", "pyarrow"}),
 }
 # Signals that stop a command: each unwinds as ``Stopped`` so temporary files are removed.

@@ -29,7 +29,8 @@ def serve(
     max_chars: int = typer.Option(DEFAULT_MAX_CHARS, "--max-chars", metavar="N", help="Longest text per request (413 above)."),
     queue: int = typer.Option(DEFAULT_QUEUE, "--queue", metavar="N", help="Requests that may wait for a worker (503 beyond)."),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", metavar="SECONDS",
-                                  help="Time limit per request, waiting included (504, or the stream is cut)."),
+                                  help="Time limit per request, from arrival to the last byte sent "
+                                       "(504, or the stream is cut)."),
     workers: int = typer.Option(1, "--workers", metavar="N", help="Requests synthesized at once, one thread each."),
     threads: Optional[int] = ThreadsOption,
     engine: str = EngineOption,

@@ -64,6 +64,8 @@ NOT_READY_RETRY_SECONDS = 5
 # 4 KB proxy buffer with the other headers; ``X-Unpronounced-Count`` says how many there are
 # and ``POST /api/text`` lists them all.
 UNPRONOUNCED_HEADER_MAX_BYTES = 1024
+# Seconds an error answer may take to send when the request's deadline has passed (a 504).
+ERROR_SEND_SECONDS = 5.0
 # The routes that start speech work: refused to other sites' pages.
 SPEECH_PATHS = frozenset({"/api/tts", "/api/text"})
 # JSON nesting a request body may have (a speech request is one flat object).
@@ -305,10 +307,12 @@ class SpeechResponse(Response):
             if self._cut_reason:
                 self._metrics.cut.labels(self._cut_reason).inc()
 
-    async def _send(self, send: Send, message: Message) -> None:
-        """``send`` within the request's deadline: a client that does not read is cut."""
+    async def _send(self, send: Send, message: Message, grace: float = 0.0) -> None:
+        """``send`` within the request's deadline (or ``grace`` seconds from now, if later): a
+        client that does not read is cut."""
+        deadline = max(self._job.deadline, asyncio.get_running_loop().time() + grace)
         try:
-            async with asyncio.timeout_at(self._job.deadline):
+            async with asyncio.timeout_at(deadline):
                 await send(message)
         except TimeoutError:
             raise ClientStalled() from None
@@ -362,8 +366,9 @@ class SpeechResponse(Response):
         self._metrics.latency.observe(time.perf_counter() - self._arrived)
 
     def _sender(self, send: Send) -> Send:
+        """``send`` for an error answer: it may go out after the deadline (a 504 always does)."""
         async def bounded(message: Message) -> None:
-            await self._send(send, message)
+            await self._send(send, message, grace=ERROR_SEND_SECONDS)
         return bounded
 
     async def _send_piece(self, send: Send, body: bytes, seconds: float) -> None:
@@ -377,10 +382,11 @@ def unpronounced_header(words: tuple[str, ...]) -> str:
     kept, size = [], 0
     for word in words:
         encoded = quote(word)
-        if size + len(encoded) + 1 > UNPRONOUNCED_HEADER_MAX_BYTES:
+        grown = size + len(encoded) + (3 if kept else 0)  # "%20" between words
+        if grown > UNPRONOUNCED_HEADER_MAX_BYTES:
             break
         kept.append(encoded)
-        size += len(encoded) + 1
+        size = grown
     return "%20".join(kept)
 
 
@@ -424,7 +430,7 @@ class Guard:
         if scope["path"] in SPEECH_PATHS:
             origin = headers.get(b"origin", b"").decode("latin-1")
             cross_site = headers.get(b"sec-fetch-site", b"") == b"cross-site"
-            if cross_site or (origin and origin != "null" and not host_allowed(urlsplit(origin).netloc, self.allowed_hosts)):
+            if cross_site or (origin and not host_allowed(urlsplit(origin).netloc, self.allowed_hosts)):
                 return _error(403, "cross_origin", "speech is not started for another site's page")
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -511,7 +517,7 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
 
     def route_of(scope: Scope) -> str:
         for route in app.router.routes:
-            if route.matches(scope)[0] is Match.FULL:
+            if route.matches(scope)[0] is not Match.NONE:  # PARTIAL: the path, another method
                 return getattr(route, "path", "other")
         return "other"
 

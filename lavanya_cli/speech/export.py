@@ -277,9 +277,9 @@ def check_acoustic(voice: "Voice", directory: Path, references) -> CheckFigures:
     """The exported acoustic graphs in ``directory`` against torch's mels ``references``."""
     config = voice.config
     tokenizer = Tokenizer.from_config(config, token_list(config, voice.spec.model_dir))
-    engine = OnnxAcoustic(OrtRunner(read_graph(directory / store.ENCODER_NAME)),
-                          OrtRunner(read_graph(directory / store.DECODER_NAME)),
-                          MelDenormalizer.for_voice(config, voice.spec.stats_path("feats")),
+    with read_graph(directory / store.ENCODER_NAME) as encoder, read_graph(directory / store.DECODER_NAME) as decoder:
+        runners = OrtRunner(encoder), OrtRunner(decoder)
+    engine = OnnxAcoustic(*runners, MelDenormalizer.for_voice(config, voice.spec.stats_path("feats")),
                           float(voice.engines.acoustic_model.network.tts.duration_predictor.offset),
                           encoder_tokens=None, decoder_frames=None)  # whole sentences, as torch computes them
     figures = CheckFigures()
@@ -307,9 +307,9 @@ def check_vocoder(voice: "Voice", directory: Path, references, hop: int, context
     """The exported generator in ``directory`` against torch's on the reference mels, in the
     windows synthesis uses (the longest check sentence spans several)."""
     torch = _torch()
-    generator = read_graph(directory / store.GENERATOR_NAME)
-    check_generator_memory(generator.summary, VOCODER_WINDOW_FRAMES + 2 * context, generator.path)
-    engine = OnnxVocoder(OrtRunner(generator), hop, context)
+    with read_graph(directory / store.GENERATOR_NAME) as generator:
+        check_generator_memory(generator.summary, VOCODER_WINDOW_FRAMES + 2 * context, generator.path)
+        engine = OnnxVocoder(OrtRunner(generator), hop, context)
     figures = CheckFigures()
     for _, alpha, mel in references:
         vocoder_input = mel * voice.mel_scale
@@ -514,8 +514,8 @@ def place_beside_weights(spec: VoiceSpec, cache: Path | None = None) -> list[Pat
     written = []
     for export, directory in ((outcome.acoustic, spec.model_dir), (outcome.vocoder, spec.vocoder.directory)):
         for name in export.manifest["files"]:
-            data = export.read_graph(name).data
-            replace_file(directory / name, lambda handle: handle.write(data), mode=0o644)
+            with export.read_graph(name) as graph:
+                replace_file(directory / name, graph.copy_to, mode=0o644)
             written.append(directory / name)
         _copy_regular(export.file(store.MANIFEST_NAME), directory / store.MANIFEST_NAME, MANIFEST_MAX_BYTES)
         written.append(directory / store.MANIFEST_NAME)
@@ -566,8 +566,8 @@ def _refuse_foreign_files(directory: Path, deployed_names: list[str]) -> None:
 
 def _fill_deployed(scratch: Path, export: store.Export, source_dir: Path, names: list[str]) -> None:
     for name in export.manifest["files"]:
-        data = export.read_graph(name).data
-        replace_file(scratch / name, lambda handle: handle.write(data), mode=0o644)
+        with export.read_graph(name) as graph:
+            replace_file(scratch / name, graph.copy_to, mode=0o644)
     for name in dict.fromkeys(names):
         if (source_dir / name).is_file():
             _copy_regular(source_dir / name, scratch / name, RESOURCE_MAX_BYTES)
@@ -594,7 +594,7 @@ def _copy_frontend(spec: VoiceSpec, out: Path) -> list[str]:
             limit = PHONE_DICT_MAX_BYTES if relative.parts[0] == "phone_dict" else RESOURCE_MAX_BYTES
             directory = _inside(out, relative.parent)
             directory.mkdir(parents=True, exist_ok=True)
-            _copy_regular(source, _inside(out, relative), limit)
+            _copy_regular(source, directory / relative.name, limit)  # a link there is replaced, not followed
             copied.append(relative.as_posix())
     return copied
 

@@ -251,7 +251,7 @@ class Export:
         return self.directory / name
 
     def read_graph(self, name: str) -> "Graph":
-        """The graph ``name`` as checked bytes: the one the manifest lists, by size and SHA-256,
+        """The graph ``name``, checked and open: the one the manifest lists, by size and SHA-256,
         and a graph lavanya exports (``graphs.read_graph``)."""
         from .graphs import read_graph
 
@@ -354,7 +354,8 @@ def _deployed(directory: Path, kind: str, name: str) -> Export:
 
 def export_problems(directory: Path) -> list[str]:
     """Every way the export in ``directory`` differs from its manifest (for ``lavanya verify``):
-    its graphs, and the files it was made from that lie beside it. In a deploy root the weights
+    its graphs (and each graph's shape, as synthesis checks it), and the files it was made from
+    that lie beside it. In a deploy root the weights
     are absent by design; beside weights (a tree that ships its graphs, like the bundled demo)
     they must be the ones exported, or the graphs speak another model."""
     try:
@@ -363,7 +364,15 @@ def export_problems(directory: Path) -> list[str]:
         return [exc.message.removeprefix(f"{Path(directory) / MANIFEST_NAME}: ")]
     weights = manifest.get("weights")
     sources = manifest["sources"] if weights and (Path(directory) / weights).exists() else copied_sources(manifest)
-    return manifest_problems(directory, manifest, {**sources, **manifest["files"]})
+    problems = manifest_problems(directory, manifest, {**sources, **manifest["files"]})
+    export = Export(Path(directory), manifest, deployed=True)
+    for name in manifest["files"]:
+        if not any(problem.startswith(name) for problem in problems):
+            try:
+                export.read_graph(name).close()  # what synthesis would refuse: a graph unlike lavanya's exports
+            except LavanyaError as exc:
+                problems.append(f"{name}: {getattr(exc, 'reason', exc.message)}")
+    return problems
 
 
 # -- writing ------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ or a link to ``/dev/zero`` where a graph belongs, a ``Loop`` of 10^15 iterations
 ``ConstantOfShape`` of gigabytes, initializers stored in "external data" files anywhere on the
 disk. So a graph is:
 
-* read as a regular file of at most ``GRAPH_MAX_BYTES`` (``fileio.read_regular``), and where its
-  export manifest lists it, of exactly that size and SHA-256 (a different graph is not spoken);
+* opened as a regular file of at most ``GRAPH_MAX_BYTES`` (``fileio.open_regular``), and where
+  its export manifest lists it, of exactly that size and SHA-256 (a different graph is not
+  spoken); the runtime then loads that open file, not the path (``Graph.source``);
 * walked as protobuf (only the fields named below; initializer payloads are skipped, not
   copied) and refused unless it is one of ours: the standard operator set only, the operators
   our encoder, decoder and generator graphs use (``OPERATORS``), no subgraphs, functions,
@@ -29,14 +30,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+import mmap
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import FileError, LavanyaError
-from ..fileio import MIB, read_regular
+from ..fileio import MIB, open_regular
 from ..modeltree.layout import DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, GENERATOR_GRAPH_NAME
 
 # The largest graph lavanya reads: a real voice's encoder and decoder are 71-78 MB, its
@@ -308,9 +311,19 @@ def _value_info(data: memoryview, span: tuple[int, int]) -> ValueInfo:
     return ValueInfo(name, elem_type, dims)
 
 
-def summarize(data: bytes) -> GraphSummary:
-    """The structure of an ONNX model (``ModelProto``); _Malformed where it does not parse."""
+def summarize(data: bytes | memoryview) -> GraphSummary:
+    """The structure of an ONNX model (``ModelProto``); _Malformed where it does not parse.
+    ``data`` is referred to (``GraphSummary.data``), not copied; on a failure the reference is
+    released at once (a map of the file can then be closed)."""
     view = memoryview(data)
+    try:
+        return _summarize(view)
+    except BaseException:
+        view.release()
+        raise
+
+
+def _summarize(view: memoryview) -> GraphSummary:
     summary = GraphSummary(view)
     graph = None
     for number, _wire, value in _fields(view, 0, len(view)):
@@ -491,35 +504,97 @@ def _output_shape(node: Node, shapes: dict[str, list[int]]) -> list[int]:
 
 # -- reading ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
 class Graph:
-    """A graph's checked bytes, for a runtime to load (``path`` only names it in messages)."""
+    """A checked graph, open: what a runtime loads (``source``) is the file that was checked,
+    through the descriptor it was checked on. ``path`` only names it in messages. Use it in a
+    ``with`` block, or ``close`` it."""
 
-    path: Path
-    data: bytes
-    summary: GraphSummary
+    def __init__(self, path: Path, handle: BinaryIO, summary: GraphSummary):
+        self.path = path
+        self.summary = summary
+        self._handle = handle
+        self._signature = _signature(handle)
+
+    def source(self) -> str | bytes:
+        """For a runtime to load: ``/proc/self/fd/N``, the open file itself, which the runtime
+        reads (and maps) without a copy in Python's memory (bytes held there cost the real-size
+        voice about 90 MB more at load); its bytes where there is no such path."""
+        descriptor = f"/proc/self/fd/{self._handle.fileno()}"
+        if os.path.exists(descriptor):
+            return descriptor
+        return os.pread(self._handle.fileno(), self._signature[0], 0)
+
+    def unchanged(self) -> None:
+        """Refuse the graph when its file changed after it was checked (a write in place while
+        the runtime read it moves its size or change time)."""
+        if _signature(self._handle) != self._signature:
+            raise LavanyaError(f"{self.path}: changed while it was loaded; load it again")
+
+    def copy_to(self, destination: BinaryIO) -> None:
+        """Write the checked file's bytes to ``destination`` (a deploy root's copy)."""
+        os.lseek(self._handle.fileno(), 0, os.SEEK_SET)
+        remaining = self._signature[0]
+        while remaining > 0:
+            chunk = self._handle.read(min(MIB, remaining))
+            if not chunk:
+                break
+            destination.write(chunk)
+            remaining -= len(chunk)
+        self.unchanged()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> "Graph":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _signature(handle: BinaryIO) -> tuple[int, int, int]:
+    info = os.fstat(handle.fileno())
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def read_graph(path: Path, expected: dict[str, Any] | None = None) -> Graph:
-    """The bytes of the graph at ``path`` (named as ``lavanya export`` names it), read as a
-    bounded regular file and checked (see the module doc). ``expected``: its export manifest
-    entry (``size``, ``sha256``), which the bytes must match. Raises GraphRefused or another
-    LavanyaError naming the file and the fix."""
+    """The graph at ``path`` (named as ``lavanya export`` names it), opened as a bounded regular
+    file and checked (see the module doc), its bytes read through a read-only map of the file
+    (nothing copied into Python's memory). ``expected``: its export manifest entry (``size``,
+    ``sha256``), which the file must match. Raises GraphRefused or another LavanyaError naming
+    the file and the fix."""
     path = Path(path)
-    data = read_regular(path, GRAPH_MAX_BYTES, "ONNX graph")
-    if expected is not None and (len(data) != expected.get("size")
-                                 or hashlib.sha256(data).hexdigest() != expected.get("sha256")):
-        raise FileError(path, "differs from the graph its export manifest lists (another graph, or damaged)", _FIX)
-    return Graph(path, data, check_graph(data, path))
+    handle = open_regular(path, "ONNX graph")
+    try:
+        size = os.fstat(handle.fileno()).st_size
+        if size > GRAPH_MAX_BYTES:
+            raise FileError(path, f"ONNX graph is larger than {GRAPH_MAX_BYTES // MIB} MiB, far beyond any voice's", _FIX)
+        if size == 0:
+            raise GraphRefused(path, "it is empty")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            with memoryview(mapped) as data:
+                if expected is not None and (size != expected.get("size")
+                                             or hashlib.sha256(data).hexdigest() != expected.get("sha256")):
+                    raise FileError(path, "differs from the graph its export manifest lists (another graph, or "
+                                          "damaged)", _FIX)
+                summary = check_graph(data, path)
+        return Graph(path, handle, summary)
+    except BaseException:
+        handle.close()
+        raise
 
 
-def check_graph(data: bytes, path: Path) -> GraphSummary:
-    """``data`` walked and checked as the graph ``path.name``; GraphRefused for anything else."""
+def check_graph(data: bytes | memoryview, path: Path) -> GraphSummary:
+    """``data`` walked and checked as the graph ``path.name``; GraphRefused for anything else.
+    The summary keeps no reference to ``data``."""
     if path.name not in OPERATORS:
         raise LavanyaError(f"{path}: lavanya reads only {', '.join(OPERATORS)} as graphs")
     try:
         summary = summarize(data)
-        problems = graph_problems(summary, path.name)
+        try:
+            problems = graph_problems(summary, path.name)
+        finally:
+            summary.data.release()  # the walk is done: nothing keeps the graph's bytes
     except (_Malformed, UnicodeError, struct.error) as exc:
         raise GraphRefused(path, f"it does not parse as ONNX ({exc})") from None
     if problems:

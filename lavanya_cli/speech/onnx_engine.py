@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import math
 import os
 import sys
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LavanyaError, one_line
-from ..limits import ALPHA_MIN, SENTENCE_FRAMES_MAX, available_cpus, checked_frames
+from ..limits import available_cpus, checked_frames
 from ..modeltree.config import read_config
 from ..modeltree.layout import VoiceSpec
 from .cancel import run_stoppable
@@ -48,19 +47,21 @@ BF16 = "bf16"
 
 # -- the numpy pieces ---------------------------------------------------------------------
 
+ABSURD_FRAMES = np.float32(2**31)
+
+
 def durations_from_log(log_durations: np.ndarray, offset: float = 1.0) -> np.ndarray:
     """``DurationPredictor.inference``: ``clamp(round(exp(d) - offset), min=0)`` in float32, as
     int64 (rounding half to even, as ``torch.round``). The exponential is taken in float64 and
     rounded to float32: numpy's own float32 ``exp`` is off by an ulp often enough to move a
     duration that sits at a half frame, while this agreed with torch's on 600,000 values,
     half-frame points included."""
-    with np.errstate(over="ignore", invalid="ignore"):  # a damaged model's huge values are refused below
+    with np.errstate(over="ignore", invalid="ignore"):  # a damaged model's values: see below
         exponential = np.exp(np.asarray(log_durations, dtype=np.float32).astype(np.float64)).astype(np.float32)
         rounded = np.maximum(np.round(exponential - np.float32(offset)), 0)
-    total = float(np.sum(rounded, dtype=np.float64))
-    if not math.isfinite(total) or total > SENTENCE_FRAMES_MAX / ALPHA_MIN:  # beyond any rate's reach
-        checked_frames(total)
-    return rounded.astype(np.int64)
+    # An infinite, NaN or absurd duration becomes 2^31 frames (which the frame bound refuses)
+    # rather than whatever its cast to int64 would give.
+    return np.nan_to_num(np.minimum(rounded, ABSURD_FRAMES), nan=ABSURD_FRAMES).astype(np.int64)
 
 
 def scaled_durations(durations: np.ndarray, alpha: float = 1.0) -> np.ndarray:
@@ -155,8 +156,8 @@ ORT_FATAL = 4  # ONNX Runtime's log severity: nothing but fatal errors on stderr
 # the cap fails with an error instead of taking the machine's memory. Weights stay outside the
 # arena. docs/engines.md has the measurements.
 ORT_SESSION_DEFAULTS = {"spinning": False, "memory_pattern": False, "shared_arena": True}
-# The arena one synthesis may fill: the real-size voice's decoder at ``DECODER_FRAMES_MAX``
-# frames and its vocoder windows need under 128 MiB.
+# The arena one synthesis may fill: twice what the real-size voice's decoder at
+# ``DECODER_FRAMES_MAX`` frames and its vocoder windows were measured to need.
 ARENA_BYTES_PER_RUN = 256 << 20
 _arena = {"runs": 1, "registered": False}
 
@@ -167,12 +168,17 @@ def reserve_arena(runs: int) -> None:
     _arena["runs"] = max(1, int(runs))
 
 
+def arena_bytes() -> int:
+    """The cap on ONNX Runtime's shared arena in this process."""
+    return ARENA_BYTES_PER_RUN * _arena["runs"]
+
+
 def _register_arena(ort) -> None:
     if _arena["registered"]:
         return
     info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
     # Extend by powers of two (0): regions are reused across sessions, which gave the lowest peak.
-    config = ort.OrtArenaCfg(ARENA_BYTES_PER_RUN * _arena["runs"], 0, -1, -1)
+    config = ort.OrtArenaCfg(arena_bytes(), 0, -1, -1)
     try:
         ort.create_and_register_allocator(info, config)
     except Exception as exc:  # registered earlier by someone else in this process: use theirs
@@ -191,7 +197,7 @@ def default_ort_threads() -> int:
 
 
 class OrtRunner:
-    """One graph (checked bytes, ``graphs.Graph``) in an ONNX Runtime session on the CPU."""
+    """One checked graph (``graphs.Graph``) in an ONNX Runtime session on the CPU."""
 
     def __init__(self, graph: Graph, threads: int | None = None, **settings: bool):
         ort = _import_runtime(ONNXRUNTIME)
@@ -212,10 +218,15 @@ class OrtRunner:
         self.path = graph.path
         try:
             self.session = run_stoppable(
-                lambda: ort.InferenceSession(graph.data, options, providers=["CPUExecutionProvider"]), _nothing)
+                lambda: ort.InferenceSession(graph.source(), options, providers=["CPUExecutionProvider"]), _nothing)
         except Exception as exc:  # ORT raises its own exception types for a bad file
             raise LavanyaError(f"{graph.path}: ONNX Runtime cannot load this graph ({one_line(exc, 300)}); "
                                "export the voice again") from None
+        graph.unchanged()
+        if getattr(self.session, "_model_bytes", None) is not None:
+            # Given bytes (where there is no /proc), ONNX Runtime's Python session keeps them for
+            # a reset lavanya never asks for: the size of the graph, held for nothing.
+            self.session._model_bytes = None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self._ort = ort
 
@@ -229,7 +240,11 @@ class OrtRunner:
         except LavanyaError:
             raise
         except Exception as exc:
-            raise LavanyaError(f"{self.path}: ONNX Runtime failed running this graph ({one_line(exc, 300)}); "
+            reason = one_line(exc, 300)
+            if "BFCArena" in str(exc):
+                reason = (f"it asked for more memory than the {arena_bytes() >> 20} MiB ONNX Runtime may use "
+                          "here; no graph lavanya exports does")
+            raise LavanyaError(f"{self.path}: ONNX Runtime failed running this graph ({reason}); "
                                "export the voice again") from None
 
 
@@ -248,7 +263,7 @@ def openvino_bf16_supported() -> bool:
 
 
 class OpenVinoRunner:
-    """One graph (checked bytes) compiled by OpenVINO for the CPU, at ``precision`` (``f32`` or
+    """One checked graph compiled by OpenVINO for the CPU, at ``precision`` (``f32`` or
     ``bf16``); a run can be cancelled from another thread (``cancel``)."""
 
     def __init__(self, graph: Graph, threads: int | None = None, precision: str = F32):
@@ -264,10 +279,12 @@ class OpenVinoRunner:
         self.path = graph.path
         core = ov.Core()
         try:
-            self.model = run_stoppable(lambda: core.compile_model(core.read_model(graph.data), "CPU", config), _nothing)
+            self.model = run_stoppable(lambda: core.compile_model(core.read_model(graph.source()), "CPU", config),
+                                       _nothing)
         except Exception as exc:
             raise LavanyaError(f"{graph.path}: OpenVINO cannot compile this graph ({one_line(exc, 300)}); "
                                "export the voice again") from None
+        graph.unchanged()
         self.request = self.model.create_infer_request()
         self.outputs = len(self.model.outputs)
 
@@ -296,11 +313,10 @@ def make_runner(graph: Graph, runtime: str, threads: int | None, precision: str 
 # -- engines ------------------------------------------------------------------------------
 
 # Tokens the encoder and mel frames the decoder are given at once. Their self-attention grows
-# with the square of the length: on the real-size voice the decoder held 27 MB above the
-# vocoder's peak at 1,000 frames and 198 MB at 3,000, and one 2,000-character request once
-# took a server from 354 MB to 1 GB. A longer sentence is therefore encoded and decoded in
-# pieces cut between words (at a space token: a pause a listener expects there); shorter ones,
-# about 11.6 s of speech at 22,050 Hz, go through whole, as one sentence always did.
+# with the square of the length, so one long sentence (spelled-out words make them) once took a
+# server past 1 GB; a longer sentence is encoded and decoded in pieces cut between words (at a
+# space token, where a listener expects a pause). Shorter ones, about 11.6 s of speech at
+# 22,050 Hz, go through whole, as every sentence once did (docs/engines.md has the figures).
 ENCODER_TOKENS_MAX = 1000
 DECODER_FRAMES_MAX = 1000
 
@@ -347,9 +363,11 @@ class OnnxAcoustic:
     def from_export(cls, export: Export, config: dict[str, Any], feats_stats: Path, *, space_id: int | None = None,
                     runtime: str = ONNXRUNTIME, threads: int | None = None, precision: str = F32) -> "OnnxAcoustic":
         graph = export.manifest.get("graph") or {}
-        return cls(make_runner(export.read_graph(ENCODER_NAME), runtime, threads, precision),
-                   make_runner(export.read_graph(DECODER_NAME), runtime, threads, precision),
-                   MelDenormalizer.for_voice(config, feats_stats),
+        with export.read_graph(ENCODER_NAME) as encoder:
+            encoder_runner = make_runner(encoder, runtime, threads, precision)
+        with export.read_graph(DECODER_NAME) as decoder:
+            decoder_runner = make_runner(decoder, runtime, threads, precision)
+        return cls(encoder_runner, decoder_runner, MelDenormalizer.for_voice(config, feats_stats),
                    float(graph.get("duration_offset", 1.0)), space_id)
 
     def mel(self, token_ids: np.ndarray, alpha: float = 1.0) -> np.ndarray:
@@ -410,10 +428,11 @@ class OnnxVocoder:
                 and 0 <= context <= CONTEXT_FRAMES_MAX):
             raise LavanyaError(f"{export.directory / MANIFEST_NAME}: the vocoder's hop and context are missing or "
                                "out of range; export the voice again")
-        generator = export.read_graph(GENERATOR_NAME)
-        if window_frames is not None:
-            check_generator_memory(generator.summary, window_frames + 2 * context, generator.path)
-        return cls(make_runner(generator, runtime, threads, precision), hop, context, window_frames)
+        with export.read_graph(GENERATOR_NAME) as generator:
+            if window_frames is not None:
+                check_generator_memory(generator.summary, window_frames + 2 * context, generator.path)
+            runner = make_runner(generator, runtime, threads, precision)
+        return cls(runner, hop, context, window_frames)
 
     def _run(self, mel: np.ndarray) -> np.ndarray:
         (samples,) = self.generator(np.ascontiguousarray(mel.T[None]))

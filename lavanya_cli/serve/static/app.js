@@ -153,6 +153,15 @@ function showResult(blob, seconds, elapsed, firstByte) {
   player.play().catch(() => {}); // a browser may refuse to autoplay; the controls are there
 }
 
+// The words left out: the header holds the first ones (about 1 KB), X-Unpronounced-Count all.
+function unpronounced(headers) {
+  const listed = headers.get("X-Unpronounced");
+  if (!listed) return "";
+  const words = decodeURIComponent(listed).split(" ");
+  const more = Number(headers.get("X-Unpronounced-Count") || words.length) - words.length;
+  return ` Not pronounced: ${words.join(" ")}${more > 0 ? ` and ${more} more` : ""}.`;
+}
+
 async function speak(event) {
   event.preventDefault();
   const voice = selectedVoice();
@@ -203,9 +212,7 @@ async function speak(event) {
     const seconds = Math.max(0, size - WAV_HEADER_BYTES) / 2 / rate;
     showResult(finishedWav(parts, size), seconds, elapsed, firstByte);
     document.body.dataset.state = "done";
-    const skipped = response.headers.get("X-Unpronounced");
-    showStatus(`Done: ${seconds.toFixed(2)} s of audio.` +
-               (skipped ? ` Not pronounced: ${decodeURIComponent(skipped)}.` : ""));
+    showStatus(`Done: ${seconds.toFixed(2)} s of audio.` + unpronounced(response.headers));
     if (cut) showError(`The server stopped part-way (time limit or failure); this is the ${seconds.toFixed(2)} s that arrived.`);
   } catch (error) {
     if (error.name === "AbortError") return;
