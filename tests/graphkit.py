@@ -38,9 +38,11 @@ def loop_forever() -> bytes:
     """A Loop of 10^15 iterations around the mel."""
     body = helper.make_graph(
         [helper.make_node("Identity", ["c"], ["c2"]), helper.make_node("Identity", ["x"], ["x2"])], "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("c", TensorProto.BOOL, []),
          helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
-        [helper.make_tensor_value_info("c2", TensorProto.BOOL, []), helper.make_tensor_value_info("x2", TensorProto.FLOAT, None)])
+        [helper.make_tensor_value_info("c2", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x2", TensorProto.FLOAT, None)])
     return model([helper.make_node("Loop", ["trip", "cond", "mel"], ["audio"], body=body)],
                  [tensor("trip", np.array(10**15, dtype=np.int64)), tensor("cond", np.array(True))])
 
@@ -146,3 +148,37 @@ def _replace(directory: Path, name: str, data: bytes | None, special: str | None
     manifest = json.loads(manifest_path.read_text())
     manifest["files"][name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     manifest_path.write_text(json.dumps(manifest))
+
+
+def hidden_behind_a_second_graph() -> bytes:
+    """A model whose first graph a runtime merges with a second, innocent-looking one: a
+    ConstantOfShape that only the first holds."""
+    hidden = model([helper.make_node("ConstantOfShape", ["shape"], ["evil"],
+                                     value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0]))],
+                   [tensor("shape", np.array([1, 1, 600_000_000], dtype=np.int64))])
+    shown = model([helper.make_node("Add", ["mel", "evil"], ["audio"])])
+    return hidden + shown
+
+
+def range_over_a_constant_node() -> bytes:
+    """Range whose limit is a Constant node of 10^9 rather than a dimension of the input."""
+    return model([helper.make_node("Constant", [], ["limit"], value=helper.make_tensor("l", TensorProto.FLOAT, [], [1e9])),
+                  helper.make_node("Range", ["start", "limit", "delta"], ["r"]),
+                  helper.make_node("Add", ["mel", "r"], ["audio"])],
+                 [tensor("start", np.array(0.0, np.float32)), tensor("delta", np.array(1.0, np.float32))])
+
+
+def concat_maze(depth: int = 24) -> bytes:
+    """A Range limit behind ``depth`` layers of 16-way Concats (16^depth paths back to Shape)."""
+    nodes = [helper.make_node("Shape", ["mel"], ["s0"])]
+    for level in range(1, depth + 1):
+        nodes.append(helper.make_node("Concat", [f"s{level - 1}"] * 16, [f"s{level}"], axis=0))
+    nodes += [helper.make_node("Range", ["start", f"s{depth}", "delta"], ["r"]),
+              helper.make_node("Add", ["mel", "r"], ["audio"])]
+    return model(nodes, [tensor("start", np.array(0, np.int64)), tensor("delta", np.array(1, np.int64))])
+
+
+def constant_of_unread_size() -> bytes:
+    """A generator that adds a Constant given as value_floats (a list this check does not size)."""
+    return model([helper.make_node("Constant", [], ["c"], value_floats=[0.0] * 5000),
+                  helper.make_node("Add", ["mel", "c"], ["audio"])])

@@ -155,7 +155,8 @@ def test_sigterm_stops_a_command_inside_a_long_graph_run(tmp_path, engine):
     process = subprocess.Popen(
         [*LAVANYA, "synth", "--models", str(root), "--lang", "hindi", "--gender", "male",
          "--text", TEXT * 4, "-o", str(tmp_path / "out.wav"), "--engine", engine],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
     try:
         time.sleep(8)  # loading, then inside the vocoder's first window
         assert process.poll() is None, process.communicate()
@@ -229,10 +230,11 @@ def test_pieces_end_right_after_a_space_and_keep_every_frame():
     acoustic = OnnxAcoustic(encoder, decoder, None, space_id=space, encoder_tokens=8, decoder_frames=12)
     ids = np.array([5, 5, space, 6, 6, 6, space, 7, space, 8, 8, 8, 8, 8, 8, 8, 8, 8], dtype=np.int64)
     mel = acoustic.mel(ids)
-    # encoded as [5 5 _ 6 6 6 _] [7 _] [8 x 8] [8], each with its eos: 22 rows of 3 frames
-    assert mel.shape[0] == 3 * (len(ids) + 4) and np.concatenate(decoded).tolist() == mel[:, 0].tolist()
+    # encoded as [5 5 _ 6 6 6 _] [7 _] [8 x 8] [8], the sentence's one eos kept: 19 rows of 3 frames
+    assert mel.shape[0] == 3 * (len(ids) + 1) and np.concatenate(decoded).tolist() == mel[:, 0].tolist()
+    assert mel[:, 0].tolist().count(eos) == 3 and mel[-1, 0] == eos
     # decoded up to 12 frames at once: after a space where one is in reach, else between tokens
-    assert [len(piece) for piece in decoded] == [9, 12, 9, 12, 12, 12]
+    assert [len(piece) for piece in decoded] == [9, 12, 6, 12, 12, 6]
     assert [int(piece[-1]) for piece in decoded[:3]] == [space, space, space]
 
 
@@ -262,3 +264,33 @@ def test_verify_reports_a_graph_unlike_an_export_whose_digest_matches(tmp_path):
     result = _lavanya("verify", root)
     assert result.returncode == 1, result.stderr
     assert "generator.onnx: not a graph lavanya exports: operators Loop" in result.stdout
+
+
+@pytest.mark.parametrize("data, words", [
+    (graphkit.hidden_behind_a_second_graph(), "repeated"),
+    (graphkit.range_over_a_constant_node(), "Range that is not over a length"),
+    (b"\x38\x05", "does not parse"),  # a graph field sent as a number
+    (b"\x3a\x04\x0a\x02\x20\x05", "does not parse"),  # a node whose operator is a number
+    (b"\x08\x01" * 1_100_000, "more than 1000000 fields"),
+    (graphkit.model([graphkit.helper.make_node("Add", ["mel", "nowhere"], ["audio"])]), "which nothing before it makes"),
+])
+def test_the_walk_refuses_what_would_hide_nodes_or_cost_without_bound(data, words):
+    started = time.monotonic()
+    with pytest.raises(GraphRefused, match=words):
+        check_graph(data, Path("generator.onnx"))
+    assert time.monotonic() - started < 10
+
+
+def test_a_deep_maze_of_shape_operators_is_checked_in_linear_time():
+    started = time.monotonic()
+    with pytest.raises(GraphRefused, match="Range that is not over a length"):  # Concat is not on a length's path
+        check_graph(graphkit.concat_maze(), Path("generator.onnx"))
+    assert time.monotonic() - started < 5
+
+
+def test_a_generator_constant_of_unread_size_is_refused(tmp_path):
+    from lavanya_cli.speech.graphs import check_generator_memory
+
+    summary = check_graph(graphkit.constant_of_unread_size(), Path("generator.onnx"))
+    with pytest.raises(GraphRefused, match="Constant without a tensor value"):
+        check_generator_memory(summary, 286, Path("generator.onnx"))

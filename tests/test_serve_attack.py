@@ -121,13 +121,38 @@ def _closed_soon(sock: socket.socket, seconds: float = 10) -> bool:
     return False
 
 
-def test_a_request_whose_head_never_finishes_is_answered_408(server, client, monkeypatch):
-    monkeypatch.setattr(bounded_http, "HEAD_SECONDS", 1.0)
+@pytest.mark.parametrize("partial", [
+    b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ",  # headers that never end
+    b"POST /api/tts HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 30000\r\n\r\n{",  # a body that never ends
+])
+def test_a_request_that_never_finishes_arriving_is_answered_408(server, monkeypatch, partial):
+    monkeypatch.setattr(bounded_http, "REQUEST_SECONDS", 1.0)
     started = time.monotonic()
-    answer = _raw(server.url, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
-    status, error = _json_error(answer)
+    status, error = _json_error(_raw(server.url, partial))
     assert status == 408 and error["error"] == "request_timeout"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 8
+
+
+def test_a_body_refused_unread_is_answered_once_and_closed(server, monkeypatch):
+    monkeypatch.setattr(bounded_http, "REQUEST_SECONDS", 1.0)
+    answer = _raw(server.url, b"POST /api/tts HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 60000\r\n\r\n{")
+    assert answer.count(b"HTTP/1.1 ") == 1 and _json_error(answer)[0] == 413
+
+
+def test_a_kept_alive_connection_fed_stray_line_breaks_is_closed(server, monkeypatch):
+    monkeypatch.setattr(bounded_http, "REQUEST_SECONDS", 1.0)
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT_SECONDS) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        first = b""
+        while b"\r\n\r\n" not in first or not first.endswith(b"}"):
+            first += sock.recv(65536)
+        started = time.monotonic()
+        sock.sendall(b"\r\n")  # cancels uvicorn's keep-alive timer without starting a request
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert _json_error(answer)[0] == 408 and time.monotonic() - started < 8
 
 
 # -- sizes at the server itself -----------------------------------------------------------------
@@ -139,6 +164,8 @@ def test_a_request_whose_head_never_finishes_is_answered_408(server, client, mon
      431, "headers_too_large"),
     (b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n" + b"".join(b"x-%d: %s\r\n" % (i, b"a" * 6000) for i in range(8))
      + b"\r\n", 431, "headers_too_large"),
+    (b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: " + b"a" * (2 << 20), 431, "headers_too_large"),
+    (b"GET /healthz HTTP/1.1\r\nhost: [::1\r\n\r\n", 400, "bad_host"),
     (b"BREW /\x00 HTCPCP/1.0\r\n\r\n", 400, "bad_request"),
 ])
 def test_oversized_or_malformed_requests_get_the_json_error_shape(server, request_head, status, error):

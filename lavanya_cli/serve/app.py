@@ -331,7 +331,8 @@ class SpeechResponse(Response):
             return await _error(422, "unspeakable", exc.message)(scope, receive, self._sender(send))
         except Exception:
             log.exception("speech failed before the first sentence")
-            return await _error(500, "internal", "speech failed; see the server log")(scope, receive, self._sender(send))
+            failed = _error(500, "internal", "speech failed; see the server log")
+            return await failed(scope, receive, self._sender(send))
 
         rate = job.voice.sample_rate
         headers = {"cache-control": "no-store", "x-sample-rate": str(rate), "x-sample-format": "s16le",
@@ -397,12 +398,23 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     of ``allowed``: a name, ``*.domain`` for its subdomains, or ``*`` for any."""
     if ANY_HOST in allowed:
         return True
-    name = urlsplit(f"//{host}").hostname or ""
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:  # "[::1" and the like: no host at all
+        return False
     for pattern in allowed:
         pattern = pattern.lower().strip("[]")
         if name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:])):
             return True
     return False
+
+
+def _origin_host(origin: str) -> str:
+    """The host part of an ``Origin`` header ("" for ``null`` or one that does not parse)."""
+    try:
+        return urlsplit(origin).netloc
+    except ValueError:
+        return ""
 
 
 class Guard:
@@ -430,7 +442,7 @@ class Guard:
         if scope["path"] in SPEECH_PATHS:
             origin = headers.get(b"origin", b"").decode("latin-1")
             cross_site = headers.get(b"sec-fetch-site", b"") == b"cross-site"
-            if cross_site or (origin and not host_allowed(urlsplit(origin).netloc, self.allowed_hosts)):
+            if cross_site or (origin and not host_allowed(_origin_host(origin), self.allowed_hosts)):
                 return _error(403, "cross_origin", "speech is not started for another site's page")
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body_bytes:

@@ -4,13 +4,14 @@ uvicorn's parser keeps a request's target and headers as they arrive, with no bo
 size or number: a 300 MB URL once held the event loop for seconds (health checks timed out) and
 one 300 MB header took a server from 226 to 610 MB. Its connections also wait without end for a
 request that never finishes arriving. ``BoundedHttpProtocol`` is uvicorn's httptools protocol
-with bounds applied as the bytes are parsed:
+with bounds applied as the bytes arrive:
 
 * the request target (path and query) at most ``TARGET_MAX_BYTES`` (414),
 * each header line at most ``HEADER_MAX_BYTES``, all of them at most ``HEADERS_MAX_BYTES``,
-  at most ``HEADERS_MAX`` of them (431),
-* the request line and headers within ``HEAD_SECONDS`` of the connection opening or of the
-  request starting (408),
+  at most ``HEADERS_MAX`` of them, and at most ``HEAD_RECEIVED_MAX_BYTES`` received while a
+  request's head is incomplete (httptools holds a header until its line ends) (431),
+* the whole request (line, headers and body) within ``REQUEST_SECONDS`` of its first byte, or
+  of the connection opening (408),
 
 each refused at once with the server's JSON error shape and the connection closed. Any other
 malformed request gets the same shape (400) instead of uvicorn's plain text. A request's scope
@@ -29,7 +30,8 @@ TARGET_MAX_BYTES = 8 * 1024
 HEADER_MAX_BYTES = 8 * 1024
 HEADERS_MAX_BYTES = 32 * 1024
 HEADERS_MAX = 64
-HEAD_SECONDS = 10.0
+HEAD_RECEIVED_MAX_BYTES = 512 * 1024
+REQUEST_SECONDS = 10.0
 CUT_EXTENSION = "lavanya.cut"
 
 
@@ -52,30 +54,60 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._refusal: _Refused | None = None
-        self._head_bytes = 0
-        self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+        self._in_head = True  # from a request's first byte to the end of its headers
+        self._in_message = False  # from a request's first byte to the end of its body
+        self._head_bytes = self._head_received = 0
+        self._timer = None
+        self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._head_timer.cancel()
+        self._disarm()
         super().connection_lost(exc)
 
-    def _head_too_slow(self) -> None:
-        if not self.transport.is_closing():
-            self._refuse_now(_Refused(408, "request_timeout",
-                                      f"the request line and headers did not arrive within {HEAD_SECONDS:g} s"))
+    def _arm(self) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(REQUEST_SECONDS, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _too_slow(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        if self._in_message and self.cycle is not None and self.cycle.response_started:
+            # answered before all of it arrived (a 413 refuses a body unread): no second answer
+            self.transport.close()
+            return
+        self._refuse_now(_Refused(408, "request_timeout", f"the request did not arrive within {REQUEST_SECONDS:g} s"))
 
     def _refuse_now(self, refusal: _Refused) -> None:
+        self._disarm()
         self.logger.warning("refused a request: %s", refusal.detail)
         self.transport.write(error_response(refusal.status, refusal.error, refusal.detail))
         self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        # Bytes after a complete request start the clock for the next one (even a stray line
+        # break, which the parser takes without starting a message).
+        self._arm()
+        if self._in_head:
+            self._head_received += len(data)
+            if self._head_received > HEAD_RECEIVED_MAX_BYTES:
+                self._refuse_now(_Refused(431, "headers_too_large",
+                                          f"the request line and headers are over {HEAD_RECEIVED_MAX_BYTES} bytes"))
+                return
+        super().data_received(data)
 
     # httptools' callbacks: an exception raised here makes the parser fail, and uvicorn then
     # answers through ``send_400_response`` (below), which sends the refusal instead.
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_bytes = 0
-        if self._head_timer.cancelled():  # a request after a kept-alive one: its own deadline
-            self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+        self._in_head = self._in_message = True
+        self._head_bytes = self._head_received = 0
+        self._arm()
 
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > TARGET_MAX_BYTES:
@@ -96,14 +128,18 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._head_timer.cancel()
+        self._in_head = False
         self.scope["extensions"] = {**self.scope.get("extensions", {}), CUT_EXTENSION: self.transport.abort}
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._in_message = False
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         refusal = self._refusal or _Refused(400, "bad_request", "the request is not valid HTTP/1.1")
         self._refusal = None
-        self._head_timer.cancel()
         self._refuse_now(refusal)
 
 

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import logging.config
 import math
+import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,8 +134,8 @@ def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8000, timeout:
 class LavanyaServer(uvicorn.Server):
     """uvicorn's server with lavanya's stop (see the module doc): the first signal is uvicorn's
     graceful stop, the second cuts the requests in flight so that the graceful stop ends at
-    once, a third stops without waiting for anything. ``signals`` records the signals received
-    (the command exits with the first one's code)."""
+    once, a third exits the process on the spot. ``signals`` records the signals received (the
+    command exits with the first one's code)."""
 
     def __init__(self, config: uvicorn.Config, app_state: Any):
         super().__init__(config)
@@ -156,8 +157,10 @@ class LavanyaServer(uvicorn.Server):
         elif len(self.signals) == 2 and self._loop is not None:
             log.warning("%s again: cutting %d requests in flight and stopping", name, self._state.in_flight())
             self._loop.call_soon_threadsafe(self._state.cut_all, "shutdown")  # on the loop, not in the handler
-        else:
-            self.force_exit = True
+        else:  # a third: nothing is waited for, not even a worker inside a graph
+            log.warning("%s a third time: exiting now", name)
+            logging.shutdown()
+            os._exit(Stopped(self.signals[0]).exit_code)
 
 
 def serve(config: ServeConfig) -> None:

@@ -48,11 +48,12 @@ class StopSwitch:
         return self._stopped
 
     def stop(self) -> None:
+        """Flip the switch. The hooks run under the lock, so none runs after its call has left
+        ``watching`` (a runtime object reused by the next call must not be stopped)."""
         with self._lock:
             self._stopped = True
-            hooks = list(self._hooks)
-        for hook in hooks:
-            hook()
+            for hook in self._hooks:
+                hook()
 
     @contextlib.contextmanager
     def watching(self, hook: Callable[[], None]) -> Iterator[None]:
@@ -125,8 +126,10 @@ def _call_beside(run: Callable[[], T], stop: Callable[[], None]) -> _Result:
 
     def target() -> None:
         nonlocal result
-        result = _call(run)
-        done.set()
+        try:
+            result = _call(run)
+        finally:
+            done.set()
 
     thread = threading.Thread(target=target, name="lavanya-graph", daemon=True)
     _helpers.add(thread)

@@ -493,9 +493,11 @@ def write_deploy_root(specs: list[VoiceSpec], out: Path, cache: Path | None = No
         vocoder_dir = _inside(out, spec.relative(spec.vocoder.directory))
         names = [*store.copied_sources(outcome.acoustic.manifest), *VOICE_EXTRAS]
         vocoder_names = [*store.copied_sources(outcome.vocoder.manifest), DEMO_MARKER]
-        for directory, export, kept in ((model_dir, outcome.acoustic, names), (vocoder_dir, outcome.vocoder, vocoder_names)):
+        for directory, export, kept in ((model_dir, outcome.acoustic, names),
+                                        (vocoder_dir, outcome.vocoder, vocoder_names)):
             _refuse_foreign_files(directory, [*export.manifest["files"], *kept])
-        store.write_atomically(model_dir, lambda scratch: _fill_deployed(scratch, outcome.acoustic, spec.model_dir, names))
+        store.write_atomically(model_dir, lambda scratch: _fill_deployed(
+            scratch, outcome.acoustic, spec.model_dir, names))
         store.write_atomically(vocoder_dir, lambda scratch: _fill_deployed(
             scratch, outcome.vocoder, spec.vocoder.directory, vocoder_names))
         frontend = _copy_frontend(spec, out)
@@ -617,5 +619,5 @@ def _directory_bytes(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.iterdir() if path.is_file())
 
 
-__all__ = ["ensure_exports", "write_deploy_root", "place_beside_weights", "export_acoustic_graphs", "export_generator_graph",
-           "check_sentences", "ExportOutcome", "MEL_MAX_ABS", "MIN_SNR_DB", "OPSET"]
+__all__ = ["ensure_exports", "write_deploy_root", "place_beside_weights", "export_acoustic_graphs",
+           "export_generator_graph", "check_sentences", "ExportOutcome", "MEL_MAX_ABS", "MIN_SNR_DB", "OPSET"]

@@ -8,7 +8,8 @@ disk. So a graph is:
 
 * opened as a regular file of at most ``GRAPH_MAX_BYTES`` (``fileio.open_regular``), and where
   its export manifest lists it, of exactly that size and SHA-256 (a different graph is not
-  spoken); the runtime then loads that open file, not the path (``Graph.source``);
+  spoken); the runtime then loads that open file, not the path (``Graph.source``), and a file
+  that changed meanwhile is refused;
 * walked as protobuf (only the fields named below; initializer payloads are skipped, not
   copied) and refused unless it is one of ours: the standard operator set only, the operators
   our encoder, decoder and generator graphs use (``OPERATORS``), no subgraphs, functions,
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import mmap
 import os
 import struct
 from collections.abc import Iterator
@@ -52,6 +52,9 @@ DIMENSION_MAX = 16384
 RANK_MAX = 4
 NODES_MAX = 100_000
 NODE_INPUTS_MAX = 16
+# Protobuf fields and numbers read from one file at most (the real-size voice's largest graph
+# has about 5,000).
+WALK_ITEMS_MAX = 1_000_000
 # Bounds on convolutions' attributes, far above what the exports use (HiFi-GAN's largest kernel
 # is 16, its largest stride 8, its largest dilation 5, its largest padding 25).
 CONV_ATTRIBUTE_MAX = {"kernel_shape": 64, "strides": 16, "dilations": 16, "output_padding": 16, "pads": 1024,
@@ -84,8 +87,8 @@ SIGNATURES = {
 }
 # ONNX TensorProto element types and their sizes in bytes (those a graph of ours can hold).
 _ITEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
-# Shape-carrying operators a ``Range`` limit may pass through on its way from ``Shape``.
-_SHAPE_PATH = frozenset({"Shape", "Gather", "Cast", "Squeeze", "Unsqueeze", "Identity", "Reshape", "Concat"})
+# Operators a ``Range`` limit may pass through on its way from ``Shape`` (by their first input).
+_SHAPE_PATH = frozenset({"Gather", "Cast", "Squeeze", "Unsqueeze", "Identity", "Reshape"})
 
 
 class GraphRefused(FileError):
@@ -101,65 +104,92 @@ class _Malformed(Exception):
     pass
 
 
-def _varint(data: memoryview, position: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if position >= end or shift > 63:
-            raise _Malformed("a truncated or overlong number")
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
+class _Walk:
+    """The fields of a protobuf buffer, read without copying it, within a budget of fields and
+    numbers for the whole file (so no file, however shaped, costs more than a bounded amount of
+    time and memory to summarise)."""
 
+    def __init__(self, data: memoryview):
+        self.data = data
+        self.budget = WALK_ITEMS_MAX
 
-def _fields(data: memoryview, start: int, end: int) -> Iterator[tuple[int, int, Any]]:
-    """``(field number, wire type, value)`` of one message: an int for varints and fixed
-    widths, ``(start, end)`` offsets for length-delimited fields (nothing is copied)."""
-    position = start
-    while position < end:
-        key, position = _varint(data, position, end)
-        number, wire = key >> 3, key & 7
+    def _spend(self, items: int = 1) -> None:
+        self.budget -= items
+        if self.budget < 0:
+            raise _Malformed(f"more than {WALK_ITEMS_MAX} fields")
+
+    def varint(self, position: int, end: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            if position >= end or shift > 63:
+                raise _Malformed("a truncated or overlong number")
+            byte = self.data[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value, position
+            shift += 7
+
+    def fields(self, span: tuple[int, int], singular: frozenset[int] = frozenset()) -> Iterator[tuple[int, int, Any]]:
+        """``(field number, wire type, value)`` of one message: an int for varints and fixed
+        widths, ``(start, end)`` offsets for length-delimited fields. A field in ``singular``
+        (a message protobuf would merge, not replace, when repeated) may appear once: a second
+        copy could hide nodes from this walk that a runtime would still run."""
+        position, end = span
+        seen: set[int] = set()
+        while position < end:
+            self._spend()
+            key, position = self.varint(position, end)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                value, position = self.varint(position, end)
+            elif wire == 2:
+                length, position = self.varint(position, end)
+                if position + length > end:
+                    raise _Malformed("a field runs past its message")
+                value, position = (position, position + length), position + length
+            elif wire in (1, 5):
+                width = 8 if wire == 1 else 4
+                if position + width > end:
+                    raise _Malformed("a field runs past its message")
+                value = int.from_bytes(self.data[position:position + width], "little")
+                position += width
+            else:
+                raise _Malformed(f"wire type {wire}")
+            if number in singular:
+                if number in seen or wire != 2:
+                    raise _Malformed(f"field {number} repeated or of the wrong type")
+                seen.add(number)
+            yield number, wire, value
+
+    def text(self, wire: int, value: Any) -> str:
+        if wire != 2:
+            raise _Malformed("a name that is not a string")
+        return bytes(self.data[value[0]:value[1]]).decode("utf-8", "replace")
+
+    def message(self, wire: int, value: Any) -> tuple[int, int]:
+        if wire != 2:
+            raise _Malformed("a message that is not length-delimited")
+        return value
+
+    def ints(self, wire: int, value: Any, limit: int = 64, strict: bool = True) -> list[int]:
+        """A repeated int64 field, packed or not (negative numbers as two's complement): at most
+        ``limit`` numbers, beyond which it is _Malformed (``strict``) or cut short."""
         if wire == 0:
-            value, position = _varint(data, position, end)
+            numbers = [value]
         elif wire == 2:
-            length, position = _varint(data, position, end)
-            if position + length > end:
-                raise _Malformed("a field runs past its message")
-            value, position = (position, position + length), position + length
-        elif wire in (1, 5):
-            width = 8 if wire == 1 else 4
-            if position + width > end:
-                raise _Malformed("a field runs past its message")
-            value = int.from_bytes(data[position:position + width], "little")
-            position += width
+            numbers, position = [], value[0]
+            while position < value[1]:
+                if len(numbers) >= limit:
+                    if strict:
+                        raise _Malformed(f"a list of more than {limit} numbers")
+                    break
+                number, position = self.varint(position, value[1])
+                numbers.append(number)
         else:
-            raise _Malformed(f"wire type {wire}")
-        yield number, wire, value
-
-
-def _text(data: memoryview, span: tuple[int, int]) -> str:
-    return bytes(data[span[0]:span[1]]).decode("utf-8", "replace")
-
-
-def _packed_ints(data: memoryview, wire: int, value: Any, limit: int = 64, strict: bool = True) -> list[int]:
-    """A repeated int64 field, packed or not (negative numbers as two's complement): at most
-    ``limit`` numbers, beyond which it is _Malformed (``strict``) or cut short."""
-    if wire == 0:
-        numbers = [value]
-    elif wire == 2:
-        numbers, position = [], value[0]
-        while position < value[1]:
-            if len(numbers) >= limit:
-                if strict:
-                    raise _Malformed(f"a list of more than {limit} numbers")
-                break
-            number, position = _varint(data, position, value[1])
-            numbers.append(number)
-    else:
-        raise _Malformed(f"wire type {wire} for a list of numbers")
-    return [n - (1 << 64) if n >= 1 << 63 else n for n in numbers]
+            raise _Malformed(f"wire type {wire} for a list of numbers")
+        self._spend(len(numbers))
+        return [n - (1 << 64) if n >= 1 << 63 else n for n in numbers]
 
 
 @dataclass
@@ -181,7 +211,7 @@ class Node:
     ints: dict[str, list[int]] = field(default_factory=dict)  # int and ints attributes
     tensors: dict[str, Tensor] = field(default_factory=dict)
     floats: dict[str, float] = field(default_factory=dict)
-    graphs: int = 0  # graph-valued attributes (If, Loop, Scan bodies)
+    other: int = 0  # graph, tensor-list, sparse or type attributes (If, Loop, Scan bodies ...)
 
 
 @dataclass
@@ -227,45 +257,59 @@ class GraphSummary:
         return float(struct.unpack(formats[tensor.data_type], raw)[0])
 
 
-def _tensor(data: memoryview, span: tuple[int, int]) -> Tensor:
+# ONNX's field numbers (onnx.proto3), for the messages and fields read here.
+_MODEL_GRAPH, _MODEL_OPSET, _MODEL_IR, _MODEL_TRAINING, _MODEL_FUNCTIONS = 7, 8, 1, 20, 25
+_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_SPARSE, _GRAPH_INPUT, _GRAPH_OUTPUT = 1, 5, 15, 11, 12
+_NODE_INPUT, _NODE_OUTPUT, _NODE_OP, _NODE_ATTRIBUTE, _NODE_DOMAIN = 1, 2, 4, 5, 7
+_ATTRIBUTE_NAME, _ATTRIBUTE_F, _ATTRIBUTE_I, _ATTRIBUTE_T, _ATTRIBUTE_INTS = 1, 2, 3, 5, 8
+_ATTRIBUTE_OTHER = frozenset({6, 10, 11, 14, 15, 22, 23})  # g, tensors, graphs, tp, type_protos, sparse
+_TENSOR_DIMS, _TENSOR_TYPE, _TENSOR_NAME, _TENSOR_RAW = 1, 2, 8, 9
+_TENSOR_EXTERNAL, _TENSOR_LOCATION = 13, 14
+
+
+def _tensor(walk: _Walk, span: tuple[int, int]) -> Tensor:
     tensor = Tensor()
-    for number, wire, value in _fields(data, *span):
-        if number == 1:
-            tensor.dims += _packed_ints(data, wire, value, RANK_MAX + 1)
-        elif number == 2:
+    for number, wire, value in walk.fields(span):
+        if number == _TENSOR_DIMS:
+            tensor.dims += walk.ints(wire, value, RANK_MAX + 1)
+            if len(tensor.dims) > RANK_MAX + 1:
+                raise _Malformed("a tensor of too many dimensions")
+        elif number == _TENSOR_TYPE:
             tensor.data_type = value
-        elif number == 8:
-            tensor.name = _text(data, value)
-        elif number == 9:
-            tensor.raw = value
-        elif number in (13, 14):  # external_data, data_location
-            tensor.external = tensor.external or number == 13 or value == 1
+        elif number == _TENSOR_NAME:
+            tensor.name = walk.text(wire, value)
+        elif number == _TENSOR_RAW:
+            tensor.raw = walk.message(wire, value)
+        elif number in (_TENSOR_EXTERNAL, _TENSOR_LOCATION):
+            tensor.external = tensor.external or number == _TENSOR_EXTERNAL or value == 1
         elif number in (5, 7) and not tensor.numbers:  # int32_data, int64_data: the first few
-            tensor.numbers = _packed_ints(data, wire, value, 4, strict=False)
+            tensor.numbers = walk.ints(wire, value, 4, strict=False)
         elif number in (4, 10) and not tensor.numbers:  # float_data, double_data: the first few
             width, code = (4, "f") if number == 4 else (8, "d")
             if wire == 2:
                 start, stop = value
                 count = min((stop - start) // width, 4)
-                tensor.numbers = list(struct.unpack(f"<{count}{code}", bytes(data[start:start + count * width])))
-            elif wire in (1, 5):
+                tensor.numbers = list(struct.unpack(f"<{count}{code}", bytes(walk.data[start:start + count * width])))
+            elif wire == (5 if number == 4 else 1):
                 tensor.numbers = [struct.unpack(f"<{code}", value.to_bytes(width, "little"))[0]]
     return tensor
 
 
-def _attribute(data: memoryview, span: tuple[int, int], node: Node) -> None:
+def _attribute(walk: _Walk, span: tuple[int, int], node: Node) -> None:
     name, ints, tensor, real = "", [], None, None
-    for number, wire, value in _fields(data, *span):
-        if number == 1:
-            name = _text(data, value)
-        elif number in (3, 8):  # i, ints
-            ints += _packed_ints(data, wire, value)
-        elif number == 2 and wire == 5:  # f
+    for number, wire, value in walk.fields(span, singular=frozenset({_ATTRIBUTE_T})):
+        if number == _ATTRIBUTE_NAME:
+            name = walk.text(wire, value)
+        elif number in (_ATTRIBUTE_I, _ATTRIBUTE_INTS):
+            ints += walk.ints(wire, value)
+            if len(ints) > 64:
+                raise _Malformed("an attribute of more than 64 numbers")
+        elif number == _ATTRIBUTE_F and wire == 5:
             real = struct.unpack("<f", value.to_bytes(4, "little"))[0]
-        elif number == 5:
-            tensor = _tensor(data, value)
-        elif number in (6, 11, 10, 22, 23):  # g, graphs, tensors, sparse_tensor(s)
-            node.graphs += 1
+        elif number == _ATTRIBUTE_T:
+            tensor = _tensor(walk, value)
+        elif number in _ATTRIBUTE_OTHER:
+            node.other += 1
     if ints:
         node.ints[name] = ints
     if tensor is not None:
@@ -274,91 +318,108 @@ def _attribute(data: memoryview, span: tuple[int, int], node: Node) -> None:
         node.floats[name] = real
 
 
-def _node(data: memoryview, span: tuple[int, int]) -> Node:
+def _node(walk: _Walk, span: tuple[int, int]) -> Node:
     node = Node()
-    for number, _wire, value in _fields(data, *span):
-        if number == 1:
-            node.inputs.append(_text(data, value))
-        elif number == 2:
-            node.outputs.append(_text(data, value))
-        elif number == 4:
-            node.op_type = _text(data, value)
-        elif number == 7:
-            node.domain = _text(data, value)
-        elif number == 5:
-            _attribute(data, value, node)
+    for number, wire, value in walk.fields(span):
+        if number == _NODE_INPUT:
+            node.inputs.append(walk.text(wire, value))
+        elif number == _NODE_OUTPUT:
+            node.outputs.append(walk.text(wire, value))
+        elif number == _NODE_OP:
+            node.op_type = walk.text(wire, value)
+        elif number == _NODE_DOMAIN:
+            node.domain = walk.text(wire, value)
+        elif number == _NODE_ATTRIBUTE:
+            _attribute(walk, walk.message(wire, value), node)
+        if len(node.inputs) > NODE_INPUTS_MAX or len(node.outputs) > NODE_INPUTS_MAX:
+            raise _Malformed(f"a node with more than {NODE_INPUTS_MAX} inputs or outputs")
     return node
 
 
-def _value_info(data: memoryview, span: tuple[int, int]) -> ValueInfo:
-    name, elem_type, dims = "", 0, []
-    for number, _wire, value in _fields(data, *span):
+def _value_info(walk: _Walk, span: tuple[int, int]) -> ValueInfo:
+    """A graph input or output: its name, and its element type and dimensions where it is a
+    tensor (anything else keeps element type 0, which no signature accepts)."""
+    name, elem_type, dims, other_kind = "", 0, [], False
+    for number, wire, value in walk.fields(span, singular=frozenset({2})):
         if number == 1:
-            name = _text(data, value)
-        elif number == 2:  # TypeProto
-            for type_number, _w, tensor_type in _fields(data, *value):
-                if type_number != 1:  # only tensor_type
+            name = walk.text(wire, value)
+        elif number == 2:  # TypeProto: only tensor_type (1) is read; any other kind is refused
+            for type_number, _type_wire, tensor_type in walk.fields(value, singular=frozenset({1, 4, 5, 8, 9})):
+                if type_number != 1:
+                    other_kind = True
                     continue
-                for tensor_number, _w2, tensor_value in _fields(data, *tensor_type):
+                for tensor_number, _tensor_wire, tensor_value in walk.fields(tensor_type, singular=frozenset({2})):
                     if tensor_number == 1:
                         elem_type = tensor_value
                     elif tensor_number == 2:  # shape
-                        for _n, _w3, dim in _fields(data, *tensor_value):
+                        for _n, dim_wire, dim in walk.fields(tensor_value):
                             size: int | str | None = None
-                            for dim_number, _w4, dim_value in _fields(data, *dim):
-                                size = dim_value if dim_number == 1 else _text(data, dim_value)
+                            for dim_number, size_wire, dim_value in walk.fields(walk.message(dim_wire, dim)):
+                                if dim_number == 1:
+                                    size = dim_value
+                                elif dim_number == 2:
+                                    size = walk.text(size_wire, dim_value)
                             dims.append(size)
-    return ValueInfo(name, elem_type, dims)
+                            if len(dims) > RANK_MAX + 1:
+                                raise _Malformed("an input or output of too many dimensions")
+    return ValueInfo(name, 0 if other_kind else elem_type, dims)
 
 
 def summarize(data: bytes | memoryview) -> GraphSummary:
     """The structure of an ONNX model (``ModelProto``); _Malformed where it does not parse.
     ``data`` is referred to (``GraphSummary.data``), not copied; on a failure the reference is
-    released at once (a map of the file can then be closed)."""
+    released at once."""
     view = memoryview(data)
     try:
-        return _summarize(view)
-    except BaseException:
+        return _summarize(_Walk(view))
+    except _Malformed:
         view.release()
         raise
+    except (TypeError, ValueError, OverflowError, IndexError, struct.error) as exc:  # fields of the wrong type
+        view.release()
+        raise _Malformed(f"{type(exc).__name__} while reading it") from None
 
 
-def _summarize(view: memoryview) -> GraphSummary:
-    summary = GraphSummary(view)
+def _summarize(walk: _Walk) -> GraphSummary:
+    summary = GraphSummary(walk.data)
     graph = None
-    for number, _wire, value in _fields(view, 0, len(view)):
-        if number == 1:
+    for number, wire, value in walk.fields((0, len(walk.data)), singular=frozenset({_MODEL_GRAPH})):
+        if number == _MODEL_IR:
             summary.ir_version = value
-        elif number == 8:  # opset_import
+        elif number == _MODEL_OPSET:
             domain, version = "", 0
-            for sub_number, _w, sub_value in _fields(view, *value):
+            for sub_number, sub_wire, sub_value in walk.fields(walk.message(wire, value)):
                 if sub_number == 1:
-                    domain = _text(view, sub_value)
+                    domain = walk.text(sub_wire, sub_value)
                 elif sub_number == 2:
                     version = sub_value
             summary.opsets[domain] = version
-        elif number == 7:
+        elif number == _MODEL_GRAPH:
             graph = value
-        elif number == 20:
+        elif number == _MODEL_TRAINING:
             summary.extras.append("training information")
-        elif number == 25:
+        elif number == _MODEL_FUNCTIONS:
             summary.extras.append("local functions")
     if graph is None:
         raise _Malformed("no graph")
-    for number, _wire, value in _fields(view, *graph):
-        if number == 1:
+    for number, wire, value in walk.fields(graph):
+        if number == _GRAPH_NODE:
             if len(summary.nodes) >= NODES_MAX:
                 raise _Malformed(f"more than {NODES_MAX} nodes")
-            summary.nodes.append(_node(view, value))
-        elif number == 5:
-            tensor = _tensor(view, value)
+            summary.nodes.append(_node(walk, walk.message(wire, value)))
+        elif number == _GRAPH_INITIALIZER:
+            tensor = _tensor(walk, walk.message(wire, value))
+            if tensor.name in summary.initializers:
+                raise _Malformed(f"two initializers named {tensor.name!r}")
             summary.initializers[tensor.name] = tensor
-        elif number == 15:
+        elif number == _GRAPH_SPARSE:
             summary.extras.append("sparse initializers")
-        elif number == 11:
-            summary.inputs.append(_value_info(view, value))
-        elif number == 12:
-            summary.outputs.append(_value_info(view, value))
+        elif number == _GRAPH_INPUT:
+            summary.inputs.append(_value_info(walk, walk.message(wire, value)))
+        elif number == _GRAPH_OUTPUT:
+            summary.outputs.append(_value_info(walk, walk.message(wire, value)))
+        if len(summary.inputs) + len(summary.outputs) > NODES_MAX:
+            raise _Malformed("too many inputs and outputs")
     return summary
 
 
@@ -374,12 +435,13 @@ def graph_problems(summary: GraphSummary, name: str) -> list[str]:
         if domain not in ("", "ai.onnx") or not OPSET_RANGE[0] <= version <= OPSET_RANGE[1]:
             problems.append(f"operator set {domain or 'ai.onnx'} {version}")
     allowed = OPERATORS[name]
-    unknown = sorted({node.op_type for node in summary.nodes if node.op_type not in allowed or node.domain not in ("", "ai.onnx")})
+    unknown = sorted({node.op_type for node in summary.nodes
+                      if node.op_type not in allowed or node.domain not in ("", "ai.onnx")})
     if unknown:
         problems.append(f"operators {', '.join(unknown[:8])}")
     for node in summary.nodes:
-        if node.graphs:
-            problems.append(f"a {node.op_type} with a subgraph or tensor list")
+        if node.other:
+            problems.append(f"a {node.op_type} with a subgraph, tensor list or type attribute")
         if len(node.inputs) > NODE_INPUTS_MAX:
             problems.append(f"a {node.op_type} with {len(node.inputs)} inputs")
         if node.op_type in ("Conv", "ConvTranspose"):
@@ -394,38 +456,53 @@ def graph_problems(summary: GraphSummary, name: str) -> list[str]:
             problems.append("a tensor stored outside the file (external data)")
         if len(tensor.dims) > RANK_MAX or any(not 0 <= dim <= DIMENSION_MAX for dim in tensor.dims):
             problems.append(f"a tensor of shape {tensor.dims[:6]}")
+    problems += _undefined_inputs(summary)
     problems += _range_problems(summary)
     problems += _signature_problems(summary, name)
     return list(dict.fromkeys(problems))
 
 
+def _undefined_inputs(summary: GraphSummary) -> list[str]:
+    """Every node's inputs must be the graph's inputs, its initializers or an earlier node's
+    outputs (ONNX's own rule): what is checked is all that runs, in order."""
+    known = {value.name for value in summary.inputs} | set(summary.initializers) | {""}
+    for node in summary.nodes:
+        missing = [source for source in node.inputs if source not in known]
+        if missing:
+            return [f"a {node.op_type} reading {missing[0][:40]!r}, which nothing before it makes"]
+        known.update(node.outputs)
+    return []
+
+
 def _range_problems(summary: GraphSummary) -> list[str]:
     """``Range`` may only count 0, 1, 2... up to a length read from a tensor's shape."""
     producers = {output: node for node in summary.nodes for output in node.outputs}
+    from_shape: dict[str, bool] = {}
     problems = []
     for node in summary.nodes:
         if node.op_type != "Range" or len(node.inputs) != 3:
             continue
         start, limit, delta = node.inputs
         if summary.scalar(start, producers) != 0 or summary.scalar(delta, producers) != 1 \
-                or not _from_shape(limit, producers, summary):
+                or not _from_shape(limit, producers, from_shape):
             problems.append("a Range that is not over a length of the input")
     return problems
 
 
-def _from_shape(name: str, producers: dict[str, Node], summary: GraphSummary, depth: int = 0) -> bool:
-    """Whether ``name`` is computed only from ``Shape`` (and constants) without arithmetic."""
-    node = producers.get(name)
-    if node is None or depth > 16:
-        return False
-    if node.op_type == "Shape":
-        return True
-    if node.op_type == "Constant":
-        return True
-    if node.op_type not in _SHAPE_PATH:
-        return False
-    return all(source in summary.initializers or _from_shape(source, producers, summary, depth + 1)
-               for source in node.inputs if source)
+def _from_shape(name: str, producers: dict[str, Node], known: dict[str, bool], depth: int = 0) -> bool:
+    """Whether ``name`` is a dimension read from a tensor's shape: ``Shape``, then only
+    operators that pick, cast or reshape what they are given (their first input), no arithmetic
+    and no constant in its place. Remembered by name, so any graph costs one visit per node."""
+    if name not in known:
+        node = producers.get(name)
+        if node is None or depth > 16:
+            known[name] = False
+        elif node.op_type == "Shape":
+            known[name] = True
+        else:
+            known[name] = (node.op_type in _SHAPE_PATH and bool(node.inputs)
+                           and _from_shape(node.inputs[0], producers, known, depth + 1))
+    return known[name]
 
 
 def _signature_problems(summary: GraphSummary, name: str) -> list[str]:
@@ -461,23 +538,26 @@ def generator_peak_bytes(summary: GraphSummary, mel_frames: int) -> int:
         for source in node.inputs:
             last_use[source] = index
     live: dict[str, int] = {}
-    peak = 0
+    held = peak = 0
     for index, node in enumerate(summary.nodes):
         output_shape = _output_shape(node, shapes)
         for output in node.outputs:
             shapes[output] = output_shape
+            held += math.prod(output_shape) * 4 - live.get(output, 0)
             live[output] = math.prod(output_shape) * 4
-        peak = max(peak, sum(live.values()))
+        peak = max(peak, held)
         for source in node.inputs:
             if last_use.get(source) == index:
-                live.pop(source, None)
+                held -= live.pop(source, 0)
     return peak
 
 
 def _output_shape(node: Node, shapes: dict[str, list[int]]) -> list[int]:
     if node.op_type == "Constant":
         tensor = node.tensors.get("value")
-        return list(tensor.dims) if tensor is not None else [1]
+        if tensor is None:  # value_floats and the like: of a size this walk does not read
+            raise _Malformed("a Constant without a tensor value")
+        return list(tensor.dims)
     known = [shapes.get(source) for source in node.inputs if source]
     if any(shape is None for shape in known) or not known:
         raise _Malformed(f"a {node.op_type} whose input shapes are unknown")
@@ -509,11 +589,11 @@ class Graph:
     through the descriptor it was checked on. ``path`` only names it in messages. Use it in a
     ``with`` block, or ``close`` it."""
 
-    def __init__(self, path: Path, handle: BinaryIO, summary: GraphSummary):
+    def __init__(self, path: Path, handle: BinaryIO, summary: GraphSummary, signature: tuple[int, int, int]):
         self.path = path
         self.summary = summary
         self._handle = handle
-        self._signature = _signature(handle)
+        self._signature = signature
 
     def source(self) -> str | bytes:
         """For a runtime to load: ``/proc/self/fd/N``, the open file itself, which the runtime
@@ -525,10 +605,10 @@ class Graph:
         return os.pread(self._handle.fileno(), self._signature[0], 0)
 
     def unchanged(self) -> None:
-        """Refuse the graph when its file changed after it was checked (a write in place while
-        the runtime read it moves its size or change time)."""
+        """Refuse the graph when its file changed after it was opened to be checked (a write in
+        place moves its size or its change time, which no user can set)."""
         if _signature(self._handle) != self._signature:
-            raise LavanyaError(f"{self.path}: changed while it was loaded; load it again")
+            raise LavanyaError(f"{self.path}: changed while it was checked or loaded; load it again")
 
     def copy_to(self, destination: BinaryIO) -> None:
         """Write the checked file's bytes to ``destination`` (a deploy root's copy)."""
@@ -559,26 +639,26 @@ def _signature(handle: BinaryIO) -> tuple[int, int, int]:
 
 def read_graph(path: Path, expected: dict[str, Any] | None = None) -> Graph:
     """The graph at ``path`` (named as ``lavanya export`` names it), opened as a bounded regular
-    file and checked (see the module doc), its bytes read through a read-only map of the file
-    (nothing copied into Python's memory). ``expected``: its export manifest entry (``size``,
-    ``sha256``), which the file must match. Raises GraphRefused or another LavanyaError naming
-    the file and the fix."""
+    file and checked (see the module doc); its bytes are read to be hashed and walked, then let
+    go before a runtime loads the same open file. ``expected``: its export manifest entry
+    (``size``, ``sha256``), which the file must match. Raises GraphRefused or another
+    LavanyaError naming the file and the fix."""
     path = Path(path)
     handle = open_regular(path, "ONNX graph")
     try:
-        size = os.fstat(handle.fileno()).st_size
-        if size > GRAPH_MAX_BYTES:
-            raise FileError(path, f"ONNX graph is larger than {GRAPH_MAX_BYTES // MIB} MiB, far beyond any voice's", _FIX)
-        if size == 0:
-            raise GraphRefused(path, "it is empty")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            with memoryview(mapped) as data:
-                if expected is not None and (size != expected.get("size")
-                                             or hashlib.sha256(data).hexdigest() != expected.get("sha256")):
-                    raise FileError(path, "differs from the graph its export manifest lists (another graph, or "
-                                          "damaged)", _FIX)
-                summary = check_graph(data, path)
-        return Graph(path, handle, summary)
+        signature = _signature(handle)
+        if signature[0] > GRAPH_MAX_BYTES:
+            raise FileError(path, f"ONNX graph is larger than {GRAPH_MAX_BYTES // MIB} MiB, far beyond any voice's",
+                            _FIX)
+        data = handle.read(GRAPH_MAX_BYTES + 1)
+        if len(data) != signature[0]:
+            raise LavanyaError(f"{path}: changed while it was checked; load it again")
+        if expected is not None and (len(data) != expected.get("size")
+                                     or hashlib.sha256(data).hexdigest() != expected.get("sha256")):
+            raise FileError(path, "differs from the graph its export manifest lists (another graph, or damaged)", _FIX)
+        summary = check_graph(data, path)
+        del data
+        return Graph(path, handle, summary, signature)
     except BaseException:
         handle.close()
         raise
@@ -589,13 +669,15 @@ def check_graph(data: bytes | memoryview, path: Path) -> GraphSummary:
     The summary keeps no reference to ``data``."""
     if path.name not in OPERATORS:
         raise LavanyaError(f"{path}: lavanya reads only {', '.join(OPERATORS)} as graphs")
+    if not data:
+        raise GraphRefused(path, "it is empty")
     try:
         summary = summarize(data)
         try:
             problems = graph_problems(summary, path.name)
         finally:
             summary.data.release()  # the walk is done: nothing keeps the graph's bytes
-    except (_Malformed, UnicodeError, struct.error) as exc:
+    except _Malformed as exc:
         raise GraphRefused(path, f"it does not parse as ONNX ({exc})") from None
     if problems:
         raise GraphRefused(path, "; ".join(problems[:3]))
@@ -615,5 +697,5 @@ def check_generator_memory(summary: GraphSummary, mel_frames: int, path: Path) -
     return peak
 
 
-__all__ = ["GRAPH_MAX_BYTES", "Graph", "GraphRefused", "GraphSummary", "OPERATORS", "check_generator_memory", "check_graph",
-           "generator_peak_bytes", "graph_problems", "read_graph", "summarize"]
+__all__ = ["GRAPH_MAX_BYTES", "Graph", "GraphRefused", "GraphSummary", "OPERATORS", "check_generator_memory",
+           "check_graph", "generator_peak_bytes", "graph_problems", "read_graph", "summarize"]

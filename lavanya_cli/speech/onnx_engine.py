@@ -22,6 +22,7 @@ import functools
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -285,17 +286,24 @@ class OpenVinoRunner:
             raise LavanyaError(f"{graph.path}: OpenVINO cannot compile this graph ({one_line(exc, 300)}); "
                                "export the voice again") from None
         graph.unchanged()
-        self.request = self.model.create_infer_request()
         self.outputs = len(self.model.outputs)
+        self._requests = threading.local()  # an infer request per thread: a server's workers share the voice
 
-    def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        self.request.start_async(inputs)
-        self.request.wait()
-        return [np.array(self.request.get_output_tensor(index).data) for index in range(self.outputs)]
+    def _request(self):
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.model.create_infer_request()
+        return request
+
+    def _run(self, request, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        request.start_async(inputs)
+        request.wait()
+        return [np.array(request.get_output_tensor(index).data) for index in range(self.outputs)]
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        request = self._request()
         try:
-            return run_stoppable(lambda: self._run(list(inputs)), self.request.cancel)
+            return run_stoppable(lambda: self._run(request, list(inputs)), request.cancel)
         except LavanyaError:
             raise
         except Exception as exc:
@@ -321,7 +329,8 @@ ENCODER_TOKENS_MAX = 1000
 DECODER_FRAMES_MAX = 1000
 
 
-def pieces(length: int, cuts: np.ndarray, limit: int | None, fallback: np.ndarray | None = None) -> list[tuple[int, int]]:
+def pieces(length: int, cuts: np.ndarray, limit: int | None,
+           fallback: np.ndarray | None = None) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges covering ``0..length``, each at most ``limit`` long and ending at
     the last of ``cuts`` that fits (else the last of ``fallback``, else at ``limit``); one range
     where ``limit`` is None or not exceeded."""
@@ -374,18 +383,18 @@ class OnnxAcoustic:
         """``[frames, n_mels]`` float32 log-mel for ``token_ids`` (without eos) at rate ``alpha``."""
         ids = np.ascontiguousarray(token_ids, dtype=np.int64).reshape(-1)
         is_space = ids == self.space_id if self.space_id is not None else np.zeros(ids.size, dtype=bool)
-        hidden, log_durations, space_rows, rows = [], [], [], 0
-        for start, stop in pieces(ids.size, np.flatnonzero(is_space) + 1, self.encoder_tokens):
+        hidden, log_durations = [], []
+        encoded = pieces(ids.size, np.flatnonzero(is_space) + 1, self.encoder_tokens)
+        for index, (start, stop) in enumerate(encoded):
             piece_hidden, piece_log_durations = self.encoder(ids[start:stop])  # eos appended in the graph
-            space_rows.append(rows + np.flatnonzero(is_space[start:stop]))
-            rows += len(piece_hidden)
-            hidden.append(piece_hidden)
-            log_durations.append(piece_log_durations)
+            keep = len(piece_hidden) if index == len(encoded) - 1 else stop - start  # one eos: the sentence's
+            hidden.append(piece_hidden[:keep])
+            log_durations.append(piece_log_durations[:keep])
         durations = scaled_durations(durations_from_log(np.concatenate(log_durations), self.duration_offset), alpha)
         checked_frames(float(durations.sum(dtype=np.float64)))  # before the expansion is made
         frames = np.ascontiguousarray(np.repeat(np.concatenate(hidden), durations, axis=0), dtype=np.float32)
         token_ends = np.cumsum(durations)
-        word_ends = token_ends[np.concatenate(space_rows)]
+        word_ends = token_ends[np.flatnonzero(is_space)]  # rows are the tokens, then the one eos
         mels = [self.decoder(frames[start:stop])[0]
                 for start, stop in pieces(frames.shape[0], word_ends, self.decoder_frames, token_ends)]
         mel = np.concatenate(mels) if len(mels) > 1 else mels[0]

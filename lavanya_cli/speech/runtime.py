@@ -61,7 +61,8 @@ def _refuse_expansion(handle: BinaryIO, path: Path, what: str) -> None:
     The file is left at its start."""
     size = os.fstat(handle.fileno()).st_size
     if size > WEIGHTS_MAX_BYTES:
-        raise FileError(path, f"{what} is larger than {WEIGHTS_MAX_BYTES >> 30} GiB, far beyond any voice", RESTORE_WEIGHTS)
+        raise FileError(path, f"{what} is larger than {WEIGHTS_MAX_BYTES >> 30} GiB, far beyond any voice",
+                        RESTORE_WEIGHTS)
     end = zipfile._EndRecData(handle)  # the end record, or None for PyTorch's older, non-zip format
     if end is not None:
         records, directory = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
