@@ -92,15 +92,17 @@ def failing_at_run() -> bytes:
     return model([helper.make_node("Add", ["mel", "w"], ["audio"])], [tensor("w", np.zeros((1, 1, 5), np.float32))])
 
 
-def slow(nodes: int = 3000) -> bytes:
-    """A legal-looking generator that computes for a long time: thousands of 64-tap convolutions
-    of the mel, one weight shared, the sum written out."""
+def slow(nodes: int = 10_000) -> bytes:
+    """A legal-looking generator that computes for a long time: thousands of 63-tap convolutions
+    of the mel, one weight shared, then upsampled to 256 samples a frame (what the engine asks)."""
     chain = [helper.make_node("Conv", ["mel", "w"], ["c0"], kernel_shape=[63], pads=[31, 31])]
     for index in range(1, nodes):
         chain.append(helper.make_node("Conv", [f"c{index - 1}", "w"], [f"c{index}"], kernel_shape=[63], pads=[31, 31]))
-    chain.append(helper.make_node("ConvTranspose", [f"c{nodes - 1}", "down"], ["audio"], strides=[8], kernel_shape=[8]))
+    chain += [helper.make_node("ConvTranspose", [f"c{nodes - 1}", "up"], ["u"], strides=[16], kernel_shape=[16]),
+              helper.make_node("ConvTranspose", ["u", "down"], ["audio"], strides=[16], kernel_shape=[16])]
     return model(chain, [tensor("w", np.full((N_MELS, N_MELS, 63), 1e-4, np.float32)),
-                         tensor("down", np.full((N_MELS, 1, 8), 1e-3, np.float32))])
+                         tensor("up", np.full((N_MELS, N_MELS, 16), 1e-3, np.float32)),
+                         tensor("down", np.full((N_MELS, 1, 16), 1e-3, np.float32))])
 
 
 def outer_product_encoder() -> bytes:
@@ -182,3 +184,34 @@ def constant_of_unread_size() -> bytes:
     """A generator that adds a Constant given as value_floats (a list this check does not size)."""
     return model([helper.make_node("Constant", [], ["c"], value_floats=[0.0] * 5000),
                   helper.make_node("Add", ["mel", "c"], ["audio"])])
+
+
+def folded_on_load() -> bytes:
+    """An encoder whose first node adds two constants into a 16384 x 16384 tensor: computed by a
+    runtime while it loads the graph (constant folding), outside every bound on memory."""
+    nodes = [helper.make_node("Add", ["column", "row"], ["big"]),
+             helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+             helper.make_node("Cast", ["token_ids"], ["x"], to=TensorProto.FLOAT),
+             helper.make_node("Unsqueeze", ["x", "axis1"], ["column_x"]),
+             helper.make_node("Mul", ["column_x", "total"], ["hidden"]),
+             helper.make_node("Mul", ["x", "total"], ["log_durations"])]
+    return model(nodes, [tensor("column", np.ones((16384, 1), np.float32)),
+                         tensor("row", np.ones((1, 16384), np.float32)), tensor("axis1", np.array([1], np.int64))],
+                 inputs=[helper.make_tensor_value_info("token_ids", TensorProto.INT64, ["tokens"])],
+                 outputs=[helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["a", "b"]),
+                          helper.make_tensor_value_info("log_durations", TensorProto.FLOAT, ["a"])])
+
+
+def wide_hidden_encoder() -> bytes:
+    """An encoder whose hidden states are 16 x 16,384 wide (the engine's numpy repeat of them
+    would make gigabytes of frames), within every static bound."""
+    nodes = [helper.make_node("Cast", ["token_ids"], ["x"], to=TensorProto.FLOAT),
+             helper.make_node("Unsqueeze", ["x", "axis1"], ["column"]),
+             helper.make_node("Add", ["column", "wide"], ["row"]),
+             helper.make_node("Concat", ["row"] * 16, ["hidden"], axis=1),
+             helper.make_node("Mul", ["x", "zero"], ["log_durations"])]
+    return model(nodes, [tensor("axis1", np.array([1], np.int64)), tensor("wide", np.zeros((1, 16384), np.float32)),
+                         tensor("zero", np.array(0.0, np.float32))],
+                 inputs=[helper.make_tensor_value_info("token_ids", TensorProto.INT64, ["tokens"])],
+                 outputs=[helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["a", "b"]),
+                          helper.make_tensor_value_info("log_durations", TensorProto.FLOAT, ["a"])])

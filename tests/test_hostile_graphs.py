@@ -44,7 +44,8 @@ def _one_line(result: subprocess.CompletedProcess, *words: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("special, words", [("fifo", "is a FIFO"), ("zero", "is a character device")])
+@pytest.mark.parametrize("special, words", [("fifo", "is a FIFO"),
+                                            ("zero", "is a symlink to /dev/zero, outside the model root")])
 def test_a_graph_that_is_not_a_regular_file_is_one_line_at_once(tmp_path, engine, special, words):
     root = graphkit.hostile_tree(tmp_path / "tree", special=special)
     started = time.monotonic()
@@ -294,3 +295,78 @@ def test_a_generator_constant_of_unread_size_is_refused(tmp_path):
     summary = check_graph(graphkit.constant_of_unread_size(), Path("generator.onnx"))
     with pytest.raises(GraphRefused, match="Constant without a tensor value"):
         check_generator_memory(summary, 286, Path("generator.onnx"))
+
+
+def test_a_graph_folded_while_loading_is_refused_before_it_loads(tmp_path):
+    root = graphkit.hostile_tree(tmp_path / "tree", encoder=graphkit.folded_on_load())
+    _one_line(_synth(root, tmp_path, "onnx"), "acoustic_encoder.onnx: not a graph lavanya exports",
+              "computed from constants alone")
+
+
+def test_outputs_larger_than_asked_for_are_refused_before_numpy_works_on_them(tmp_path):
+    root = graphkit.hostile_tree(tmp_path / "tree", encoder=graphkit.wide_hidden_encoder())
+    _one_line(_synth(root, tmp_path, "onnx"), "acoustic_encoder.onnx: gave hidden states of shape",
+              "not a graph lavanya exports")
+    # a decoder that repeats its mel: the real one with Concats after it
+    from lavanya_cli.modeltree.layout import BUNDLED_ROOT
+
+    decoder = graphkit.onnx.load(str(BUNDLED_ROOT / graphkit.MODEL / "acoustic_decoder.onnx"))
+    graph = decoder.graph
+    output = graph.output[0].name
+    for node in graph.node:
+        node.output[:] = ["mel_once" if name == output else name for name in node.output]
+    graph.node.append(graphkit.helper.make_node("Concat", ["mel_once"] * 16, [output], axis=0))
+    root = tmp_path / "tree2"
+    graphkit.hostile_tree(root)
+    graphkit._replace(root / graphkit.MODEL, "acoustic_decoder.onnx", decoder.SerializeToString(), None)
+    _one_line(_synth(root, tmp_path, "onnx"), "acoustic_decoder.onnx: gave mel of shape")
+
+
+def test_a_manifest_of_the_wrong_shape_is_one_line(tmp_path):
+    import json
+
+    root = graphkit.hostile_tree(tmp_path / "tree")
+    manifest_path = root / graphkit.MODEL / "lavanya-export.json"
+    for graph_entry, words in (([1], "lacks its files, sources or graph description"),
+                               ({"duration_offset": "abc"}, "duration_offset must be a number")):
+        manifest = json.loads(manifest_path.read_text())
+        manifest["graph"] = graph_entry
+        manifest_path.write_text(json.dumps(manifest))
+        _one_line(_synth(root, tmp_path, "onnx"), "lavanya-export.json", words)
+        result = _lavanya("verify", "--speak", root)
+        assert result.returncode == 1 and "internal error" not in result.stderr and words in result.stdout
+
+
+def test_front_end_files_behind_links_out_of_the_root_are_never_read(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password p a s s\n")
+    root = graphkit.hostile_tree(tmp_path / "tree")
+    english = root / "phone_dict" / "english"
+    english.unlink()
+    english.symlink_to(secret)
+    (root / "multilingualcharmap.json").symlink_to("/proc/self/environ")
+    _one_line(_synth(root, tmp_path, "onnx", text="password"), "phone_dict/english: is a symlink to",
+              "outside the model root")
+    english.unlink()
+    english.write_text("password p a s s\n")
+    _one_line(_synth(root, tmp_path, "onnx", text="password"), "multilingualcharmap.json: is a symlink to /proc")
+
+
+def test_a_cache_that_holds_odd_files_is_named_or_passed_over(tmp_path):
+    import shutil
+
+    from onnxkit import shared_cache
+    from synthkit import shared_voice_root
+
+    cache = Path(shutil.copytree(shared_cache(), tmp_path / "cache"))
+    (cache / "digests.json").unlink(missing_ok=True)
+    os.mkfifo(cache / "digests.json")  # the memo is only a speed-up: passed over, never waited on
+    result = _lavanya("synth", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "female", "--text",
+                      "नमस्ते", "-o", tmp_path / "out.wav", env={"LAVANYA_CACHE": str(cache)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "acoustic").write_text("not a directory")
+    result = _lavanya("export", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "male",
+                      env={"LAVANYA_CACHE": str(empty)}, timeout=300)
+    _one_line(result, f"{empty}: the export cache cannot be written", "$LAVANYA_CACHE")

@@ -419,3 +419,34 @@ def test_a_voice_whose_graph_is_a_fifo_stops_the_server_with_one_line(tmp_path):
     assert result.returncode == 2 and time.monotonic() - started < 60
     assert "generator.onnx: ONNX graph is a FIFO" in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("lavanya: error: no voice could be loaded")
+
+
+def test_a_client_that_sends_ahead_without_reading_is_dropped(server, client, caplog):
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT_SECONDS) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            for _ in range(20):
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n" * 1000)
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # dropped while still sending: what is expected
+        assert _closed_soon(sock)
+    assert "more than 8 requests sent ahead of their answers" in caplog.text
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_client_that_reads_no_page_is_dropped_at_the_deadline(server):
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT_SECONDS) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        started = time.monotonic()
+        sock.sendall(b"GET /openapi.json HTTP/1.1\r\nhost: localhost\r\n\r\n" * 8)  # about 200 KB to send
+        time.sleep(5)  # past the 3 s deadline without reading
+        assert _closed_soon(sock) and time.monotonic() - started < 20
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(server):
+    answer = _raw(server.url, b"GET /healthz HTTP/1.1\r\nhost: evil.example\r\nconnection: upgrade\r\n"
+                              b"upgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: "
+                              b"dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", read=True, timeout=5)
+    assert _json_error(answer[:answer.find(b"}") + 1])[0] == 400

@@ -474,7 +474,11 @@ def test_resources_that_are_not_regular_files_are_one_line_never_a_hang(cli, tmp
     (root / "phone_dict" / "hindi").unlink()
     (root / "multilingualcharmap.json").symlink_to("/dev/zero")
     code, _, err = cli("text", *args, "ऩ")  # a character outside the tokens needs the map
-    _one_line(err, "multilingualcharmap.json", "character device")
+    _one_line(err, "multilingualcharmap.json", "is a symlink to /dev/zero, outside the model root")
+    (root / "multilingualcharmap.json").unlink()
+    os.mkfifo(root / "multilingualcharmap.json")
+    code, _, err = cli("text", *args, "ऩ")
+    _one_line(err, "multilingualcharmap.json", "FIFO")
     (root / "multilingualcharmap.json").unlink()
     os.mkfifo(root / "hindi" / "male" / "model" / "lavanya.yaml")
     code, _, err = cli("synth", *args, "--text", "नमस्ते", "-o", tmp_path / "x.wav")

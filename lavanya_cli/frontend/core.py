@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import LavanyaError, one_line
 from ..fileio import RESOURCE_MAX_BYTES, read_json
 from ..modeltree.layout import VoiceSpec
-from ..modeltree.paths import relative_path
+from ..modeltree.paths import relative_path, require_inside
 from .cleaning import clean
 from .kind import PHRASE_END, PHRASE_START, FrontendKind, detect_kind, token_list
 from .numbers import NUMBER, MissingNumberWord, NumberTable, is_digit_cue, keeps_digit_cue
@@ -109,11 +109,12 @@ class Frontend:
         self.strict = strict
         self.tokens = frozenset(tokens) - _SPECIAL_TOKENS if tokens else None
         # English words are looked up case-insensitively ("India", "india", "INDIA").
-        self.dictionary = PhoneDictionary(self._dictionary_path(variant), fold_case=language == "english")
+        self.dictionary = PhoneDictionary(self._inside(self._dictionary_path(variant)),
+                                          fold_case=language == "english")
         self.english = (
             self.dictionary
             if language == "english"
-            else PhoneDictionary(self.root / "phone_dict" / "english", fold_case=True)
+            else PhoneDictionary(self._inside(self.root / "phone_dict" / "english"), fold_case=True)
         )
         self._numbers: NumberTable | None = None
         self._charmap: dict[str, str] | None = None
@@ -274,6 +275,10 @@ class Frontend:
 
     # -- resources ----------------------------------------------------------------------
 
+    def _inside(self, path: Path) -> Path:
+        """A resource of the model root, never one a link outside it leads to."""
+        return require_inside(self.root, path)
+
     def _dictionary_path(self, variant: str) -> Path:
         """``phone_dict/<language>``, or the variant's own one where the tree has it (New-Models
         names a voice's dictionary after its directory: ``phone_dict/hindi_latest``)."""
@@ -291,14 +296,14 @@ class Frontend:
     @property
     def numbers(self) -> NumberTable | None:
         if self._numbers is None and self._numbers_path.exists():
-            self._numbers = NumberTable.load(self._numbers_path)
+            self._numbers = NumberTable.load(self._inside(self._numbers_path))
         return self._numbers
 
     @property
     def charmap(self) -> dict[str, str]:
         """This voice's entry of ``multilingualcharmap.json`` (empty when absent)."""
         if self._charmap is None:
-            path = self.root / CHARMAP_NAME
+            path = self._inside(self.root / CHARMAP_NAME)
             self._charmap = {}
             if path.exists():
                 try:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import LavanyaError, one_line
 from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
+from ..modeltree.paths import require_inside
 
 
 class FrontendKind(str, Enum):
@@ -51,6 +52,7 @@ def token_list(config: dict[str, Any], model_dir: Path | None = None) -> list[st
         inside = [] if path.is_absolute() or ".." in path.parts else [model_dir / path]
         for candidate in (*inside, model_dir / path.name):
             if candidate.exists():
+                require_inside(model_dir, candidate)
                 try:
                     return read_regular_text(candidate, RESOURCE_MAX_BYTES, "the token list").split()
                 except OSError as exc:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LavanyaError, one_line
-from .paths import exists, is_directory, is_regular, relative_path
+from .paths import exists, is_directory, is_regular, relative_path, require_inside, split_listing
 
 ENV_VAR = "LAVANYA_MODELS"
 BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "bundled" / "Fastspeech2_HS"
@@ -132,6 +132,18 @@ class VoiceSpec:
     def relative(self, path: Path) -> str:
         """``path`` relative to the model root, as problems and tables print it."""
         return relative_path(path, self.root)
+
+    def require_inside(self) -> None:
+        """A one-line FileError where the voice's model or vocoder directory, or anything in
+        them, is a link out of the model root: a voice reads its files only inside its root."""
+        for directory in (self.model_dir, self.vocoder.directory):
+            require_inside(self.root, directory)
+            try:
+                _, escaping = split_listing(directory, self.root)
+            except OSError as exc:
+                raise LavanyaError(f"{directory}: cannot be listed ({one_line(exc)})") from None
+            if escaping:
+                require_inside(self.root, escaping[0])
 
 
 @dataclass

@@ -14,6 +14,8 @@ import os
 import stat
 from pathlib import Path
 
+from ..errors import FileError
+
 
 def real_path(path: Path) -> Path:
     """``path`` with every symlink resolved; never raises (a loop is left unresolved, and any
@@ -69,6 +71,15 @@ def outside_reason(link: Path) -> str:
     except OSError:
         what = f"leads to {real_path(link)}"
     return f"{what}, outside the model root; lavanya neither reads nor writes through it"
+
+
+def require_inside(root: Path, path: Path) -> Path:
+    """``path`` when, its links resolved, it stays inside ``root``; else the one-line FileError
+    naming the link that leads out (nothing is read or written through it)."""
+    link = escaping_link(root, path)
+    if link is not None:
+        raise FileError(link, outside_reason(link), OUTSIDE_FIX)
+    return path
 
 
 def relative_path(path: Path, root: Path) -> str:

@@ -420,18 +420,21 @@ def _origin_host(origin: str) -> str:
 class Guard:
     """ASGI middleware: answers only for ``allowed_hosts`` (a page on another name, as after DNS
     rebinding, gets 400), refuses speech to other sites' pages (403), adds the security headers
-    to every response, bounds request bodies (one declared too large is refused unread; a
-    chunked one is stopped where it passes the bound) and counts responses by route and status
-    (``no_response`` when the client left before any)."""
+    to every response, drops a client that reads nothing of it for ``send_seconds``, bounds
+    request bodies (one declared too large is refused unread; a chunked one is stopped where it
+    passes the bound) and counts responses by route and status (``no_response`` when the client
+    left before any)."""
 
     def __init__(self, app: ASGIApp, metrics: ServerMetrics, too_large: Callable[[], Response],
-                 max_body_bytes: int, allowed_hosts: tuple[str, ...], route_of: Callable[[Scope], str]):
+                 max_body_bytes: int, allowed_hosts: tuple[str, ...], route_of: Callable[[Scope], str],
+                 send_seconds: float):
         self.app = app
         self.metrics = metrics
         self.too_large = too_large
         self.max_body_bytes = max_body_bytes
         self.allowed_hosts = allowed_hosts
         self.route_of = route_of
+        self.send_seconds = send_seconds
 
     def _refusal(self, scope: Scope) -> Response | None:
         headers = dict(scope["headers"])
@@ -459,7 +462,13 @@ class Guard:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
-            await send(message)
+            try:
+                async with asyncio.timeout(self.send_seconds):
+                    await send(message)
+            except TimeoutError:  # a client that reads nothing: dropped, whatever it asked for
+                cut = scope.get("extensions", {}).get(CUT_EXTENSION)
+                if cut is not None:
+                    cut()
 
         refusal = self._refusal(scope)
         if refusal is not None:
@@ -534,7 +543,7 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
         return "other"
 
     app.add_middleware(Guard, metrics=metrics, too_large=body_too_large, max_body_bytes=limits.max_body_bytes,
-                       allowed_hosts=tuple(allowed_hosts), route_of=route_of)
+                       allowed_hosts=tuple(allowed_hosts), route_of=route_of, send_seconds=limits.timeout)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,6 +12,8 @@ with bounds applied as the bytes arrive:
   request's head is incomplete (httptools holds a header until its line ends) (431),
 * the whole request (line, headers and body) within ``REQUEST_SECONDS`` of its first byte, or
   of the connection opening (408),
+* at most ``PIPELINED_MAX`` requests sent ahead of their answers on one connection (the
+  connection is dropped: a client that sends without reading costs memory with every request),
 
 each refused at once with the server's JSON error shape and the connection closed. Any other
 malformed request gets the same shape (400) instead of uvicorn's plain text. A request's scope
@@ -32,6 +34,9 @@ HEADERS_MAX_BYTES = 32 * 1024
 HEADERS_MAX = 64
 HEAD_RECEIVED_MAX_BYTES = 512 * 1024
 REQUEST_SECONDS = 10.0
+# Requests a client may send ahead of their answers on one connection (HTTP/1.1 pipelining):
+# past that, it is not reading its answers, and every request it sends costs memory.
+PIPELINED_MAX = 8
 CUT_EXTENSION = "lavanya.cut"
 
 
@@ -39,6 +44,9 @@ class _Refused(Exception):
     def __init__(self, status: int, error: str, detail: str):
         super().__init__(detail)
         self.status, self.error, self.detail = status, error, detail
+
+
+_DROPPED = _Refused(429, "too_many_requests", "requests sent ahead of their answers")
 
 
 def error_response(status: int, error: str, detail: str) -> bytes:
@@ -129,6 +137,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if len(self.pipeline) >= PIPELINED_MAX:
+            self.logger.warning("dropped a connection: more than %d requests sent ahead of their answers",
+                                PIPELINED_MAX)
+            self._refusal = _DROPPED
+            self.transport.abort()
+            raise _DROPPED  # stops the parser: nothing more is read from this connection
         self.scope["extensions"] = {**self.scope.get("extensions", {}), CUT_EXTENSION: self.transport.abort}
         super().on_headers_complete()
 
@@ -140,7 +154,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         refusal = self._refusal or _Refused(400, "bad_request", "the request is not valid HTTP/1.1")
         self._refusal = None
-        self._refuse_now(refusal)
+        if refusal is not _DROPPED:
+            self._refuse_now(refusal)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """The server speaks no WebSocket: an upgrade is answered as the plain request it is."""
 
 
 __all__ = ["BoundedHttpProtocol", "CUT_EXTENSION", "error_response"]

@@ -125,9 +125,10 @@ def logging_config(log_format: str = "text") -> dict[str, Any]:
 
 def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8000, timeout: float = 60.0,
                    **options: Any) -> uvicorn.Config:
-    """uvicorn's settings for lavanya's app: the bounded HTTP protocol (``serve.http``) and a
-    graceful stop that waits as long as a request may take."""
-    return uvicorn.Config(app, host=host, port=port, http=BoundedHttpProtocol, log_config=None,
+    """uvicorn's settings for lavanya's app: the bounded HTTP protocol (``serve.http``), no
+    WebSocket (the app has no such route; an upgrade is answered as plain HTTP), and a graceful
+    stop that waits as long as a request may take."""
+    return uvicorn.Config(app, host=host, port=port, http=BoundedHttpProtocol, ws="none", log_config=None,
                           timeout_graceful_shutdown=math.ceil(timeout) + 1, **options)
 
 

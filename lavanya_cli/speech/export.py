@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import EXIT_PROBLEMS, LavanyaError
+from ..errors import EXIT_PROBLEMS, LavanyaError, one_line
 from ..fileio import MANIFEST_MAX_BYTES, PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, open_regular, replace_file
 from ..frontend.kind import token_list
 from ..modeltree.layout import DEMO_MARKER, VOCODER_WEIGHTS_NAME, ModelRoot, VoiceSpec
+from ..modeltree.paths import require_inside
 from . import export_store as store
 from .graphs import check_generator_memory, read_graph
 from .onnx_engine import VOCODER_WINDOW_FRAMES, MelDenormalizer, OnnxAcoustic, OnnxVocoder, OrtRunner
@@ -391,6 +392,7 @@ def ensure_exports(spec: VoiceSpec, cache: Path | None = None) -> ExportOutcome:
     """The voice's acoustic and vocoder exports in the cache, made (and checked) where the
     cache has none for the current source files."""
     cache = store.cache_root() if cache is None else Path(cache)
+    spec.require_inside()
     acoustic = _intact(store.find_acoustic_export(spec, cache))
     vocoder = _intact(store.find_vocoder_export(spec.vocoder, cache))
     made = []
@@ -406,12 +408,16 @@ def ensure_exports(spec: VoiceSpec, cache: Path | None = None) -> ExportOutcome:
         voice = Voice.load(spec, engine="torch")
         tokens = token_list(voice.config, spec.model_dir) or []
         references = _reference_mels(voice, check_sentences(tokens))
-        if acoustic is None:
-            acoustic = _export_acoustic(voice, cache, acoustic_sources, references)
-            made.append(store.ACOUSTIC)
-        if vocoder is None:
-            vocoder = _export_vocoder(voice, cache, vocoder_sources, references)
-            made.append(store.VOCODER)
+        try:
+            if acoustic is None:
+                acoustic = _export_acoustic(voice, cache, acoustic_sources, references)
+                made.append(store.ACOUSTIC)
+            if vocoder is None:
+                vocoder = _export_vocoder(voice, cache, vocoder_sources, references)
+                made.append(store.VOCODER)
+        except OSError as exc:  # a file where the cache keeps its exports, a full disk
+            raise LavanyaError(f"{cache}: the export cache cannot be written ({one_line(exc)}); set "
+                               f"${store.CACHE_ENV} to a writable directory") from None
     return ExportOutcome(acoustic, vocoder, made)
 
 
@@ -591,7 +597,7 @@ def _copy_frontend(spec: VoiceSpec, out: Path) -> list[str]:
         wanted.append(Path("phone_dict") / f"{spec.language}_{spec.variant.split('-')[0]}")
     copied = []
     for relative in wanted:
-        source = root.resource(*relative.parts)
+        source = require_inside(spec.root, root.resource(*relative.parts))
         if source.is_file():
             limit = PHONE_DICT_MAX_BYTES if relative.parts[0] == "phone_dict" else RESOURCE_MAX_BYTES
             directory = _inside(out, relative.parent)

@@ -147,8 +147,8 @@ class DigestMemo:
             text = json.dumps(self.entries).encode("utf-8")
             replace_file(self.path, lambda handle: handle.write(text), mode=0o600)
             self.changed = False
-        except OSError:
-            pass  # a read-only cache only costs the next start a hash
+        except (OSError, LavanyaError):
+            pass  # a read-only cache, or something not a file where the memo goes: the next start hashes again
 
 
 def _signature(path: Path) -> list[int]:
@@ -213,8 +213,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
         raise LavanyaError(f"{path}: not an export of format {EXPORT_FORMAT}; export the voice again "
                            "with this lavanya")
-    if not isinstance(manifest.get("files"), dict) or not isinstance(manifest.get("sources"), dict):
-        raise LavanyaError(f"{path}: lacks its files or sources; export the voice again")
+    if not all(isinstance(manifest.get(key), dict) for key in ("files", "sources", "graph")):
+        raise LavanyaError(f"{path}: lacks its files, sources or graph description; export the voice again")
     return manifest
 
 

@@ -457,6 +457,7 @@ def graph_problems(summary: GraphSummary, name: str) -> list[str]:
         if len(tensor.dims) > RANK_MAX or any(not 0 <= dim <= DIMENSION_MAX for dim in tensor.dims):
             problems.append(f"a tensor of shape {tensor.dims[:6]}")
     problems += _undefined_inputs(summary)
+    problems += _constant_nodes(summary)
     problems += _range_problems(summary)
     problems += _signature_problems(summary, name)
     return list(dict.fromkeys(problems))
@@ -471,6 +472,20 @@ def _undefined_inputs(summary: GraphSummary) -> list[str]:
         if missing:
             return [f"a {node.op_type} reading {missing[0][:40]!r}, which nothing before it makes"]
         known.update(node.outputs)
+    return []
+
+
+def _constant_nodes(summary: GraphSummary) -> list[str]:
+    """A node that computes from constants alone (the exporter folds them; only ``Identity``
+    aliases remain) would be computed by the runtime while it loads the graph, outside every
+    bound on memory: refused."""
+    constants = set(summary.initializers)
+    for node in summary.nodes:
+        inputs = [source for source in node.inputs if source]
+        if node.op_type == "Constant" or (node.op_type == "Identity" and inputs and inputs[0] in constants):
+            constants.update(node.outputs)
+        elif inputs and all(source in constants for source in inputs):
+            return [f"a {node.op_type} computed from constants alone"]
     return []
 
 

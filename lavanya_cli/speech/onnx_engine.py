@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LavanyaError, one_line
-from ..limits import available_cpus, checked_frames
+from ..limits import available_cpus, checked_frames, checked_number
 from ..modeltree.config import read_config
 from ..modeltree.layout import VoiceSpec
 from .cancel import run_stoppable
@@ -218,8 +218,11 @@ class OrtRunner:
         options.log_severity_level = ORT_FATAL
         self.path = graph.path
         try:
+            # No constant folding: it would compute while loading, outside the arena (the graph
+            # check refuses nodes made of constants alone; lavanya's exports are folded already).
             self.session = run_stoppable(
-                lambda: ort.InferenceSession(graph.source(), options, providers=["CPUExecutionProvider"]), _nothing)
+                lambda: ort.InferenceSession(graph.source(), options, providers=["CPUExecutionProvider"],
+                                             disabled_optimizers=["ConstantFolding"]), _nothing)
         except Exception as exc:  # ORT raises its own exception types for a bad file
             raise LavanyaError(f"{graph.path}: ONNX Runtime cannot load this graph ({one_line(exc, 300)}); "
                                "export the voice again") from None
@@ -327,6 +330,9 @@ def make_runner(graph: Graph, runtime: str, threads: int | None, precision: str 
 # 22,050 Hz, go through whole, as every sentence once did (docs/engines.md has the figures).
 ENCODER_TOKENS_MAX = 1000
 DECODER_FRAMES_MAX = 1000
+# Bounds on the hidden states' width and the mel's bins (every published voice: 384 and 80).
+ADIM_MAX = 2048
+N_MELS_MAX = 512
 
 
 def pieces(length: int, cuts: np.ndarray, limit: int | None,
@@ -359,7 +365,7 @@ class OnnxAcoustic:
 
     def __init__(self, encoder, decoder, denormalize: MelDenormalizer | None, duration_offset: float = 1.0,
                  space_id: int | None = None, encoder_tokens: int | None = ENCODER_TOKENS_MAX,
-                 decoder_frames: int | None = DECODER_FRAMES_MAX):
+                 decoder_frames: int | None = DECODER_FRAMES_MAX, adim: int | None = None, n_mels: int | None = None):
         self.encoder = encoder
         self.decoder = decoder
         self.denormalize = denormalize
@@ -367,17 +373,23 @@ class OnnxAcoustic:
         self.space_id = space_id
         self.encoder_tokens = encoder_tokens
         self.decoder_frames = decoder_frames
+        self.adim = adim  # the hidden states' width and the mel's bins, where the export says
+        self.n_mels = n_mels
 
     @classmethod
     def from_export(cls, export: Export, config: dict[str, Any], feats_stats: Path, *, space_id: int | None = None,
                     runtime: str = ONNXRUNTIME, threads: int | None = None, precision: str = F32) -> "OnnxAcoustic":
-        graph = export.manifest.get("graph") or {}
+        graph = export.manifest["graph"]
+        where = export.directory / MANIFEST_NAME
+        offset = checked_number(graph.get("duration_offset", 1.0), f"{where}: duration_offset", 0.0, 10.0)
+        adim = _manifest_size(graph, "adim", ADIM_MAX, where)
+        n_mels = _manifest_size(graph, "n_mels", N_MELS_MAX, where)
         with export.read_graph(ENCODER_NAME) as encoder:
             encoder_runner = make_runner(encoder, runtime, threads, precision)
         with export.read_graph(DECODER_NAME) as decoder:
             decoder_runner = make_runner(decoder, runtime, threads, precision)
-        return cls(encoder_runner, decoder_runner, MelDenormalizer.for_voice(config, feats_stats),
-                   float(graph.get("duration_offset", 1.0)), space_id)
+        return cls(encoder_runner, decoder_runner, MelDenormalizer.for_voice(config, feats_stats), offset, space_id,
+                   adim=adim, n_mels=n_mels)
 
     def mel(self, token_ids: np.ndarray, alpha: float = 1.0) -> np.ndarray:
         """``[frames, n_mels]`` float32 log-mel for ``token_ids`` (without eos) at rate ``alpha``."""
@@ -387,6 +399,8 @@ class OnnxAcoustic:
         encoded = pieces(ids.size, np.flatnonzero(is_space) + 1, self.encoder_tokens)
         for index, (start, stop) in enumerate(encoded):
             piece_hidden, piece_log_durations = self.encoder(ids[start:stop])  # eos appended in the graph
+            _expect(piece_hidden, (stop - start + 1, self.adim), ADIM_MAX, self.encoder, "hidden states")
+            _expect(piece_log_durations, (stop - start + 1,), 0, self.encoder, "durations")
             keep = len(piece_hidden) if index == len(encoded) - 1 else stop - start  # one eos: the sentence's
             hidden.append(piece_hidden[:keep])
             log_durations.append(piece_log_durations[:keep])
@@ -395,12 +409,35 @@ class OnnxAcoustic:
         frames = np.ascontiguousarray(np.repeat(np.concatenate(hidden), durations, axis=0), dtype=np.float32)
         token_ends = np.cumsum(durations)
         word_ends = token_ends[np.flatnonzero(is_space)]  # rows are the tokens, then the one eos
-        mels = [self.decoder(frames[start:stop])[0]
-                for start, stop in pieces(frames.shape[0], word_ends, self.decoder_frames, token_ends)]
+        mels = []
+        for start, stop in pieces(frames.shape[0], word_ends, self.decoder_frames, token_ends):
+            (piece_mel,) = self.decoder(frames[start:stop])
+            mels.append(_expect(piece_mel, (stop - start, self.n_mels), N_MELS_MAX, self.decoder, "mel"))
         mel = np.concatenate(mels) if len(mels) > 1 else mels[0]
         if self.denormalize is not None:
             mel = self.denormalize(mel)
         return np.asarray(mel, dtype=np.float32)
+
+
+def _manifest_size(graph: dict[str, Any], key: str, largest: int, where: Path) -> int | None:
+    """An export manifest's ``adim`` or ``n_mels`` (None where it does not say)."""
+    value = graph.get(key)
+    if value is None:
+        return None
+    return int(checked_number(value, f"{where}: {key}", 1, largest))
+
+
+def _expect(array: Any, shape: tuple[int | None, ...], largest: int, runner: Any, what: str) -> np.ndarray:
+    """A graph's output as float32, refused unless it has ``shape`` (None: any size up to
+    ``largest``): a graph that gave more rows, wider rows or more samples than the engine asked
+    for would make the numpy work after it (a repeat, a concatenation) unbounded."""
+    array = np.asarray(array)
+    if array.ndim != len(shape) or any(size != want if want is not None else not 0 < size <= largest
+                                       for size, want in zip(array.shape, shape)):
+        raise LavanyaError(f"{getattr(runner, 'path', 'a graph')}: gave {what} of shape {list(array.shape)} where "
+                           f"{['any' if size is None else size for size in shape]} was asked for: not a graph "
+                           "lavanya exports; export the voice again")
+    return np.asarray(array, dtype=np.float32)
 
 
 # Mel frames given to the vocoder graph at once (plus its context on either side). HiFi-GAN's
@@ -445,7 +482,7 @@ class OnnxVocoder:
 
     def _run(self, mel: np.ndarray) -> np.ndarray:
         (samples,) = self.generator(np.ascontiguousarray(mel.T[None]))
-        return np.asarray(samples, dtype=np.float32).reshape(-1)
+        return _expect(samples, (1, 1, mel.shape[0] * self.hop), 0, self.generator, "audio").reshape(-1)
 
     def audio(self, mel: np.ndarray) -> np.ndarray:
         mel = np.asarray(mel, dtype=np.float32)

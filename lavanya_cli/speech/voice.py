@@ -277,6 +277,7 @@ def _check_files(spec: VoiceSpec) -> dict[str, Any]:
     """Every file the voice needs, checked up front so each problem is one line naming it."""
     from .export_store import is_deployed_vocoder
 
+    spec.require_inside()
     config = read_config(spec.config_path)
     require_speakable(spec)
     for key in stats_file_entries(config):
