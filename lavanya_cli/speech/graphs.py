@@ -1,30 +1,32 @@
-"""A voice's ONNX graphs read as data, never handed to a runtime by path, and checked to be the
-kind of graph ``lavanya export`` writes before any runtime sees them.
+"""A voice's ONNX graphs checked as data before any runtime sees them: the kind of graph
+``lavanya export`` writes, or refused with one line.
 
 A model tree (a deploy root, or a cache someone else can write) may hold a hostile graph: a FIFO
 or a link to ``/dev/zero`` where a graph belongs, a ``Loop`` of 10^15 iterations, a
 ``ConstantOfShape`` of gigabytes, initializers stored in "external data" files anywhere on the
-disk. So a graph is:
+disk, nodes hidden behind a second copy of the graph. So a graph is:
 
 * opened as a regular file of at most ``GRAPH_MAX_BYTES`` (``fileio.open_regular``), and where
   its export manifest lists it, of exactly that size and SHA-256 (a different graph is not
-  spoken); the runtime then loads that open file, not the path (``Graph.source``), and a file
-  that changed meanwhile is refused;
-* walked as protobuf (only the fields named below; initializer payloads are skipped, not
-  copied) and refused unless it is one of ours: the standard operator set only, the operators
-  our encoder, decoder and generator graphs use (``OPERATORS``), no subgraphs, functions,
-  sparse or external tensors, the inputs and outputs the engine feeds and reads, every tensor
-  of rank at most 4 with dimensions at most ``DIMENSION_MAX``, convolution attributes within
-  ``CONV_ATTRIBUTE_MAX``; ``Range`` only over a length read from an input's shape, in steps of
-  one (the positional encodings), so no operator can make a tensor larger than its inputs'
-  sizes allow;
+  spoken); the runtime then loads that open file through its descriptor (``Graph.source``), and
+  a file that changed meanwhile is refused;
+* walked as protobuf within a budget of ``WALK_ITEMS_MAX`` fields (initializer payloads are
+  skipped, not copied; a message protobuf would merge may appear once) and refused unless it is
+  one of ours: the standard operator set only, the operators our encoder, decoder and generator
+  use (``OPERATORS``), no subgraphs, functions, sparse or external tensors, the inputs and
+  outputs the engine feeds and reads, every node reading only what comes before it and none
+  computed from constants alone (a runtime would compute it while loading), every tensor of rank
+  at most 4 with dimensions at most ``DIMENSION_MAX``, convolution attributes within
+  ``CONV_ATTRIBUTE_MAX``; ``Range`` only over a dimension read from a shape, in steps of one (the
+  positional encodings), so no operator can make a tensor larger than its inputs allow;
 * for the generator, the one graph OpenVINO runs, the largest memory its tensors can hold at
   once for a vocoder window is computed from those shapes (``generator_peak_bytes``) and
-  bounded. ONNX Runtime's own arena is capped as well (``onnx_engine``).
+  bounded. ONNX Runtime's own arena is capped as well, and every output's shape is checked by
+  the engine (``onnx_engine``).
 
 No library reads ONNX's structure without copying every weight into Python objects (``onnx``
-is also not part of the light install), so the few fields needed are read here, with bounds on
-nesting and counts; ``tests/test_graphs.py`` checks the walker against the ``onnx`` package.
+is also not part of the light install), so the few fields needed are read here;
+``tests/test_hostile_graphs.py`` checks the walker against the ``onnx`` package.
 """
 
 from __future__ import annotations
