@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import EXIT_PROBLEMS, LavanyaError, one_line
+from ..errors import EXIT_PROBLEMS, LavanyaError
 from ..fileio import MANIFEST_MAX_BYTES, PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, open_regular, replace_file
 from ..frontend.kind import token_list
 from ..modeltree.layout import DEMO_MARKER, VOCODER_WEIGHTS_NAME, ModelRoot, VoiceSpec
@@ -416,8 +416,7 @@ def ensure_exports(spec: VoiceSpec, cache: Path | None = None) -> ExportOutcome:
                 vocoder = _export_vocoder(voice, cache, vocoder_sources, references)
                 made.append(store.VOCODER)
         except OSError as exc:  # a file where the cache keeps its exports, a full disk
-            raise LavanyaError(f"{cache}: the export cache cannot be written ({one_line(exc)}); set "
-                               f"${store.CACHE_ENV} to a writable directory") from None
+            raise store.unwritable_cache(cache, exc) from None
     return ExportOutcome(acoustic, vocoder, made)
 
 
@@ -519,15 +518,19 @@ def place_beside_weights(spec: VoiceSpec, cache: Path | None = None) -> list[Pat
     then speaks it without torch. The weights and every other file are left as they are; the
     graphs and manifests are each written atomically. Returns the files written."""
     outcome = ensure_exports(spec, cache)
+    return [*_place_export(outcome.acoustic, spec.model_dir), *_place_export(outcome.vocoder, spec.vocoder.directory)]
+
+
+def _place_export(export: store.Export, directory: Path) -> list[Path]:
+    """Write ``export``'s graphs (checked against its manifest as they are copied) and then its
+    manifest into ``directory``, each atomically; the files written."""
     written = []
-    for export, directory in ((outcome.acoustic, spec.model_dir), (outcome.vocoder, spec.vocoder.directory)):
-        for name in export.manifest["files"]:
-            with export.read_graph(name) as graph:
-                replace_file(directory / name, graph.copy_to, mode=0o644)
-            written.append(directory / name)
-        _copy_regular(export.file(store.MANIFEST_NAME), directory / store.MANIFEST_NAME, MANIFEST_MAX_BYTES)
-        written.append(directory / store.MANIFEST_NAME)
-    return written
+    for name in export.manifest["files"]:
+        with export.read_graph(name) as graph:
+            replace_file(directory / name, graph.copy_to, mode=0o644)
+        written.append(directory / name)
+    _copy_regular(export.file(store.MANIFEST_NAME), directory / store.MANIFEST_NAME, MANIFEST_MAX_BYTES)
+    return [*written, directory / store.MANIFEST_NAME]
 
 
 def _refuse_overlap(root: Path, out: Path) -> None:
@@ -573,16 +576,13 @@ def _refuse_foreign_files(directory: Path, deployed_names: list[str]) -> None:
 
 
 def _fill_deployed(scratch: Path, export: store.Export, source_dir: Path, names: list[str]) -> None:
-    for name in export.manifest["files"]:
-        with export.read_graph(name) as graph:
-            replace_file(scratch / name, graph.copy_to, mode=0o644)
     for name in dict.fromkeys(names):
         if (source_dir / name).is_file():
             _copy_regular(source_dir / name, scratch / name, RESOURCE_MAX_BYTES)
     problems = store.manifest_problems(scratch, export.manifest, store.copied_sources(export.manifest))
     if problems:  # a source changed between the export and now
         raise LavanyaError(f"{source_dir}: {'; '.join(problems)} since the export; run lavanya export again")
-    _copy_regular(export.file(store.MANIFEST_NAME), scratch / store.MANIFEST_NAME, MANIFEST_MAX_BYTES)
+    _place_export(export, scratch)
     for path in scratch.iterdir():
         path.chmod(0o644)
 

@@ -73,16 +73,21 @@ def cache_root() -> Path:
 
 
 def writable_cache(cache: Path) -> Path:
-    """``cache``, created where it is missing, ready for an export; one line naming
-    ``$LAVANYA_CACHE`` where it cannot be (a file, a dangling link, a read-only place)."""
+    """``cache``, created where it is missing, ready for an export; ``unwritable_cache`` where it
+    cannot be (a file, a dangling link, a read-only place)."""
     try:
         cache.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=cache, prefix=".lavanya-probe-")
         probe.close()
     except OSError as exc:
-        raise LavanyaError(f"{cache}: the export cache cannot be written ({one_line(exc)}); set ${CACHE_ENV} to a "
-                           "writable directory") from None
+        raise unwritable_cache(cache, exc) from None
     return cache
+
+
+def unwritable_cache(cache: Path, exc: OSError) -> LavanyaError:
+    """The one line for an export cache that cannot take an export, naming ``$LAVANYA_CACHE``."""
+    return LavanyaError(f"{cache}: the export cache cannot be written ({one_line(exc)}); set ${CACHE_ENV} to a "
+                        "writable directory")
 
 
 class MissingExport(LavanyaError):
