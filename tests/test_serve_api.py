@@ -335,6 +335,16 @@ def test_the_page_and_reference_are_served_without_anything_from_outside(plain):
             assert plain.get(asset).status_code == 200, asset
 
 
+def test_favicon_ico_answers_with_the_page_s_icon(plain):
+    icon = plain.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/")
+    assert b"<svg" in icon.content and icon.content == plain.get("/static/favicon.svg").content
+    assert "default-src 'self'" in icon.headers["content-security-policy"]
+    head = plain.head("/favicon.ico")
+    assert head.status_code == 200 and head.headers["content-type"] == icon.headers["content-type"]
+    assert plain.post("/favicon.ico").status_code == 405
+
+
 def test_unknown_paths_get_the_json_error_shape(plain):
     response = plain.get("/nowhere")
     assert response.status_code == 404 and response.json()["error"] == "not_found"

@@ -655,6 +655,10 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
     async def api_reference() -> FileResponse:
         return FileResponse(STATIC_DIR / "docs.html")
 
+    @both("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:  # where browsers look for an icon when a page names none
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -136,8 +136,23 @@ async function errorWords(response) {
   }
 }
 
-function showResult(blob, seconds, elapsed, firstByte) {
+// Before each request: the last request's audio, download and figures go, so whatever this one
+// ends in (audio or an error) never sits beside the result of another text.
+function clearResult() {
+  const player = $("player");
+  player.pause();
+  player.removeAttribute("src");
+  player.load(); // the element lets go of the old audio and shows no length
   if (audioUrl) URL.revokeObjectURL(audioUrl);
+  audioUrl = null;
+  const link = $("download");
+  link.hidden = true;
+  link.href = "#";
+  $("stats").hidden = true;
+  for (const figure of $("stats").querySelectorAll("dd")) figure.textContent = "";
+}
+
+function showResult(blob, seconds, elapsed, firstByte) {
   audioUrl = URL.createObjectURL(blob);
   const player = $("player");
   player.src = audioUrl;
@@ -164,6 +179,7 @@ function unpronounced(headers) {
 
 async function speak(event) {
   event.preventDefault();
+  clearResult();
   const voice = selectedVoice();
   if (!voice) {
     showError("There is no voice to speak with.");
