@@ -172,3 +172,72 @@ def test_synth_help_imports_neither_torch_nor_espnet():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert "--sentence-silence" in result.stdout
     assert result.stderr.strip().endswith("light")
+
+
+# --- one voice, no --lang/--gender ---------------------------------------------------------------
+
+def _one_voice_root(tmp_path: Path, keep: str = "male") -> Path:
+    """A copy of the shared tree with one hindi voice left (its export is the shared one's)."""
+    root = shutil.copytree(shared_voice_root(), tmp_path / "one")
+    shutil.rmtree(root / "hindi" / ("female" if keep == "male" else "male"))
+    return root
+
+
+def test_a_tree_with_one_voice_speaks_without_lang_and_gender_and_says_so(cli, tmp_path):
+    root = _one_voice_root(tmp_path)
+    code, out, err = cli("synth", "--models", root, "--text", TEXT, "-o", tmp_path / "hello.wav")
+    assert code == 0, err
+    assert soundfile.info(tmp_path / "hello.wav").duration > 0.5
+    (voice_line,) = [line for line in err.splitlines() if "hindi/male" in line]
+    assert voice_line.startswith(f"lavanya: hindi/male from {root}") and "the only voice there" in voice_line
+
+
+def test_lines_on_a_tree_with_one_voice_need_no_lang_and_gender(cli, tmp_path):
+    root = _one_voice_root(tmp_path, keep="female")
+    (tmp_path / "lines.txt").write_text("नमस्ते।\nठीक है।\n", encoding="utf-8")
+    code, _, err = cli("synth", "--models", root, "--lines", tmp_path / "lines.txt", "--output-dir", tmp_path / "out")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0001.wav", "0002.wav"]
+    assert f"hindi/female from {root}" in err
+
+
+def test_the_bundled_demo_speaks_on_a_fresh_install_without_lang_and_gender(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./Fastspeech2_HS here
+    code, _, err = cli("synth", "--text", "नमस्ते", "-o", "hello.wav")
+    assert code == 0, err
+    assert soundfile.info(tmp_path / "hello.wav").duration > 0.1
+    assert "hindi/male (bundled demo voice)" in err and "the only voice there" in err
+
+
+def test_several_voices_still_need_lang_and_gender_and_the_line_lists_them(cli, tmp_path):
+    for extra in ((), ("--lines", tmp_path / "lines.txt", "--output-dir", tmp_path / "out")):
+        (tmp_path / "lines.txt").write_text("नमस्ते।\n", encoding="utf-8")
+        args = extra or ("--text", TEXT, "-o", tmp_path / "x.wav")
+        code, out, err = cli("synth", "--models", shared_voice_root(), *args)
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert "give --lang and --gender" in err and "hindi/female, hindi/male" in err
+        assert not (tmp_path / "x.wav").exists() and not (tmp_path / "out").exists()
+
+
+def test_the_one_voice_that_fits_a_given_gender_is_taken(cli, tmp_path):
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--gender", "female", "--text", TEXT,
+                       "-o", tmp_path / "x.wav")
+    assert code == 0, err
+    assert f"hindi/female from {shared_voice_root()}" in err
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--lang", "tamil", "--text", TEXT,
+                       "-o", tmp_path / "y.wav")
+    assert code == 2 and err.count("\n") == 1
+    assert "--lang tamil" in err and "hindi/female, hindi/male" in err
+
+
+def test_without_models_the_first_root_in_the_usual_order_decides(cli, tmp_path, monkeypatch):
+    """$LAVANYA_MODELS with several voices is not skipped for the one-voice demo behind it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAVANYA_MODELS", str(shared_voice_root()))
+    code, _, err = cli("synth", "--text", TEXT, "-o", tmp_path / "x.wav")
+    assert code == 2 and "hindi/female, hindi/male" in err and str(shared_voice_root()) in err
+    monkeypatch.setenv("LAVANYA_MODELS", str(_one_voice_root(tmp_path)))
+    code, _, err = cli("synth", "--text", TEXT, "-o", tmp_path / "x.wav")
+    assert code == 0, err
+    assert f"hindi/male from {tmp_path / 'one'}" in err and "bundled" not in err

@@ -66,7 +66,8 @@ def synth(
 ) -> None:
     """Speak text with a voice and write a WAV at the voice's sample rate.
 
-    The text comes from TEXT, --text, --input or standard input. With --format json, stdout is
+    The text comes from TEXT, --text, --input or standard input. --lang and --gender may be left
+    out where the model root holds one voice (the bundled demo does). With --format json, stdout is
     a summary: audio and wall seconds, real-time factor, the voices and the files written.
     """
     started = time.perf_counter()
@@ -110,16 +111,17 @@ def synth(
                                "drop -o and the text options")
         if plot is not None:
             raise LavanyaError("--plot is for a single text, not a batch")
+    only = None  # (root, options given) where --lang/--gender were left out and a root's only voice speaks
     if lines is not None:
-        if output_dir is None or lang is None or gender is None:
-            raise LavanyaError("--lines needs --output-dir, --lang and --gender")
+        if output_dir is None:
+            raise LavanyaError("--lines needs --output-dir")
+        lang, gender, only = _only_voice(models, lang, gender)
         jobs = jobs_from_lines(read_input(lines, limit, "--lines"), str(lines), output_dir, lang, gender, alpha)
     elif jsonl is not None:
         output_dir = Path(".") if output_dir is None else output_dir
         jobs = jobs_from_jsonl(read_input(jsonl, limit, "--jsonl"), str(jsonl), output_dir, lang, gender, alpha)
     else:
-        if lang is None or gender is None:
-            raise LavanyaError("give --lang and --gender (see lavanya voices)")
+        lang, gender, only = _only_voice(models, lang, gender)
         if not output:
             raise LavanyaError("give -o FILE.wav (or -o - for the WAV on standard output)")
         jobs = [Job(read_text_source(text_option, text, input_file, limit=limit), output, lang, gender, alpha)]
@@ -158,9 +160,49 @@ def synth(
         notes=[line for loaded in summary["voices"] for line in (
             *(f"lavanya: passed over {reason}" for reason in loaded["skipped"]),
             *(f"lavanya: {note}" for note in loaded["notes"]),
-            voice_origin_line(loaded["voice"], loaded["root"], loaded["bundled"], loaded["demo"], loaded["engine"]))]
+            voice_origin_line(loaded["voice"], loaded["root"], loaded["bundled"], loaded["demo"], loaded["engine"])
+            + _only_voice_note(only, loaded["root"]))]
         + [f"lavanya: {summary['audio_seconds']:.2f} s of audio in {summary['wall_seconds']:.1f} s -> {where}"],
     ))
+
+
+def _only_voice(models: Optional[Path], lang: Optional[str], gender: Optional[str]):
+    """``(lang, gender, only)``: a missing --lang or --gender taken from the one voice that fits in
+    the first root holding any voice, in the order synth looks (--models, $LAVANYA_MODELS,
+    ./Fastspeech2_HS, the bundled demo); ``only`` is that root and the option given, for the voice line.
+    Several voices, or none that fits: one line listing the voices there."""
+    if lang is not None and gender is not None:
+        return lang, gender, None
+    from ..modeltree.layout import LANGUAGE_ALIASES, ModelRoot, candidate_roots, resolve_root
+
+    asked = " ".join(f"{option} {value}" for option, value in (("--lang", lang), ("--gender", gender)) if value)
+    wanted = (LANGUAGE_ALIASES.get(lang.lower(), lang.lower()) if lang else None, gender.lower() if gender else None)
+    roots = candidate_roots(models) or [resolve_root(models)]  # none at all: resolve_root's one line
+    for root in roots:
+        tree = ModelRoot(root)
+        names = sorted({(voice.language, voice.gender) for voice in tree.voices()})
+        if not names:
+            continue
+        fits = [name for name in names if all(want in (None, have) for want, have in zip(wanted, name))]
+        if len(fits) == 1 and not tree.unreadable:
+            return *fits[0], (root, asked)
+        listing = ", ".join(f"{language}/{sex}" for language, sex in fits or names)
+        found = (f"no voice in {root} fits {asked}; voices there: {listing}" if not fits
+                 else f"voices in {root}{f' for {asked}' if asked else ''}: {listing}")
+        if tree.unreadable:
+            found += f" (and directories that cannot be listed: see lavanya voices {root})"
+        raise LavanyaError(f"give --lang and --gender: {found}")
+    raise LavanyaError(f"{roots[0]}: no voices found (expected <language>/<gender>/model/ directories); "
+                       "pass the model root with --models")
+
+
+def _only_voice_note(only, spoken_root: str) -> str:
+    """The end of the voice line where ``_only_voice`` chose the voice: ", the only voice there"."""
+    if only is None:
+        return ""
+    root, asked = only
+    return (", the only voice " + ("there" if str(root) == spoken_root else f"in {root}")
+            + (f" for {asked}" if asked else ""))
 
 
 def _make_directory(directory: Path) -> None:

@@ -38,6 +38,15 @@ VOCODER_CONFIG_NAME = "config.json"
 VOCODER_WEIGHTS_NAME = "generator"
 # Where the real voices are (the bundled tree holds only a demo voice).
 UPSTREAM_URL = "https://github.com/smtiitm/Fastspeech2_HS"
+# The voices upstream publishes: the <language>/<gender>/model/ directories of
+# https://github.com/smtiitm/Fastspeech2_HS, main branch (every language both genders, bodo
+# female only). A voice the bundled demo lacks gets the git lfs pull for it only if it is one.
+UPSTREAM_VOICES = frozenset(
+    [(language, gender)
+     for language in ("assamese", "bengali", "english", "gujarati", "hindi", "kannada", "malayalam", "manipuri",
+                      "marathi", "odia", "punjabi", "rajasthani", "tamil", "telugu", "urdu")
+     for gender in GENDERS]
+    + [("bodo", "female")])
 # What lavanya export writes beside config.yaml (or config.json): the graphs and their manifest.
 EXPORT_MANIFEST_NAME = "lavanya-export.json"
 ENCODER_GRAPH_NAME = "acoustic_encoder.onnx"
@@ -190,11 +199,17 @@ class ModelRoot:
         if not matches:
             wanted = f"{language}/{gender}{f' ({variant})' if variant else ''}"
             available = ", ".join(v.name for v in self.voices()) or "none"
-            if self.bundled:
+            if self.bundled and variant is None and (language, gender) in UPSTREAM_VOICES:
                 raise LavanyaError(
                     f"no voice {wanted} here: the bundled tree is a small demo with {available} only; for the "
                     f"real voices run: git clone {UPSTREAM_URL} && (cd Fastspeech2_HS && git lfs pull "
                     f"--include=\"{language}/{gender}/**,vocoder/{gender}/**\"), then add --models Fastspeech2_HS"
+                )
+            if self.bundled:
+                raise LavanyaError(
+                    f"no voice {wanted} here: the bundled tree is a small demo with {available} only, and "
+                    f"{UPSTREAM_URL} has no {wanted} on its main branch either; its voices there: "
+                    f"{_upstream_voice_list()}"
                 )
             raise LavanyaError(f"no voice {wanted} in {self.path}; voices there: {available}")
         return min(matches, key=lambda v: variant_rank(v.variant))
@@ -230,6 +245,14 @@ class ModelRoot:
                 return VocoderSpec(latest, latest.name)
         family = self.vocoder_override or vocoder_family(language)
         return VocoderSpec(base / family / "hifigan", family)
+
+
+def _upstream_voice_list() -> str:
+    """UPSTREAM_VOICES in one short phrase: the languages with both genders, then the others."""
+    both = sorted(language for language, gender in UPSTREAM_VOICES
+                  if gender == GENDERS[0] and (language, GENDERS[1]) in UPSTREAM_VOICES)
+    one = sorted((language, gender) for language, gender in UPSTREAM_VOICES if language not in both)
+    return ", ".join(both) + " (female and male)" + "".join(f", {language} ({gender} only)" for language, gender in one)
 
 
 # Which voice a language/gender means when several variants exist: the plain one first.
