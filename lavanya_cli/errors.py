@@ -18,12 +18,15 @@ ONE_LINE_MAX_CHARS = 300
 
 
 class LavanyaError(Exception):
-    """A user-facing failure: the message names the file and the fix; no traceback is shown."""
+    """A user-facing failure: the message names the file and the fix; no traceback is shown.
+    ``details``: further lines, each a failure of its own (every invalid line of a job file),
+    shown after the message."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_USAGE):
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE, details: tuple[str, ...] = ()):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+        self.details = details
 
 
 class FileError(LavanyaError):

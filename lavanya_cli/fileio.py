@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -238,3 +239,37 @@ def replace_file(path: Path, write: Callable[[BinaryIO], None], *, mode: int | N
     """Write ``path`` through ``write(handle)`` (see ``replacing``: temporary file, then rename)."""
     with replacing(path, mode=mode) as handle:
         write(handle)
+
+
+# A temporary file of ``replacing`` (``mkstemp``: 8 characters) or of an upload to remote storage
+# (a uuid4 in hex) beside the file it was to become: ``.<name>.<random>.tmp``.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?:[a-z0-9_]{8}|[0-9a-f]{32})\.tmp", re.DOTALL)
+
+
+def temporary_of(entry_name: str) -> str | None:
+    """The file a temporary file named ``entry_name`` was to become, or None for other names."""
+    match = _TEMPORARY.fullmatch(entry_name)
+    return match["name"] if match else None
+
+
+def remove_stale_temporaries(paths: Iterable[str | Path]) -> int:
+    """Remove the temporary files left beside ``paths`` by a process killed while writing them
+    (SIGKILL, the OOM killer, a lost Ray node), so a later run of the same jobs leaves no litter.
+    Only regular files named for one of ``paths`` go; each directory is listed once. Returns
+    how many were removed."""
+    wanted: dict[Path, set[str]] = {}
+    for path in paths:
+        wanted.setdefault(Path(path).parent, set()).add(Path(path).name)
+    removed = 0
+    for directory, names in wanted.items():
+        try:
+            listing = os.scandir(directory)
+        except OSError:
+            continue
+        with listing:
+            for entry in listing:
+                if temporary_of(entry.name) in names and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+    return removed

@@ -25,6 +25,9 @@ PAUSE_MAX_SECONDS = 60.0
 TEXT_SILENCE_MAX_SECONDS = 30 * 60.0
 # All audio of one text (one job), pauses included; a 48 kHz WAV of this is about 2 GB.
 TEXT_AUDIO_MAX_SECONDS = 6 * 3600.0
+# The text of one job (one WAV): about six hours of Hindi, the audio one text may make, so more
+# could never be spoken; checked before any work (a 17 MB line once took minutes to plan).
+TEXT_MAX_BYTES = 1 << 20
 # Mel frames one sentence may expand to (about 2 minutes at 22050 Hz, hop 256): the decoder's
 # attention grows with the square of this, so it is checked before the expansion is made.
 SENTENCE_FRAMES_MAX = 10_000

@@ -105,7 +105,6 @@ def main() -> int:
             "first_result_seconds": round(first_result[0] - ray_up, 2),
             "actors": report.actors,
             "threads_per_actor": report.threads,
-            "batch_size": report.batch_size,
             "jobs_per_second": round(jobs / (finished - started), 3),
             "voice_load_seconds_per_actor": round(sum(r["load_seconds"] for r in results) / report.actors, 2),
             "synthesis_seconds": round(synthesis, 2),

@@ -18,7 +18,7 @@ from lavanya_cli.speech.engines import cpu_default_engine
 from lavanya_cli.speech.jobs import Job, jobs_from_lines
 from synthkit import shared_voice_root
 
-pytest.importorskip("ray.data", reason="the ray extra (lavanya[ray]) is not installed")
+pytest.importorskip("ray", reason="the ray extra (lavanya[ray]) is not installed")
 
 from lavanya_cli.cli.output import PlainFormat  # noqa: E402
 from lavanya_cli.cli.synth_ray import run_on_ray  # noqa: E402
@@ -265,6 +265,21 @@ def test_a_filesystem_without_local_files_gets_a_temporary_name_then_a_move():
     assert target.sha256("book/missing.wav") is None
 
 
+def test_stale_temporaries_on_a_filesystem_without_local_files():
+    from pyarrow.fs import FileSelector
+
+    target = OutputTarget("mock:///bucket/wavs")
+    target.filesystem.create_dir("bucket/wavs/book", recursive=True)
+    names = ["bucket/wavs/book/.ch1.wav.0123456789abcdef0123456789abcdef.tmp", "bucket/wavs/book/.ch2.wav.x.tmp",
+             "bucket/wavs/book/ch1.wav"]
+    for name in names:
+        with target.filesystem.open_output_stream(name) as stream:
+            stream.write(b"RIFF")
+    assert target.remove_temporaries(["book/ch1.wav", "book/ch2.wav", "elsewhere/ch3.wav"]) == 1
+    listing = target.filesystem.get_file_info(FileSelector("bucket", recursive=True))
+    assert sorted(info.path for info in listing if info.is_file) == names[1:]
+
+
 def test_a_remote_output_directory_needs_a_local_manifest_and_distinct_names(tmp_path):
     jobs = [Job(SENTENCES[0], "a.wav", "hindi", "male")]
     with pytest.raises(LavanyaError, match="give --manifest FILE"):
@@ -286,20 +301,23 @@ def test_the_manifest_reader_keeps_the_latest_entry_and_skips_damage(tmp_path):
         read_manifest(tmp_path / "fifo")
 
 
-@pytest.mark.parametrize("cpus, threads, jobs, expected", [
-    (2, 1, 200, (2, 1, 16)),   # one actor per CPU; batches capped so results arrive often
-    (16, 4, 200, (4, 4, 13)),  # 4 threads each: 4 actors, at least 4 batches per actor
-    (8, 1, 3, (3, 1, 1)),      # never more actors than jobs
-    (1, 2, 10, (1, 1, 3)),     # one actor, with no more threads than there are CPUs
-    (6, 4, 50, (1, 4, 13)),    # actors x threads within the CPUs
+@pytest.mark.parametrize("nodes, threads, jobs, expected", [
+    ([2], 1, 200, (2, 1)),      # one actor per CPU
+    ([16], 4, 200, (4, 4)),     # 4 threads each: 4 actors
+    ([8], 1, 3, (3, 1)),        # never more actors than jobs
+    ([1], 2, 10, (1, 1)),       # one actor, with no more threads than there are CPUs
+    ([6], 4, 50, (1, 4)),       # actors x threads within the CPUs
+    ([2, 2], 4, 50, (2, 2)),    # no node has 4 CPUs: an actor of 4 threads could never start
+    ([3, 3], 2, 50, (2, 2)),    # one actor per node: 3 CPUs hold one actor of 2 threads
+    ([1, 1, 4], 1, 50, (6, 1)), # CPUs of every node
 ])
-def test_actors_threads_and_batch_size_follow_the_cluster(cpus, threads, jobs, expected):
-    assert RaySettings(threads=threads).plan(cpus, jobs) == expected
+def test_actors_and_threads_follow_the_nodes(nodes, threads, jobs, expected):
+    assert RaySettings(threads=threads).plan(nodes, jobs) == expected
 
 
 def test_asked_for_actors_stay_within_the_cpus():
-    assert RaySettings(threads=2, actors=8).plan(8, 100)[:2] == (4, 2)
-    assert RaySettings(actors=2).plan(8, 100)[:2] == (2, 1)
+    assert RaySettings(threads=2, actors=8).plan([8], 100) == (4, 2)
+    assert RaySettings(actors=2).plan([8], 100) == (2, 1)
 
 
 def test_bad_settings_are_one_line():
@@ -327,3 +345,35 @@ def test_without_ray_the_message_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(LavanyaError, match=r"pip install 'lavanya\[ray\]'"):
         run_batch([Job(SENTENCES[0], "a.wav", "hindi", "male")], str(tmp_path / "out"))
+
+
+def test_ids_and_stale_temporaries_on_ray(tmp_path, local_ray):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, unrelated = out / ".a.wav.0123456789abcdef0123456789abcdef.tmp", out / ".notes.tmp"
+    stale.write_bytes(b"RIFF")
+    unrelated.write_bytes(b"mine")
+    jobs = [Job(SENTENCES[0], "a.wav", "hindi", "male", where="j.jsonl:1", id="intro"),
+            Job(SENTENCES[1], "b.wav", "hindi", "male", where="j.jsonl:2")]
+    report = run_batch(jobs, str(out), voice_options={"models": shared_voice_root()})
+    assert (report.done, report.temporaries_removed) == (2, 1)
+    assert not stale.exists() and unrelated.exists()
+    assert {entry["output"]: entry["id"] for entry in _manifest_lines(out / MANIFEST_NAME)} == {"a.wav": "intro",
+                                                                                              "b.wav": 2}
+    # a rerun keeps the id of the jobs it skips
+    again = run_batch(jobs, str(out), voice_options={"models": shared_voice_root()})
+    assert again.skipped == 2 and {entry["id"] for entry in _manifest_lines(out / MANIFEST_NAME)} == {"intro", 2}
+
+
+def test_the_summary_counts_in_words():
+    from lavanya_cli.cli.synth_ray import _notes
+    from lavanya_cli.speech.ray_batch import BatchReport
+
+    report = BatchReport(output_dir="out", manifest="out/m.jsonl", jobs=1, actors=1, threads=1, temporaries_removed=1,
+                         lost=[{"node": "10.0.0.2", "node_id": "n", "worker": "b:7", "error": "ActorDiedError",
+                                "why": "its node left the cluster", "jobs": 2}])
+    notes = _notes(report)
+    assert "lavanya: 1 job: 0 done, 0 already done, 0 failed" in notes[-1] and "on 1 actor x 1 thread ->" in notes[-1]
+    assert ("lavanya: a worker was lost: its node left the cluster (10.0.0.2, b:7); its 2 jobs went to the other "
+            "workers") in notes
+    assert "lavanya: removed 1 temporary file left by writers that were stopped" in notes

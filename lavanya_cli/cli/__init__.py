@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         except (LavanyaError, Stopped) as exc:
             if not getattr(exc, "announced", False):
                 error_line(exc.message)
+            for detail in getattr(exc, "details", ()):
+                error_line(detail)
             return exc.exit_code
         except Exception as exc:
             if isinstance(exc, ModuleNotFoundError) and (extra := _extra_of(exc.name)):

@@ -72,6 +72,7 @@ def synth(
     """
     started = time.perf_counter()
     from ..errors import Stopped
+    from ..fileio import remove_stale_temporaries
     from ..limits import checked_alpha, checked_pause, input_limit, usable_threads
     from ..speech.jobs import (STDOUT, Job, VoiceCache, check_directories_take_files, check_outputs,
                                check_outside_roots, jobs_from_jsonl, jobs_from_lines, plan_jobs, render_jobs,
@@ -137,6 +138,8 @@ def synth(
     extra = {"--plot": plot} if plot is not None else None
     check_outputs(jobs, inside=output_dir if batch else None, extra=extra, json_summary=out.stdout_reserved)
     check_directories_take_files(outputs)
+    if batch:  # what writers of these jobs left when they were killed (SIGKILL, out of memory)
+        remove_stale_temporaries(job.output for job in jobs if job.output != STDOUT)
     if threads_note:
         warning_line(threads_note)
     planned = plan_jobs(jobs, segmented, voices)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import EXIT_OK, EXIT_PROBLEMS, LavanyaError
+from ..errors import EXIT_OK, EXIT_PROBLEMS, LavanyaError, Stopped
 from .app import voice_origin_line
 from .output import Output, PlainFormat, Result
 
@@ -46,10 +46,17 @@ def run_on_ray(address: str, *, lines: Path | None, jsonl: Path | None, output_d
     voice_options = {"models": models, "variant": variant, "vocoder": vocoder, "strict": strict,
                      "device": device, "engine": engine}
     out = Output(format, "synth")
-    with out.own_stdout(), _Progress(enabled=out.live and sys.stderr.isatty()) as progress:
-        report = run_batch(jobs, output_dir, settings=settings, voice_options=voice_options,
-                           sentence_silence=sentence_silence, manifest=manifest,
-                           on_start=progress.start, on_result=progress.advance)
+    try:
+        with out.own_stdout(), _Progress(enabled=out.live and sys.stderr.isatty()) as progress:
+            report = run_batch(jobs, output_dir, settings=settings, voice_options=voice_options,
+                               sentence_silence=sentence_silence, manifest=manifest,
+                               inputs=[source for source in (lines, jsonl) if source is not None],
+                               on_start=progress.start, on_result=progress.advance)
+    except (LavanyaError, Stopped) as exc:
+        # Every way out says what was recorded: the summary first, then main's one error line.
+        if (stopped := getattr(exc, "report", None)) is not None:
+            out.emit(Result(data={**stopped.to_json(), "error": exc.message}, notes=_notes(stopped)))
+        raise
     result = Result(data=report.to_json(), warnings=_word_warnings(report), notes=_notes(report),
                     exit_code=EXIT_PROBLEMS if report.failed else EXIT_OK)
     out.emit(result)
@@ -70,15 +77,29 @@ def _notes(report) -> list[str]:
         notes += [f"lavanya: passed over {reason}" for reason in voice["skipped"]]
         notes += [f"lavanya: {note}" for note in voice["notes"]]
         notes.append(voice_origin_line(voice["voice"], voice["root"], voice["bundled"], voice["demo"], voice["engine"]))
+    for lost in report.lost:
+        handed = f"its {_count(lost['jobs'], 'job')} went to the other workers" if lost["jobs"] else "it held no job"
+        notes.append(f"lavanya: a worker was lost: {lost['why']} "
+                     f"({lost['node'] or 'address unknown'}{', ' + lost['worker'] if lost['worker'] else ''}); {handed}")
+    if report.temporaries_removed:
+        notes.append(f"lavanya: removed {_count(report.temporaries_removed, 'temporary file')} "
+                     "left by writers that were stopped")
     failed = report.failed
     notes += [f"lavanya: failed: {entry['error']}" for entry in failed[:SHOWN]]
     if len(failed) > SHOWN:
         notes.append(f"lavanya: ... and {len(failed) - SHOWN} more failed jobs (see {report.manifest})")
-    where = f" on {report.actors} actors x {report.threads} thread(s)" if report.actors else ""
-    notes.append(f"lavanya: {report.jobs} jobs: {report.done} done, {report.skipped} already done, "
+    where = (f" on {_count(report.actors, 'actor')} x {_count(report.threads, 'thread')}" if report.actors else "")
+    notes.append(f"lavanya: {_count(report.jobs, 'job')}: {report.done} done, {report.skipped} already done, "
                  f"{len(failed)} failed; {report.audio_seconds:.2f} s of audio in {report.wall_seconds:.1f} s"
                  f"{where} -> {report.output_dir} (results in {report.manifest})")
+    if report.ray_log:
+        notes.append(f"lavanya: Ray's messages of this run: {report.ray_log}")
     return notes
+
+
+def _count(number: int, thing: str) -> str:
+    """``1 actor``, ``2 actors``."""
+    return f"{number} {thing}{'' if number == 1 else 's'}"
 
 
 class _Progress:
@@ -87,18 +108,22 @@ class _Progress:
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self._progress: Any = None
+        self._terminal: Any = None
         self._task: Any = None
         self._audio = 0.0
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
+            import os
+
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            from .output import stderr
-
+            # A copy of the terminal made now: while the batch runs, standard error is Ray's log.
+            self._terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", errors="replace")
             self._progress = Progress(TextColumn("speaking"), BarColumn(), MofNCompleteColumn(),
                                       TextColumn("jobs, {task.fields[audio]:.1f} s of audio"), TimeElapsedColumn(),
-                                      console=stderr, transient=True)
+                                      console=Console(file=self._terminal, highlight=False), transient=True)
             self._progress.__enter__()
         return self
 
@@ -114,4 +139,5 @@ class _Progress:
     def __exit__(self, *exc_info: object) -> bool:
         if self._progress is not None:
             self._progress.__exit__(*exc_info)
+            self._terminal.close()
         return False

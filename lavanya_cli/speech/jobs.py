@@ -30,12 +30,16 @@ from typing import Any
 from ..errors import LavanyaError
 from ..fileio import check_directory_takes_files, check_output_target
 from ..frontend import Silence, Speech, segment_text
-from ..limits import checked_alpha
+from ..limits import TEXT_MAX_BYTES, checked_alpha
 from ..modeltree.layout import VoiceSpec
 from .audio import STDOUT, MelRecorder, WavWriter, wav_output
 from .voice import Utterance, Voice, find_usable_voice
 
-JSONL_FIELDS = ("text", "output", "lang", "gender", "alpha")
+JSONL_FIELDS = ("id", "text", "output", "lang", "gender", "alpha")
+# A job's own name (JSONL "id"), carried into the results: a few words, not a document.
+JOB_ID_MAX_CHARS = 200
+# Invalid lines of a job file named in one error; the count says how many more there are.
+INVALID_LINES_SHOWN = 20
 # How words not said as written are reported, each a list in the summary: left out, spoken
 # without some letters, spelled letter by letter (``Utterance`` fields of the same names).
 REPORTED_WORDS = ("unpronounced", "incomplete", "spelled")
@@ -52,6 +56,16 @@ class Job:
     gender: str
     alpha: float | None = None
     where: str = ""  # where the job was written ("jobs.jsonl:7"); empty for a single text
+    id: str | None = None  # the job's own name from its JSONL line, carried into the results
+
+    def __post_init__(self) -> None:
+        # Checked as the job is made, before any work: a longer text cannot be spoken within
+        # TEXT_AUDIO_MAX_SECONDS anyway, and planning a 17 MB line once held 766 MB.
+        size = len(self.text.encode("utf-8", "surrogatepass"))
+        if size > TEXT_MAX_BYTES:
+            raise LavanyaError(f"{self.where or 'the text'}: {size / (1 << 20):.1f} MiB of text in one job, more than "
+                               f"the {TEXT_MAX_BYTES >> 20} MiB (about six hours of speech) one text may hold; "
+                               "split it into several jobs")
 
     def failed(self, error: LavanyaError) -> LavanyaError:
         """``error`` naming this job, so the user knows which line of a batch to fix."""
@@ -121,13 +135,34 @@ def jobs_from_jsonl(text: str, source: str, output_dir: Path, language: str | No
     ``lang``, ``gender`` and ``alpha`` default to the command's options. ``output`` is a relative
     path ending in ``.wav``, under ``output_dir`` (without ``--output-dir``: the current
     directory), or ``-`` for standard output."""
-    jobs = []
+    jobs, errors, ids = [], [], {}
     for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            jobs.append(_jsonl_job(line, f"{source}:{number}", output_dir, language, gender, alpha))
+        if not line.strip():
+            continue
+        where = f"{source}:{number}"
+        try:
+            job = _jsonl_job(line, where, output_dir, language, gender, alpha)
+            if job.id is not None and (first := ids.setdefault(job.id, where)) != where:
+                raise LavanyaError(f"{where}: id {job.id[:40]!r} is already the id of {first}; give each job its own")
+            jobs.append(job)
+        except LavanyaError as exc:
+            errors.append(exc.message)
+    if errors:
+        raise many_failures(source, "invalid lines", errors)
     if not jobs:
         raise LavanyaError(f"{source}: no jobs (every line is empty)")
     return jobs
+
+
+def many_failures(source: str, what: str, errors: list[str]) -> LavanyaError:
+    """One error for every failure found in ``source`` (``what``: "invalid lines"), so one run
+    names them all: alone, the failure itself; else a count, with the first
+    ``INVALID_LINES_SHOWN`` as details and how many more there are."""
+    if len(errors) == 1:
+        return LavanyaError(errors[0])
+    more = len(errors) - INVALID_LINES_SHOWN
+    details = errors[:INVALID_LINES_SHOWN] + ([f"... and {more} more {what} in {source}"] if more > 0 else [])
+    return LavanyaError(f"{source}: {len(errors)} {what}; nothing was spoken", details=tuple(details))
 
 
 def _jsonl_job(line: str, where: str, output_dir: Path, language: str | None, gender: str | None,
@@ -149,7 +184,10 @@ def _jsonl_job(line: str, where: str, output_dir: Path, language: str | None, ge
     line_alpha = entry.get("alpha", alpha)
     if line_alpha is not None:
         line_alpha = checked_alpha(line_alpha, f"{where}: \"alpha\"")
-    return Job(text, batch_output(output, output_dir, where), lang, gen, line_alpha, where=where)
+    job_id = entry.get("id")
+    if job_id is not None and not (isinstance(job_id, str) and job_id.strip() and len(job_id) <= JOB_ID_MAX_CHARS):
+        raise LavanyaError(f"{where}: \"id\" must be a string of 1 to {JOB_ID_MAX_CHARS} characters")
+    return Job(text, batch_output(output, output_dir, where), lang, gen, line_alpha, where=where, id=job_id)
 
 
 def batch_output(output: str, output_dir: Path, where: str) -> str:
@@ -168,13 +206,15 @@ def batch_output(output: str, output_dir: Path, where: str) -> str:
 
 def segment_jobs(jobs: list[Job], sentence_silence: float = 0.0) -> list[list[Speech | Silence]]:
     """Every job's text cut into sentences and pauses, before any voice is loaded: a malformed
-    tag, a number out of range or empty text fails here, naming the job."""
-    segmented = []
+    tag, a number out of range or empty text fails here, every such job named at once."""
+    segmented, errors = [], []
     for job in jobs:
         try:
             segmented.append(segment_text(job.text, sentence_silence=sentence_silence))
         except LavanyaError as exc:
-            raise job.failed(exc) from None
+            errors.append(job.failed(exc).message)
+    if errors:
+        raise many_failures(jobs[0].where.rsplit(":", 1)[0] or "the text", "jobs that cannot be spoken", errors)
     return segmented
 
 
@@ -279,6 +319,7 @@ def render_job(item: PlannedJob, on_sentence: Callable[[], None] | None = None, 
     if mels is not None:
         mels.save(plot)
     return {
+        **({"id": item.job.id} if item.job.id is not None else {}),
         "output": item.job.output,
         "voice": item.voice.spec.name,
         "audio_seconds": round(wav.seconds, 3),

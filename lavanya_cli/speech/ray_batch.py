@@ -4,14 +4,19 @@ The driver does what a single-process batch does before any audio is made, with 
 functions (``speech.jobs``): each job's output checked (``batch_output``, ``check_outputs``),
 each voice found (``VoiceCache``) and its ONNX export made once where it is missing
 (``engines.prepare_exports``), each text segmented. A job whose voice or text fails is recorded
-as failed; the others go to Ray Data, which carries them to a pool of actors (``map_batches``
-with ``ActorPoolStrategy``). Each actor loads a voice once, on its first job for it, through the
-engine asked for (default ``auto``: an ONNX engine, so an actor never imports torch unless told
-to), and writes each WAV itself with the one WAV writer (``jobs.render_job``) into the output
-directory: a local path, or a URI that ``pyarrow.fs`` understands, so a cluster can write to
-shared or object storage. The driver appends every result to a JSONL manifest as it arrives, so
-a stopped run resumes where it stopped: a job whose WAV is present with the sha256 the manifest
-recorded, made from the same job (text, voice, rate, engine), is skipped.
+as failed; the others go, one at a time, to a pool of Ray actors (``SynthesisWorker``), each
+holding at most ``IN_FLIGHT_PER_ACTOR`` jobs so none waits idle. Each actor loads a voice once,
+on its first job for it, through the engine asked for (default ``auto``: an ONNX engine, so an
+actor never imports torch unless told to), and writes each WAV itself with the one WAV writer
+(``jobs.render_job``) into the output directory: a local path, or a URI that ``pyarrow.fs``
+understands, so a cluster can write to shared or object storage.
+
+The driver appends each job's result to a JSONL manifest the moment it arrives, so a stopped run
+resumes where it stopped: a job whose WAV is present with the sha256 the manifest recorded, made
+from the same job (text, voice, rate, engine), is skipped. A worker that is lost (its node left
+the cluster, its process was killed) hands its jobs to the workers left; the run ends early only
+when none is left. Temporary files of killed writers are removed at the start and the end of a
+run. Ray's own messages go to its session's log directory, never to lavanya's output.
 """
 
 from __future__ import annotations
@@ -21,20 +26,24 @@ import hashlib
 import io
 import json
 import logging
-import math
 import os
 import posixpath
+import signal
 import socket
+import sys
+import tempfile
+import threading
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EXIT_USAGE, LavanyaError, one_line
-from ..fileio import KIB, NotReadable, check_output_target, digest_regular, open_regular, replace_file
+from ..errors import EXIT_USAGE, LavanyaError, Stopped, one_line
+from ..fileio import (KIB, NotReadable, check_output_target, digest_regular, open_regular, remove_stale_temporaries,
+                      replace_file, temporary_of)
 from ..limits import available_cpus, checked_pause
 from .jobs import (REPORTED_WORDS, STDOUT, Job, PlannedJob, batch_output, check_directories_take_files, check_outputs,
                    check_outside_roots, describe_voice, render_job, segment_jobs)
@@ -50,10 +59,18 @@ RAY_EXTRA = "python3 -m pip install 'lavanya[ray]'"
 MANIFEST_NAME = "lavanya-results.jsonl"
 # A manifest line is a few hundred bytes; a longer one is damage (or not our file) and is ignored.
 MANIFEST_LINE_MAX_BYTES = 64 * KIB
-# Batches are small so results (and the progress bar) arrive often and a stopped run loses
-# little; at least this many batches per actor keep actors busy when job lengths differ.
-MAX_BATCH_SIZE = 16
-BATCHES_PER_ACTOR = 4
+# Jobs go to actors one at a time and each result is recorded as it arrives, so a stopped run or
+# a lost node costs at most the jobs in flight; two per actor keep it busy between results.
+IN_FLIGHT_PER_ACTOR = 2
+# A job whose worker died under it this many times (it may be the job: out of memory) fails.
+MAX_ATTEMPTS = 3
+# How long the driver waits for a result before it looks at signals and lost workers again.
+WAIT_SECONDS = 0.5
+# Ray binds its servers to loopback only where it believes clusters are off (Windows, macOS):
+# set before Ray is imported, for ``--ray local`` only.
+LOOPBACK_ONLY_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Words in Ray's output when a cluster refused the token (Ray 2.60: ``InvalidAuthToken``).
+AUTH_FAILURE_WORDS = ("InvalidAuthToken", "Unauthenticated")
 # Object stores publish an object only once its upload completes: a direct write is atomic there,
 # and a rename would be a second full copy.
 OBJECT_STORES = frozenset({"s3", "gcs"})
@@ -73,10 +90,9 @@ class RaySettings:
     num_cpus: int | None = None  # local only: CPUs the private Ray may use (default: all usable here)
     threads: int = 1
     actors: int | None = None
-    batch_size: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("num_cpus", "threads", "actors", "batch_size"):
+        for name in ("num_cpus", "threads", "actors"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise LavanyaError(f"Ray {name.replace('_', ' ')} must be a whole number of 1 or more, not {value!r}")
@@ -85,16 +101,15 @@ class RaySettings:
         if self.num_cpus is not None and self.address != "local":
             raise LavanyaError("a CPU count is for --ray local; a cluster has the CPUs its nodes offer")
 
-    def plan(self, cluster_cpus: float, jobs: int) -> tuple[int, int, int]:
-        """``(actors, threads per actor, batch size)`` for ``jobs`` jobs on a cluster offering
-        ``cluster_cpus`` CPUs: actors x threads never more than the CPUs (an actor asking for
-        more CPUs than there are would never be scheduled), at least one actor, never more
-        actors than jobs."""
-        cpus = max(1, int(cluster_cpus))
-        threads = min(self.threads, cpus)
-        actors = max(1, min(self.actors or cpus, cpus // threads, jobs))
-        batch = self.batch_size or min(MAX_BATCH_SIZE, max(1, math.ceil(jobs / (actors * BATCHES_PER_ACTOR))))
-        return actors, threads, batch
+    def plan(self, node_cpus: Sequence[float], jobs: int) -> tuple[int, int]:
+        """``(actors, threads per actor)`` for ``jobs`` jobs on nodes offering ``node_cpus``: an
+        actor runs on one node, so a node of C CPUs holds C // threads of them (an actor asking
+        for more CPUs than any node has would never be scheduled); at least one actor, never
+        more than jobs or than asked for."""
+        cpus = [max(0, int(count)) for count in node_cpus] or [1]
+        threads = max(1, min(self.threads, max(cpus)))
+        room = max(1, sum(count // threads for count in cpus))
+        return max(1, min(self.actors or room, room, jobs)), threads
 
 
 # -- output directory ----------------------------------------------------------------------------
@@ -199,6 +214,29 @@ class OutputTarget:
             return None
 
 
+    def remove_temporaries(self, names: Sequence[str]) -> int:
+        """Remove the temporary files that writers of ``names`` left when they were killed (a
+        lost node, a signal); on an object store there are none. Returns how many went."""
+        if self.local:
+            return remove_stale_temporaries(self.located(name) for name in names)
+        removed = 0
+        if self.filesystem.type_name in OBJECT_STORES:
+            return removed
+        from pyarrow.fs import FileSelector, FileType
+
+        wanted: dict[str, set[str]] = {}
+        for name in names:
+            final = posixpath.join(self.base, name)
+            wanted.setdefault(posixpath.dirname(final), set()).add(posixpath.basename(final))
+        for directory, files in wanted.items():
+            with contextlib.suppress(OSError, _arrow_error()):
+                for info in self.filesystem.get_file_info(FileSelector(directory, allow_not_found=True)):
+                    if info.type == FileType.File and temporary_of(info.base_name) in files:
+                        self.filesystem.delete_file(info.path)
+                        removed += 1
+        return removed
+
+
 def _filesystem_from_uri(uri: str) -> tuple["FileSystem", str]:
     pyarrow_fs = import_optional("pyarrow.fs")
     try:
@@ -227,9 +265,10 @@ def job_fingerprint(job: Job, spec: "VoiceSpec", engine: str, sentence_silence: 
     return hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def job_result(number: int, name: str, *, error: str | None = None, worker: str | None = None) -> dict[str, Any]:
+def job_result(number: int | str, name: str, *, error: str | None = None,
+               worker: str | None = None) -> dict[str, Any]:
     """A job's manifest entry before it is done (the actor adds ``jobs.render_job``'s summary,
-    the driver ``job_sha256``)."""
+    the driver ``job_sha256``); ``number``: the job's own ``id``, else its number in the file."""
     return {"id": number, "output": name, "voice": None, "audio_seconds": None, "sha256": None, "error": error,
             "sentences": 0, "skipped_sentences": 0, **{kind: [] for kind in REPORTED_WORDS}, "problems": [],
             "worker": worker, "load_seconds": 0.0, "synthesis_seconds": 0.0}
@@ -248,8 +287,13 @@ class SynthesisWorker:
         self.voices: dict[str, Voice | LavanyaError] = {}  # a voice that failed to load fails its jobs at once
         self.name = f"{socket.gethostname()}:{os.getpid()}"  # which node and process made a WAV
 
-    def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[str]]:
-        return {"result": [json.dumps(self.run(json.loads(str(task)))) for task in batch["task"]]}
+    def place(self) -> dict[str, str]:
+        """Where this actor runs: its node (address and Ray id) and its ``host:pid``, so a lost
+        node can be named."""
+        import ray
+
+        return {"node": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id(),
+                "worker": self.name}
 
     def run(self, task: dict[str, Any]) -> dict[str, Any]:
         result = job_result(task["id"], task["name"], worker=self.name)
@@ -345,7 +389,9 @@ def _manifest_line(entry: dict[str, Any]) -> bytes:
 
 @dataclass
 class BatchReport:
-    """What a run did, for the summary line and ``--format json``."""
+    """What a run did, for the summary line and ``--format json``; a run that stops early
+    (a signal, every worker lost, a failing manifest) carries it on its exception as
+    ``report``, with what was recorded until then."""
 
     output_dir: str
     manifest: str
@@ -357,7 +403,9 @@ class BatchReport:
     cluster_cpus: float = 0.0
     actors: int = 0
     threads: int = 0
-    batch_size: int = 0
+    lost: list[dict[str, Any]] = field(default_factory=list)  # workers lost: node, worker, why, jobs handed on
+    temporaries_removed: int = 0
+    ray_log: str | None = None  # where Ray's own messages of this run were kept
     wall_seconds: float = 0.0
 
     @property
@@ -377,24 +425,26 @@ class BatchReport:
             "output_dir": self.output_dir, "manifest": self.manifest, "jobs": self.jobs, "done": self.done,
             "skipped": self.skipped, "failed": len(self.failed), "audio_seconds": round(self.audio_seconds, 3),
             "wall_seconds": round(self.wall_seconds, 3), "engine": self.engine, "cluster_cpus": self.cluster_cpus,
-            "actors": self.actors, "threads_per_actor": self.threads, "batch_size": self.batch_size,
-            "voices": self.voices,
+            "actors": self.actors, "threads_per_actor": self.threads, "lost_workers": self.lost,
+            "temporaries_removed": self.temporaries_removed, "ray_log": self.ray_log, "voices": self.voices,
             "failures": [{"id": r["id"], "output": r["output"], "error": r["error"]} for r in self.failed],
         }
 
 
 def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySettings(),
               voice_options: Mapping[str, Any] | None = None, sentence_silence: float = 0.0,
-              manifest: Path | None = None,
+              manifest: Path | None = None, inputs: Sequence[Path] = (),
               on_start: Callable[[int, int], None] | None = None,
               on_result: Callable[[dict[str, Any]], None] | None = None) -> BatchReport:
     """Synthesize ``jobs`` on Ray into ``output_dir`` (a path or URI), skipping those a previous
     run finished. Each job's output is a name relative to ``output_dir``, as
     ``jobs_from_lines``/``jobs_from_jsonl`` make it for ``Path()``. ``voice_options``: ``models``,
     ``variant``, ``vocoder`` (which voice), ``engine``, ``strict``, ``cache`` (how it loads;
-    ``device`` only ``cpu``). ``on_start(pending, total)`` and ``on_result(entry)`` feed a
-    progress bar. A job that fails is an entry with an error; a problem with the whole run (an
-    output, the manifest, the cluster) raises."""
+    ``device`` only ``cpu``). ``inputs``: the files the jobs came from, which the manifest must
+    not be. ``on_start(pending, total)`` and ``on_result(entry)`` feed a progress bar. A job
+    that fails is an entry with an error; a problem with the whole run (an output, the
+    manifest, the cluster, a signal) raises, with the ``BatchReport`` of what was recorded as
+    the exception's ``report`` once anything was written."""
     from .engines import prepare_exports
 
     started = time.perf_counter()
@@ -404,131 +454,281 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
     target = OutputTarget(output_dir)
     names, placed = _place(jobs, target)
     manifest_path = _manifest_path(target, manifest)
+    _refuse_input_as_manifest(manifest_path, inputs)
+    report: BatchReport | None = None
+    try:
+        with RayOutputApart() as ray_output, contextlib.ExitStack() as stack:
+            session = _Session(settings, stack, ray_output)
+            if settings.address != "local":
+                session.open()  # a cluster that cannot be reached or refuses us: before anything is made
 
-    find = {key: (voice_options or {}).get(key) for key in ("models", "variant", "vocoder")}
-    specs, skipped, voice_errors = {}, {}, {}
-    for job in jobs:
-        key = _voice_key(job)
-        if key not in specs and key not in voice_errors:
-            try:
-                specs[key], skipped[key] = find_usable_voice(job.language, job.gender, **find)
-            except LavanyaError as exc:
-                voice_errors[key] = exc
-    _check_outputs(placed, target, manifest_path, [spec.root for spec in specs.values()])
+            find = {key: (voice_options or {}).get(key) for key in ("models", "variant", "vocoder")}
+            specs, skipped, voice_errors = {}, {}, {}
+            for job in jobs:
+                key = _voice_key(job)
+                if key not in specs and key not in voice_errors:
+                    try:
+                        specs[key], skipped[key] = find_usable_voice(job.language, job.gender, **find)
+                    except LavanyaError as exc:
+                        voice_errors[key] = exc
+            _check_outputs(placed, target, manifest_path, [spec.root for spec in specs.values()])
 
-    # Each voice's export made here, once, before any actor needs it.
-    described = []
-    for key, spec in list(specs.items()):
-        try:
-            notes = prepare_exports(spec, engine=engine, cache=load_options.get("cache"))
-        except LavanyaError as exc:
-            voice_errors[key] = exc
-            del specs[key]
-            continue
-        described.append(describe_voice(spec, engine, skipped[key], notes))
+            # Each voice's export made here, once, before any actor needs it.
+            described = []
+            for key, spec in list(specs.items()):
+                try:
+                    notes = prepare_exports(spec, engine=engine, cache=load_options.get("cache"))
+                except LavanyaError as exc:
+                    voice_errors[key] = exc
+                    del specs[key]
+                    continue
+                described.append(describe_voice(spec, engine, skipped[key], notes))
 
-    previous = read_manifest(manifest_path, set(names))
-    kept, tasks, failed_here, fingerprints = [], [], [], {}
-    for number, (job, name) in enumerate(zip(placed, names), start=1):
-        key = _voice_key(job)
-        try:
-            if key in voice_errors:
-                raise job.failed(voice_errors[key])
-            segment_jobs([job], sentence_silence)  # a malformed tag, a number out of range: names the job
-        except LavanyaError as exc:
-            failed_here.append({**job_result(number, name, error=exc.message), "job_sha256": None})
-            continue
-        fingerprints[name] = job_fingerprint(job, specs[key], engine, sentence_silence)
-        entry = previous.get(name)
-        if (entry and not entry.get("error") and entry.get("job_sha256") == fingerprints[name]
-                and entry.get("sha256") and target.sha256(name) == entry["sha256"]):
-            kept.append(entry)
-            continue
-        tasks.append({"id": number, "name": name, "output": job.output, "where": job.where, "text": job.text,
-                      "lang": job.language, "gender": job.gender, "alpha": job.alpha, "voice": key})
+            previous = read_manifest(manifest_path, set(names))
+            kept, tasks, failed_here, fingerprints = [], [], [], {}
+            for number, (job, name) in enumerate(zip(placed, names), start=1):
+                key = _voice_key(job)
+                job_id = job.id if job.id is not None else number
+                try:
+                    if key in voice_errors:
+                        raise job.failed(voice_errors[key])
+                    segment_jobs([job], sentence_silence)  # a malformed tag, a number out of range: names the job
+                except LavanyaError as exc:
+                    failed_here.append({**job_result(job_id, name, error=exc.message), "job_sha256": None})
+                    continue
+                fingerprints[name] = job_fingerprint(job, specs[key], engine, sentence_silence)
+                entry = previous.get(name)
+                if (entry and not entry.get("error") and entry.get("job_sha256") == fingerprints[name]
+                        and entry.get("sha256") and target.sha256(name) == entry["sha256"]):
+                    kept.append({**entry, "id": job_id})
+                    continue
+                tasks.append({"id": job_id, "name": name, "output": job.output, "where": job.where, "text": job.text,
+                              "lang": job.language, "gender": job.gender, "alpha": job.alpha, "voice": key})
 
-    report = BatchReport(output_dir=output_dir, manifest=str(manifest_path), jobs=len(jobs), engine=engine,
-                         skipped=len(kept), voices=described)
-    if on_start is not None:
-        on_start(len(tasks) + len(failed_here), len(jobs))
-    with ManifestWriter(manifest_path, kept) as writer:
-        def record(entry: dict[str, Any]) -> None:
-            writer.append(entry)
-            report.results.append(entry)
-            if on_result is not None:
-                on_result(entry)
+            report = BatchReport(output_dir=output_dir, manifest=str(manifest_path), jobs=len(jobs), engine=engine,
+                                 skipped=len(kept), voices=described)
+            report.temporaries_removed = target.remove_temporaries([task["name"] for task in tasks])
+            if on_start is not None:
+                on_start(len(tasks) + len(failed_here), len(jobs))
+            with ManifestWriter(manifest_path, kept) as writer:
+                def record(entry: dict[str, Any]) -> None:
+                    writer.append(entry)
+                    report.results.append(entry)
+                    if on_result is not None:
+                        on_result(entry)
 
-        for entry in failed_here:
-            record(entry)
-        if tasks:
-            with ray_session(settings) as cluster_cpus:
-                report.cluster_cpus = cluster_cpus
-                report.actors, report.threads, report.batch_size = settings.plan(cluster_cpus, len(tasks))
-                worker = {"target": target, "specs": specs, "sentence_silence": sentence_silence,
-                          "load_options": {**load_options, "threads": report.threads}}
-                for result in _stream_results(tasks, worker, engine, report):
-                    result["job_sha256"] = fingerprints[result["output"]]
-                    record(result)
-    report.results.sort(key=lambda entry: entry["id"])
-    report.wall_seconds = time.perf_counter() - started
+                for entry in failed_here:
+                    record(entry)
+                if tasks:
+                    node_cpus = session.open()
+                    report.cluster_cpus = float(sum(node_cpus))
+                    report.actors, report.threads = settings.plan(node_cpus, len(tasks))
+                    worker = {"target": target, "specs": specs, "sentence_silence": sentence_silence,
+                              "load_options": {**load_options, "threads": report.threads}}
+                    for result in _run_on_actors(tasks, worker, engine, report):
+                        result["job_sha256"] = fingerprints[result["output"]]
+                        record(result)
+    except (LavanyaError, Stopped) as exc:
+        if report is not None:
+            exc.report = report  # type: ignore[attr-defined]
+        raise
+    finally:
+        if report is not None:
+            report.temporaries_removed += target.remove_temporaries(names)  # of writers killed in this run
+            report.ray_log = ray_output.kept
+            report.results.sort(key=lambda entry: (str(type(entry["id"])), entry["id"]))
+            report.wall_seconds = time.perf_counter() - started
     return report
 
 
-def _stream_results(tasks: list[dict[str, Any]], worker: dict[str, Any], engine: str,
-                    report: BatchReport) -> Iterator[dict[str, Any]]:
-    """Each task's result as its batch finishes (in no particular order)."""
-    import ray.data
+def _run_on_actors(tasks: list[dict[str, Any]], worker: dict[str, Any], engine: str,
+                   report: BatchReport) -> Iterator[dict[str, Any]]:
+    """Each task's result as it finishes (in no particular order), from ``report.actors``
+    actors. A worker lost under its jobs (its node left the cluster, its process died) is
+    noted in ``report.lost`` and its jobs go to the others; a job whose worker died under it
+    ``MAX_ATTEMPTS`` times fails; with no worker left, the run stops here."""
+    import ray
+    from ray.exceptions import RayActorError, RayError
 
     from .engines import TORCH
 
-    with warnings.catch_warnings():
-        # Ray 2.60's DataContext warns of its own deprecated fields when it is first made.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        context = ray.data.DataContext.get_current()
-    progress_bars, context.enable_progress_bars = context.enable_progress_bars, False
-    # torch's libraries read their threads from the environment; ONNX Runtime is told in Voice.load.
-    environment = ({"runtime_env": {"env_vars": {name: str(report.threads) for name in TORCH_THREAD_VARIABLES}}}
-                   if engine == TORCH else {})
+    options: dict[str, Any] = {"num_cpus": report.threads, "max_restarts": 0, "max_task_retries": 0}
+    if engine == TORCH:  # torch's libraries read their threads from the environment
+        options["runtime_env"] = {"env_vars": {name: str(report.threads) for name in TORCH_THREAD_VARIABLES}}
+    actor_class = ray.remote(SynthesisWorker).options(**options)
+    actors = {number: actor_class.remote(**worker) for number in range(report.actors)}
+    asked_where = {actors[number].place.remote(): number for number in actors}
+    places: dict[int, dict[str, str]] = {}
+    pending, attempts, load = deque(tasks), Counter(), Counter()
+    running: dict[Any, tuple[int, dict[str, Any]]] = {}
+    lost_by_actor: dict[int, dict[str, Any]] = {}
     try:
-        dataset = ray.data.from_items([{"task": json.dumps(task, ensure_ascii=False)} for task in tasks],
-                                      override_num_blocks=math.ceil(len(tasks) / report.batch_size))
-        with warnings.catch_warnings():
-            # ``max_restarts`` has no named parameter yet (Ray 2.60 warns that the remote-args
-            # catch-all goes in 2.64; the extra pins below that). Ray Data restarts actors by default,
-            # which Ray cannot do reliably when constructor arguments live in the object store
-            # (ray-project/ray#53727) and says so on stderr for every actor; a lost actor stops the
-            # run instead, and the next run resumes from the manifest. That also keeps a job that
-            # kills its actor (out of memory) from being retried without end.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            results = dataset.map_batches(
-                SynthesisWorker,
-                fn_constructor_kwargs=worker,
-                batch_size=report.batch_size,
-                compute=ray.data.ActorPoolStrategy(size=report.actors),
-                num_cpus=report.threads,
-                max_restarts=0,
-                **environment,
-            )
-        for row in results.iter_rows():
-            yield json.loads(row["result"])
-    except LavanyaError:
-        raise
-    except Exception as exc:  # an actor lost, a node gone: what finished is in the manifest
-        done = len(report.results)
-        raise LavanyaError(f"Ray stopped the batch ({one_line(exc)}); {report.skipped + done} of "
-                           f"{report.jobs} jobs are recorded in {report.manifest}: run the same command "
-                           "again to resume", EXIT_USAGE) from None
+        while pending or running:
+            for number, actor in actors.items():
+                while pending and load[number] < IN_FLIGHT_PER_ACTOR:
+                    task = pending.popleft()
+                    running[actor.run.remote(task)] = (number, task)
+                    load[number] += 1
+            if not running:
+                raise LavanyaError(f"every worker was lost ({_losses_line(report)}); "
+                                   f"{report.skipped + len(report.results)} of {report.jobs} jobs are recorded in "
+                                   f"{report.manifest}: run the same command again to resume", EXIT_USAGE)
+            ready, _ = ray.wait([*running, *asked_where], num_returns=1, timeout=WAIT_SECONDS)
+            for ref in ready:
+                if ref in asked_where:
+                    number = asked_where.pop(ref)
+                    with contextlib.suppress(RayError):
+                        places[number] = ray.get(ref)
+                    continue
+                number, task = running.pop(ref)
+                load[number] -= 1
+                try:
+                    yield ray.get(ref)
+                except RayError as exc:  # the worker, not the job: jobs turn their own errors into results
+                    if number in actors:
+                        _retire(ray, actors.pop(number))
+                        place = places.get(number, {"node": None, "node_id": None, "worker": None})
+                        error = _lost_error(exc, RayActorError)
+                        report.lost.append({**place, "error": error, "why": _why_lost(place["node_id"], error),
+                                            "jobs": 0})
+                        lost_by_actor[number] = report.lost[-1]
+                    attempts[task["name"]] += 1
+                    if attempts[task["name"]] >= MAX_ATTEMPTS:
+                        yield job_result(task["id"], task["name"], error=(
+                            f"{task['where']} ({task['output']}): its worker was lost {MAX_ATTEMPTS} times while "
+                            "speaking it (out of memory?); split the text or give the workers more memory"))
+                        continue
+                    lost_by_actor[number]["jobs"] += 1
+                    pending.appendleft(task)
     finally:
-        context.enable_progress_bars = progress_bars
+        for actor in actors.values():
+            _retire(ray, actor)
+
+
+def _retire(ray: Any, actor: Any) -> None:
+    """Stop an actor at once (it may still be writing a job that went to another worker)."""
+    with contextlib.suppress(Exception):
+        ray.kill(actor, no_restart=True)
+
+
+def _lost_error(exc: Exception, actor_error: type[Exception]) -> str:
+    """Ray's word for a lost worker: the error's name (its text is Ray's RPC detail), or for
+    another failure its first line."""
+    return type(exc).__name__ if isinstance(exc, actor_error) else one_line(exc, 200)
+
+
+def _why_lost(node_id: str | None, error: str) -> str:
+    """Why a worker was lost, in lavanya's words: its node left the cluster (Ray says so, or the
+    node's raylet no longer answers), or its process died on a node still there. Ray takes
+    seconds to declare a node dead; its raylet's port answers at once."""
+    if not node_id:
+        return f"it was lost before it started ({error})"
+    import ray
+
+    try:
+        node = next((node for node in ray.nodes() if node["NodeID"] == node_id), None)
+    except Exception:  # the cluster itself is gone: its nodes went with it
+        node = None
+    if node is None or not node.get("Alive"):
+        return "its node left the cluster"
+    try:
+        socket.create_connection((node["NodeManagerAddress"], node["NodeManagerPort"]), timeout=1).close()
+    except (OSError, KeyError, TypeError):
+        return "its node left the cluster"
+    return f"its process died ({error})"
+
+
+def _losses_line(report: BatchReport) -> str:
+    """The lost workers in one phrase: where, and why."""
+    return "; ".join(f"{entry['node'] or 'a node'}: {entry['why']}" for entry in report.lost) or "no answer"
+
+
+class _Session:
+    """The Ray session of one run, opened on first need (``open``, then the CPUs of each node)
+    and closed with the run's ``ExitStack``."""
+
+    def __init__(self, settings: RaySettings, stack: contextlib.ExitStack, output: "RayOutputApart"):
+        self.settings, self.stack, self.output = settings, stack, output
+        self.node_cpus: list[float] | None = None
+
+    def open(self) -> list[float]:
+        if self.node_cpus is None:
+            self.stack.enter_context(ray_session(self.settings, self.output))
+            self.node_cpus = node_cpus()
+        return self.node_cpus
+
+
+def node_cpus() -> list[float]:
+    """The CPUs each live node of the joined cluster offers."""
+    import ray
+
+    return [float(node.get("Resources", {}).get("CPU", 0.0)) for node in ray.nodes() if node.get("Alive")]
+
+
+class RayOutputApart:
+    """Ray's own messages kept out of lavanya's output while a run is joined to Ray: whatever
+    Ray's threads print (a node's "Raylet is terminated" block), its loggers and its C++ core
+    (20 lines of ``InvalidAuthToken``) go to a file, copied at the end into the session's log
+    directory (``kept``); lavanya's own output is printed after. The progress bar writes to a
+    copy of the terminal made before (``cli.synth_ray``)."""
+
+    def __init__(self) -> None:
+        self.kept: str | None = None
+        self.logs_dir: str | None = None
+        self._log: Any = None
+
+    def __enter__(self) -> "RayOutputApart":
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        try:
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+            self._saved_fd = os.dup(2)
+        except OSError:
+            self._log = None
+            return self
+        self._text = io.TextIOWrapper(self._log, encoding="utf-8", errors="backslashreplace", write_through=True)
+        self._streams = sys.stdout, sys.stderr
+        os.dup2(self._log.fileno(), 2)
+        sys.stdout = sys.stderr = self._text
+        return self
+
+    def text(self) -> str:
+        """What Ray printed so far (the end of it, for a message)."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._log is None:
+            return
+        with contextlib.suppress(Exception):
+            self._text.flush()
+        sys.stdout, sys.stderr = self._streams
+        os.dup2(self._saved_fd, 2)
+        os.close(self._saved_fd)
+        captured = self.text()
+        if captured.strip() and self.logs_dir is not None:
+            path = os.path.join(self.logs_dir, f"lavanya-driver-{os.getpid()}.log")
+            with contextlib.suppress(OSError):
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.write(captured)
+                self.kept = path
+        self._text.detach()
+        self._log.close()
 
 
 @contextlib.contextmanager
-def ray_session(settings: RaySettings) -> Iterator[float]:
+def ray_session(settings: RaySettings, output: RayOutputApart | None = None) -> Iterator[float]:
     """Ray, started or joined per ``settings.address``, and the CPUs it offers. A session the
     caller opened (``ray.is_initialized()``) is used as it is and left open.
 
-    ``local`` starts a private Ray bound to 127.0.0.1 with no dashboard and no usage reporting,
-    so nothing leaves the machine; Ray's own logs stay in its session directory."""
+    ``local`` starts a private Ray whose servers listen on 127.0.0.1 only, with no dashboard
+    and no usage reporting, so nothing leaves the machine; Ray's own logs stay in its session
+    directory. ``output``: where Ray's messages are being kept (a refused token is read there)."""
+    if settings.address == "local":
+        _loopback_only()
     ray = import_optional("ray")
     if ray.is_initialized():
         yield float(ray.cluster_resources().get("CPU", 0.0))
@@ -536,27 +736,67 @@ def ray_session(settings: RaySettings) -> Iterator[float]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     arguments: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     if settings.address == "local":
-        arguments.update(address="local", num_cpus=settings.num_cpus or available_cpus(), include_dashboard=False,
-                         _node_ip_address="127.0.0.1")
+        arguments.update(address="local", num_cpus=settings.num_cpus or available_cpus(), include_dashboard=False)
     else:
         _require_answer(settings.address)
         arguments["address"] = settings.address
+    handlers = _signal_handlers()
     try:
         ray.init(**arguments)
     except (ConnectionError, ValueError, RuntimeError) as exc:
+        said = output.text() if output is not None else ""
+        if any(words in said or words in str(exc) for words in AUTH_FAILURE_WORDS):
+            raise LavanyaError(f"--ray {settings.address}: the cluster refused the authentication token "
+                               "(InvalidAuthToken); give the cluster's token: RAY_AUTH_MODE=token and "
+                               "RAY_AUTH_TOKEN=<token>, or the token in ~/.ray/auth_token (`ray get-auth-token` "
+                               "on the head prints it)") from None
         hint = ("start one with `ray start --head`, or use --ray local" if settings.address == "auto"
                 else "check the address `ray start --head` printed; a cluster with token authentication "
                      "also needs RAY_AUTH_MODE=token and its token (ray get-auth-token)")
         raise LavanyaError(f"--ray {settings.address}: cannot reach a Ray cluster ({one_line(exc, 200)}); {hint}")\
             from None
-    import ray.data  # noqa: F401  (it sets up its loggers on import; quieten them after)
-
-    if not os.environ.get("RAY_DATA_LOG_LEVEL"):
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
+    finally:
+        _restore_signal_handlers(handlers)
+    if output is not None:
+        output.logs_dir = _logs_dir()
     try:
         yield float(ray.cluster_resources().get("CPU", 0.0))
     finally:
         ray.shutdown()
+
+
+def _signal_handlers() -> dict[int, Any]:
+    """SIGINT's and SIGTERM's handlers now (``cli.main``'s), in the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
+    """Put back what ``ray.init`` replaced: it makes SIGTERM exit the driver with code 15, at
+    once, where lavanya records what it has and exits 143."""
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+
+
+def _loopback_only() -> None:
+    """Make a local Ray take 127.0.0.1 as this node's address, which is what makes its servers
+    (GCS, raylet, workers, agents) listen on loopback only: Ray 2.60 does so where it believes
+    clusters are off. The setting is read when Ray is imported, and by the processes it starts."""
+    os.environ[LOOPBACK_ONLY_VARIABLE] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None and getattr(constants, "ENABLE_RAY_CLUSTER", False):
+        constants.ENABLE_RAY_CLUSTER = False  # Ray was imported before: its copy of the setting
+
+
+def _logs_dir() -> str | None:
+    """The joined session's log directory on this machine, where Ray keeps its own logs."""
+    with contextlib.suppress(Exception):
+        import ray
+
+        return ray._private.worker._global_node.get_logs_dir_path()
+    return None
 
 
 def _require_answer(address: str) -> None:
@@ -585,7 +825,8 @@ def import_optional(module: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise LavanyaError(f"--ray needs Ray Data ({module.split('.')[0]} is not installed): {RAY_EXTRA}") from None
+        raise LavanyaError(f"--ray needs Ray and pyarrow ({module.split('.')[0]} is not installed): {RAY_EXTRA}") \
+            from None
 
 
 def _load_options(voice_options: Mapping[str, Any], threads: int) -> tuple[str, dict[str, Any]]:
@@ -630,6 +871,15 @@ def _manifest_path(target: OutputTarget, manifest: Path | None) -> Path:
         raise LavanyaError(f"{target.location}: the results manifest is written locally as results arrive; "
                            "give --manifest FILE for an output directory on remote storage")
     return Path(target.located(MANIFEST_NAME))
+
+
+def _refuse_input_as_manifest(manifest: Path, inputs: Sequence[Path]) -> None:
+    """The results manifest must not be a file the jobs came from: it would be rewritten with
+    results, and the next run would read those as jobs."""
+    for source in inputs:
+        if str(source) != STDOUT and os.path.realpath(manifest) == os.path.realpath(source):
+            raise LavanyaError(f"{manifest}: the results manifest would overwrite the job file {source}; "
+                               "give --manifest another file")
 
 
 def _check_outputs(placed: list[Job], target: OutputTarget, manifest: Path, roots: list[Path]) -> None:

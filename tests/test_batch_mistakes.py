@@ -1,0 +1,133 @@
+"""Mistakes in a batch's job file and options, in one process and on Ray: every invalid line named
+in one run, a job's own ``id``, a text too long for one job, a results file that is an input, and
+temporary files that killed writers left behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lavanya_cli.errors import LavanyaError
+from lavanya_cli.limits import TEXT_MAX_BYTES
+from lavanya_cli.speech.jobs import INVALID_LINES_SHOWN, Job, jobs_from_jsonl
+from synthkit import shared_voice_root
+
+SENTENCE = "नमस्ते।"
+
+
+def _write_jsonl(path: Path, entries: list) -> Path:
+    path.write_text("".join((entry if isinstance(entry, str) else json.dumps(entry, ensure_ascii=False)) + "\n"
+                            for entry in entries), encoding="utf-8")
+    return path
+
+
+def test_every_invalid_line_is_named_in_one_run(cli, tmp_path):
+    entries = [{"text": SENTENCE, "output": "ok.wav"}]
+    entries += [{"text": SENTENCE, "output": f"o{n}.wav", "colour": "red"} for n in range(12)]
+    entries += ["{not json"] * 10 + [{"text": SENTENCE}] * 3
+    jobs = _write_jsonl(tmp_path / "jobs.jsonl", entries)
+    code, out, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir", tmp_path / "out",
+                         "--lang", "hindi", "--gender", "male")
+    lines = err.splitlines()
+    assert code == 2 and out == ""
+    assert lines[0] == f"lavanya: error: {jobs}: 25 invalid lines; nothing was spoken"
+    assert lines[1] == f"lavanya: error: {jobs}:2: unknown field 'colour' (fields: id, text, output, lang, gender, alpha)"
+    assert len(lines) == 1 + INVALID_LINES_SHOWN + 1
+    assert lines[-1] == f"lavanya: error: ... and 5 more invalid lines in {jobs}"
+    assert f"{jobs}:14: not JSON" in err and f"{jobs}:21: not JSON" in err
+    assert not (tmp_path / "out" / "ok.wav").exists()
+
+
+def test_one_invalid_line_is_one_line():
+    with pytest.raises(LavanyaError) as raised:
+        jobs_from_jsonl('{"text": "a", "output": "a.wav"}\n{"text": 1, "output": "b.wav"}\n', "j.jsonl", Path(),
+                        "hindi", "male", None)
+    assert raised.value.message == 'j.jsonl:2: needs "text" and "output" strings' and raised.value.details == ()
+
+
+def test_every_job_that_cannot_be_spoken_is_named(cli, tmp_path):
+    jobs = _write_jsonl(tmp_path / "jobs.jsonl", [
+        {"text": "नमस्ते <sil=abc>", "output": "a.wav"},
+        {"text": SENTENCE, "output": "b.wav"},
+        {"text": "<alpha=99> नमस्ते", "output": "c.wav"},
+    ])
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir", tmp_path / "out",
+                       "--lang", "hindi", "--gender", "male")
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 3, err
+    assert lines[0] == f"lavanya: error: {jobs}: 2 jobs that cannot be spoken; nothing was spoken"
+    assert lines[1].startswith(f"lavanya: error: {jobs}:1 (") and lines[2].startswith(f"lavanya: error: {jobs}:3 (")
+
+
+def test_a_jobs_own_id_is_carried_into_the_results(cli, tmp_path):
+    jobs = _write_jsonl(tmp_path / "jobs.jsonl", [
+        {"id": "greeting-1", "text": SENTENCE, "output": "a.wav"},
+        {"text": SENTENCE, "output": "b.wav"},
+    ])
+    code, out, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir", tmp_path / "out",
+                         "--lang", "hindi", "--gender", "male", "--format", "json")
+    assert code == 0, err
+    outputs = json.loads(out)["outputs"]
+    assert outputs[0]["id"] == "greeting-1" and "id" not in outputs[1]
+
+
+@pytest.mark.parametrize("value, message", [
+    (7, '"id" must be a string of 1 to 200 characters'),
+    ("", '"id" must be a string of 1 to 200 characters'),
+    ("x" * 201, '"id" must be a string of 1 to 200 characters'),
+])
+def test_an_id_that_is_not_a_short_string_is_refused(value, message):
+    with pytest.raises(LavanyaError, match=message):
+        jobs_from_jsonl(json.dumps({"id": value, "text": "a", "output": "a.wav"}), "j.jsonl", Path(), "hindi", "male",
+                        None)
+
+
+def test_two_jobs_with_one_id_are_refused():
+    text = "".join(json.dumps({"id": "same", "text": "a", "output": f"{n}.wav"}) + "\n" for n in range(2))
+    with pytest.raises(LavanyaError, match=r"j.jsonl:2: id 'same' is already the id of j.jsonl:1"):
+        jobs_from_jsonl(text, "j.jsonl", Path(), "hindi", "male", None)
+
+
+def test_a_text_too_long_for_one_job_is_refused_before_any_work(cli, tmp_path):
+    long_text = "क" * (TEXT_MAX_BYTES // 3 + 1)  # three bytes each in UTF-8
+    jobs = _write_jsonl(tmp_path / "jobs.jsonl", [{"text": long_text, "output": "a.wav"}])
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir", tmp_path / "out",
+                       "--lang", "hindi", "--gender", "male", "--max-input", "4M")
+    assert code == 2
+    assert err.strip() == (f"lavanya: error: {jobs}:1: 1.0 MiB of text in one job, more than the 1 MiB (about six "
+                           "hours of speech) one text may hold; split it into several jobs")
+    with pytest.raises(LavanyaError, match="the text: .* one text may hold"):
+        Job(long_text, "a.wav", "hindi", "male")
+
+
+def test_a_single_process_batch_removes_what_killed_writers_left(cli, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".a.wav.u_mcj9e9.tmp"
+    others = [out / ".notes.txt.u_mcj9e9.tmp", out / ".a.wav.tmp", out / "a.wav.u_mcj9e9.tmp"]
+    for path in [stale, *others]:
+        path.write_bytes(b"RIFF")
+    jobs = _write_jsonl(tmp_path / "jobs.jsonl", [{"text": SENTENCE, "output": "a.wav"}])
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir", out,
+                       "--lang", "hindi", "--gender", "male")
+    assert code == 0, err
+    assert not stale.exists() and all(path.exists() for path in others)
+
+
+def test_a_results_file_that_is_the_job_file_is_refused(cli, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra (lavanya[ray]) is not installed")
+    jobs = _write_jsonl(tmp_path / "jobs.jsonl", [{"text": SENTENCE, "output": "a.wav"}])
+    before = jobs.read_bytes()
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--manifest", jobs,
+                       "--output-dir", tmp_path / "out", "--lang", "hindi", "--gender", "male", "--ray", "local")
+    assert code == 2 and "the results manifest would overwrite the job file" in err
+    assert jobs.read_bytes() == before and not (tmp_path / "out").exists()
+    # the default manifest in the output directory, when the job file is there under that name
+    out = tmp_path / "wavs"
+    out.mkdir()
+    inside = _write_jsonl(out / "lavanya-results.jsonl", [{"text": SENTENCE, "output": "a.wav"}])
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", inside, "--output-dir", out,
+                       "--lang", "hindi", "--gender", "male", "--ray", "local")
+    assert code == 2 and "would overwrite the job file" in err
