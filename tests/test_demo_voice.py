@@ -122,21 +122,3 @@ def test_voices_marks_the_bundled_demo(cli, monkeypatch, tmp_path):
     code, out, _ = cli("voices")
     assert code == 0
     assert "hindi/male [bundled demo]" in out
-
-
-def test_bundled_english_lexicon_is_what_its_script_writes_in_the_voices_characters():
-    """``phone_dict/english`` comes from ``scripts/english_lexicon.py`` (no hand edits that the
-    list does not have), and every character of it is one of the demo voice's tokens."""
-    import runpy
-
-    from lavanya_cli.frontend.kind import token_list
-    from lavanya_cli.modeltree.config import read_config
-
-    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "english_lexicon.py"))
-    entries = script["entries"]()
-    lexicon = BUNDLED_ROOT / "phone_dict" / "english"
-    assert lexicon.read_text(encoding="utf-8") == "".join(f"{w} {p}\n" for w, p in sorted(entries.items()))
-    assert len(entries) >= 300 and {"please", "call", "me", "tomorrow", "phone", "number"} <= set(entries)
-    tokens = set(token_list(read_config(demo_voice().config_path)))
-    outside = {ch for phones in entries.values() for ch in phones if ch not in tokens}
-    assert outside == set()
