@@ -62,8 +62,9 @@ def start_batch(jobs_file: Path, out: Path, models: Path, ray: str, *extra: str)
     """``lavanya synth --jsonl ... --ray RAY --format json`` in a process of its own."""
     command = [sys.executable, "-c", "from lavanya_cli.cli import run; run()", "synth", "--models", str(models), "--jsonl", str(jobs_file),
                "--output-dir", str(out), "--ray", ray, "--format", "json", *extra]
+    # Run from the job file's folder: ``python -c`` puts the working directory first on sys.path.
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(LAVANYA["path"])})
+                            cwd=jobs_file.parent, env={**os.environ, "PYTHONPATH": str(LAVANYA["path"])})
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -525,9 +525,10 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
                     report.actors, report.threads = settings.plan(node_cpus, len(tasks))
                     worker = {"target": target, "specs": specs, "sentence_silence": sentence_silence,
                               "load_options": {**load_options, "threads": report.threads}}
-                    for result in _run_on_actors(tasks, worker, engine, report):
-                        result["job_sha256"] = fingerprints[result["output"]]
-                        record(result)
+                    with contextlib.closing(_run_on_actors(tasks, worker, engine, report)) as results:
+                        for result in results:  # closed at once on any way out: actors stopped, signals back
+                            result["job_sha256"] = fingerprints[result["output"]]
+                            record(result)
     except (LavanyaError, Stopped) as exc:
         if report is not None:
             exc.report = report  # type: ignore[attr-defined]
@@ -548,7 +549,6 @@ def _run_on_actors(tasks: list[dict[str, Any]], worker: dict[str, Any], engine: 
     noted in ``report.lost`` and its jobs go to the others; a job whose worker died under it
     ``MAX_ATTEMPTS`` times fails; with no worker left, the run stops here."""
     import ray
-    from ray.exceptions import RayActorError, RayError
 
     from .engines import TORCH
 
@@ -557,52 +557,64 @@ def _run_on_actors(tasks: list[dict[str, Any]], worker: dict[str, Any], engine: 
         options["runtime_env"] = {"env_vars": {name: str(report.threads) for name in TORCH_THREAD_VARIABLES}}
     actor_class = ray.remote(SynthesisWorker).options(**options)
     actors = {number: actor_class.remote(**worker) for number in range(report.actors)}
+    try:
+        with held_signals() as check_signals:
+            yield from _dispatch(ray, actors, tasks, report, check_signals)
+    finally:
+        with held_signals():
+            for actor in actors.values():
+                _retire(ray, actor)
+
+
+def _dispatch(ray: Any, actors: dict[int, Any], tasks: list[dict[str, Any]], report: BatchReport,
+              check_signals: Callable[[], None]) -> Iterator[dict[str, Any]]:
+    """``_run_on_actors``' loop: jobs to actors with room, results as they come, lost workers'
+    jobs to the others; a signal is taken between Ray's calls."""
+    from ray.exceptions import RayActorError, RayError
+
     asked_where = {actors[number].place.remote(): number for number in actors}
     places: dict[int, dict[str, str]] = {}
     pending, attempts, load = deque(tasks), Counter(), Counter()
     running: dict[Any, tuple[int, dict[str, Any]]] = {}
     lost_by_actor: dict[int, dict[str, Any]] = {}
-    try:
-        while pending or running:
-            for number, actor in actors.items():
-                while pending and load[number] < IN_FLIGHT_PER_ACTOR:
-                    task = pending.popleft()
-                    running[actor.run.remote(task)] = (number, task)
-                    load[number] += 1
-            if not running:
-                raise LavanyaError(f"every worker was lost ({_losses_line(report)}); "
-                                   f"{report.skipped + len(report.results)} of {report.jobs} jobs are recorded in "
-                                   f"{report.manifest}: run the same command again to resume", EXIT_USAGE)
-            ready, _ = ray.wait([*running, *asked_where], num_returns=1, timeout=WAIT_SECONDS)
-            for ref in ready:
-                if ref in asked_where:
-                    number = asked_where.pop(ref)
-                    with contextlib.suppress(RayError):
-                        places[number] = ray.get(ref)
+    while pending or running:
+        check_signals()
+        for number, actor in actors.items():
+            while pending and load[number] < IN_FLIGHT_PER_ACTOR:
+                task = pending.popleft()
+                running[actor.run.remote(task)] = (number, task)
+                load[number] += 1
+        if not running:
+            raise LavanyaError(f"every worker was lost ({_losses_line(report)}); "
+                               f"{report.skipped + len(report.results)} of {report.jobs} jobs are recorded in "
+                               f"{report.manifest}: run the same command again to resume", EXIT_USAGE)
+        ready, _ = ray.wait([*running, *asked_where], num_returns=1, timeout=WAIT_SECONDS)
+        for ref in ready:
+            if ref in asked_where:
+                number = asked_where.pop(ref)
+                with contextlib.suppress(RayError):
+                    places[number] = ray.get(ref)
+                continue
+            number, task = running.pop(ref)
+            load[number] -= 1
+            try:
+                yield ray.get(ref)
+            except RayError as exc:  # the worker, not the job: jobs turn their own errors into results
+                if number in actors:
+                    _retire(ray, actors.pop(number))
+                    place = places.get(number, {"node": None, "node_id": None, "worker": None})
+                    error = _lost_error(exc, RayActorError)
+                    report.lost.append({**place, "error": error, "why": _why_lost(place["node_id"], error),
+                                        "jobs": 0})
+                    lost_by_actor[number] = report.lost[-1]
+                attempts[task["name"]] += 1
+                if attempts[task["name"]] >= MAX_ATTEMPTS:
+                    yield job_result(task["id"], task["name"], error=(
+                        f"{task['where']} ({task['output']}): its worker was lost {MAX_ATTEMPTS} times while "
+                        "speaking it (out of memory?); split the text or give the workers more memory"))
                     continue
-                number, task = running.pop(ref)
-                load[number] -= 1
-                try:
-                    yield ray.get(ref)
-                except RayError as exc:  # the worker, not the job: jobs turn their own errors into results
-                    if number in actors:
-                        _retire(ray, actors.pop(number))
-                        place = places.get(number, {"node": None, "node_id": None, "worker": None})
-                        error = _lost_error(exc, RayActorError)
-                        report.lost.append({**place, "error": error, "why": _why_lost(place["node_id"], error),
-                                            "jobs": 0})
-                        lost_by_actor[number] = report.lost[-1]
-                    attempts[task["name"]] += 1
-                    if attempts[task["name"]] >= MAX_ATTEMPTS:
-                        yield job_result(task["id"], task["name"], error=(
-                            f"{task['where']} ({task['output']}): its worker was lost {MAX_ATTEMPTS} times while "
-                            "speaking it (out of memory?); split the text or give the workers more memory"))
-                        continue
-                    lost_by_actor[number]["jobs"] += 1
-                    pending.appendleft(task)
-    finally:
-        for actor in actors.values():
-            _retire(ray, actor)
+                lost_by_actor[number]["jobs"] += 1
+                pending.appendleft(task)
 
 
 def _retire(ray: Any, actor: Any) -> None:
@@ -740,9 +752,9 @@ def ray_session(settings: RaySettings, output: RayOutputApart | None = None) -> 
     else:
         _require_answer(settings.address)
         arguments["address"] = settings.address
-    handlers = _signal_handlers()
     try:
-        ray.init(**arguments)
+        with held_signals():
+            ray.init(**arguments)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         said = output.text() if output is not None else ""
         if any(words in said or words in str(exc) for words in AUTH_FAILURE_WORDS):
@@ -755,29 +767,55 @@ def ray_session(settings: RaySettings, output: RayOutputApart | None = None) -> 
                      "also needs RAY_AUTH_MODE=token and its token (ray get-auth-token)")
         raise LavanyaError(f"--ray {settings.address}: cannot reach a Ray cluster ({one_line(exc, 200)}); {hint}")\
             from None
-    finally:
-        _restore_signal_handlers(handlers)
     if output is not None:
         output.logs_dir = _logs_dir()
     try:
         yield float(ray.cluster_resources().get("CPU", 0.0))
     finally:
-        ray.shutdown()
+        with held_signals():
+            ray.shutdown()
 
 
-def _signal_handlers() -> dict[int, Any]:
-    """SIGINT's and SIGTERM's handlers now (``cli.main``'s), in the main thread only."""
+@contextlib.contextmanager
+def held_signals() -> Iterator[Callable[[], None]]:
+    """SIGINT and SIGTERM held while Ray's own calls run: a handler that raises inside one of
+    them (``ray.wait``, ``ray.init``) makes Ray's Cython report a ``SystemError`` instead of the
+    stop. The first signal is noted; ``check()`` (between Ray calls) and the end of the block
+    hand it to the handler that was there before (``cli.main``'s: ``Stopped``, 130 or 143).
+    Also puts that handler back where ``ray.init`` replaced it (Ray's makes SIGTERM exit 15)."""
     if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+        yield lambda: None
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    noted: list[int] = []
 
+    def note(signum: int, _frame: object) -> None:
+        noted.append(signum)
 
-def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
-    """Put back what ``ray.init`` replaced: it makes SIGTERM exit the driver with code 15, at
-    once, where lavanya records what it has and exits 143."""
-    for signum, handler in handlers.items():
-        if handler is not None:
-            signal.signal(signum, handler)
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+    def check() -> None:
+        if noted:
+            restore()
+            handler = previous[noted[0]]
+            if callable(handler):
+                handler(noted[0], None)
+            signal.raise_signal(noted[0])  # a default or ignoring handler: as if it had come now
+
+    for signum in previous:
+        signal.signal(signum, note)
+    stopping = False
+    try:
+        yield check
+    except BaseException:
+        stopping = True
+        raise
+    finally:
+        restore()
+        if noted and not stopping:
+            check()
 
 
 def _loopback_only() -> None:
