@@ -10,9 +10,11 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ import pytest
 from lavanya_cli.checks import add_voice as add_voice_mod
 from lavanya_cli.checks.add_voice import StepFailed, add_voice, choose_weights
 from lavanya_cli.checks.speak_check import audio_problems, sentence_for_language
-from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, LavanyaError
+from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_TERMINATED, EXIT_USAGE, LavanyaError, Stopped
 from conftest import SHARED
 
 pytest.importorskip("torch")
@@ -296,7 +298,7 @@ def test_an_lfs_pointer_in_place_of_the_weights(cli, root, source):
     code, out, _ = cli("add-voice", source, "--lang", "hindi", "--gender", "male", "--models", root)
     assert code == EXIT_PROBLEMS
     assert "✗ copy" in out and "is a Git LFS pointer, not the weights (148.7 MB not fetched)" in out
-    assert "fix: run git lfs pull" in out and "hindi/male not added: 1 step(s) failed" in out
+    assert "fix: run git lfs pull" in out and "hindi/male not added: 1 step failed" in out
     assert snapshot(root) == before
 
 
@@ -535,3 +537,187 @@ def test_add_voice_is_usable_from_python_and_reports_usage_errors(root, source):
     with pytest.raises(LavanyaError) as error:
         add_voice(source, root, "hindi", "neuter")
     assert error.value.exit_code == EXIT_USAGE
+
+
+# -- names, stops and leftovers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--lang", "hindi\n", "--gender", "male"], "--lang 'hindi\\n'"),
+    (["--lang", "Hindi\n", "--gender", "male"], "--lang 'hindi\\n'"),
+    (["--lang", "hindi", "--gender", "male", "--variant", "x\n"], "--variant 'x\\n'"),
+    (["--lang", "hindi", "--gender", "male\n"], "--gender 'male\\n'"),
+])
+def test_a_name_ending_in_a_newline_is_refused(cli, root, source, args, words):
+    """``$`` matches before a final newline: such a name would become a directory named
+    ``hindi\\n`` that looks like hindi in every listing."""
+    before = snapshot(root)
+    code, out, err = cli("add-voice", source, *args, "--models", root)
+    assert code == EXIT_USAGE, out + err
+    (line,) = err.splitlines()
+    assert line.startswith("lavanya: error: ") and words in line
+    assert "lower-case letters" in line or "one of male, female" in line
+    assert out == ""  # refused before anything was staged or shown
+    assert snapshot(root) == before
+
+
+def test_check_names_accepts_only_whole_names():
+    from lavanya_cli.checks.add_voice import check_names
+
+    assert check_names("Hindi", "Male", "v2") == ("hindi", "male", "v2")
+    for language, variant in (("hindi\n", ""), ("hindi", "x\n"), ("hi\ndi", ""), ("hindi", "v2\n")):
+        with pytest.raises(LavanyaError) as error:
+            check_names(language, "male", variant)
+        assert error.value.exit_code == EXIT_USAGE and "\n" not in error.value.message
+
+
+def _stop(*_args, **_kwargs):
+    """What cli.main's handler raises when SIGTERM arrives in the middle of a step."""
+    raise Stopped(signal.SIGTERM)
+
+
+def test_sigterm_while_checking_exits_143_and_removes_the_staging_directory(root, source):
+    """The real signal in a real process: sent once the staging directory exists (the voice is
+    being checked, which takes seconds), with --replace so there is an old voice to keep."""
+    command = [sys.executable, "-c", "from lavanya_cli.cli import run; run()", "add-voice", str(source),
+               "--lang", "hindi", "--gender", "female", "--models", str(root), "--replace"]
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    before = snapshot(root)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((root / "hindi/female").glob(".lavanya-add-voice-*")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no staging directory appeared"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == EXIT_TERMINATED, out + err
+    lines = [line for line in err.splitlines() if line.startswith("lavanya:")]
+    assert len(lines) == 1 and "terminated (SIGTERM)" in lines[0], err
+    assert "hindi/female not added" in lines[0] and "as it was" in lines[0]
+    assert not list(root.rglob(".lavanya-add-voice-*"))
+    assert snapshot(root) == before
+
+
+def test_a_stop_after_the_move_puts_the_old_voice_back(cli, root, source, monkeypatch):
+    before = snapshot(root)
+    monkeypatch.setattr(add_voice_mod, "_verify", _stop)
+    code, out, err = cli("add-voice", source, "--lang", "hindi", "--gender", "female", "--models", root, "--replace")
+    assert code == EXIT_TERMINATED, out + err
+    (line,) = err.splitlines()
+    assert line.startswith("lavanya: error: terminated (SIGTERM): hindi/female not added;") and "as it was" in line
+    assert snapshot(root) == before
+
+
+def test_a_stop_after_the_point_of_no_return_says_the_voice_is_in(cli, root, source, monkeypatch):
+    """Once the voice is in and verified nothing is undone: the line says so, and the old voice
+    put aside is still removed."""
+    monkeypatch.setattr(add_voice_mod, "commit_commands", _stop)
+    weights = (source / "model.pth").read_bytes()
+    code, out, err = cli("add-voice", source, "--lang", "hindi", "--gender", "female", "--models", root, "--replace")
+    assert code == EXIT_TERMINATED, out + err
+    (line,) = err.splitlines()
+    assert line.startswith("lavanya: error: terminated (SIGTERM): hindi/female was added") and "verified" in line
+    assert (root / "hindi/female/model/model.pth").read_bytes() == weights
+    assert not list(root.rglob(".lavanya-add-voice-*"))
+    _verified(root)
+
+
+class _Killed(BaseException):
+    """SIGKILL: the process is gone, nothing is rolled back or removed."""
+
+
+def _kill_at(monkeypatch, step: str) -> None:
+    """Make add-voice die as SIGKILL would at ``step``: that step raises, and neither the undo
+    log nor the removal of the staging directories runs. ``between-renames``: the old voice has
+    been put aside, the new one not yet moved in."""
+    def killed(*_args, **_kwargs):
+        raise _Killed
+
+    def aside_then_killed(root_, stages, undo):
+        stage = stages[0]
+        os.rename(stage.final, stage.directory / add_voice_mod.ASIDE_NAME)
+        raise _Killed
+
+    monkeypatch.setattr(add_voice_mod._Undo, "rollback", lambda self: [])
+    monkeypatch.setattr(add_voice_mod._Stage, "discard", lambda self: None)
+    if step == "between-renames":
+        monkeypatch.setattr(add_voice_mod, "_move", aside_then_killed)
+    else:
+        monkeypatch.setattr(add_voice_mod, f"_{step}", killed)
+
+
+@pytest.mark.parametrize("step, message, fix", [
+    ("lfs", "the previous voice of hindi/female/model, put aside when the new one was moved in",
+     "rm -rf {final} && mv {leftover}/previous {final}"),
+    ("between-renames", "the previous voice of hindi/female/model, put aside before the new one was moved in",
+     "mv {leftover}/previous {final}"),
+    ("speak_step", "a staged copy of hindi/female/model that was never moved in", "rm -rf {leftover}"),
+])
+def test_verify_reports_what_a_killed_add_voice_left(cli, root, source, monkeypatch, step, message, fix):
+    """After SIGKILL nothing rolls back: the staging directory stays in the tree, hidden, with
+    the old voice in it after a --replace. verify names it, says what it holds and how to finish,
+    and add-voice refuses to run over it."""
+    old = (root / "hindi/female/model/model.pth").read_bytes()
+    with monkeypatch.context() as patched:
+        _kill_at(patched, step)
+        with pytest.raises(_Killed):
+            add_voice(source, root, "hindi", "female", replace_existing=True)
+    (leftover,) = (root / "hindi/female").glob(".lavanya-add-voice-*")
+    final = root / "hindi/female/model"
+    code, out, err = cli("verify", root)
+    assert code == EXIT_PROBLEMS, out + err
+    (line,) = [line for line in out.splitlines() if "[leftover]" in line]
+    assert line.startswith(f"hindi/female/{leftover.name}: [leftover] an interrupted lavanya add-voice")
+    assert message in line and fix.format(leftover=leftover, final=final) in line
+    if step != "speak_step":
+        assert (leftover / "previous/model.pth").read_bytes() == old
+
+    before = snapshot(root)
+    result = add_voice(source, root, "hindi", "female", replace_existing=True)
+    destination = next(s for s in result.steps if s.name == "destination")
+    assert destination.status == "failed" and not result.added
+    assert "an interrupted lavanya add-voice" in destination.detail and leftover.name in destination.detail
+    assert snapshot(root) == before
+
+    # doing what the fix says leaves a tree verify passes, holding a voice add-voice can replace
+    fixed = fix.format(leftover=leftover, final=final)
+    subprocess.run(fixed + (f" && rm -rf {leftover}" if "rm -rf " + str(leftover) not in fixed else ""),
+                   shell=True, check=True)
+    assert not list(root.rglob(".lavanya-add-voice-*"))
+    _verified(root)
+    assert add_voice(source, root, "hindi", "female", replace_existing=True).added
+
+
+def test_a_rollback_that_cannot_put_the_old_voice_back_keeps_it(cli, root, source, monkeypatch):
+    """The last step fails and the old voice cannot be renamed back (here a simulated EBUSY):
+    the staging directory holding it is kept, the move step and the summary say ROOT changed,
+    and verify tells how to put it back."""
+    old = (root / "hindi/female/model/model.pth").read_bytes()
+    rename = os.rename
+
+    def busy(src, dst, *args, **kwargs):
+        if Path(src).name == add_voice_mod.ASIDE_NAME:
+            raise OSError(16, "Device or resource busy")
+        return rename(src, dst, *args, **kwargs)
+
+    def fail(*_args):
+        raise StepFailed("simulated failure after the move")
+
+    monkeypatch.setattr(add_voice_mod, "_verify", fail)
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "rename", busy)
+        code, out, err = cli("add-voice", source, "--lang", "hindi", "--gender", "female", "--models", root,
+                             "--replace")
+    assert code == EXIT_PROBLEMS, out + err
+    (leftover,) = (root / "hindi/female").glob(".lavanya-add-voice-*")
+    assert (leftover / "previous/model.pth").read_bytes() == old
+    assert "✗ move" in out and "could not undo putting" in out and "Device or resource busy" in out
+    assert "could not be put back as it was" in out and "is unchanged" not in out
+    code, out, _ = cli("verify", root)
+    assert code == EXIT_PROBLEMS and f"mv {leftover}/previous {root}/hindi/female/model" in out

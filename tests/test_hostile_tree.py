@@ -412,3 +412,18 @@ def test_voices_on_a_root_without_voices_is_a_usage_error(tmp_path, cli):
     (tmp_path / "empty").mkdir()
     code, out, err = cli("voices", tmp_path / "empty")
     assert code == EXIT_USAGE and out == "" and "no voices found" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["model\n", "10epoch.pth\n"])
+def test_a_name_with_a_final_newline_is_not_taken_for_a_voice_part(tmp_path, name):
+    """Name patterns match whole names: ``$`` would also match before a final newline."""
+    from lavanya_cli.modeltree.layout import ModelRoot
+
+    root = build_root(tmp_path / "root", (("hindi", "male"),))
+    model = root / "hindi" / "male" / "model"
+    if name.startswith("model"):
+        model.rename(model.with_name(name))
+        assert ModelRoot(root).voices() == []
+    else:
+        (model / "model.pth").rename(model / name)
+        assert ModelRoot(root).voices()[0].weights_path is None

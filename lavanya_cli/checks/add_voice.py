@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shlex
 import shutil
-import tempfile
+import stat
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import EXIT_USAGE, LavanyaError, one_line
+from ..errors import EXIT_USAGE, LavanyaError, Stopped, one_line
 from ..fileio import (CONFIG_MAX_BYTES, STATS_MAX_BYTES, VOCODER_CONFIG_MAX_BYTES, NotReadable, open_regular,
                       read_regular)
 from ..modeltree.config import STATS_ENTRIES, load_yaml, read_config, stats_file_entries
@@ -39,6 +40,7 @@ from ..modeltree.layout import (CONFIG_NAME, GENDERS, LANGUAGE_ALIASES, STATS_NA
                                 VOCODER_WEIGHTS_NAME, WEIGHTS_NAME, ModelRoot, VocoderSpec, VoiceSpec)
 from ..modeltree.lfs_pointer import parse_pointer, read_pointer
 from ..modeltree.paths import relative_path
+from .leftovers import ASIDE_NAME, DESTINATION_FILE, STAGING_PREFIX, Leftover, find_leftovers
 from .problems import ERROR, FIXED, REFUSED, Problem
 from .problems import WARNING as WARNING_LEVEL
 
@@ -69,15 +71,15 @@ STEPS = {
 # Real acoustic weights are about 150 MB and generators up to about 55 MB; a bound keeps a
 # runaway file from filling the disk or, when loaded, the memory of a small host.
 WEIGHTS_MAX_BYTES = 1 << 30
-STAGING_PREFIX = ".lavanya-add-voice-"
-ASIDE_NAME = "previous"
 # ESPnet's recipes synthesise with this averaged checkpoint (tts.sh: inference_model=train.loss.ave.pth).
 ESPNET_INFERENCE_MODEL = "train.loss.ave.pth"
 TRAINING_STATE = "checkpoint.pth"  # ESPnet's resume file: model, optimisers and scheduler together
-_AVERAGED = re.compile(r"\.ave(_\d+best)?\.pth$")
-_EPOCH = re.compile(r"^(\d+)epoch\.pth$")
-_LANGUAGE = re.compile(r"^[a-z][a-z0-9]*$")
-_VARIANT = re.compile(r"^[a-z0-9]+$")
+# Names are checked with fullmatch (or \Z): ``$`` also matches before a final newline, and
+# "hindi\n" would become a directory that lists as hindi.
+_AVERAGED = re.compile(r"\.ave(_\d+best)?\.pth\Z")
+_EPOCH = re.compile(r"(\d+)epoch\.pth")
+_LANGUAGE = re.compile(r"[a-z][a-z0-9]*")
+_VARIANT = re.compile(r"[a-z0-9]+")
 # Indic scripts sit in 128-code-point blocks from Devanagari (U+0900) to Malayalam (U+0D7F).
 _INDIC = range(0x0900, 0x0D80)
 _LISTED = 8  # characters named in the tokens step before "…"
@@ -122,10 +124,20 @@ class AddVoiceResult:
     steps: list[Step] = field(default_factory=list)
     git_commands: list[str] = field(default_factory=list)
     added: bool = False
+    left_changed: list[str] = field(default_factory=list)  # what the rollback could not undo
 
     @property
     def ok(self) -> bool:
         return not any(step.status == FAILED for step in self.steps)
+
+    def where_it_stands(self) -> str:
+        """Whether the voice is in, in words: what the line printed for a stop adds, since after
+        the point of no return the voice stays."""
+        if self.added:
+            return f"{self.voice} was added to {self.root} and verified before the stop, and stays; commit it as usual"
+        if self.left_changed:
+            return f"{self.voice} not added, and rolling back left {self.root} changed: {'; '.join(self.left_changed)}"
+        return f"{self.voice} not added; {self.root} is as it was"
 
     @property
     def problems(self) -> list[Problem]:
@@ -194,7 +206,7 @@ def choose_weights(directory: Path, requested: str | None = None) -> tuple[Path,
         raise StepFailed(f"several averaged checkpoints ({', '.join(p.name for p in averaged)}) and no "
                          f"{ESPNET_INFERENCE_MODEL}: which one is the voice is not clear",
                          "pass --weights NAME with the one to deploy", directory)
-    epochs = [(int(match.group(1)), p) for p in found if (match := _EPOCH.match(p.name))]
+    epochs = [(int(match.group(1)), p) for p in found if (match := _EPOCH.fullmatch(p.name))]
     if epochs:
         epoch, path = max(epochs)
         return path, f"{path.name}: the highest epoch ({epoch}); no averaged checkpoint"
@@ -291,26 +303,36 @@ def _stats_candidates(source: Path, kind: str, value: Any) -> list[Path]:
 
 
 class _Undo:
-    """Changes made to ROOT, each with the action that reverses it, undone last first."""
+    """Changes made to ROOT, each with the action that reverses it, undone last first.
+
+    An action is recorded before its change is made and must do nothing when the change did not
+    happen, so that a signal between the two never leaves a change without its undo; an action
+    leaves the log only once it ran, so a rollback cut short can run again. ``committed``: the
+    point of no return has passed (a single assignment, so a signal sees it set or not).
+    """
 
     def __init__(self) -> None:
         self._actions: list[tuple[str, Callable[[], None]]] = []
+        self.committed = False
 
     def record(self, what: str, undo: Callable[[], None]) -> None:
         self._actions.append((what, undo))
 
     def rollback(self) -> list[str]:
-        """Undo everything; what could not be undone, one line each (empty when all went back)."""
+        """Undo everything (nothing once committed); what could not be undone, one line each."""
         failures = []
-        while self._actions:
-            what, undo = self._actions.pop()
+        while self._actions and not self.committed:
+            what, undo = self._actions[-1]
             try:
                 undo()
             except OSError as exc:
                 failures.append(f"could not undo {what} ({one_line(exc)})")
+            self._actions.pop()
         return failures
 
     def forget(self) -> None:
+        """The voice is in and verified: nothing is undone from here on."""
+        self.committed = True
         self._actions.clear()
 
 
@@ -320,9 +342,13 @@ class _Stage:
     What moves in is the topmost directory that does not exist yet (``final`` itself when its
     parent exists), so that a new language or gender appears with one rename; an existing
     ``final`` (``--replace``) is first put aside inside the staging directory.
+
+    The stage joins ``stages`` before its directory is made, under a name chosen beforehand
+    (not ``mkdtemp``'s, known only once it exists), so that a stop at any moment finds it there
+    and the cleanup removes it.
     """
 
-    def __init__(self, root: Path, final: Path):
+    def __init__(self, root: Path, final: Path, stages: list[_Stage]):
         self.final = final
         parent = final.parent
         while not os.path.lexists(parent):
@@ -336,25 +362,55 @@ class _Stage:
                                  "root as --models", current)
         self.parent = parent
         self.top = parent / final.relative_to(parent).parts[0]
+        self._name()
+        stages.append(self)
+        while True:
+            try:
+                os.mkdir(self.directory, 0o700)
+                break
+            except FileExistsError:
+                self._name()
+            except OSError as exc:
+                raise StepFailed(f"cannot create a staging directory in {parent} ({one_line(exc)})",
+                                 f"run as a user who may write to {parent}", parent) from None
         try:
-            self.directory = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent))
+            (self.directory / DESTINATION_FILE).write_text(final.relative_to(parent).as_posix() + "\n",
+                                                            encoding="utf-8")
+            self.staged.mkdir(parents=True)
         except OSError as exc:
-            raise StepFailed(f"cannot create a staging directory in {parent} ({one_line(exc)})",
-                             f"run as a user who may write to {parent}", parent) from None
-        self.staged = self.directory / final.relative_to(parent)
-        self.unit = self.directory / self.top.relative_to(parent)
+            raise StepFailed(f"cannot write in the staging directory {self.directory} ({one_line(exc)})",
+                             f"make room on the filesystem of {parent}", parent) from None
+
+    def _name(self) -> None:
+        self.directory = self.parent / f"{STAGING_PREFIX}{secrets.token_hex(6)}"
+        self.staged = self.directory / self.final.relative_to(self.parent)
+        self.unit = self.directory / self.top.relative_to(self.parent)
 
     def install(self, undo: _Undo) -> None:
         """Move the staged directory in; an existing ``final`` goes aside first (``discard``
-        removes it with the staging directory once everything passed)."""
+        removes it with the staging directory once everything passed). Each undo is recorded
+        before its rename and checks whether the rename happened (see ``_Undo``)."""
+        aside = self.directory / ASIDE_NAME
+
+        def put_back() -> None:
+            if os.path.lexists(aside):  # only that rename makes it; fails if something took its place
+                os.rename(aside, self.final)
+
+        def move_out() -> None:
+            if not os.path.lexists(self.unit):  # it was moved in
+                os.rename(self.top, self.unit)
+
         if os.path.lexists(self.final):
-            aside = self.directory / ASIDE_NAME
+            undo.record(f"putting {self.final} aside in {aside}", put_back)
             os.rename(self.final, aside)
-            undo.record(f"putting {self.final} aside", lambda: os.rename(aside, self.final))
         elif os.path.lexists(self.top):  # rename() would silently replace an empty directory
             raise FileExistsError(17, f"{self.top} appeared while the voice was being checked")
+        undo.record(f"moving the voice to {self.top}", move_out)
         os.rename(self.unit, self.top)
-        undo.record(f"moving the voice to {self.top}", lambda: os.rename(self.top, self.unit))
+
+    def holds_previous(self) -> bool:
+        """Whether the voice ``--replace`` put aside is still in the staging directory."""
+        return self.top.name != ASIDE_NAME and os.path.lexists(self.directory / ASIDE_NAME)
 
     def discard(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -450,8 +506,7 @@ def _vocoder_step(root: Path, staged: VoiceSpec, config: dict[str, Any], vocoder
                                  "using it was trained with the new one", final_vocoder.directory)
             copied = f"--vocoder {vocoder_source} is the one already at {where}; "
         else:
-            stage = _Stage(root, final_vocoder.directory)
-            stages.append(stage)
+            stage = _Stage(root, final_vocoder.directory, stages)
             for name, path in files.items():
                 limit = VOCODER_CONFIG_MAX_BYTES if name == VOCODER_CONFIG_NAME else WEIGHTS_MAX_BYTES
                 _copy_regular(path, stage.staged / name, limit, f"vocoder {name}")
@@ -684,12 +739,12 @@ def check_names(language: str, gender: str, variant: str = "") -> tuple[str, str
     """``language``, ``gender`` and ``variant`` as directory names, or a usage error: they become
     paths under ROOT, so only plain lower-case names are accepted."""
     language = LANGUAGE_ALIASES.get(language.lower(), language.lower())
-    if not _LANGUAGE.match(language):
-        raise LavanyaError(f"--lang {language!r}: write the language as upstream names its directory "
-                           "(lower-case letters: hindi, tamil, bodo)", EXIT_USAGE)
+    if not _LANGUAGE.fullmatch(language):
+        raise LavanyaError(f"--lang {language!r}: write the language as upstream names its directory: "
+                           "lower-case letters and digits, starting with a letter (hindi, tamil, bodo)", EXIT_USAGE)
     if gender.lower() not in GENDERS:
         raise LavanyaError(f"--gender {gender!r}: one of {', '.join(GENDERS)}", EXIT_USAGE)
-    if variant and not _VARIANT.match(variant):
+    if variant and not _VARIANT.fullmatch(variant):
         raise LavanyaError(f"--variant {variant!r}: lower-case letters and digits only (model_<variant>/)",
                            EXIT_USAGE)
     return language, gender.lower(), variant
@@ -703,7 +758,9 @@ def add_voice(source: Path, root: Path, language: str, gender: str, *, variant: 
     was (also on an interrupt). ``on_step`` sees each step as it finishes.
 
     Usage errors (names, missing directories) raise LavanyaError with EXIT_USAGE before anything
-    is touched; every other problem is a failed step in the result.
+    is touched; every other problem is a failed step in the result. An interrupt (``Stopped``,
+    KeyboardInterrupt) is re-raised once ROOT is rolled back; a ``Stopped``'s message then says
+    where the voice stands, since after the point of no return it is in and stays.
     """
     source, root = Path(source), Path(root)
     language, gender, variant = check_names(language, gender, variant)
@@ -713,17 +770,54 @@ def add_voice(source: Path, root: Path, language: str, gender: str, *, variant: 
     final = root / language / gender / (f"model_{variant}" if variant else "model")
     name = f"{language}/{gender}" + (f" ({variant})" if variant else "")
     checklist = _Checklist(AddVoiceResult(root, name, final, dry_run), on_step)
+    stop: BaseException | None = None
     try:
         _run(checklist, source, root, language, gender, variant, final, vocoder, replace_existing, weights)
-    finally:
-        failures = checklist.undo.rollback()
-        for stage in checklist.stages:
-            stage.discard()
+    except (Stopped, KeyboardInterrupt) as exc:
+        stop = exc
+    except BaseException:
+        _clean_up(checklist)
+        raise
+    failures, stop = _clean_up(checklist, stop)
+    result = checklist.result
+    result.added, result.left_changed = checklist.undo.committed and not failures, failures
+    try:
         if failures:
-            checklist.result.added = False
             checklist.record(Step("move", FAILED, "rolling back left ROOT changed: " + "; ".join(failures),
-                                  "put those paths back by hand"))
-    return checklist.result
+                                  "put those paths back by hand (lavanya verify ROOT says how)"))
+    except (Stopped, KeyboardInterrupt) as exc:
+        stop = stop or exc
+    if stop is not None:
+        if isinstance(stop, Stopped):
+            say_where_it_stands(stop, result)
+        raise stop
+    return result
+
+
+def say_where_it_stands(stop: Stopped, result: AddVoiceResult) -> None:
+    """Add to a stop's one line whether the voice is in (once: the CLI also calls this for a
+    stop while it prints the result)."""
+    if not getattr(stop, "add_voice_state", False):
+        stop.add_voice_state = True
+        stop.message = f"{stop.message}: {result.where_it_stands()}"
+        stop.args = (stop.message,)
+
+
+def _clean_up(checklist: _Checklist, stop: BaseException | None = None) -> tuple[list[str], BaseException | None]:
+    """Roll ROOT back (unless the voice is committed) and remove the staging directories; a
+    stop that arrives meanwhile (a second Ctrl-C outside the CLI, which ignores it) lets the
+    cleanup finish first. A staging directory still holding the previous voice after a failed
+    rollback is kept: it is the only copy. Returns what could not be undone, and the stop."""
+    failures: list[str] = []
+    while True:
+        try:
+            failures += checklist.undo.rollback()
+            for stage in checklist.stages:
+                if not (failures and stage.holds_previous()):
+                    stage.discard()
+            return failures, stop
+        except (Stopped, KeyboardInterrupt) as exc:
+            stop = stop or exc
 
 
 class _Checklist:
@@ -782,10 +876,8 @@ def _run(checklist: _Checklist, source: Path, root: Path, language: str, gender:
 
     def copy() -> str:
         files: SourceFiles = found["files"]
-        stage = _Stage(root, final)
-        stages.append(stage)
-        model_dir = stage.staged
-        model_dir.mkdir(parents=True)
+        stage = _Stage(root, final, stages)
+        model_dir = stage.staged  # made with the stage
         config_path = model_dir / CONFIG_NAME
         with open(os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as handle:
             handle.write(files.config_text.encode("utf-8"))
@@ -849,6 +941,9 @@ def _run(checklist: _Checklist, source: Path, root: Path, language: str, gender:
 
 def _destination(root: Path, final: Path, replace_existing: bool) -> Step:
     where = relative_path(final, root)
+    for leftover in _leftovers_of(root, final):
+        message, fix = leftover.problem(root)
+        raise StepFailed(f"{relative_path(leftover.directory, root)}: {message}", fix, leftover.directory)
     if not os.path.lexists(final):
         return Step("destination", OK, f"{where} is new")
     if final.is_symlink() or not final.is_dir():
@@ -858,6 +953,22 @@ def _destination(root: Path, final: Path, replace_existing: bool) -> Step:
                          "one is removed only after every step passed)", final)
     return Step("destination", OK, f"{where} exists and will be replaced: the old voice goes aside and is removed "
                 "only after every step passed")
+
+
+def _leftovers_of(root: Path, final: Path) -> list[Leftover]:
+    """What a killed add-voice of the same voice left (or one running now): going ahead would
+    stage over it, and with ``--replace`` put aside and then delete a voice that may be the half
+    of a swap while the old one stays hidden. Leftovers of other voices are verify's to report."""
+    found = []
+    directory = final.parent
+    while True:
+        for leftover in find_leftovers(directory):
+            if leftover.destination == final or (leftover.destination is None and leftover.previous
+                                                 and directory == final.parent):
+                found.append(leftover)
+        if directory == root or directory == directory.parent:
+            return found
+        directory = directory.parent
 
 
 def _manifests(stages: list[_Stage]) -> str:

@@ -26,12 +26,13 @@ from ..speech.vocoder import vocoder_mismatches
 from .manifest import MANIFEST_NAME, manifest_mismatches, write_manifest
 from .permissions import permission_problem
 from .problems import REFUSED, Problem
+from .leftovers import find_leftovers
 from .rewrite import Refused
 
 CODES = (
     "missing", "lfs-pointer", "pickled", "unreadable", "bad-stats", "stats-path",
     "checksum", "permissions", "duplicate-weights", "bad-weights", "vocoder-mismatch", "outside-root", "export",
-    "speech",
+    "speech", "leftover",
 )
 
 
@@ -84,11 +85,15 @@ class _Checker:
 
     def tree(self, unreadable: list[tuple[Path, str]]) -> None:
         """Every symlink out of the root and every directory that cannot be listed, anywhere in
-        the tree (the walk fix-perms makes, so the two agree), plus ``unreadable`` from the scan."""
+        the tree (the walk fix-perms makes, so the two agree), plus ``unreadable`` from the scan;
+        and the staging directories a killed add-voice left (one may hide the previous voice)."""
         unreadable = list(unreadable)
         for path, info in walk_tree(self.root, unreadable=unreadable):
             if stat.S_ISLNK(info.st_mode) and escaping_link(self.root, path) is not None:
                 self.outside(path)
+            elif stat.S_ISDIR(info.st_mode):  # the walk skips hidden directories: look for add-voice's
+                for leftover in find_leftovers(path):
+                    self.report(leftover.directory, "leftover", *leftover.problem(self.root))
         for directory, reason in unreadable:
             self.unlisted(directory, reason)
 
@@ -355,6 +360,14 @@ def verify_report(root: Path, *, deep: bool = False, speak: bool = False, requir
     spoken = [checker.speak(voice, engine) for voice in voices] if speak else []
     return VerifyReport(sorted(set(checker.problems)), len(voices), len(checker.files),
                         [entry for entry in spoken if entry is not None])
+
+
+def leftover_problems(root: Path) -> list[Problem]:
+    """verify's ``leftover`` problems alone: a tree whose only voice a killed ``add-voice
+    --replace`` put aside has no voice to check, and must still be told where it went."""
+    checker = _Checker(Path(root))
+    checker.tree([])
+    return [problem for problem in checker.problems if problem.code == "leftover"]
 
 
 def write_manifests(root: Path, *, vocoder_override: str | None = None) -> tuple[list[Path], list[Problem]]:

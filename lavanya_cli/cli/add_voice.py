@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..errors import EXIT_USAGE, LavanyaError
+from ..errors import EXIT_USAGE, LavanyaError, Stopped
 from .app import app
 from .options import CheckFormatOption, ModelsOption, gender_option, lang_option, variant_option
 from ..checks.problems import WARNING
@@ -41,11 +39,14 @@ def add_voice(
 
     Either a verified voice ends up in ROOT, or ROOT is left as it was. With --variant V the
     voice goes into model_V/ beside model/. Exit status 0 when the voice is in and verified (or,
-    with --dry-run, would be), 1 when a step failed, 2 on usage errors.
+    with --dry-run, would be), 1 when a step failed, 2 on usage errors. SIGINT or SIGTERM
+    rolls ROOT back and exits 130 or 143 with one line saying where the voice stands.
     """
     from ..checks.add_voice import add_voice as run_checklist
+    from ..checks.add_voice import check_names, say_where_it_stands
     from ..modeltree.layout import ModelRoot, resolve_root
 
+    check_names(lang, gender, variant)  # a bad name is one line, before any output
     root = resolve_root(models)
     if models is None and ModelRoot(root).bundled:
         raise LavanyaError(f"{root}: the demo tree bundled with lavanya; name the tree the voice goes into "
@@ -53,18 +54,24 @@ def add_voice(
     out = Output(format, "add-voice")
     printer = _StepPrinter(out)
     out.progress(f"lavanya add-voice: {source} -> {root}")
-    with _terminate_as_interrupt(), out.own_stdout():  # libraries print notices on stdout
+    # SIGINT and SIGTERM arrive as ``Stopped`` (cli.main): the checklist rolls ROOT back and
+    # says in the stop's message where the voice stands; main prints it and exits 130 or 143.
+    with out.own_stdout():  # libraries print notices on stdout
         result = run_checklist(source, root, lang, gender, variant=variant, vocoder=vocoder,
                                replace_existing=replace, dry_run=dry_run, weights=weights,
                                on_step=printer.step if out.live else None)
-    printer.flush()
-    problems = result.problems
-    out.finish(Result(
-        data=result.as_dict(),
-        problems=[problem for problem in problems if problem.level != WARNING],
-        warnings=[problem for problem in problems if problem.level == WARNING],
-        summary=_summary(result), shown_live=True,
-    ))
+    try:
+        printer.flush()
+        problems = result.problems
+        out.finish(Result(
+            data=result.as_dict(),
+            problems=[problem for problem in problems if problem.level != WARNING],
+            warnings=[problem for problem in problems if problem.level == WARNING],
+            summary=_summary(result), shown_live=True,
+        ))
+    except Stopped as stop:  # the voice may be in: the line says so
+        say_where_it_stands(stop, result)
+        raise
 
 
 class _StepPrinter:
@@ -99,8 +106,12 @@ class _StepPrinter:
 def _summary(result) -> list[str]:
     """What the run came to, and the git commands that commit the voice."""
     failed = [step for step in result.steps if step.status == "failed"]
+    steps = f"{len(failed)} step{'' if len(failed) == 1 else 's'} failed"
+    if failed and result.left_changed:
+        return [f"{result.voice} not added: {steps}, and {result.root} could not be put "
+                "back as it was (see the move step)"]
     if failed:
-        return [f"{result.voice} not added: {len(failed)} step(s) failed; {result.root} is unchanged"]
+        return [f"{result.voice} not added: {steps}; {result.root} is unchanged"]
     if result.dry_run:
         lines = [f"dry run: {result.voice} passed every check on the staged copy; nothing was moved"]
     else:
@@ -112,21 +123,3 @@ def _summary(result) -> list[str]:
              "# model.pth (and a new generator) must show as LFS, not Git", ""]
     return lines + [f"  {command}" + (f"   {note}" if note else "")
                     for command, note in zip(result.git_commands, notes)]
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (a container stopping, a CI timeout) raises KeyboardInterrupt, so the checklist
-    rolls ROOT back instead of the process dying with the voice half moved."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -41,7 +41,9 @@ def verify(
     out = Output(format, "verify")
     validate_engine(engine, "cpu")
     model_root = pick_root(root, models)
-    ModelRoot(model_root).require_voices()
+    tree = ModelRoot(model_root)
+    if tree.voices() or not checks.leftover_problems(model_root):  # its one voice may be in add-voice's leftover
+        tree.require_voices()
     written, refused = checks.write_manifests(model_root) if write_manifest else ([], [])
     with out.own_stdout():  # ESPnet may print notices while --deep imports it
         report = checks.verify_report(model_root, deep=deep, speak=speak, require_manifests=manifest,

@@ -55,10 +55,10 @@ GENERATOR_GRAPH_NAME = "generator.onnx"
 # A directory holding this file carries small demo weights that belong in plain git, not LFS.
 DEMO_MARKER = "DEMO"
 
-_MODEL_DIR = re.compile(r"^(model(_\w+)?|output_model)$")
-_LATEST_DIR = re.compile(r"^(?P<language>[a-z]+)_latest$")
-_BILINGUAL_DIR = re.compile(r"^(?P<language>[A-Za-z]+)_(?P<gender>male|female)_biling\w*$")
-_EPOCH_WEIGHTS = re.compile(r"^(\d+)epoch\.pth$")
+_MODEL_DIR = re.compile(r"^(model(_\w+)?|output_model)\Z")
+_LATEST_DIR = re.compile(r"^(?P<language>[a-z]+)_latest\Z")
+_BILINGUAL_DIR = re.compile(r"^(?P<language>[A-Za-z]+)_(?P<gender>male|female)_biling\w*\Z")
+_EPOCH_WEIGHTS = re.compile(r"^(\d+)epoch\.pth\Z")
 
 
 def vocoder_family(language: str) -> str:

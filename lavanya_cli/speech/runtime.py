@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from ..errors import FileError, LavanyaError, one_line
 from ..fileio import HASHED_MAX_BYTES, MIB, NotReadable, open_regular
 
-_DEVICE = re.compile(r"^(?P<kind>cpu|cuda)(?::(?P<index>\d{1,4}))?$")
+_DEVICE = re.compile(r"^(?P<kind>cpu|cuda)(?::(?P<index>\d{1,4}))?\Z")
 DEVICE_HINT = "use --device cpu, cuda or cuda:N"
 RESTORE_WEIGHTS = "restore the voice's released weights (git checkout, then git lfs pull)"
 # Bounds on a weights file: its size (real ones are under 200 MB), the records of its zip
