@@ -269,7 +269,7 @@ def remove_stale_temporaries(paths: Iterable[str | Path]) -> int:
         with listing:
             for entry in listing:
                 if temporary_of(entry.name) in names and entry.is_file(follow_symlinks=False):
-                    with contextlib.suppress(FileNotFoundError):
+                    with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
                         os.unlink(entry.path)
                         removed += 1
     return removed

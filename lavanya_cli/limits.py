@@ -112,6 +112,15 @@ def input_limit_hint(limit: int) -> str:
             f"or ${INPUT_LIMIT_ENV} (at most {format_size(INPUT_LIMIT_MAX)}), or split the text")
 
 
+def spoken_text_limit(limit: int):
+    """``(bytes, over)`` for one text to be spoken, read under the input limit ``limit``: never
+    more than ``TEXT_MAX_BYTES``, and ``over(bytes)`` the words for a longer one."""
+    if limit < TEXT_MAX_BYTES:
+        return limit, input_limit_hint
+    return TEXT_MAX_BYTES, lambda most: (f"more than the {format_size(most)} one text may hold (about six hours "
+                                         "of speech); split it into several texts (--lines or --jsonl)")
+
+
 def format_size(size: int) -> str:
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if size >= 1 << shift and size % (1 << shift) == 0:

@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lavanya", type=Path, default=REPO, help="the checkout whose lavanya runs the batches")
     args = parser.parse_args(argv)
     LAVANYA["path"] = args.lavanya.resolve()
+    os.environ["PYTHONPATH"] = str(LAVANYA["path"])  # the cluster's workers import that lavanya too
     with tempfile.TemporaryDirectory(prefix="lavanya-ray-faults-") as scratch:
         work = Path(scratch)
         models = args.models or tiny_voices(work)

@@ -131,3 +131,18 @@ def test_a_results_file_that_is_the_job_file_is_refused(cli, tmp_path):
     code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", inside, "--output-dir", out,
                        "--lang", "hindi", "--gender", "male", "--ray", "local")
     assert code == 2 and "would overwrite the job file" in err
+
+
+def test_one_text_over_the_limit_is_told_to_split_not_to_raise_the_input_limit(cli, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("क" * (TEXT_MAX_BYTES // 3 + 1), encoding="utf-8")
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "male",
+                       "--input", big, "-o", tmp_path / "a.wav", "--max-input", "8M")
+    assert code == 2 and "one text may hold" in err and "split it" in err and "--max-input" not in err
+    lines = tmp_path / "lines.txt"
+    lines.write_text("नमस्ते\n" + "क" * (TEXT_MAX_BYTES // 3 + 1) + "\nनमस्ते\n" + "ख" * (TEXT_MAX_BYTES // 3 + 1) + "\n",
+                     encoding="utf-8")
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "male",
+                       "--lines", lines, "--output-dir", tmp_path / "out", "--max-input", "8M")
+    assert code == 2 and err.splitlines()[0] == f"lavanya: error: {lines}: 2 invalid lines; nothing was spoken"
+    assert f"{lines}:2:" in err and f"{lines}:4:" in err

@@ -73,7 +73,7 @@ def synth(
     started = time.perf_counter()
     from ..errors import Stopped
     from ..fileio import remove_stale_temporaries
-    from ..limits import checked_alpha, checked_pause, input_limit, usable_threads
+    from ..limits import checked_alpha, checked_pause, input_limit, spoken_text_limit, usable_threads
     from ..speech.jobs import (STDOUT, Job, VoiceCache, check_directories_take_files, check_outputs,
                                check_outside_roots, jobs_from_jsonl, jobs_from_lines, plan_jobs, render_jobs,
                                segment_jobs, summarize)
@@ -125,7 +125,9 @@ def synth(
         lang, gender, only = _only_voice(models, lang, gender)
         if not output:
             raise LavanyaError("give -o FILE.wav (or -o - for the WAV on standard output)")
-        jobs = [Job(read_text_source(text_option, text, input_file, limit=limit), output, lang, gender, alpha)]
+        most, over = spoken_text_limit(limit)
+        jobs = [Job(read_text_source(text_option, text, input_file, limit=most, over=over), output, lang, gender,
+                    alpha)]
     segmented = segment_jobs(jobs, sentence_silence)
     # Where the outputs go, checked before anything is written and any voice is loaded.
     voices = VoiceCache(options=dict(models=models, variant=variant, vocoder=vocoder.value if vocoder else None,

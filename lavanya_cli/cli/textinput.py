@@ -26,31 +26,32 @@ STDIN = "-"
 
 def read_text_source(
     text: str | None = None, positional: str | None = None, input_file: Path | None = None, *,
-    limit: int = INPUT_LIMIT_DEFAULT,
+    limit: int = INPUT_LIMIT_DEFAULT, over=input_limit_hint,
 ) -> str:
     """The one text the user gave, at most ``limit`` bytes of UTF-8. ``--input -`` and no source
     at all read standard input (the latter only when it is not a terminal, so a bare command
-    never waits silently)."""
+    never waits silently). ``over(limit)``: what to tell a user whose text is longer."""
     given = [source for source in (text, positional, input_file) if source is not None]
     if len(given) > 1:
         raise LavanyaError(f"more than one text given: {SOURCES_HINT}, only one of them")
     if text is not None or positional is not None:
         typed = text if text is not None else positional
         if len(typed.encode("utf-8", "surrogatepass")) > limit:
-            raise LavanyaError(f"the text is {input_limit_hint(limit)}")
+            raise LavanyaError(f"the text is {over(limit)}")
         return typed
     if input_file is None:
         if sys.stdin is not None and sys.stdin.isatty():
             raise LavanyaError(f"no text: {SOURCES_HINT}")
-        return read_input(STDIN, limit, "standard input")
-    return read_input(input_file, limit, "--input")
+        return read_input(STDIN, limit, "standard input", over)
+    return read_input(input_file, limit, "--input", over)
 
 
-def read_input(source: Path | str, limit: int, option: str) -> str:
+def read_input(source: Path | str, limit: int, option: str, over=input_limit_hint) -> str:
     """UTF-8 text (a BOM dropped) from ``source``, a path or ``-`` for standard input, of at most
-    ``limit`` bytes: from a regular file, a pipe or a socket, never from a device or directory."""
+    ``limit`` bytes: from a regular file, a pipe or a socket, never from a device or directory.
+    ``over(limit)``: what to tell a user whose text is longer."""
     if str(source) == STDIN:
-        return _decode(_read_stdin(limit), "standard input", limit)
+        return _decode(_read_stdin(limit), "standard input", limit, over)
     path = Path(source)
     try:
         info = os.stat(path)
@@ -69,7 +70,7 @@ def read_input(source: Path | str, limit: int, option: str) -> str:
         raise LavanyaError(f"{path}: no such file ({option})") from None
     except OSError as exc:
         raise LavanyaError(f"{path}: cannot read {option} ({one_line(exc)})") from None
-    return _decode(data, f"{path}", limit)
+    return _decode(data, f"{path}", limit, over)
 
 
 def _read_stdin(limit: int) -> bytes | str:
@@ -90,11 +91,11 @@ def _read_stdin(limit: int) -> bytes | str:
         raise LavanyaError(f"cannot read the text from standard input ({one_line(exc)})") from None
 
 
-def _decode(data: bytes | str, where: str, limit: int) -> str:
+def _decode(data: bytes | str, where: str, limit: int, over=input_limit_hint) -> str:
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
     if len(data) > limit:
-        raise LavanyaError(f"{where}: the text is {input_limit_hint(limit)}")
+        raise LavanyaError(f"{where}: the text is {over(limit)}")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -119,11 +119,16 @@ def jobs_from_lines(text: str, source: str, output_dir: Path, language: str, gen
                     alpha: float | None) -> list[Job]:
     """One job per non-empty line of ``text`` (read from ``source``); outputs
     ``output_dir/0001.wav``, ``0002.wav``, ..."""
-    jobs = []
+    jobs, errors = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            output = str(Path(output_dir) / f"{len(jobs) + 1:04d}{WAV_SUFFIX}")
-            jobs.append(Job(line, output, language, gender, alpha, where=f"{source}:{number}"))
+            output = str(Path(output_dir) / f"{len(jobs) + len(errors) + 1:04d}{WAV_SUFFIX}")
+            try:
+                jobs.append(Job(line, output, language, gender, alpha, where=f"{source}:{number}"))
+            except LavanyaError as exc:  # a line too long for one job
+                errors.append(exc.message)
+    if errors:
+        raise many_failures(source, "invalid lines", errors)
     if not jobs:
         raise LavanyaError(f"{source}: no text (every line is empty)")
     return jobs

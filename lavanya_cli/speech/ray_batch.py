@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import posixpath
+import shutil
 import signal
 import socket
 import sys
@@ -66,6 +67,9 @@ IN_FLIGHT_PER_ACTOR = 2
 MAX_ATTEMPTS = 3
 # How long the driver waits for a result before it looks at signals and lost workers again.
 WAIT_SECONDS = 0.5
+# With nothing running, how long the driver waits for an actor to start (a busy cluster, an
+# actor no node has room for) before it stops the run.
+START_SECONDS = 120.0
 # Ray binds its servers to loopback only where it believes clusters are off (Windows, macOS):
 # set before Ray is imported, for ``--ray local`` only.
 LOOPBACK_ONLY_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -456,8 +460,9 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
     manifest_path = _manifest_path(target, manifest)
     _refuse_input_as_manifest(manifest_path, inputs)
     report: BatchReport | None = None
+    ray_output = RayOutputApart()
     try:
-        with RayOutputApart() as ray_output, contextlib.ExitStack() as stack:
+        with contextlib.ExitStack() as stack:
             session = _Session(settings, stack, ray_output)
             if settings.address != "local":
                 session.open()  # a cluster that cannot be reached or refuses us: before anything is made
@@ -537,7 +542,8 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
         if report is not None:
             report.temporaries_removed += target.remove_temporaries(names)  # of writers killed in this run
             report.ray_log = ray_output.kept
-            report.results.sort(key=lambda entry: (str(type(entry["id"])), entry["id"]))
+            order = {name: index for index, name in enumerate(names)}
+            report.results.sort(key=lambda entry: order.get(entry["output"], len(order)))
             report.wall_seconds = time.perf_counter() - started
     return report
 
@@ -568,53 +574,84 @@ def _run_on_actors(tasks: list[dict[str, Any]], worker: dict[str, Any], engine: 
 
 def _dispatch(ray: Any, actors: dict[int, Any], tasks: list[dict[str, Any]], report: BatchReport,
               check_signals: Callable[[], None]) -> Iterator[dict[str, Any]]:
-    """``_run_on_actors``' loop: jobs to actors with room, results as they come, lost workers'
-    jobs to the others; a signal is taken between Ray's calls."""
+    """``_run_on_actors``' loop. Jobs go only to actors that have started (``place`` answered),
+    at most ``IN_FLIGHT_PER_ACTOR`` each; results are yielded as they come. An actor lost
+    under its jobs is retired and its jobs go back to the front of the line: an actor runs its
+    jobs in order, so only the oldest was running and counts an attempt. With nothing running
+    and no actor starting for ``START_SECONDS``, the run stops; a signal is taken between
+    Ray's calls."""
     from ray.exceptions import RayActorError, RayError
 
     asked_where = {actors[number].place.remote(): number for number in actors}
     places: dict[int, dict[str, str]] = {}
-    pending, attempts, load = deque(tasks), Counter(), Counter()
+    pending, attempts = deque(tasks), Counter()
+    queued: dict[int, deque[Any]] = {number: deque() for number in actors}  # refs in flight, oldest first
     running: dict[Any, tuple[int, dict[str, Any]]] = {}
-    lost_by_actor: dict[int, dict[str, Any]] = {}
+    last_progress = time.monotonic()
+
+    def lose(number: int, exc: Exception) -> Iterator[dict[str, Any]]:
+        """Retire actor ``number`` and put its jobs back; yields a job that failed for good."""
+        _retire(ray, actors.pop(number))
+        place = places.get(number) or {"node": None, "node_id": None, "worker": None}
+        error = one_line(exc, 200)
+        lost = {**place, "error": error, "why": _why_lost(place["node_id"], type(exc).__name__, error), "jobs": 0}
+        report.lost.append(lost)
+        again = []
+        for position, ref in enumerate(queued.pop(number)):
+            task = running.pop(ref)[1]
+            attempts[task["name"]] += position == 0
+            if attempts[task["name"]] >= MAX_ATTEMPTS:
+                yield job_result(task["id"], task["name"], error=(
+                    f"{task['where']} ({task['output']}): its worker was lost {MAX_ATTEMPTS} times while "
+                    "speaking it (out of memory?); split the text or give the workers more memory"))
+                continue
+            lost["jobs"] += 1
+            again.append(task)
+        pending.extendleft(reversed(again))  # first in the line again, in their order
+
     while pending or running:
         check_signals()
-        for number, actor in actors.items():
-            while pending and load[number] < IN_FLIGHT_PER_ACTOR:
+        for number in places:
+            while number in actors and pending and len(queued[number]) < IN_FLIGHT_PER_ACTOR:
                 task = pending.popleft()
-                running[actor.run.remote(task)] = (number, task)
-                load[number] += 1
+                ref = actors[number].run.remote(task)
+                running[ref] = (number, task)
+                queued[number].append(ref)
         if not running:
-            raise LavanyaError(f"every worker was lost ({_losses_line(report)}); "
-                               f"{report.skipped + len(report.results)} of {report.jobs} jobs are recorded in "
-                               f"{report.manifest}: run the same command again to resume", EXIT_USAGE)
+            if not actors:
+                raise LavanyaError(f"every worker was lost ({_losses_line(report)}); "
+                                   f"{report.skipped + len(report.results)} of {report.jobs} jobs are recorded in "
+                                   f"{report.manifest}: run the same command again to resume", EXIT_USAGE)
+            if time.monotonic() - last_progress > START_SECONDS:
+                raise LavanyaError(f"no worker started within {START_SECONDS:.0f} s: each asks for {report.threads} "
+                                   f"CPU{'s' if report.threads > 1 else ''} on one node, and the cluster has none "
+                                   "free (busy with other work?); free them, add a node or lower --threads",
+                                   EXIT_USAGE)
         ready, _ = ray.wait([*running, *asked_where], num_returns=1, timeout=WAIT_SECONDS)
         for ref in ready:
             if ref in asked_where:
                 number = asked_where.pop(ref)
-                with contextlib.suppress(RayError):
+                try:
                     places[number] = ray.get(ref)
+                    last_progress = time.monotonic()
+                except RayError as exc:  # it never started (lavanya missing there, the node gone)
+                    yield from lose(number, exc)
                 continue
-            number, task = running.pop(ref)
-            load[number] -= 1
+            if ref not in running:  # its actor was lost while this was in the list
+                continue
+            number, task = running[ref]
             try:
-                yield ray.get(ref)
-            except RayError as exc:  # the worker, not the job: jobs turn their own errors into results
-                if number in actors:
-                    _retire(ray, actors.pop(number))
-                    place = places.get(number, {"node": None, "node_id": None, "worker": None})
-                    error = _lost_error(exc, RayActorError)
-                    report.lost.append({**place, "error": error, "why": _why_lost(place["node_id"], error),
-                                        "jobs": 0})
-                    lost_by_actor[number] = report.lost[-1]
-                attempts[task["name"]] += 1
-                if attempts[task["name"]] >= MAX_ATTEMPTS:
-                    yield job_result(task["id"], task["name"], error=(
-                        f"{task['where']} ({task['output']}): its worker was lost {MAX_ATTEMPTS} times while "
-                        "speaking it (out of memory?); split the text or give the workers more memory"))
-                    continue
-                lost_by_actor[number]["jobs"] += 1
-                pending.appendleft(task)
+                result = ray.get(ref)
+            except RayActorError as exc:
+                yield from lose(number, exc)
+                continue
+            except RayError as exc:  # the job's call failed, not the actor (jobs catch their own errors)
+                result = job_result(task["id"], task["name"], error=f"{task['where']} ({task['output']}): "
+                                                                     f"{one_line(exc, 200)}")
+            del running[ref]
+            queued[number].remove(ref)
+            last_progress = time.monotonic()
+            yield result
 
 
 def _retire(ray: Any, actor: Any) -> None:
@@ -623,18 +660,13 @@ def _retire(ray: Any, actor: Any) -> None:
         ray.kill(actor, no_restart=True)
 
 
-def _lost_error(exc: Exception, actor_error: type[Exception]) -> str:
-    """Ray's word for a lost worker: the error's name (its text is Ray's RPC detail), or for
-    another failure its first line."""
-    return type(exc).__name__ if isinstance(exc, actor_error) else one_line(exc, 200)
-
-
-def _why_lost(node_id: str | None, error: str) -> str:
+def _why_lost(node_id: str | None, kind: str, error: str) -> str:
     """Why a worker was lost, in lavanya's words: its node left the cluster (Ray says so, or the
-    node's raylet no longer answers), or its process died on a node still there. Ray takes
-    seconds to declare a node dead; its raylet's port answers at once."""
+    node's raylet no longer answers), or its process died on a node still there (``kind``, the
+    name of Ray's error; its text is RPC detail). Ray takes seconds to declare a node dead; its
+    raylet's port answers at once. A worker that never started says why (``error``)."""
     if not node_id:
-        return f"it was lost before it started ({error})"
+        return f"it did not start ({error})"
     import ray
 
     try:
@@ -647,7 +679,7 @@ def _why_lost(node_id: str | None, error: str) -> str:
         socket.create_connection((node["NodeManagerAddress"], node["NodeManagerPort"]), timeout=1).close()
     except (OSError, KeyError, TypeError):
         return "its node left the cluster"
-    return f"its process died ({error})"
+    return f"its process died ({kind})"
 
 
 def _losses_line(report: BatchReport) -> str:
@@ -664,9 +696,15 @@ class _Session:
         self.node_cpus: list[float] | None = None
 
     def open(self) -> list[float]:
+        """Join Ray (Ray's messages kept apart from then on) and the CPUs of each node; a cluster
+        that offers none is refused, since no actor could ever start on it."""
         if self.node_cpus is None:
+            self.stack.enter_context(self.output)
             self.stack.enter_context(ray_session(self.settings, self.output))
             self.node_cpus = node_cpus()
+            if sum(self.node_cpus) < 1:
+                raise LavanyaError(f"--ray {self.settings.address}: the cluster offers no CPU (a head started with "
+                                   "--num-cpus 0 and no worker node yet?); add a node, or use --ray local")
         return self.node_cpus
 
 
@@ -682,7 +720,11 @@ class RayOutputApart:
     Ray's threads print (a node's "Raylet is terminated" block), its loggers and its C++ core
     (20 lines of ``InvalidAuthToken``) go to a file, copied at the end into the session's log
     directory (``kept``); lavanya's own output is printed after. The progress bar writes to a
-    copy of the terminal made before (``cli.synth_ray``)."""
+    copy of the terminal made before (``cli.synth_ray``). Signals are blocked while the streams
+    are swapped, so a stop never leaves standard error pointing at the file."""
+
+    # What a message about Ray's output reads of it: the end.
+    TAIL_BYTES = 64 * KIB
 
     def __init__(self) -> None:
         self.kept: str | None = None
@@ -693,42 +735,64 @@ class RayOutputApart:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        try:
-            self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
-            self._saved_fd = os.dup(2)
-        except OSError:
-            self._log = None
-            return self
-        self._text = io.TextIOWrapper(self._log, encoding="utf-8", errors="backslashreplace", write_through=True)
-        self._streams = sys.stdout, sys.stderr
-        os.dup2(self._log.fileno(), 2)
-        sys.stdout = sys.stderr = self._text
+        with _signals_blocked():
+            try:
+                log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+            except OSError:
+                return self  # nowhere to put Ray's output: it is shown
+            try:
+                self._saved_fd = os.dup(2)
+            except OSError:
+                log.close()
+                return self
+            self._log = log
+            self._text = io.TextIOWrapper(log, encoding="utf-8", errors="backslashreplace", write_through=True)
+            self._streams = sys.stdout, sys.stderr
+            os.dup2(log.fileno(), 2)
+            sys.stdout = sys.stderr = self._text
         return self
 
     def text(self) -> str:
-        """What Ray printed so far (the end of it, for a message)."""
+        """The end of what Ray printed so far, for a message."""
         if self._log is None:
             return ""
-        self._log.seek(0)
+        size = self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(0, size - self.TAIL_BYTES))
         return self._log.read().decode("utf-8", "replace")
 
     def __exit__(self, *exc_info: object) -> None:
         if self._log is None:
             return
-        with contextlib.suppress(Exception):
-            self._text.flush()
-        sys.stdout, sys.stderr = self._streams
-        os.dup2(self._saved_fd, 2)
-        os.close(self._saved_fd)
-        captured = self.text()
-        if captured.strip() and self.logs_dir is not None:
+        with _signals_blocked():
+            with contextlib.suppress(Exception):
+                self._text.flush()
+            sys.stdout, sys.stderr = self._streams
+            os.dup2(self._saved_fd, 2)
+            os.close(self._saved_fd)
+        log, self._log = self._log, None
+        if self.logs_dir is not None and log.seek(0, os.SEEK_END) > 0:
             path = os.path.join(self.logs_dir, f"lavanya-driver-{os.getpid()}.log")
-            with contextlib.suppress(OSError):
-                with open(path, "a", encoding="utf-8") as handle:
-                    handle.write(captured)
+            with contextlib.suppress(OSError), open(path, "ab") as kept:
+                log.seek(0)
+                shutil.copyfileobj(log, kept)
                 self.kept = path
         self._text.detach()
-        self._log.close()
+        log.close()
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """SIGINT and SIGTERM held back for a few statements (delivered when the block ends)."""
+    stops = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    except (AttributeError, OSError, ValueError):  # no pthread_sigmask here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager
@@ -754,7 +818,10 @@ def ray_session(settings: RaySettings, output: RayOutputApart | None = None) -> 
         arguments["address"] = settings.address
     try:
         with held_signals():
-            ray.init(**arguments)
+            try:
+                ray.init(**arguments)
+            except SystemExit:  # ray.init's own SIGTERM handler, in place while it starts
+                raise Stopped(signal.SIGTERM) from None
     except (ConnectionError, ValueError, RuntimeError) as exc:
         said = output.text() if output is not None else ""
         if any(words in said or words in str(exc) for words in AUTH_FAILURE_WORDS):
@@ -788,20 +855,23 @@ def held_signals() -> Iterator[Callable[[], None]]:
         return
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     noted: list[int] = []
+    restored: list[bool] = []
 
     def note(signum: int, _frame: object) -> None:
         noted.append(signum)
 
     def restore() -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if not restored:
+            restored.append(True)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
     def check() -> None:
         if noted:
             restore()
             handler = previous[noted[0]]
             if callable(handler):
-                handler(noted[0], None)
+                handler(noted[0], None)  # cli.main's: ignores further signals, raises Stopped
             signal.raise_signal(noted[0])  # a default or ignoring handler: as if it had come now
 
     for signum in previous:
