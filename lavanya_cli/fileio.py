@@ -192,6 +192,32 @@ def check_output_target(path: Path, what: str = "output") -> None:
         raise LavanyaError(f"{path}: cannot write the {what}: {directory} {state}")
 
 
+# Directories lavanya makes (an output directory and its parents): never group- or world-writable,
+# whatever the umask (a umask of 000 would give 0777); the umask may take more away.
+DIRECTORY_MODE = 0o755
+
+
+def make_directories(path: Path) -> None:
+    """``path`` and whichever of its parents are missing, each made with ``DIRECTORY_MODE``
+    (``os.makedirs`` would give the parents 0777 less the umask). FileExistsError when
+    something that is not a directory is in the way; OSError otherwise."""
+    missing = []
+    current = Path(path)
+    while not os.path.isdir(current):
+        if os.path.lexists(current):
+            raise FileExistsError(f"{current} is not a directory")
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, DIRECTORY_MODE)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
+
+
 def check_directory_takes_files(path: Path, what: str = "output") -> None:
     """That a new file can be created beside ``path``, tried with a temporary file removed at
     once (permissions, a read-only file system, no inodes left): the one test that is true."""
@@ -203,7 +229,8 @@ def check_directory_takes_files(path: Path, what: str = "output") -> None:
     try:
         os.close(fd)
     finally:
-        os.unlink(probe)
+        with contextlib.suppress(FileNotFoundError):  # a batch's clean-up may have taken it already
+            os.unlink(probe)
 
 
 @contextlib.contextmanager
@@ -220,7 +247,7 @@ def replacing(path: Path, *, mode: int | None = None) -> Iterator[BinaryIO]:
     exists = refuse_non_regular(path, "file")
     if mode is None:
         mode = stat.S_IMODE(os.stat(path).st_mode) if exists else 0o644 & ~current_umask()
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, temp_name = _locked_temporary(path)
     try:
         with os.fdopen(fd, "w+b") as handle:
             yield handle
@@ -233,6 +260,21 @@ def replacing(path: Path, *, mode: int | None = None) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
+
+
+def _locked_temporary(path: Path) -> tuple[int, str]:
+    """A new temporary file beside ``path``, locked (``flock``) for as long as it is open, so a
+    batch's clean-up (``remove_stale_temporaries``) tells a live writer's file from one a killed
+    writer left: the kernel drops the lock of a process that died."""
+    import fcntl
+
+    while True:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with contextlib.suppress(OSError):  # a file system without locks: unlocked, as before
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_nlink:
+            return fd, name
+        os.close(fd)  # a clean-up took it between its creation and the lock: another name
 
 
 def replace_file(path: Path, write: Callable[[BinaryIO], None], *, mode: int | None = None) -> None:
@@ -255,8 +297,9 @@ def temporary_of(entry_name: str) -> str | None:
 def remove_stale_temporaries(paths: Iterable[str | Path]) -> int:
     """Remove the temporary files left beside ``paths`` by a process killed while writing them
     (SIGKILL, the OOM killer, a lost Ray node), so a later run of the same jobs leaves no litter.
-    Only regular files named for one of ``paths`` go; each directory is listed once. Returns
-    how many were removed."""
+    Only regular files named for one of ``paths`` go, and only when no live writer holds their
+    lock (another batch writing the same directory keeps its files); each directory is listed
+    once. Returns how many were removed."""
     wanted: dict[Path, set[str]] = {}
     for path in paths:
         wanted.setdefault(Path(path).parent, set()).add(Path(path).name)
@@ -269,7 +312,30 @@ def remove_stale_temporaries(paths: Iterable[str | Path]) -> int:
         with listing:
             for entry in listing:
                 if temporary_of(entry.name) in names and entry.is_file(follow_symlinks=False):
-                    with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
-                        os.unlink(entry.path)
-                        removed += 1
+                    removed += _remove_if_unlocked(entry.path)
     return removed
+
+
+def _remove_if_unlocked(path: str) -> bool:
+    """Remove the temporary file ``path`` unless a live writer holds its lock; whether it went."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:  # gone meanwhile, a link, not ours to read
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a writer still at work
+            return False
+        except OSError:  # no locks here: the name alone decides, as before
+            pass
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

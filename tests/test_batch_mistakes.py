@@ -5,6 +5,8 @@ temporary files that killed writers left behind."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -96,8 +98,8 @@ def test_a_text_too_long_for_one_job_is_refused_before_any_work(cli, tmp_path):
     code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir", tmp_path / "out",
                        "--lang", "hindi", "--gender", "male", "--max-input", "4M")
     assert code == 2
-    assert err.strip() == (f"lavanya: error: {jobs}:1: 1.0 MiB of text in one job, more than the 1 MiB (about six "
-                           "hours of speech) one text may hold; split it into several jobs")
+    assert err.strip() == (f"lavanya: error: {jobs}:1: 1,048,578 bytes of text in one job, more than the 1,048,576 "
+                           "(1 MiB, about six hours of speech) one text may hold; split it into several jobs")
     with pytest.raises(LavanyaError, match="the text: .* one text may hold"):
         Job(long_text, "a.wav", "hindi", "male")
 
@@ -131,6 +133,14 @@ def test_a_results_file_that_is_the_job_file_is_refused(cli, tmp_path):
     code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", inside, "--output-dir", out,
                        "--lang", "hindi", "--gender", "male", "--ray", "local")
     assert code == 2 and "would overwrite the job file" in err
+    # a hard link to it, and standard output
+    linked = tmp_path / "linked.jsonl"
+    os.link(jobs, linked)
+    for manifest, message in ((linked, "would overwrite the job file"), ("-", "the results manifest is a file")):
+        code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--manifest", manifest,
+                           "--output-dir", tmp_path / "out", "--lang", "hindi", "--gender", "male", "--ray", "local")
+        assert code == 2 and message in err, err
+    assert jobs.read_bytes() == before and not (tmp_path / "out").exists() and not (tmp_path / "-").exists()
 
 
 def test_one_text_over_the_limit_is_told_to_split_not_to_raise_the_input_limit(cli, tmp_path):
@@ -146,3 +156,47 @@ def test_one_text_over_the_limit_is_told_to_split_not_to_raise_the_input_limit(c
                        "--lines", lines, "--output-dir", tmp_path / "out", "--max-input", "8M")
     assert code == 2 and err.splitlines()[0] == f"lavanya: error: {lines}: 2 invalid lines; nothing was spoken"
     assert f"{lines}:2:" in err and f"{lines}:4:" in err
+
+
+def test_a_lone_surrogate_is_an_invalid_line_and_a_line_separator_inside_a_string_is_not_a_line(cli, tmp_path):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"text": "a\u2028b\u0085c", "output": "a.wav"}\r\n'
+                    '{"text": "\\ud800", "output": "b.wav"}\n{"id": "\\udc80", "text": "x", "output": "c.wav"}\n',
+                    encoding="utf-8")
+    code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir", tmp_path / "out",
+                       "--lang", "hindi", "--gender", "male")
+    lines = err.splitlines()
+    assert code == 2 and lines[0] == f"lavanya: error: {jobs}: 2 invalid lines; nothing was spoken", err
+    assert lines[1].startswith(f'lavanya: error: {jobs}:2: "text" holds a lone surrogate')
+    assert lines[2].startswith(f'lavanya: error: {jobs}:3: "id" holds a lone surrogate')
+    assert "Traceback" not in err and "internal error" not in err
+
+
+def test_an_output_directory_is_never_made_world_writable(cli, tmp_path):
+    from lavanya_cli.fileio import make_directories
+
+    old = os.umask(0)
+    try:
+        make_directories(tmp_path / "a" / "b" / "c")
+        jobs = _write_jsonl(tmp_path / "jobs.jsonl", [{"text": SENTENCE, "output": "x.wav"}])
+        code, _, err = cli("synth", "--models", shared_voice_root(), "--jsonl", jobs, "--output-dir",
+                           tmp_path / "made" / "here", "--lang", "hindi", "--gender", "male")
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    for directory in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c", tmp_path / "made",
+                      tmp_path / "made" / "here"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o755, directory
+
+
+def test_a_live_writers_temporary_is_kept_and_a_dead_ones_removed(tmp_path):
+    from lavanya_cli.fileio import remove_stale_temporaries, replacing
+
+    target = tmp_path / "a.wav"
+    with replacing(target) as handle:  # another batch, still writing
+        handle.write(b"RIFF")
+        [live] = [path for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
+        assert remove_stale_temporaries([target]) == 0 and live.exists()
+    dead = tmp_path / ".a.wav.abcd1234.tmp"  # a writer killed: no lock held
+    dead.write_bytes(b"RIFF")
+    assert remove_stale_temporaries([target]) == 1 and not dead.exists() and target.read_bytes() == b"RIFF"

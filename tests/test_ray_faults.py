@@ -167,3 +167,73 @@ def test_a_refused_token_says_so_in_one_line(tmp_path):
     [line] = run.stderr.splitlines()
     assert "refused the authentication token" in line and "RAY_AUTH_TOKEN" in line
     assert run.stdout == "" and not (tmp_path / "out").exists()
+
+
+def test_ray_leaves_the_sigterm_handler_where_python_put_it():
+    """Ray's C++ failure handler replaced SIGTERM's handler under Python's feet and put the
+    default back in ray.shutdown: a SIGTERM then killed lavanya without a word (-15)."""
+    script = """
+import ctypes, json, signal
+from lavanya_cli.speech.ray_batch import RaySettings, ray_session
+
+class Action(ctypes.Structure):
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16), ("flags", ctypes.c_int),
+                ("restorer", ctypes.c_void_p)]
+
+def installed():
+    action = Action()
+    ctypes.CDLL(None).sigaction(signal.SIGTERM, None, ctypes.byref(action))
+    return action.handler
+
+import threading
+
+signal.signal(signal.SIGTERM, lambda *_: None)
+first, seen, done = installed(), set(), threading.Event()
+
+def watch():  # every moment of the session, its start and its shutdown included
+    while not done.is_set():
+        seen.add(installed())
+
+watcher = threading.Thread(target=watch)
+watcher.start()
+with ray_session(RaySettings(num_cpus=1)):
+    import ray
+    ray.get(ray.remote(lambda: 1).remote())
+done.set()
+watcher.join()
+print(json.dumps([first, sorted(handler or 0 for handler in seen)]))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    first, seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert first and seen == [first]  # Python's handler throughout: never Ray's, never the default
+
+
+def _processes_in(directory: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "cwd") == str(directory):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.parametrize("delay", [1.5, 2.0, 2.5])
+def test_sigterm_while_ray_starts_exits_143_and_leaves_no_ray_process(tmp_path, delay):
+    """Seconds after the start, while Ray starts its processes (ray.init's own SIGTERM handler
+    once exited at once here, leaving Ray's agents running, or aborted the process)."""
+    jobs = tmp_path / "jobs.jsonl"
+    ray_faults.write_jobs(jobs, 4, 1)
+    process = ray_faults.start_batch(jobs, tmp_path / "out", shared_voice_root(), "local")
+    time.sleep(delay)
+    process.send_signal(signal.SIGTERM)
+    finished = ray_faults.finish(process, timeout=120)
+    assert finished["code"] == 143, finished["stderr"]
+    assert finished["stderr"].rstrip().splitlines()[-1] == "lavanya: error: terminated (SIGTERM)"
+    assert finished["foreign_stderr"] == []
+    time.sleep(3)  # what would be left has had time to show it stays
+    assert _processes_in(tmp_path) == []

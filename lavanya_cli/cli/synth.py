@@ -212,8 +212,10 @@ def _only_voice_note(only, spoken_root: str) -> str:
 
 def _make_directory(directory: Path) -> None:
     """``--output-dir``, created if need be (one line when that cannot be done)."""
+    from ..fileio import make_directories
+
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_directories(directory)
     except FileExistsError:
         raise LavanyaError(f"{directory}: --output-dir is not a directory") from None
     except OSError as exc:

@@ -63,8 +63,8 @@ class Job:
         # TEXT_AUDIO_MAX_SECONDS anyway, and planning a 17 MB line once held 766 MB.
         size = len(self.text.encode("utf-8", "surrogatepass"))
         if size > TEXT_MAX_BYTES:
-            raise LavanyaError(f"{self.where or 'the text'}: {size / (1 << 20):.1f} MiB of text in one job, more than "
-                               f"the {TEXT_MAX_BYTES >> 20} MiB (about six hours of speech) one text may hold; "
+            raise LavanyaError(f"{self.where or 'the text'}: {size:,} bytes of text in one job, more than the "
+                               f"{TEXT_MAX_BYTES:,} (1 MiB, about six hours of speech) one text may hold; "
                                "split it into several jobs")
 
     def failed(self, error: LavanyaError) -> LavanyaError:
@@ -120,7 +120,7 @@ def jobs_from_lines(text: str, source: str, output_dir: Path, language: str, gen
     """One job per non-empty line of ``text`` (read from ``source``); outputs
     ``output_dir/0001.wav``, ``0002.wav``, ..."""
     jobs, errors = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in file_lines(text):
         if line.strip():
             output = str(Path(output_dir) / f"{len(jobs) + len(errors) + 1:04d}{WAV_SUFFIX}")
             try:
@@ -141,7 +141,7 @@ def jobs_from_jsonl(text: str, source: str, output_dir: Path, language: str | No
     path ending in ``.wav``, under ``output_dir`` (without ``--output-dir``: the current
     directory), or ``-`` for standard output."""
     jobs, errors, ids = [], [], {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in file_lines(text):
         if not line.strip():
             continue
         where = f"{source}:{number}"
@@ -157,6 +157,14 @@ def jobs_from_jsonl(text: str, source: str, output_dir: Path, language: str | No
     if not jobs:
         raise LavanyaError(f"{source}: no jobs (every line is empty)")
     return jobs
+
+
+def file_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` for each line of a job file: lines end at a newline only (a CRLF's
+    carriage return dropped), so a U+2028 or U+0085 inside a JSON string (legal JSON) neither
+    splits a job nor shifts the line numbers."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        yield number, line.removesuffix("\r")
 
 
 def many_failures(source: str, what: str, errors: list[str]) -> LavanyaError:
@@ -180,6 +188,10 @@ def _jsonl_job(line: str, where: str, output_dir: Path, language: str | None, ge
         raise LavanyaError(f"{where}: expected an object with text and output")
     if unknown := [str(key) for key in entry if key not in JSONL_FIELDS]:
         raise LavanyaError(f"{where}: unknown field {unknown[0][:40]!r} (fields: {', '.join(JSONL_FIELDS)})")
+    if lone := next((key for key, value in entry.items() if isinstance(value, str) and _has_lone_surrogate(value)),
+                    None):
+        raise LavanyaError(f"{where}: \"{lone}\" holds a lone surrogate (a \\ud800-\\udfff escape that is "
+                           "half of a character), which no text can hold")
     text, output = entry.get("text"), entry.get("output")
     if not isinstance(text, str) or not isinstance(output, str) or not output:
         raise LavanyaError(f"{where}: needs \"text\" and \"output\" strings")
@@ -193,6 +205,14 @@ def _jsonl_job(line: str, where: str, output_dir: Path, language: str | None, ge
     if job_id is not None and not (isinstance(job_id, str) and job_id.strip() and len(job_id) <= JOB_ID_MAX_CHARS):
         raise LavanyaError(f"{where}: \"id\" must be a string of 1 to {JOB_ID_MAX_CHARS} characters")
     return Job(text, batch_output(output, output_dir, where), lang, gen, line_alpha, where=where, id=job_id)
+
+
+def _has_lone_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def batch_output(output: str, output_dir: Path, where: str) -> str:

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EXIT_USAGE, LavanyaError, Stopped, one_line
-from ..fileio import (KIB, NotReadable, check_output_target, digest_regular, open_regular, remove_stale_temporaries,
-                      replace_file, temporary_of)
+from ..fileio import (KIB, NotReadable, check_output_target, digest_regular, make_directories, open_regular,
+                      remove_stale_temporaries, replace_file, temporary_of)
 from ..limits import available_cpus, checked_pause
 from .jobs import (REPORTED_WORDS, STDOUT, Job, PlannedJob, batch_output, check_directories_take_files, check_outputs,
                    check_outside_roots, describe_voice, render_job, segment_jobs)
@@ -73,6 +73,8 @@ START_SECONDS = 120.0
 # Ray binds its servers to loopback only where it believes clusters are off (Windows, macOS):
 # set before Ray is imported, for ``--ray local`` only.
 LOOPBACK_ONLY_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Ray's C++ failure signal handler, off in the driver (see ``_ray_settings``).
+NO_FAILURE_HANDLER_VARIABLE = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
 # Words in Ray's output when a cluster refused the token (Ray 2.60: ``InvalidAuthToken``).
 AUTH_FAILURE_WORDS = ("InvalidAuthToken", "Unauthenticated")
 # Object stores publish an object only once its upload completes: a direct write is atomic there,
@@ -152,7 +154,7 @@ class OutputTarget:
         """Make the directory (and its parents) if it is not there."""
         try:
             if self.local:
-                os.makedirs(self.base, exist_ok=True)
+                make_directories(Path(self.base))
             else:
                 self.filesystem.create_dir(self.base, recursive=True)
         except FileExistsError:
@@ -803,8 +805,7 @@ def ray_session(settings: RaySettings, output: RayOutputApart | None = None) -> 
     ``local`` starts a private Ray whose servers listen on 127.0.0.1 only, with no dashboard
     and no usage reporting, so nothing leaves the machine; Ray's own logs stay in its session
     directory. ``output``: where Ray's messages are being kept (a refused token is read there)."""
-    if settings.address == "local":
-        _loopback_only()
+    _ray_settings(local=settings.address == "local")
     ray = import_optional("ray")
     if ray.is_initialized():
         yield float(ray.cluster_resources().get("CPU", 0.0))
@@ -817,11 +818,13 @@ def ray_session(settings: RaySettings, output: RayOutputApart | None = None) -> 
         _require_answer(settings.address)
         arguments["address"] = settings.address
     try:
-        with held_signals():
+        with held_signals(), _handlers_kept():
             try:
                 ray.init(**arguments)
-            except SystemExit:  # ray.init's own SIGTERM handler, in place while it starts
-                raise Stopped(signal.SIGTERM) from None
+            except BaseException:  # what it started so far (its agents) goes too
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+                raise
     except (ConnectionError, ValueError, RuntimeError) as exc:
         said = output.text() if output is not None else ""
         if any(words in said or words in str(exc) for words in AUTH_FAILURE_WORDS):
@@ -848,8 +851,7 @@ def held_signals() -> Iterator[Callable[[], None]]:
     """SIGINT and SIGTERM held while Ray's own calls run: a handler that raises inside one of
     them (``ray.wait``, ``ray.init``) makes Ray's Cython report a ``SystemError`` instead of the
     stop. The first signal is noted; ``check()`` (between Ray calls) and the end of the block
-    hand it to the handler that was there before (``cli.main``'s: ``Stopped``, 130 or 143).
-    Also puts that handler back where ``ray.init`` replaced it (Ray's makes SIGTERM exit 15)."""
+    hand it to the handler that was there before (``cli.main``'s: ``Stopped``, 130 or 143)."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None
         return
@@ -888,14 +890,47 @@ def held_signals() -> Iterator[Callable[[], None]]:
             check()
 
 
-def _loopback_only() -> None:
-    """Make a local Ray take 127.0.0.1 as this node's address, which is what makes its servers
-    (GCS, raylet, workers, agents) listen on loopback only: Ray 2.60 does so where it believes
-    clusters are off. The setting is read when Ray is imported, and by the processes it starts."""
-    os.environ[LOOPBACK_ONLY_VARIABLE] = "0"
+def _ray_settings(local: bool) -> None:
+    """Settings Ray reads when it is imported (and the processes it starts inherit), made before
+    it is, or its copies set where it was imported first:
+
+    - no failure signal handler of Ray's C++ core in this process: it replaces the SIGTERM
+      handler under Python's feet and puts the default back in ``ray.shutdown``, so a SIGTERM
+      then killed lavanya before it could say what was recorded;
+    - for a local Ray, 127.0.0.1 as this node's address, which is what makes its servers (GCS,
+      raylet, workers, agents) listen on loopback only: Ray 2.60 does so where it believes
+      clusters are off (Windows, macOS)."""
+    os.environ[NO_FAILURE_HANDLER_VARIABLE] = "1"
+    if local:
+        os.environ[LOOPBACK_ONLY_VARIABLE] = "0"
     constants = sys.modules.get("ray._private.ray_constants")
-    if constants is not None and getattr(constants, "ENABLE_RAY_CLUSTER", False):
-        constants.ENABLE_RAY_CLUSTER = False  # Ray was imported before: its copy of the setting
+    if constants is not None:
+        constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+        if local:
+            constants.ENABLE_RAY_CLUSTER = False
+
+
+@contextlib.contextmanager
+def _handlers_kept() -> Iterator[None]:
+    """While ``ray.init`` runs, its attempts to install SIGINT and SIGTERM handlers are declined:
+    it installs one that exits at once (``sys.exit`` with the signal number) while it is still
+    starting, which left its agents running or aborted the process. ``held_signals`` notes a
+    signal meanwhile."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    install = signal.signal
+
+    def declined(signum, handler):
+        if signum in (signal.SIGINT, signal.SIGTERM):
+            return signal.getsignal(signum)
+        return install(signum, handler)
+
+    signal.signal = declined
+    try:
+        yield
+    finally:
+        signal.signal = install
 
 
 def _logs_dir() -> str | None:
@@ -984,8 +1019,16 @@ def _manifest_path(target: OutputTarget, manifest: Path | None) -> Path:
 def _refuse_input_as_manifest(manifest: Path, inputs: Sequence[Path]) -> None:
     """The results manifest must not be a file the jobs came from: it would be rewritten with
     results, and the next run would read those as jobs."""
+    if str(manifest) == STDOUT:
+        raise LavanyaError("--manifest -: the results manifest is a file, appended as results arrive and read "
+                           "by the next run; give a path")
     for source in inputs:
-        if str(source) != STDOUT and os.path.realpath(manifest) == os.path.realpath(source):
+        if str(source) == STDOUT:
+            continue
+        same = os.path.realpath(manifest) == os.path.realpath(source)
+        with contextlib.suppress(OSError):
+            same = same or os.path.samefile(manifest, source)  # a hard link to it
+        if same:
             raise LavanyaError(f"{manifest}: the results manifest would overwrite the job file {source}; "
                                "give --manifest another file")
 
