@@ -128,7 +128,7 @@ def synth(
         most, over = spoken_text_limit(limit)
         jobs = [Job(read_text_source(text_option, text, input_file, limit=most, over=over), output, lang, gender,
                     alpha)]
-    segmented = segment_jobs(jobs, sentence_silence)
+    segmented = segment_jobs(jobs, sentence_silence, source=str(lines or jsonl or "the text"))
     # Where the outputs go, checked before anything is written and any voice is loaded.
     voices = VoiceCache(options=dict(models=models, variant=variant, vocoder=vocoder.value if vocoder else None,
                                      device=device, threads=threads, strict=strict, engine=engine))

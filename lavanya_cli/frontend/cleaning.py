@@ -20,6 +20,16 @@ _DASHES = re.compile(r"[-–—‐‑]")
 _DIGIT_EDGE = re.compile(r"(?<=\d)(?=[^\d\s.,])|(?<=[^\d\s.,])(?=\d)")
 
 
+def lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds a lone surrogate (``"\\ud800"`` escaped in JSON: half a character,
+    which no UTF-8 text can hold), or None: such text can be neither spoken nor written back."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
 def ascii_digits(text: str) -> str:
     """Replace every decimal digit (Devanagari ४, Bengali ৪, ...) with its ASCII digit."""
     if text.isascii():

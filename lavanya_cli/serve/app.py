@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import LavanyaError
+from ..frontend.cleaning import lone_surrogate
 from ..limits import checked_number
 from ..speech.audio import wav_header
 from ..speech.cancel import Cancelled
@@ -118,11 +119,8 @@ def _number(name: str, bounds: tuple[float, float], description: str, parse: Cal
 
 def _unicode_text(value: str) -> str:
     """Text that can be spoken and sent back: no lone surrogate (``"\\ud800"`` in JSON)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"holds a lone surrogate (\\u{ord(value[exc.start]):04x}) at character {exc.start}: "
-                         "send the text as UTF-8") from None
+    if (at := lone_surrogate(value)) is not None:
+        raise ValueError(f"holds a lone surrogate (\\u{ord(value[at]):04x}) at character {at}: send the text as UTF-8")
     return value
 
 

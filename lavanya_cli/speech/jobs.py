@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import LavanyaError
 from ..fileio import check_directory_takes_files, check_output_target
 from ..frontend import Silence, Speech, segment_text
+from ..frontend.cleaning import lone_surrogate
 from ..limits import TEXT_MAX_BYTES, checked_alpha
 from ..modeltree.layout import VoiceSpec
 from .audio import STDOUT, MelRecorder, WavWriter, wav_output
@@ -188,10 +189,10 @@ def _jsonl_job(line: str, where: str, output_dir: Path, language: str | None, ge
         raise LavanyaError(f"{where}: expected an object with text and output")
     if unknown := [str(key) for key in entry if key not in JSONL_FIELDS]:
         raise LavanyaError(f"{where}: unknown field {unknown[0][:40]!r} (fields: {', '.join(JSONL_FIELDS)})")
-    if lone := next((key for key, value in entry.items() if isinstance(value, str) and _has_lone_surrogate(value)),
-                    None):
-        raise LavanyaError(f"{where}: \"{lone}\" holds a lone surrogate (a \\ud800-\\udfff escape that is "
-                           "half of a character), which no text can hold")
+    for key, value in entry.items():
+        if isinstance(value, str) and (at := lone_surrogate(value)) is not None:
+            raise LavanyaError(f"{where}: \"{key}\" holds a lone surrogate (\\u{ord(value[at]):04x}, half of a "
+                               "character) at character {at}, which no text can hold")
     text, output = entry.get("text"), entry.get("output")
     if not isinstance(text, str) or not isinstance(output, str) or not output:
         raise LavanyaError(f"{where}: needs \"text\" and \"output\" strings")
@@ -205,14 +206,6 @@ def _jsonl_job(line: str, where: str, output_dir: Path, language: str | None, ge
     if job_id is not None and not (isinstance(job_id, str) and job_id.strip() and len(job_id) <= JOB_ID_MAX_CHARS):
         raise LavanyaError(f"{where}: \"id\" must be a string of 1 to {JOB_ID_MAX_CHARS} characters")
     return Job(text, batch_output(output, output_dir, where), lang, gen, line_alpha, where=where, id=job_id)
-
-
-def _has_lone_surrogate(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def batch_output(output: str, output_dir: Path, where: str) -> str:
@@ -229,9 +222,11 @@ def batch_output(output: str, output_dir: Path, where: str) -> str:
     return str(Path(output_dir) / relative)
 
 
-def segment_jobs(jobs: list[Job], sentence_silence: float = 0.0) -> list[list[Speech | Silence]]:
+def segment_jobs(jobs: list[Job], sentence_silence: float = 0.0,
+                 source: str = "the text") -> list[list[Speech | Silence]]:
     """Every job's text cut into sentences and pauses, before any voice is loaded: a malformed
-    tag, a number out of range or empty text fails here, every such job named at once."""
+    tag, a number out of range or empty text fails here, every such job named at once
+    (``source``: where the jobs were written, for the count)."""
     segmented, errors = [], []
     for job in jobs:
         try:
@@ -239,7 +234,7 @@ def segment_jobs(jobs: list[Job], sentence_silence: float = 0.0) -> list[list[Sp
         except LavanyaError as exc:
             errors.append(job.failed(exc).message)
     if errors:
-        raise many_failures(jobs[0].where.rsplit(":", 1)[0] or "the text", "jobs that cannot be spoken", errors)
+        raise many_failures(source, "jobs that cannot be spoken", errors)
     return segmented
 
 
