@@ -11,7 +11,7 @@ from ..errors import EXIT_USAGE, LavanyaError, Stopped
 from .app import app
 from .options import CheckFormatOption, ModelsOption, gender_option, lang_option, variant_option
 from ..checks.problems import WARNING
-from .output import Output, OutputFormat, Result
+from .output import Output, OutputFormat, Result, counted
 
 MARKS = {"ok": "✓", "failed": "✗", "warning": "!", "skipped": "-"}
 _NAME_WIDTH = 12
@@ -106,7 +106,7 @@ class _StepPrinter:
 def _summary(result) -> list[str]:
     """What the run came to, and the git commands that commit the voice."""
     failed = [step for step in result.steps if step.status == "failed"]
-    steps = f"{len(failed)} step{'' if len(failed) == 1 else 's'} failed"
+    steps = f"{counted(len(failed), 'step')} failed"
     if failed and result.left_changed:
         return [f"{result.voice} not added: {steps}, and {result.root} could not be put "
                 "back as it was (see the move step)"]

@@ -236,6 +236,11 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def counted(number: int, thing: str) -> str:
+    """``1 actor``, ``2 actors``: a count and its noun, in the number that fits."""
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
 def error_line(message: str) -> None:
     """The single line a user sees for a failure."""
     sys.stderr.write(f"lavanya: error: {printable(message)}\n")

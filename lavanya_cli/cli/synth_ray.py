@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import EXIT_OK, EXIT_PROBLEMS, LavanyaError, Stopped
 from .app import voice_origin_line
-from .output import Output, PlainFormat, Result
+from .output import Output, PlainFormat, Result, counted
 
 # Failed jobs and unsaid words named one per line at the end; the manifest has them all.
 SHOWN = 10
@@ -78,28 +78,23 @@ def _notes(report) -> list[str]:
         notes += [f"lavanya: {note}" for note in voice["notes"]]
         notes.append(voice_origin_line(voice["voice"], voice["root"], voice["bundled"], voice["demo"], voice["engine"]))
     for lost in report.lost:
-        handed = f"its {_count(lost['jobs'], 'job')} went to the other workers" if lost["jobs"] else "it held no job"
+        handed = f"its {counted(lost['jobs'], 'job')} went to the other workers" if lost["jobs"] else "it held no job"
         notes.append(f"lavanya: a worker was lost: {lost['why']} "
                      f"({lost['node'] or 'address unknown'}{', ' + lost['worker'] if lost['worker'] else ''}); {handed}")
     if report.temporaries_removed:
-        notes.append(f"lavanya: removed {_count(report.temporaries_removed, 'temporary file')} "
+        notes.append(f"lavanya: removed {counted(report.temporaries_removed, 'temporary file')} "
                      "left by writers that were stopped")
     failed = report.failed
     notes += [f"lavanya: failed: {entry['error']}" for entry in failed[:SHOWN]]
     if len(failed) > SHOWN:
         notes.append(f"lavanya: ... and {len(failed) - SHOWN} more failed jobs (see {report.manifest})")
-    where = (f" on {_count(report.actors, 'actor')} x {_count(report.threads, 'thread')}" if report.actors else "")
-    notes.append(f"lavanya: {_count(report.jobs, 'job')}: {report.done} done, {report.skipped} already done, "
+    where = (f" on {counted(report.actors, 'actor')} x {counted(report.threads, 'thread')}" if report.actors else "")
+    notes.append(f"lavanya: {counted(report.jobs, 'job')}: {report.done} done, {report.skipped} already done, "
                  f"{len(failed)} failed; {report.audio_seconds:.2f} s of audio in {report.wall_seconds:.1f} s"
                  f"{where} -> {report.output_dir} (results in {report.manifest})")
     if report.ray_log:
         notes.append(f"lavanya: Ray's messages of this run: {report.ray_log}")
     return notes
-
-
-def _count(number: int, thing: str) -> str:
-    """``1 actor``, ``2 actors``."""
-    return f"{number} {thing}{'' if number == 1 else 's'}"
 
 
 class _Progress:
