@@ -29,7 +29,7 @@ def test_the_wheel_holds_every_file_of_the_bundled_tree(wheel):
         packed = {info.filename: info.file_size for info in archive.infolist()}
     for path in BUNDLED_ROOT.rglob("*"):
         if path.is_file():
-            name = "lavanya_cli/bundled/Fastspeech2_HS/" + path.relative_to(BUNDLED_ROOT).as_posix()
+            name = "lavanya_cli/Fastspeech2_HS/" + path.relative_to(BUNDLED_ROOT).as_posix()
             assert packed.get(name) == path.stat().st_size, name
 
 
@@ -46,7 +46,7 @@ def test_lavanya_installed_from_the_wheel_speaks_through_its_bundled_voice(wheel
                              "--text", "नमस्ते", "-o", "hello.wav"], cwd=work, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(str(site / "lavanya_cli"))
-    bundled = site / "lavanya_cli" / "bundled" / "Fastspeech2_HS"
+    bundled = site / "lavanya_cli" / "Fastspeech2_HS"
     assert f"(bundled demo voice) from {bundled}" in result.stderr
     wav = (work / "hello.wav").read_bytes()
     assert wav[:4] == b"RIFF" and len(wav) > 44 + 2 * 2205  # at least 0.1 s of audio

@@ -24,7 +24,20 @@ from ..errors import LavanyaError, one_line
 from .paths import exists, is_directory, is_regular, relative_path, require_inside, split_listing
 
 ENV_VAR = "LAVANYA_MODELS"
-BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "bundled" / "Fastspeech2_HS"
+
+
+def _bundled_root() -> Path:
+    """The demo tree lavanya carries: inside the installed package (a wheel puts it there), else
+    the repository's own ``Fastspeech2_HS/`` beside the package (a source checkout)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "Fastspeech2_HS"
+    checkout = package.parent / "Fastspeech2_HS"
+    if not installed.is_dir() and (package.parent / "pyproject.toml").is_file() and checkout.is_dir():
+        return checkout
+    return installed
+
+
+BUNDLED_ROOT = _bundled_root()
 GENDERS = ("male", "female")
 DRAVIDIAN_LANGUAGES = frozenset({"tamil", "telugu", "kannada", "malayalam"})
 VOCODER_FAMILIES = ("aryan", "dravidian")

@@ -1,4 +1,4 @@
-"""Build the bundled demo voice, lavanya_cli/bundled/Fastspeech2_HS/hindi/male, from eSpeak NG on a CPU.
+"""Build the bundled demo voice, Fastspeech2_HS/hindi/male, from eSpeak NG on a CPU.
 
     python scripts/demo_voice/build.py                 # everything, about 55 minutes on 2 cores
     python scripts/demo_voice/build.py --limit 8 --acoustic-steps 20 --vocoder-steps 10 \
@@ -8,7 +8,7 @@ Stages, each resumable (a finished data stage is kept, training resumes from its
 ``data`` (teacher audio, durations, features, statistics), ``train`` (FastSpeech2 and HiFi-GAN
 at the same time, one thread each), ``finetune`` (the vocoder on the acoustic model's own
 frames), ``install`` (the voice's files into the bundled tree) and ``evaluate`` (held-out figures
-into lavanya_cli/bundled/Fastspeech2_HS/README.md). Needs the ``espeakng-loader`` wheel (``pip install -e .[demo]``).
+into Fastspeech2_HS/README.md). Needs the ``espeakng-loader`` wheel (``pip install -e .[demo]``).
 """
 
 from __future__ import annotations
