@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .errors import __version__
 
 _PUBLIC = {
     "Voice": "lavanya_cli.speech.voice",

@@ -1,10 +1,14 @@
-"""The exceptions the CLI turns into one line, the exit codes, and an exception's message as
-one line: all here, so that every command and library speaks of failures the same way."""
+"""What every caller of lavanya relies on: its version, the exceptions the CLI turns into one
+line, the exit codes, and an exception's message as one line; all here, so that every command
+and library speaks of failures the same way."""
 
 from __future__ import annotations
 
 import signal
 from pathlib import Path
+
+# The one place the version is written: pyproject.toml reads it, exports and --version report it.
+__version__ = "0.1.0"
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1

@@ -1,3 +1,6 @@
-"""Moved to ``lavanya_cli.speech.vocoder``; this import path stays for scripts that use it."""
+"""``lavanya_cli.vocoder.load_hifigan``, the import path documented before the package was laid out
+by job; the torch vocoder lives in ``lavanya_cli.speech.vocoder``."""
 
-from .speech.vocoder import espnet_to_upstream_state, hifigan_from_config, load_hifigan, read_hifigan_config, save_upstream_generator, upstream_to_espnet_state, vocoder_mismatches  # noqa: F401
+from .speech.vocoder import load_hifigan
+
+__all__ = ["load_hifigan"]

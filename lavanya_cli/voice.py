@@ -1,3 +1,6 @@
-"""Moved to ``lavanya_cli.speech.voice``; this import path stays for scripts that use it."""
+"""``lavanya_cli.voice.Voice``, the import path documented before the package was laid out by job;
+the voice lives in ``lavanya_cli.speech.voice``."""
 
-from .speech.voice import AudioChunk, Utterance, Voice, read_voice_settings, require_weights, DEFAULT_MEL_SCALE, DEFAULT_PCM_SCALE, SETTINGS_NAME  # noqa: F401
+from .speech.voice import AudioChunk, Voice
+
+__all__ = ["AudioChunk", "Voice"]

@@ -13,7 +13,7 @@ import pytest
 import soundfile
 import yaml
 
-from lavanya_cli import upstream_way
+from lavanya_cli.bench import upstream_way
 from lavanya_cli.speech.audio import join_pcm
 from lavanya_cli.speech.engines import cpu_default_engine
 from lavanya_cli.bench import compare

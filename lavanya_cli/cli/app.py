@@ -37,7 +37,7 @@ def pick_root(positional: Optional[Path], models: Optional[Path]) -> Path:
 
 def _print_version(value: bool) -> None:
     if value:
-        from .. import __version__
+        from ..errors import __version__
 
         typer.echo(f"lavanya {__version__}")
         raise typer.Exit()

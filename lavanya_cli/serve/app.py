@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
+from ..errors import __version__
 from ..errors import LavanyaError
 from ..frontend.cleaning import lone_surrogate
 from ..limits import checked_number

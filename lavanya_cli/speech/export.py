@@ -336,7 +336,7 @@ def versions() -> dict[str, str]:
     """Versions of what made and checked an export."""
     import onnxruntime
 
-    from .. import __version__
+    from ..errors import __version__
 
     found = {"lavanya": __version__, "torch": _torch().__version__, "onnxruntime": onnxruntime.__version__,
              "opset": str(OPSET)}
