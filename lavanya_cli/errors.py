@@ -4,8 +4,12 @@ and library speaks of failures the same way."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import signal
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 # The one place the version is written: pyproject.toml reads it, exports and --version report it.
 __version__ = "0.1.0"
@@ -31,6 +35,67 @@ class LavanyaError(Exception):
         self.message = message
         self.exit_code = exit_code
         self.details = details
+
+
+# How messages name an option: from Python, the parameter (``engine``); on the command line, the
+# flag (``--engine``). The CLI switches the wording for the length of a command (``flag_wording``);
+# a library message names an option only through ``option``, so it is right for either caller.
+_wording = {"flags": False}
+
+
+def option(name: str, flag: str | None = None) -> str:
+    """The option ``name`` (a Python parameter) as a message should name it now: ``name`` from
+    Python, its flag on the command line (``flag``, else ``--`` and the name with dashes)."""
+    if not _wording["flags"]:
+        return name
+    return flag or "--" + name.replace("_", "-")
+
+
+@contextlib.contextmanager
+def flag_wording() -> Iterator[None]:
+    """Messages made inside name options by their command-line flags."""
+    previous = _wording["flags"]
+    _wording["flags"] = True
+    try:
+        yield
+    finally:
+        _wording["flags"] = previous
+
+
+# The optional extras, the words for them, and the top-level modules each brings: a light
+# install (maintenance only) lacks them, and what needs one says which to install.
+EXTRAS = {
+    "torch": ("the torch engine and its libraries", {"torch", "torchaudio", "espnet", "espnet2", "onnx", "soundfile"}),
+    "plot": ("matplotlib, for the spectrogram picture", {"matplotlib"}),
+    "openvino": ("the OpenVINO engine", {"openvino"}),
+    "serve": ("the server libraries", {"fastapi", "uvicorn", "starlette", "prometheus_client", "anyio", "pydantic",
+                                       "httptools"}),
+    "ray": ("Ray, for batches on a cluster", {"ray", "pyarrow"}),
+}
+
+
+def extra_of(module: str | None) -> str | None:
+    """The extra that installs ``module``, if it is one of theirs."""
+    top = (module or "").split(".")[0]
+    return next((extra for extra, (_, modules) in EXTRAS.items() if top in modules), None)
+
+
+def missing_library(exc: ModuleNotFoundError) -> LavanyaError | None:
+    """The one line for a missing optional library (None where the module is no extra's)."""
+    extra = extra_of(exc.name)
+    if extra is None:
+        return None
+    return LavanyaError(f"this needs {EXTRAS[extra][0]} ({exc.name} is not installed): "
+                        f"python3 -m pip install 'lavanya[{extra}]'")
+
+
+def import_optional(module: str) -> ModuleType:
+    """``module``, imported; where it is missing, a LavanyaError with the install line of its
+    extra (from Python as from the command line)."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise (missing_library(exc) or exc) from None
 
 
 class FileError(LavanyaError):

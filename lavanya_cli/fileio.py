@@ -86,10 +86,10 @@ def read_regular(path: Path, limit: int, what: str = "file") -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes; NotReadable for anything else."""
     with open_regular(path, what) as handle:
         if os.fstat(handle.fileno()).st_size > limit:
-            raise NotReadable(path, f"{what} is larger than {_size(limit)}, far beyond any real one")
+            raise NotReadable(path, f"{what} is larger than {format_size(limit)}, far beyond any real one")
         data = handle.read(limit + 1)
     if len(data) > limit:  # it grew while being read
-        raise NotReadable(path, f"{what} is larger than {_size(limit)}")
+        raise NotReadable(path, f"{what} is larger than {format_size(limit)}")
     return data
 
 
@@ -113,12 +113,12 @@ def digest_regular(path: Path, algorithms: tuple[str, ...] = ("sha256",), limit:
     size = 0
     with open_regular(path, what) as handle:
         if os.fstat(handle.fileno()).st_size > limit:
-            raise NotReadable(path, f"{what} is larger than {_size(limit)}, far beyond any model file, "
+            raise NotReadable(path, f"{what} is larger than {format_size(limit)}, far beyond any model file, "
                                     "so lavanya does not hash it")
         while chunk := handle.read(MIB):
             size += len(chunk)
             if size > limit:
-                raise NotReadable(path, f"{what} grew past {_size(limit)} while being read", "")
+                raise NotReadable(path, f"{what} grew past {format_size(limit)} while being read", "")
             for digest in hashes.values():
                 digest.update(chunk)
     return {name: digest.hexdigest() for name, digest in hashes.items()}, size
@@ -137,12 +137,29 @@ def read_json(path: Path, limit: int, what: str = "file", fix: str = REPLACE_FIX
         raise NotReadable(path, f"{what} is not valid JSON ({one_line(exc, 200)})", fix) from None
 
 
-def _size(limit: int) -> str:
-    if limit >= GIB:
-        return f"{limit // GIB} GiB"
-    if limit >= MIB:
-        return f"{limit // MIB} MiB"
-    return f"{limit // KIB} KiB" if limit >= KIB else f"{limit} bytes"
+_BINARY_UNITS = (("GiB", GIB), ("MiB", MIB), ("KiB", KIB))
+_DECIMAL_UNITS = ("kB", "MB", "GB", "TB")
+
+
+def format_size(size: int, *, exact: bool = False) -> str:
+    """A number of bytes as lavanya writes it for users, limits and file sizes alike; the one size
+    formatter. Under 1000: ``N bytes``. An exact multiple of a binary unit, fewer than 1024 of it:
+    that unit (``1 MiB``, ``64 MiB``, ``16 KiB``), as limits are set. Anything else: decimal with
+    one decimal place (``148.7 MB``, ``2.3 kB``), as file sizes are listed. ``exact`` adds the byte
+    count after a rounded figure (``2.5 MB (2500000 bytes)``), for a size a user compares with
+    another tool's."""
+    if size < 1000:
+        return f"{size} byte" if size == 1 else f"{size} bytes"
+    for unit, scale in _BINARY_UNITS:
+        if size % scale == 0 and size // scale < 1024:
+            return f"{size // scale} {unit}"
+    value = float(size)
+    for unit in _DECIMAL_UNITS:
+        value /= 1000
+        if round(value, 1) < 1000 or unit == _DECIMAL_UNITS[-1]:
+            break
+    shown = f"{value:.1f} {unit}"
+    return f"{shown} ({size} bytes)" if exact else shown
 
 
 def current_umask() -> int:
@@ -281,6 +298,34 @@ def replace_file(path: Path, write: Callable[[BinaryIO], None], *, mode: int | N
     """Write ``path`` through ``write(handle)`` (see ``replacing``: temporary file, then rename)."""
     with replacing(path, mode=mode) as handle:
         write(handle)
+
+
+def copy_regular(source: Path, target: Path, limit: int, what: str = "file", *, mode: int = 0o644) -> int:
+    """Copy the regular file ``source`` (at most ``limit`` bytes) to ``target``; the bytes copied.
+
+    The one bounded copy: a device, FIFO or file over the bound raises NotReadable before a byte
+    is written, and one that grows past it while being read (a file still being written) raises
+    NotReadable too, read no further than the bound. ``target`` is written through ``replacing``
+    (temporary file, fsync, rename, ``mode``), so it is whole or untouched; a symlink there is
+    replaced, not written through, and a device or directory there is refused. FileNotFoundError,
+    PermissionError and other OSErrors pass through for the caller to word.
+    """
+    copied = 0
+    with open_regular(source, what) as reader:
+        if os.fstat(reader.fileno()).st_size > limit:
+            raise NotReadable(source, f"{what} is larger than {format_size(limit)}, far beyond any real one")
+
+        def write(writer: BinaryIO) -> None:
+            nonlocal copied
+            while chunk := reader.read(min(MIB, limit + 1 - copied)):
+                copied += len(chunk)
+                if copied > limit:
+                    raise NotReadable(source, f"{what} grew beyond {format_size(limit)} while being copied",
+                                      "copy it again once it is complete")
+                writer.write(chunk)
+
+        replace_file(target, write, mode=mode)
+    return copied
 
 
 # A temporary file of ``replacing`` (``mkstemp``: 8 characters) or of an upload to remote storage

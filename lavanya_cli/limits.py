@@ -4,8 +4,9 @@ A number reaches synthesis from an option (``--alpha``, ``--sentence-silence``),
 (``<alpha=1.2>``, ``<sil=2s>``) or a JSONL field (``"alpha"``); all go through
 ``checked_number``, so ``nan``, ``inf``, ``1e400`` or ``1e9`` get the same one-line refusal
 wherever they were written. The caps keep memory and time proportional to what was asked and
-far from what a small machine cannot give: ``--alpha 1e9`` once asked torch for 440 GB, and
-300 pauses of a minute once made an 800 MB WAV.
+far from what a small machine cannot give: ``--alpha 1e9`` once had torch ask for far more
+memory than any machine has, and a text of nothing but minute-long pauses once made a huge WAV
+(docs/safety.md has the figures).
 """
 
 from __future__ import annotations
@@ -14,19 +15,25 @@ import math
 import os
 import re
 
-from .errors import LavanyaError
+from .errors import LavanyaError, option
+from .fileio import format_size
 
+# Each quantity a user gives has one range, here, whoever takes it (an option, a JSONL field, an
+# inline tag, an HTTP field, a Python argument): it is checked where it enters and trusted after.
 # Speaking rate, ESPnet's duration multiplier: 0.25 is four times faster, 4 four times slower.
 ALPHA_MIN = 0.25
 ALPHA_MAX = 4.0
-# One pause: a <sil=...> tag or --sentence-silence.
+ALPHA_RANGE = (ALPHA_MIN, ALPHA_MAX)
+# One pause: a <sil=...> tag or the pause between sentences.
 PAUSE_MAX_SECONDS = 60.0
+PAUSE_RANGE = (0.0, PAUSE_MAX_SECONDS)
 # All pauses of one text (one job): tags and --sentence-silence together.
 TEXT_SILENCE_MAX_SECONDS = 30 * 60.0
 # All audio of one text (one job), pauses included; a 48 kHz WAV of this is about 2 GB.
 TEXT_AUDIO_MAX_SECONDS = 6 * 3600.0
 # The text of one job (one WAV): about six hours of Hindi, the audio one text may make, so more
-# could never be spoken; checked before any work (a 17 MB line once took minutes to plan).
+# could never be spoken; checked before any work (a line far beyond it once took minutes to plan;
+# docs/safety.md).
 TEXT_MAX_BYTES = 1 << 20
 # Mel frames one sentence may expand to (about 2 minutes at 22050 Hz, hop 256): the decoder's
 # attention grows with the square of this, so it is checked before the expansion is made.
@@ -37,7 +44,6 @@ SENTENCE_FRAMES_MAX = 10_000
 INPUT_LIMIT_DEFAULT = 1 << 20
 INPUT_LIMIT_MAX = 64 << 20
 INPUT_LIMIT_ENV = "LAVANYA_MAX_INPUT"
-INPUT_LIMIT_OPTION = "--max-input"
 _SIZE = re.compile(r"^\s*(\d{1,15})\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
 
 
@@ -64,14 +70,14 @@ def checked_number(value: object, what: str, low: float, high: float, unit: str 
     return number
 
 
-def checked_alpha(value: object, what: str = "--alpha") -> float:
-    """A speaking rate (ESPnet's alpha): from ``ALPHA_MIN`` to ``ALPHA_MAX``."""
-    return checked_number(value, what, ALPHA_MIN, ALPHA_MAX)
+def checked_alpha(value: object, what: str | None = None) -> float:
+    """A speaking rate (ESPnet's alpha) in ``ALPHA_RANGE``; ``what``: where it was written."""
+    return checked_number(value, what or option("alpha"), *ALPHA_RANGE)
 
 
-def checked_pause(value: object, what: str = "--sentence-silence") -> float:
-    """One pause in seconds: from 0 to ``PAUSE_MAX_SECONDS``."""
-    return checked_number(value, what, 0.0, PAUSE_MAX_SECONDS, " s")
+def checked_pause(value: object, what: str | None = None) -> float:
+    """One pause in seconds, in ``PAUSE_RANGE`` (default: the pause between sentences)."""
+    return checked_number(value, what or option("sentence_silence"), *PAUSE_RANGE, " s")
 
 
 def usable_threads(requested: int | None) -> tuple[int | None, str | None]:
@@ -80,10 +86,10 @@ def usable_threads(requested: int | None) -> tuple[int | None, str | None]:
     if requested is None:
         return None, None
     if requested < 1:
-        raise LavanyaError(f"--threads must be 1 or more, not {requested}")
+        raise LavanyaError(f"{option('threads')} must be 1 or more, not {requested}")
     cpus = available_cpus()
     if requested > cpus:
-        return cpus, f"--threads {requested} is more than the {cpus} CPU(s) available here; using {cpus}"
+        return cpus, f"{option('threads')} {requested} is more than the {cpus} CPU(s) available here; using {cpus}"
     return requested, None
 
 
@@ -95,11 +101,11 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def input_limit(option: str | None = None) -> int:
-    """Bytes of text one input may hold: ``--max-input``, else ``$LAVANYA_MAX_INPUT``, else 1 MiB.
-    A size is bytes or a number with K, M or G (binary: 1M = 1 MiB), up to 64 MiB."""
-    if option is not None:
-        return _parse_size(option, INPUT_LIMIT_OPTION)
+def input_limit(size: str | None = None) -> int:
+    """Bytes of text one input may hold: ``size`` (``--max-input``), else ``$LAVANYA_MAX_INPUT``,
+    else 1 MiB. A size is bytes or a number with K, M or G (binary: 1M = 1 MiB), up to 64 MiB."""
+    if size is not None:
+        return _parse_size(size, option("max_input"))
     env = os.environ.get(INPUT_LIMIT_ENV)
     if env:
         return _parse_size(env, f"${INPUT_LIMIT_ENV}")
@@ -108,7 +114,7 @@ def input_limit(option: str | None = None) -> int:
 
 def input_limit_hint(limit: int) -> str:
     """What to tell a user whose input is over ``limit``."""
-    return (f"more than the input limit of {format_size(limit)}; raise it with {INPUT_LIMIT_OPTION} SIZE "
+    return (f"more than the input limit of {format_size(limit)}; raise it with {option('max_input')} SIZE "
             f"or ${INPUT_LIMIT_ENV} (at most {format_size(INPUT_LIMIT_MAX)}), or split the text")
 
 
@@ -118,14 +124,7 @@ def spoken_text_limit(limit: int):
     if limit < TEXT_MAX_BYTES:
         return limit, input_limit_hint
     return TEXT_MAX_BYTES, lambda most: (f"more than the {format_size(most)} one text may hold (about six hours "
-                                         "of speech); split it into several texts (--lines or --jsonl)")
-
-
-def format_size(size: int) -> str:
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if size >= 1 << shift and size % (1 << shift) == 0:
-            return f"{size >> shift} {unit}"
-    return f"{size} bytes"
+                                         f"of speech); split it into several texts ({option('lines')} or {option('jsonl')})")
 
 
 def _parse_size(text: str, what: str) -> int:
