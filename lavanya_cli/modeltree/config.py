@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 from ..errors import LavanyaError, one_line
+from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
+from .paths import require_inside
 
 # config key -> kind of statistics (see layout.STATS_NAMES)
 STATS_ENTRIES = {
@@ -127,3 +129,22 @@ def stats_file_entries(config: dict[str, Any]) -> dict[str, Any]:
         conf = config.get(key)
         entries[key] = conf.get("stats_file") if isinstance(conf, dict) else None
     return entries
+
+
+def token_list(config: dict[str, Any], model_dir: Path | None = None) -> list[str] | None:
+    """The config's ``token_list``: inline, or a tokens file inside ``model_dir`` (a path in the
+    config is only looked up there, so a hostile config cannot point at files elsewhere)."""
+    tokens = config.get("token_list")
+    if isinstance(tokens, list):
+        return [str(token) for token in tokens]
+    if isinstance(tokens, str) and tokens and model_dir is not None:
+        path = Path(tokens)
+        inside = [] if path.is_absolute() or ".." in path.parts else [model_dir / path]
+        for candidate in (*inside, model_dir / path.name):
+            if candidate.exists():
+                require_inside(model_dir, candidate)
+                try:
+                    return read_regular_text(candidate, RESOURCE_MAX_BYTES, "the token list").split()
+                except OSError as exc:
+                    raise LavanyaError(f"{candidate}: cannot read the token list ({one_line(exc)})") from None
+    return None

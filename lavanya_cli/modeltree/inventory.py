@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import LavanyaError
+from ..fileio import format_size
 from .config import read_config, sample_rate
 from .layout import EXPORT_MANIFEST_NAME, GENERATOR_GRAPH_NAME, VoiceSpec
 from .lfs_pointer import FileState, probe
+from .weights import is_deployed_vocoder, is_deployed_voice
 
 # Where a voice's ONNX export lies, when it lies in the model tree (``lavanya export``): in a
 # deploy root (graphs without weights), or beside the weights (a tree that ships both).
@@ -27,15 +29,15 @@ def weights_summary(voice: VoiceSpec) -> str:
         return "ONNX export"
     found = probe(voice.weights_path, voice.root)
     if found.pointer is not None:
-        return f"LFS pointer ({found.pointer.size / 1e6:.1f} MB)"
+        return f"LFS pointer ({format_size(found.pointer.size)})"
     return found.state.value
 
 
 def export_place(voice: VoiceSpec) -> str | None:
     """``DEPLOYED``, ``BESIDE_WEIGHTS`` or None (no export in the tree; the cache is not looked at)."""
-    if not (voice.model_dir / EXPORT_MANIFEST_NAME).is_file():
-        return None
-    return DEPLOYED if voice.weights_path is None else BESIDE_WEIGHTS
+    if is_deployed_voice(voice):
+        return DEPLOYED
+    return BESIDE_WEIGHTS if (voice.model_dir / EXPORT_MANIFEST_NAME).is_file() else None
 
 
 def describe_voice(voice: VoiceSpec) -> dict[str, Any]:
@@ -45,7 +47,7 @@ def describe_voice(voice: VoiceSpec) -> dict[str, Any]:
     except LavanyaError:
         rate = None
     generator = voice.vocoder.generator_path
-    if not generator.exists() and (voice.vocoder.directory / EXPORT_MANIFEST_NAME).is_file():
+    if is_deployed_vocoder(voice.vocoder):
         generator = voice.vocoder.directory / GENERATOR_GRAPH_NAME  # a deploy root's vocoder: the graph
     states = {probe(p, voice.root).state for p in (voice.vocoder.config_path, generator)}
     vocoder_state = next(state for state in _WORST_FIRST if state in states)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LavanyaError, one_line
+from ..errors import LavanyaError, one_line, option
 from .paths import exists, is_directory, is_regular, relative_path, require_inside, split_listing
 
 ENV_VAR = "LAVANYA_MODELS"
@@ -204,19 +204,16 @@ class ModelRoot:
 
     def find(self, language: str, gender: str, variant: str | None = None) -> VoiceSpec:
         """The voice for ``language``/``gender``; the plain one unless ``variant`` is given."""
-        language = LANGUAGE_ALIASES.get(language.lower(), language.lower())
-        gender = gender.lower()
-        matches = [v for v in self.voices() if v.language == language and v.gender == gender]
-        if variant is not None:
-            matches = [v for v in matches if v.variant == variant]
-        if not matches:
+        found = pick_voice(self.voices(), language, gender, variant)
+        if found is None:
+            language, gender = LANGUAGE_ALIASES.get(language.lower(), language.lower()), gender.lower()
             wanted = f"{language}/{gender}{f' ({variant})' if variant else ''}"
             available = ", ".join(v.name for v in self.voices()) or "none"
             if self.bundled and variant is None and (language, gender) in UPSTREAM_VOICES:
                 raise LavanyaError(
                     f"no voice {wanted} here: the bundled tree is a small demo with {available} only; for the "
                     f"real voices run: git clone {UPSTREAM_URL} && (cd Fastspeech2_HS && git lfs pull "
-                    f"--include=\"{language}/{gender}/**,vocoder/{gender}/**\"), then add --models Fastspeech2_HS"
+                    f"--include=\"{language}/{gender}/**,vocoder/{gender}/**\"), then add {option('models')} Fastspeech2_HS"
                 )
             if self.bundled:
                 raise LavanyaError(
@@ -225,7 +222,7 @@ class ModelRoot:
                     f"{_upstream_voice_list()}"
                 )
             raise LavanyaError(f"no voice {wanted} in {self.path}; voices there: {available}")
-        return min(matches, key=lambda v: variant_rank(v.variant))
+        return found
 
     def require_voices(self) -> list[VoiceSpec]:
         """The voices; a root with none (and no directory that could not be listed, which the
@@ -234,7 +231,7 @@ class ModelRoot:
         voices = self.voices()
         if not voices and not self.unreadable:
             raise LavanyaError(f"{self.path}: no voices found (expected <language>/<gender>/model/ "
-                               "directories); pass the model root with --models or as ROOT")
+                               f"directories); pass the model root with {option('models')} or as ROOT")
         return voices
 
     def voice_spec(self, language: str, gender: str, variant: str, model_dir: Path) -> VoiceSpec:
@@ -270,6 +267,17 @@ def _upstream_voice_list() -> str:
 
 # Which voice a language/gender means when several variants exist: the plain one first.
 VARIANT_PREFERENCE = {"": 0, "latest": 1, "bilingual": 2}
+
+
+def pick_voice(voices: Iterable[VoiceSpec], language: str, gender: str, variant: str | None = None) -> VoiceSpec | None:
+    """The voice a request for ``language``/``gender`` means among ``voices`` (a root's, or the
+    ones a server holds): case and misspelt language names folded, the plain voice preferred
+    (``VARIANT_PREFERENCE``) unless ``variant`` asks for one. None where none fits."""
+    language = LANGUAGE_ALIASES.get(language.lower(), language.lower())
+    gender = gender.lower()
+    matches = [v for v in voices if v.language == language and v.gender == gender
+               and (variant is None or v.variant == variant)]
+    return min(matches, key=lambda v: variant_rank(v.variant)) if matches else None
 
 
 def variant_rank(variant: str) -> int:
@@ -322,14 +330,15 @@ def _scan(root: Path, unreadable: list[tuple[Path, str]]):
                 yield LANGUAGE_ALIASES.get(language, language), gender_dir.name, variant, Path(model.path)
 
 
-def candidate_roots(models: Path | None = None, *, source: str = "--models") -> list[Path]:
+def candidate_roots(models: Path | None = None, *, source: str | None = None) -> list[Path]:
     """Model roots to look in, in order: ``--models``, ``$LAVANYA_MODELS``, ``./Fastspeech2_HS``,
     the bundled tree. An explicit ``--models`` is the only candidate: the user asked for it.
 
-    A root the user named (``models``, called ``source`` in messages, or the environment
-    variable) that is not a directory is an error naming it, never a silent fall-back."""
+    A root the user named (``models``, called ``source`` in messages, by default ``option("models")``
+    as the message is made, or the environment variable) that is not a directory is an error
+    naming it, never a silent fall-back."""
     if models is not None:
-        return [_named_root(Path(models), source)]
+        return [_named_root(Path(models), source or option("models"))]
     roots: list[Path] = []
     env = os.environ.get(ENV_VAR)
     if env:
@@ -356,7 +365,7 @@ def _named_root(path: Path, source: str) -> Path:
     raise LavanyaError(f"{path}: no such directory ({source}); {fix}")
 
 
-def resolve_root(models: Path | None = None, *, source: str = "--models") -> Path:
+def resolve_root(models: Path | None = None, *, source: str | None = None) -> Path:
     """The one model root a maintenance command works on (``source`` names where ``models``
     came from, for the message when it is no directory)."""
     roots = candidate_roots(models, source=source)
@@ -367,7 +376,7 @@ def resolve_root(models: Path | None = None, *, source: str = "--models") -> Pat
 
 def _no_root() -> LavanyaError:
     """The one error for "nowhere to look", shared by maintenance commands and synthesis."""
-    return LavanyaError(f"no model root: pass --models PATH or set ${ENV_VAR} (no ./Fastspeech2_HS here)")
+    return LavanyaError(f"no model root: pass {option('models')} PATH or set ${ENV_VAR} (no ./Fastspeech2_HS here)")
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -385,14 +394,14 @@ def find_voice(
     *,
     vocoder: str | None = None,
     require: Callable[[VoiceSpec], object] | None = None,
-    skipped: list[str] | None = None,
+    passed_over: list[str] | None = None,
 ) -> VoiceSpec:
     """The voice from the first candidate root that has it (see ``candidate_roots``), so a real
     voice found at ``--models``, ``$LAVANYA_MODELS`` or ``./Fastspeech2_HS`` wins over the demo.
 
     ``require`` (raising LavanyaError) narrows "has it": synthesis passes a check for real weights,
     so a tree of LFS pointers earlier in the chain does not hide the bundled demo; why each such
-    voice was passed over is appended to ``skipped``, for the user who expected it to speak.
+    voice was passed over is appended to ``passed_over``, for the user who expected it to speak.
     ``vocoder`` forces a vocoder family, as ``ModelRoot.vocoder_override``."""
     roots = candidate_roots(models)
     if not roots:
@@ -411,7 +420,35 @@ def find_voice(
             failures.append(exc.message)
             unusable.append(exc.message)
             continue
-        if skipped is not None:
-            skipped.extend(unusable)
+        if passed_over is not None:
+            passed_over.extend(unusable)
         return voice
     raise LavanyaError(failures[0] if len(failures) == 1 else "; ".join(failures))
+
+
+def only_voice(models: Path | None, language: str | None, gender: str | None) -> tuple[str, str, Path]:
+    """``(language, gender, root)`` where a language or gender was left out: the one voice that
+    fits in the first root holding any voice, in the order voices are looked for (``models``,
+    ``$LAVANYA_MODELS``, ``./Fastspeech2_HS``, the bundled demo). Several voices, or none that
+    fits: one line listing the voices there."""
+    asked = " ".join(f"{option(name, flag)} {value}"
+                     for name, flag, value in (("language", "--lang", language), ("gender", None, gender)) if value)
+    wanted = (LANGUAGE_ALIASES.get(language.lower(), language.lower()) if language else None,
+              gender.lower() if gender else None)
+    roots = candidate_roots(models) or [resolve_root(models)]  # none at all: resolve_root's one line
+    for root in roots:
+        tree = ModelRoot(root)
+        names = sorted({(voice.language, voice.gender) for voice in tree.voices()})
+        if not names:
+            continue
+        fits = [name for name in names if all(want in (None, have) for want, have in zip(wanted, name))]
+        if len(fits) == 1 and not tree.unreadable:
+            return fits[0][0], fits[0][1], root
+        listing = ", ".join(f"{lang}/{sex}" for lang, sex in fits or names)
+        found = (f"no voice in {root} fits {asked}; voices there: {listing}" if not fits
+                 else f"voices in {root}{f' for {asked}' if asked else ''}: {listing}")
+        if tree.unreadable:
+            found += f" (and directories that cannot be listed: see lavanya voices {root})"
+        raise LavanyaError(f"give {option('language', '--lang')} and {option('gender')}: {found}")
+    raise LavanyaError(f"{roots[0]}: no voices found (expected <language>/<gender>/model/ directories); "
+                       f"pass the model root with {option('models')}")

@@ -118,13 +118,14 @@ def require_content(path: Path, what: str) -> None:
     """Raise a one-line LavanyaError unless ``path`` is a readable regular file with real content
     (not missing, not a Git LFS pointer, not a FIFO or device)."""
     from ..errors import LavanyaError
+    from ..fileio import format_size
 
     found = probe(path, what=what)
     if found.state is FileState.MISSING:
         raise LavanyaError(f"{path}: {what} is missing")
     if found.pointer is not None:
         raise LavanyaError(
-            f"{path}: {what} is a Git LFS pointer ({found.pointer.size / 1e6:.1f} MB not downloaded); "
+            f"{path}: {what} is a Git LFS pointer ({format_size(found.pointer.size)} not downloaded); "
             f"run: {pull_command(path)}"
         )
     if found.state is not FileState.PRESENT:
