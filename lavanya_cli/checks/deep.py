@@ -1,7 +1,7 @@
 """``lavanya verify --deep``: load each voice's weights and compare them with its config.
 
 This is the one verification module that imports torch and ESPnet. Weights are loaded the way
-synthesis loads them (``speech.runtime.load_weights``: ``torch.load(weights_only=True)``, no
+synthesis loads them (``speech.torch_weights.load_weights``: ``torch.load(weights_only=True)``, no
 pickle code runs, never torch's advice to load unsafely) and compared, key by key and shape by
 shape, with the state dict of the model the config describes, built on torch's ``meta`` device
 so no memory is spent on parameters. The model is assembled the way ESPnet's ``TTSTask`` does
@@ -139,7 +139,7 @@ def _is_tensor_dict(value: Any) -> bool:
 
 def _load(path: Path, what: str) -> tuple[Any, Finding]:
     """``(the loaded object, None)``, or ``(None, (why it could not be loaded safely, the fix))``."""
-    from ..speech.runtime import load_weights
+    from ..speech.torch_weights import load_weights
 
     try:
         return load_weights(path, what), None

@@ -27,8 +27,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import LavanyaError, one_line
-from ..fileio import ATTRIBUTES_MAX_BYTES, NotReadable, read_regular_text
+from ..errors import LavanyaError, one_line, option
+from ..fileio import ATTRIBUTES_MAX_BYTES, NotReadable, format_size, read_regular_text
 from ..modeltree.layout import DEMO_MARKER, VOCODER_WEIGHTS_NAME
 from ..modeltree.lfs_pointer import POINTER_MAX_BYTES, parse_pointer, read_pointer
 from ..modeltree.paths import (OUTSIDE_FIX, escaping_link, exists, git_toplevel, is_directory, is_regular,
@@ -64,15 +64,11 @@ def parse_size(text: str) -> int:
     match = _SIZE.match(text) if len(text) <= 64 else None
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
-        raise LavanyaError(f"--threshold {text!r}: not a size; write e.g. 10MB, 500kB or 1GiB")
+        raise LavanyaError(f"{option('threshold')} {text!r}: not a size; write e.g. 10MB, 500kB or 1GiB")
     size = int(Fraction(match.group(1)) * _UNITS[unit])
     if size > SIZE_MAX:
-        raise LavanyaError(f"--threshold {text!r}: larger than any file can be; write e.g. 10MB")
+        raise LavanyaError(f"{option('threshold')} {text!r}: larger than any file can be; write e.g. 10MB")
     return size
-
-
-def format_size(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 10**5 else f"{size / 1e3:.1f} kB"
 
 
 def unsafe_name(path: str) -> str | None:

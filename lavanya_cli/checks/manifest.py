@@ -22,7 +22,7 @@ from ..modeltree.lfs_pointer import read_pointer
 from ..modeltree.paths import exists, is_regular, split_listing
 from .rewrite import Refused, rewrite_file, writable_target
 
-MANIFEST_NAME = "MD5SUMS"
+CHECKSUMS_NAME = "MD5SUMS"
 _HEADER = (
     "# Written by `lavanya verify --write-manifest`. Check it with `md5sum -c MD5SUMS`, or with\n"
     "# `lavanya verify`, which also checks Git LFS pointers against the sha256 and size lines.\n"
@@ -48,7 +48,7 @@ def listed_files(directory: Path, root: Path | None = None) -> list[Path]:
     outside-root). OSError when the directory cannot be listed."""
     inside, _ = split_listing(directory, directory if root is None else root)
     return [path for path in inside
-            if path.name != MANIFEST_NAME and not path.name.startswith(".") and is_regular(path)]
+            if path.name != CHECKSUMS_NAME and not path.name.startswith(".") and is_regular(path)]
 
 
 def record(path: Path) -> ManifestEntry:
@@ -68,7 +68,7 @@ def write_manifest(directory: Path, root: Path | None = None) -> Path:
     is not writable.
     """
     directory = Path(directory)
-    target = directory / MANIFEST_NAME
+    target = directory / CHECKSUMS_NAME
     root = directory if root is None else root
     writable_target(target, root)  # refuse a directory outside the root before reading anything
     lines = [_HEADER]
@@ -91,11 +91,11 @@ def write_manifest(directory: Path, root: Path | None = None) -> Path:
     return target
 
 
-def read_manifest(path: Path) -> dict[str, ManifestEntry]:
+def read_checksums(path: Path) -> dict[str, ManifestEntry]:
     """Entries by file name, from our format or a plain ``md5sum`` output (a regular file of at
     most MANIFEST_MAX_BYTES; NotReadable otherwise)."""
     entries: dict[str, ManifestEntry] = {}
-    for line in read_regular_text(path, MANIFEST_MAX_BYTES, MANIFEST_NAME).splitlines():
+    for line in read_regular_text(path, MANIFEST_MAX_BYTES, CHECKSUMS_NAME).splitlines():
         if match := _SHA_LINE.match(line):
             entry = entries.setdefault(match["name"], ManifestEntry(match["name"]))
             entry.sha256, entry.size = match["sha256"], int(match["size"])
@@ -106,11 +106,11 @@ def read_manifest(path: Path) -> dict[str, ManifestEntry]:
 
 def manifest_mismatches(directory: Path, root: Path | None = None) -> list[tuple[Path, str]]:
     """``(file, why)`` for each file that disagrees with ``directory/MD5SUMS`` (none without one)."""
-    manifest = directory / MANIFEST_NAME
+    manifest = directory / CHECKSUMS_NAME
     if not exists(manifest):
         return []
     try:
-        entries = read_manifest(manifest)
+        entries = read_checksums(manifest)
         present = {path.name: path for path in listed_files(directory, root)}
     except NotReadable as exc:
         return [(manifest, f"cannot read the manifest: {exc.reason}")]
@@ -120,12 +120,12 @@ def manifest_mismatches(directory: Path, root: Path | None = None) -> list[tuple
     for name, entry in entries.items():
         path = directory / name
         if name not in present:
-            found.append((path, f"listed in {MANIFEST_NAME} but missing"))
+            found.append((path, f"listed in {CHECKSUMS_NAME} but missing"))
         elif why := _disagreement(path, entry):
             found.append((path, why))
     for name, path in present.items():
         if name not in entries:
-            found.append((path, f"not listed in {MANIFEST_NAME}"))
+            found.append((path, f"not listed in {CHECKSUMS_NAME}"))
     return found
 
 
@@ -136,12 +136,12 @@ def _disagreement(path: Path, entry: ManifestEntry) -> str | None:
             return None  # a plain md5sum manifest says nothing a pointer can be compared with
         if (pointer.oid, pointer.size) != (entry.sha256, entry.size):
             return (f"LFS pointer names sha256 {pointer.oid[:12]}… size {pointer.size}, "
-                    f"{MANIFEST_NAME} records sha256 {entry.sha256[:12]}… size {entry.size}")
+                    f"{CHECKSUMS_NAME} records sha256 {entry.sha256[:12]}… size {entry.size}")
         return None
     try:
         size = path.stat().st_size
         if entry.size is not None and size != entry.size:
-            return f"size {size} bytes, {MANIFEST_NAME} records {entry.size}"
+            return f"size {size} bytes, {CHECKSUMS_NAME} records {entry.size}"
         digests, _ = digest_regular(path, _DIGESTS)
     except NotReadable as exc:
         return f"cannot be checked: {exc.reason}"
@@ -149,7 +149,7 @@ def _disagreement(path: Path, entry: ManifestEntry) -> str | None:
         return f"cannot be checked ({one_line(exc)})"
     md5, sha256 = digests["md5"], digests["sha256"]
     if entry.sha256 is not None and sha256 != entry.sha256:
-        return f"sha256 {sha256[:12]}… differs from {MANIFEST_NAME} ({entry.sha256[:12]}…)"
+        return f"sha256 {sha256[:12]}… differs from {CHECKSUMS_NAME} ({entry.sha256[:12]}…)"
     if entry.md5 is not None and md5 != entry.md5:
-        return f"md5 {md5} differs from {MANIFEST_NAME} ({entry.md5})"
+        return f"md5 {md5} differs from {CHECKSUMS_NAME} ({entry.md5})"
     return None

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LavanyaError, one_line
+from ..errors import LavanyaError, one_line, option
 from ..modeltree.paths import OUTSIDE_FIX, escaping_link, exists, is_directory, outside_reason, real_path
 from ..modeltree.walk import walk_tree
 from .problems import WARNING, Problem
@@ -150,7 +150,7 @@ def plan_permissions(root: Path, writable: Sequence[Path] = (), *, loosen_privat
     tops = {real_path(root): (root, False)}
     for directory in map(Path, writable):
         if exists(directory) and not is_directory(directory):
-            raise LavanyaError(f"{directory}: --writable needs a directory, not a file")
+            raise LavanyaError(f"{directory}: {option('writable')} needs a directory, not a file")
         tops[real_path(directory)] = (directory, True)
     plan = PermissionPlan()
     names_seen: dict[tuple[int, int], int] = {}
@@ -181,7 +181,7 @@ def _plan_tree(plan: PermissionPlan, top: Path, prune: frozenset[Path], writable
         if _private(info) and not loosen_private and loosening(old, wanted, False):
             tightened = old & (wanted | 0o700)
             plan.kept.append(Problem(str(path), "private", f"mode {old:04o} is private to its owner; kept so",
-                                     f"pass --loosen-private to make it {wanted:04o}", WARNING))
+                                     f"pass {option('loosen_private')} to make it {wanted:04o}", WARNING))
             wanted = tightened
         if old != wanted:
             plan.changes.append(ModeChange(path, old, wanted, loosening(old, wanted, stat.S_ISDIR(info.st_mode))))

@@ -9,8 +9,8 @@ at full scale. Three measures catch those without knowing the language:
   as written to the WAV, must reach ``SILENCE_DBFS``;
 * clipping: at most ``CLIPPED_SHARE_MAX`` of the samples may sit at full scale (speech has
   peaks, never a quarter of its samples pinned to the rails);
-* duration: between ``SECONDS_PER_TOKEN`` seconds per character of model input (real voices
-  speak about 0.05-0.1 s per phone character; far outside that the durations are broken).
+* duration: between ``SECONDS_PER_TOKEN`` seconds per character of model input, a range wide
+  around what real voices speak (docs/verify.md); far outside it the durations are broken.
 
 The test sentence is the language's own words for one to five, read from the model root's
 ``numToText/<language>.csv`` (see ``sentence_for_language``): every language upstream ships has that
@@ -23,12 +23,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import LavanyaError
-from ..fileio import PHONE_DICT_MAX_BYTES, read_regular_text
+from ..frontend.characters import read_phone_dictionary
 from ..modeltree.layout import VoiceSpec
+
+if TYPE_CHECKING:
+    from ..speech.options import LoadOptions
 
 SILENCE_DBFS = -50.0
 CLIP_LEVEL = 0.99
@@ -44,7 +48,7 @@ _FULL_SCALE = 32768.0
 class SpeakCheck:
     """What speaking the test sentence gave: the measures and, one line each, what is wrong.
 
-    ``skipped`` says why nothing was spoken (no test sentence for the language); a skipped check
+    ``not_spoken`` says why nothing was spoken (no test sentence for the language); a check not spoken
     has no problems and is not ``ok``.
     """
 
@@ -55,31 +59,19 @@ class SpeakCheck:
     level_dbfs: float | None = None
     clipped_share: float = 0.0
     problems: list[tuple[str, str]] = field(default_factory=list)  # (what is wrong, the fix)
-    skipped: str = ""
+    not_spoken: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not self.skipped
+        return not self.problems and not self.not_spoken
 
     def summary(self) -> str:
         """One line: the sentence and the measures (or why nothing was spoken)."""
-        if self.skipped:
-            return self.skipped
+        if self.not_spoken:
+            return self.not_spoken
         level = "no level" if self.level_dbfs is None else f"level {self.level_dbfs:.0f} dBFS"
         return (f"{self.sentence!r} spoken: {self.seconds:.2f} s for {len(self.model_input)} characters "
                 f"of model input, {level}, {self.clipped_share:.0%} of samples at full scale")
-
-
-def read_phone_dictionary(path: Path) -> dict[str, str]:
-    """``word -> phones`` from a ``phone_dict/<language>`` file (``word phones`` per line), read
-    as a regular file of bounded size; the first entry of a word wins, as in the front-end."""
-    entries: dict[str, str] = {}
-    for line in read_regular_text(path, PHONE_DICT_MAX_BYTES, "phone dictionary").splitlines():
-        word, _, phones = line.partition(" ")
-        phones = phones.strip()
-        if word and phones:
-            entries.setdefault(word, phones)
-    return entries
 
 
 def sentence_for_language(root: Path, language: str) -> str | None:
@@ -137,21 +129,23 @@ def audio_problems(samples: np.ndarray, sample_rate: int,
     return level, clipped, problems
 
 
-def speak_voice(voice: VoiceSpec, sentence: str | None = None, *, device: str = "cpu",
-                engine: str = "auto") -> SpeakCheck:
-    """Load ``voice``, speak ``sentence`` (default: ``sentence_for_language``) and check
+def speak_voice(voice: VoiceSpec, sentence: str | None = None, *,
+                options: "LoadOptions | None" = None) -> SpeakCheck:
+    """Load ``voice`` with ``options`` (default: ``auto``), speak ``sentence`` (default:
+    ``sentence_for_language``) and check
     the audio. A voice that cannot be loaded or cannot pronounce the sentence is a problem too,
     so callers (``add-voice``, ``verify --speak``) get one answer per voice."""
     sentence = sentence or sentence_for_language(voice.root, voice.language)
     result = SpeakCheck(voice.name, sentence)
     if sentence is None:
-        result.skipped = (f"no test sentence: the root has no numToText/{voice.language}.csv or "
+        result.not_spoken = (f"no test sentence: the root has no numToText/{voice.language}.csv or "
                           f"phone_dict/{voice.language}")
         return result
+    from ..speech.options import LoadOptions
     from ..speech.voice import Voice
 
     try:
-        loaded = Voice.load(voice, device=device, engine=engine)
+        loaded = Voice.load(voice, options=options or LoadOptions())
         plan = loaded.plan(sentence)
         chunks = list(loaded.render(plan))
     except LavanyaError as exc:

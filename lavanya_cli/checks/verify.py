@@ -11,11 +11,12 @@ import stat
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from . import stats as stats_mod
-from ..errors import LavanyaError, one_line
-from ..fileio import VOCODER_CONFIG_MAX_BYTES, NotReadable, digest_regular, read_json
+from ..modeltree import stats as stats_mod
+from .stats import RESTORE_STATS
+from ..errors import LavanyaError, one_line, option
+from ..fileio import VOCODER_CONFIG_MAX_BYTES, NotReadable, digest_regular, format_size, read_json
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import EXPORT_MANIFEST_NAME, STATS_NAMES, ModelRoot, VocoderSpec, VoiceSpec
 from ..modeltree.lfs_pointer import FileState, LfsPointer, probe, pull_command
@@ -23,11 +24,14 @@ from ..modeltree.paths import (OUTSIDE_FIX, escaping_link, is_directory, is_regu
                                split_listing)
 from ..modeltree.walk import walk_tree
 from ..speech.vocoder import vocoder_mismatches
-from .manifest import MANIFEST_NAME, manifest_mismatches, write_manifest
+from .manifest import CHECKSUMS_NAME, manifest_mismatches, write_manifest
 from .permissions import permission_problem
 from .problems import REFUSED, Problem
 from .leftovers import find_leftovers
 from .rewrite import Refused
+
+if TYPE_CHECKING:
+    from ..speech.options import LoadOptions
 
 CODES = (
     "missing", "lfs-pointer", "pickled", "unreadable", "bad-stats", "stats-path",
@@ -71,7 +75,7 @@ class _Checker:
         self.problems.append(Problem(relative_path(path, self.root), code, message, fix))
 
     def pointer(self, path: Path, pointer: LfsPointer, what: str, advice: str = "") -> None:
-        self.report(path, "lfs-pointer", f"is a Git LFS pointer, not the {what} (content: {_size(pointer.size)}, "
+        self.report(path, "lfs-pointer", f"is a Git LFS pointer, not the {what} (content: {format_size(pointer.size, exact=True)}, "
                     f"sha256 {pointer.oid[:12]}…)", f"fetch it with {pull_command(path, self.root)}{advice}")
 
     def outside(self, path: Path) -> None:
@@ -208,7 +212,7 @@ class _Checker:
             stats_mod.MISSING: RESTORE_VOICE,
             stats_mod.PICKLED: f"rewrite it as plain arrays with lavanya fix-stats {_quote(path)}",
             stats_mod.UNREADABLE: check.fix or RESTORE_VOICE,
-            stats_mod.BAD_STATS: stats_mod.RESTORE_STATS,
+            stats_mod.BAD_STATS: RESTORE_STATS,
         }
         self.report(path, check.state, f"{kind} statistics: {check.detail}", fixes[check.state])
 
@@ -251,22 +255,22 @@ class _Checker:
             self.report(voice.config_path, "vocoder-mismatch",
                         f"{voice.name} does not fit its vocoder {relative_path(voice.vocoder.directory, self.root)} "
                         f"({'; '.join(differences)})", "put the vocoder this voice was trained with in that "
-                        "directory, or pick the other family with --vocoder aryan|dravidian")
+                        f"directory, or pick the other family with {option('vocoder')} aryan|dravidian")
 
-    def speak(self, voice: VoiceSpec, engine: str) -> dict | None:
+    def speak(self, voice: VoiceSpec, options: "LoadOptions | None") -> dict | None:
         """Speak the voice's test sentence (``checks.speak_check``) and report what is wrong with
         the audio as ``speech`` problems. A voice that cannot speak for a reason already reported
         (an LFS pointer, missing weights) is not tried again: None."""
-        from ..speech.voice import require_speakable
+        from ..modeltree.weights import require_speakable
         from .speak_check import speak_voice
 
         try:
             require_speakable(voice)
         except LavanyaError:
             return None
-        check = speak_voice(voice, engine=engine)
-        if check.skipped:
-            self.report(voice.model_dir, "speech", f"{voice.name}: not spoken: {check.skipped}",
+        check = speak_voice(voice, options=options)
+        if check.not_spoken:
+            self.report(voice.model_dir, "speech", f"{voice.name}: not spoken: {check.not_spoken}",
                         f"add numToText/{voice.language}.csv (or phone_dict/{voice.language}) to the model root")
         for what, fix in check.problems:
             self.report(voice.model_dir, "speech", f"{voice.name}: {what}", fix)
@@ -275,13 +279,13 @@ class _Checker:
                 "clipped_share": round(check.clipped_share, 4), "ok": check.ok, "summary": check.summary()}
 
     def manifest(self, directory: Path) -> None:
-        if self.require_manifests and not (directory / MANIFEST_NAME).exists():
-            self.report(directory / MANIFEST_NAME, "checksum", f"no {MANIFEST_NAME} here, so nothing proves these "
+        if self.require_manifests and not (directory / CHECKSUMS_NAME).exists():
+            self.report(directory / CHECKSUMS_NAME, "checksum", f"no {CHECKSUMS_NAME} here, so nothing proves these "
                         "are the files that were committed", "write it where the tree is committed (lavanya verify "
                         "--write-manifest) and commit it with the files")
         for path, why in manifest_mismatches(directory, self.root):
             self.report(path, "checksum", why, "restore the file, or if the change is intended "
-                        f"rewrite {MANIFEST_NAME} with lavanya verify --write-manifest")
+                        f"rewrite {CHECKSUMS_NAME} with lavanya verify --write-manifest")
 
     def duplicates(self, voices: list[VoiceSpec]) -> None:
         """Weights shared by two voices: one of them ships the wrong model (same size, then same
@@ -329,9 +333,9 @@ def verify_root(root: Path, *, deep: bool = False, speak: bool = False, require_
 
 
 def verify_report(root: Path, *, deep: bool = False, speak: bool = False, require_manifests: bool = False,
-                  engine: str = "auto", vocoder_override: str | None = None) -> VerifyReport:
-    """``verify_root``'s problems, and how many voices and files were checked (``engine``: what
-    ``speak`` speaks through)."""
+                  options: "LoadOptions | None" = None, vocoder_override: str | None = None) -> VerifyReport:
+    """``verify_root``'s problems, and how many voices and files were checked (``options``: how
+    ``speak`` loads each voice; default ``auto``)."""
     root = Path(root)
     if not is_directory(root):
         raise LavanyaError(f"{root}: no such directory; pass the model root")
@@ -357,7 +361,7 @@ def verify_report(root: Path, *, deep: bool = False, speak: bool = False, requir
         for vocoder in vocoders.values():
             if found := generator_problem(vocoder, root):
                 checker.report(vocoder.generator_path, "bad-weights", *found)
-    spoken = [checker.speak(voice, engine) for voice in voices] if speak else []
+    spoken = [checker.speak(voice, options) for voice in voices] if speak else []
     return VerifyReport(sorted(set(checker.problems)), len(voices), len(checker.files),
                         [entry for entry in spoken if entry is not None])
 
@@ -388,7 +392,7 @@ def write_manifests(root: Path, *, vocoder_override: str | None = None) -> tuple
         try:
             written.append(write_manifest(directory, root))
         except Refused as exc:
-            refused.append(Problem(relative_path(directory / MANIFEST_NAME, root), REFUSED, exc.reason, exc.fix))
+            refused.append(Problem(relative_path(directory / CHECKSUMS_NAME, root), REFUSED, exc.reason, exc.fix))
     return written, refused
 
 
@@ -396,10 +400,6 @@ def _n_mels(config: dict) -> int | None:
     conf = config.get("feats_extract_conf")
     value = conf.get("n_mels") if isinstance(conf, dict) else None
     return int(value) if isinstance(value, int) else None
-
-
-def _size(size: int) -> str:
-    return f"{size / 1e6:.1f} MB ({size} bytes)" if size >= 1e6 else f"{size} bytes"
 
 
 def _quote(path: Path) -> str:

@@ -11,11 +11,18 @@ from typing import Any
 
 from ..errors import LavanyaError, one_line
 from ..fileio import RESOURCE_MAX_BYTES, read_json
+from ..modeltree.config import token_list
 from ..modeltree.layout import VoiceSpec
 from ..modeltree.paths import relative_path, require_inside
 from .cleaning import clean
-from .kind import PHRASE_END, PHRASE_START, FrontendKind, detect_kind, token_list
-from .numbers import NUMBER, MissingNumberWord, NumberTable, is_digit_cue, keeps_digit_cue
+from .kind import PHRASE_END, PHRASE_START, FrontendKind, detect_kind
+from .numbers import (
+    NUMBER,
+    MissingNumberWord,
+    NumberTable,
+    is_digit_cue,
+    keeps_digit_cue,
+)
 from .phones import PhoneDictionary, is_latin_word, parse_word, spellings
 from .spelling import LETTER_NAMES, SPELL_MAX_LETTERS, latin_letters
 
@@ -23,7 +30,8 @@ CHARMAP_NAME = "multilingualcharmap.json"
 # Tokens ESPnet adds itself; never part of the text.
 _SPECIAL_TOKENS = {"<blank>", "<unk>", "<space>", "<sos/eos>"}
 # Words whose pronunciation one voice remembers, least recently used forgotten first: a long-running
-# server sees an endless variety of words; 10,000 entries hold a few MB and cover the common ones.
+# server sees an endless variety of words; 10,000 entries cover the common ones in little memory
+# (docs/frontend.md).
 WORD_CACHE_SIZE = 10_000
 
 

@@ -21,9 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..errors import LavanyaError, one_line
-from ..fileio import RESOURCE_MAX_BYTES, read_regular_text
-from ..modeltree.paths import require_inside
+from ..modeltree.config import token_list
 
 
 class FrontendKind(str, Enum):
@@ -39,25 +37,6 @@ _PATH_HINTS = (
     (re.compile(r"fastspeech2_tf(?![a-z_])"), FrontendKind.PHONES),
     (re.compile(r"fastspeech2_hs"), FrontendKind.PHRASES),
 )
-
-
-def token_list(config: dict[str, Any], model_dir: Path | None = None) -> list[str] | None:
-    """The config's ``token_list``: inline, or a tokens file inside ``model_dir`` (a path in the
-    config is only looked up there, so a hostile config cannot point at files elsewhere)."""
-    tokens = config.get("token_list")
-    if isinstance(tokens, list):
-        return [str(token) for token in tokens]
-    if isinstance(tokens, str) and tokens and model_dir is not None:
-        path = Path(tokens)
-        inside = [] if path.is_absolute() or ".." in path.parts else [model_dir / path]
-        for candidate in (*inside, model_dir / path.name):
-            if candidate.exists():
-                require_inside(model_dir, candidate)
-                try:
-                    return read_regular_text(candidate, RESOURCE_MAX_BYTES, "the token list").split()
-                except OSError as exc:
-                    raise LavanyaError(f"{candidate}: cannot read the token list ({one_line(exc)})") from None
-    return None
 
 
 def kind_from_tokens(tokens: list[str]) -> FrontendKind | None:

@@ -99,8 +99,9 @@ class PhoneDictionary:
 
 @functools.lru_cache(maxsize=4)
 def _read_dictionary(path: Path, mtime_ns: int, size: int, fold_case: bool) -> dict[str, str]:
-    """The entries of one dictionary file (about 0.15 s and 25 MB for Hindi's 133,000 words);
-    cached by path and modification time so two voices of a language read it once."""
+    """The entries of one dictionary file (slow to read and large in memory for a big language;
+    docs/frontend.md); cached by path and modification time so two voices of a language read it
+    once."""
     try:
         text = read_regular_text(path, PHONE_DICT_MAX_BYTES, "the phone dictionary")
     except OSError as exc:
@@ -116,9 +117,9 @@ def _read_dictionary(path: Path, mtime_ns: int, size: int, fold_case: bool) -> d
     return entries
 
 
-# indic-unified-parser's ``SchwaDoubleConsonent`` tries 63,882 string replacements on every
-# word (about 13 ms, most of the parser's time), and each one needs this mark of a consonant
-# cluster in the word's syllabified form. Where it is absent (most words), none can apply and
+# indic-unified-parser's ``SchwaDoubleConsonent`` tries tens of thousands of string replacements
+# on every word (most of the parser's time; docs/frontend.md has the figures), and each one
+# needs this mark of a consonant cluster in the word's syllabified form. Where it is absent (most words), none can apply and
 # the function's result is the form without ``$``: ``_parser`` gives such words that result
 # straight away; the others go through the library's function as before.
 CLUSTER_MARK = "&euv&"
@@ -126,7 +127,8 @@ CLUSTER_MARK = "&euv&"
 
 @functools.cache
 def _parser():
-    """The unified parser's ``wordparse`` (imported on first use: ~0.1 s), with the shortcut above."""
+    """The unified parser's ``wordparse`` (imported on first use: its import is slow), with the
+    shortcut above."""
     from indic_unified_parser import uparser
 
     replace_all = uparser.SchwaDoubleConsonent

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, option
 from ..limits import TEXT_SILENCE_MAX_SECONDS, checked_alpha, checked_pause
 
 DEFAULT_MAX_CHARS = 300
@@ -57,8 +57,8 @@ def segment_text(text: str, max_chars: int = DEFAULT_MAX_CHARS,
     """Sentences and pauses in order, with a pause of ``sentence_silence`` seconds before every
     sentence but the first. Raises LavanyaError on a malformed tag, when nothing in ``text`` can
     be spoken (empty, only punctuation, only tags), or when its pauses add up to more than
-    ``TEXT_SILENCE_MAX_SECONDS``."""
-    sentence_silence = checked_pause(sentence_silence)
+    ``TEXT_SILENCE_MAX_SECONDS``. ``sentence_silence`` is trusted: it was checked where it
+    entered (an option, a field, ``Voice.plan``); the numbers in tags are checked here."""
     items: list[Speech | Silence] = []
     alpha: float | None = None
     position = 0
@@ -92,7 +92,8 @@ def _with_sentence_silence(items: list[Speech | Silence], seconds: float) -> lis
             total += item.seconds
         if total > TEXT_SILENCE_MAX_SECONDS:
             raise LavanyaError(f"the text asks for more than {TEXT_SILENCE_MAX_SECONDS:g} s of pauses "
-                               "(<sil=...> tags and --sentence-silence together); shorten them or split the text")
+                               f"(<sil=...> tags and {option('sentence_silence')} together); "
+                               "shorten them or split the text")
         result.append(item)
     return result
 
