@@ -1,12 +1,13 @@
 """The acoustic half of a voice, text to log-mel, built without ESPnet's task layer.
 
 ESPnet's ``Text2Speech`` goes through ``espnet2.tasks.tts``, whose import pulls in every
-tokenizer, g2p front-end, feature extractor and model ESPnet has: about 8 s and 100 MB before a
-voice is touched, on every start. At inference a Fastspeech2_HS voice needs three ESPnet pieces:
-the char tokenizer and token-id converter its preprocessor builds, ``FastSpeech2``, and the
-``GlobalMVN`` that turns the model's normalised frames back into log-mel. ``AcousticModel``
-builds those from the config keys ``TTSTask.build_model`` and ``TTSTask.build_preprocess_fn``
-read and computes what ``Text2Speech`` computes (``tests/test_acoustic.py`` compares the two).
+tokenizer, g2p front-end, feature extractor and model ESPnet has: a slow start and memory
+spent before a voice is touched, on every start (docs/benchmark.md has the figures). At
+inference a Fastspeech2_HS voice needs three ESPnet pieces: the char tokenizer and token-id
+converter its preprocessor builds, ``FastSpeech2``, and the ``GlobalMVN`` that turns the
+model's normalised frames back into log-mel. ``AcousticModel`` builds those from the config keys
+``TTSTask.build_model`` and ``TTSTask.build_preprocess_fn`` read and computes what
+``Text2Speech`` computes (``tests/test_acoustic.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def fastspeech2_from_config(config: dict[str, Any], device: str = "cpu") -> "tor
 def _refuse_too_many_frames(_module, args) -> None:
     """Before the length regulator repeats each token's encoding by its predicted duration:
     refuse a sentence that would expand past ``SENTENCE_FRAMES_MAX`` frames (or whose durations
-    overflowed), instead of letting torch try to allocate it (``alpha=1e9`` once asked for 440 GB)."""
+    overflowed), instead of letting torch try to allocate it (``alpha=1e9`` once asked for far
+    more memory than any machine has; docs/safety.md)."""
     import torch
 
     _, durations, *rest = args

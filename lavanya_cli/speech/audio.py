@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import LavanyaError, one_line
+from ..errors import LavanyaError, import_optional, one_line
 from ..fileio import output_mode, replace_file, replacing
 from .voice import AudioChunk
 
@@ -168,8 +168,7 @@ class MelRecorder:
         mels = [column for column in self.columns if not isinstance(column, int)]
         if not mels:
             raise LavanyaError(f"{path}: nothing was spoken, so there is no spectrogram to plot")
-        import matplotlib
-
+        matplotlib = import_optional("matplotlib")
         matplotlib.use("Agg")
         from matplotlib import pyplot
 

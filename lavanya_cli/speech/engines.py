@@ -1,19 +1,18 @@
 """Which engine speaks a voice, and the one interface every engine gives ``Voice``.
 
 * ``onnx``: the voice's ONNX exports through ONNX Runtime, numpy around them; no torch. The
-  everyday engine: it starts in a fraction of torch's time and stays under 400 MB on a
-  real-size voice.
-* ``openvino``: the vocoder's export through OpenVINO, in bfloat16 where the CPU has it (about
-  half the vocoder's time, at 130-230 MB more memory); the acoustic model, a tenth of the work,
-  stays on ONNX Runtime.
-* ``torch``: ESPnet's modules on torch, the reference every export is checked against, and the
-  only engine that runs on CUDA.
-* ``auto`` (the default): ``openvino`` where its extra is installed and the CPU computes
-  bfloat16, else ``onnx``; ``torch`` for a CUDA device.
+  everyday engine.
+* ``openvino``: the vocoder's export through OpenVINO, in bfloat16 where the CPU has it; the
+  acoustic model, a tenth of the work, stays on ONNX Runtime.
+* ``torch``: ESPnet's modules on torch (``torch_engine``), the reference every export is checked
+  against, and the only engine that runs on CUDA.
+* ``auto`` (the default): decided by ``resolve_engine``, the one place it is decided.
+
+docs/engines.md has the measurements behind these choices.
 
 Where an ONNX engine finds no export made from the voice's current files (in its model root or
 in the cache) and torch is installed, the voice is exported into the cache once, checked
-against torch, and spoken through it; ``notes`` says so. Without torch that is an error naming
+against torch, and spoken through it; the notes say so. Without torch that is an error naming
 both ways out.
 
 An engine gives ``mel(model_input, alpha)``: ESPnet's denormalised log-mel ``[frames, n_mels]``,
@@ -26,25 +25,21 @@ import functools
 import importlib.util
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import LavanyaError, one_line
+from ..errors import LavanyaError, option
 from ..modeltree.layout import VoiceSpec
+from .options import AUTO, ONNX, OPENVINO, TORCH, LoadOptions
 
-if TYPE_CHECKING:
-    import torch
-
-    from .acoustic import AcousticModel
-
-AUTO, ONNX, OPENVINO, TORCH = "auto", "onnx", "openvino", "torch"
-ENGINES = (AUTO, ONNX, OPENVINO, TORCH)
 EXPORT_LIBRARIES = ("torch", "espnet2", "onnx")
+# CPU features that give OpenVINO native bfloat16 (it confirms them itself before auto picks it).
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-class SpeechEngines(Protocol):
-    """What ``Voice`` speaks through; ``name`` is one of ``ENGINES`` but ``auto``."""
+class Engine(Protocol):
+    """What ``Voice`` speaks through; ``name`` is the engine (``onnx``, ``openvino``, ``torch``)."""
 
     name: str
 
@@ -53,86 +48,28 @@ class SpeechEngines(Protocol):
     def audio(self, mel: np.ndarray) -> np.ndarray: ...
 
 
-class TorchEngines:
-    """The voice's FastSpeech2 (``AcousticModel``) and HiFi-GAN on torch."""
-
-    name = TORCH
-
-    def __init__(self, acoustic_model: "AcousticModel", vocoder_module: "torch.nn.Module"):
-        self.acoustic_model = acoustic_model
-        self.vocoder_module = vocoder_module
-
-    @classmethod
-    def load(cls, spec: VoiceSpec, config: dict[str, Any], device: str, threads: int | None) -> "TorchEngines":
-        import torch
-
-        from .espnet_import import quiet_libraries
-        from .vocoder import load_hifigan
-
-        if threads is not None:
-            torch.set_num_threads(threads)
-        with quiet_libraries():
-            vocoder = load_hifigan(spec.vocoder.config_path, spec.vocoder.generator_path, device)
-            acoustic = _load_acoustic_model(spec, config, device)
-        return cls(acoustic, vocoder)
-
-    def mel(self, model_input: str, alpha: float) -> np.ndarray:
-        import torch
-
-        from .espnet_import import quiet_libraries
-
-        with torch.inference_mode(), quiet_libraries():
-            return self.acoustic_model(model_input, alpha).float().cpu().numpy()
-
-    def audio(self, mel: np.ndarray) -> np.ndarray:
-        import torch
-
-        from .espnet_import import quiet_libraries
-
-        with torch.inference_mode(), quiet_libraries():
-            frames = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)).T.unsqueeze(0)
-            return self.vocoder_module(frames.to(self.acoustic_model.device)).reshape(-1).float().cpu().numpy()
-
-
-def torch_installed() -> bool:
-    """Whether the libraries an export needs are importable (checked without importing them)."""
-    return all(importlib.util.find_spec(name) is not None for name in EXPORT_LIBRARIES)
-
-
-def validate_engine(engine: str, device: str) -> None:
-    """One line for an engine that is unknown or cannot run on ``device``; nothing imported."""
-    if engine not in ENGINES:
-        raise LavanyaError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if engine not in (AUTO, TORCH) and device != "cpu":
-        raise LavanyaError(f"--device {device} runs only the torch engine; add --engine torch, or use --device cpu")
-
-
-def checked_engine(engine: str, device: str) -> str:
-    """The engine ``engine`` comes to on ``device`` (``auto``: ``cpu_default_engine()``, ``torch``
-    on CUDA)."""
-    validate_engine(engine, device)
-    if engine == AUTO:
-        return cpu_default_engine() if device == "cpu" else TORCH
-    return engine
+def resolve_engine(options: LoadOptions) -> str:
+    """The engine ``options.engine`` comes to: itself, or for ``auto`` ``torch`` on a CUDA device
+    and ``cpu_default_engine()`` on the CPU. Every caller asks this function; the engines below
+    it only ever see a concrete name."""
+    if options.engine != AUTO:
+        return options.engine
+    return cpu_default_engine() if options.device == "cpu" else TORCH
 
 
 @functools.cache
 def cpu_default_engine() -> str:
-    """What ``auto`` is on the CPU: ``openvino`` where the openvino extra is installed and the CPU
-    computes bfloat16 natively (the vocoder in about half ONNX Runtime's time, within the quality
-    guard, at 130-230 MB more memory); else ``onnx``, the light install's engine, under 400 MB."""
+    """What ``auto`` is on the CPU: ``openvino`` where its extra is installed and the CPU
+    computes bfloat16 natively (the vocoder faster, at more memory); else ``onnx``, the light
+    install's engine."""
     if importlib.util.find_spec("openvino") is None or not _cpu_flags() & BF16_CPU_FLAGS:
-        return ONNX  # nothing imported: OpenVINO's import alone takes 0.2-0.9 s
+        return ONNX  # nothing imported: OpenVINO's import alone is slow
     from .onnx_engine import openvino_bf16_supported
 
     try:
         return OPENVINO if openvino_bf16_supported() else ONNX
     except Exception:  # an OpenVINO that is installed but cannot load (a missing shared library)
         return ONNX
-
-
-# CPU features that give OpenVINO native bfloat16 (it confirms them itself before auto picks it).
-BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 def _cpu_flags() -> set[str]:
@@ -150,36 +87,40 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def load_engines(spec: VoiceSpec, config: dict[str, Any], *, engine: str = AUTO, device: str = "cpu",
-                 threads: int | None = None, cache: Path | None = None) -> tuple[SpeechEngines, list[str]]:
-    """The engines that speak ``spec``, and notes for the user (an export made on the way)."""
-    engine = checked_engine(engine, device)
+def torch_installed() -> bool:
+    """Whether the libraries an export needs are importable (checked without importing them)."""
+    return all(importlib.util.find_spec(name) is not None for name in EXPORT_LIBRARIES)
+
+
+def load_engine(spec: VoiceSpec, config: dict[str, Any], options: LoadOptions) -> tuple[Engine, list[str]]:
+    """The engine that speaks ``spec``, and notes for the user (an export made on the way)."""
+    engine = resolve_engine(options)
     if engine == TORCH:
-        return TorchEngines.load(spec, config, device, threads), []
+        from .torch_engine import TorchEngine
+
+        return TorchEngine.load(spec, config, options.device, options.threads), []
     from .export_store import MissingExport
-    from .onnx_engine import ONNXRUNTIME, OPENVINO as OPENVINO_RUNTIME, load_engines as load_exported
+    from .onnx_engine import load_onnx_engine
 
-    runtime = ONNXRUNTIME if engine == ONNX else OPENVINO_RUNTIME
     try:
-        return load_exported(spec, config, runtime=runtime, threads=threads, cache=cache), []
+        return load_onnx_engine(spec, config, engine=engine, threads=options.threads, cache=options.cache), []
     except MissingExport as missing:
-        notes = _export_once(spec, missing, cache)
-    return load_exported(spec, config, runtime=runtime, threads=threads, cache=cache), notes
+        notes = _export_once(spec, missing, options.cache)
+    return load_onnx_engine(spec, config, engine=engine, threads=options.threads, cache=options.cache), notes
 
 
-def prepare_exports(spec: VoiceSpec, *, engine: str = AUTO, device: str = "cpu",
-                    cache: Path | None = None) -> list[str]:
-    """What ``load_engines`` would do about a missing export, without loading anything: for an
+def prepare_exports(spec: VoiceSpec, options: LoadOptions) -> list[str]:
+    """What ``load_engine`` would do about a missing export, without loading anything: for an
     ONNX engine, the voice's exports made into the cache once where there are none (a batch
     does it before its workers start, so they never import torch); the notes for the user."""
-    if checked_engine(engine, device) == TORCH:
+    if resolve_engine(options) == TORCH:
         return []
     from .export_store import MissingExport, find_exports
 
     try:
-        find_exports(spec, cache)
+        find_exports(spec, options.cache)
     except MissingExport as missing:
-        return _export_once(spec, missing, cache)
+        return _export_once(spec, missing, options.cache)
     return []
 
 
@@ -189,7 +130,7 @@ def _export_once(spec: VoiceSpec, missing: LavanyaError, cache: Path | None) -> 
     if not torch_installed():
         raise LavanyaError(
             f"{missing.message}; this install has no torch to make one: run lavanya export where "
-            "lavanya[torch] is installed (--out DIR writes a deploy root to copy here, then --models DIR), "
+            f"lavanya[torch] is installed (--out DIR writes a deploy root to copy here, then {option('models')} DIR), "
             "or install it here: python3 -m pip install 'lavanya[torch]'") from None
     from .export import ensure_exports
     from .export_store import cache_root
@@ -198,34 +139,7 @@ def _export_once(spec: VoiceSpec, missing: LavanyaError, cache: Path | None) -> 
     try:
         ensure_exports(spec, cache)
     except LavanyaError as exc:
-        raise LavanyaError(f"{exc.message} (--engine torch speaks without an export)", exc.exit_code) from None
+        raise LavanyaError(f"{exc.message} ({option('engine')} torch speaks without an export)",
+                           exc.exit_code) from None
     return [f"exported {spec.name} to ONNX in {time.perf_counter() - started:.1f} s, checked against torch "
             f"(cache: {cache or cache_root()}); later runs start from it"]
-
-
-def _load_acoustic_model(spec: VoiceSpec, config: dict[str, Any], device: str) -> "AcousticModel":
-    """The voice's FastSpeech2 and feature normaliser, weights loaded without pickle."""
-    from .acoustic import AcousticModel
-    from .runtime import load_weights
-    from .voice import require_weights
-
-    try:
-        model = AcousticModel(config, spec.stats_path("feats"), device)
-    except LavanyaError as exc:
-        raise LavanyaError(f"{spec.config_path}: {exc.message}") from None
-    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
-        raise LavanyaError(f"{spec.config_path}: ESPnet cannot build this model ({one_line(exc)})") from None
-    weights = require_weights(spec)
-    state = load_weights(weights, "the acoustic model", map_location=device)
-    if not isinstance(state, dict):
-        raise LavanyaError(f"{weights}: expected a state_dict of tensors")
-    try:
-        result = model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise LavanyaError(f"{weights}: does not fit {spec.config_path} ({one_line(exc)})") from None
-    parameters = {name for name, _ in model.named_parameters()}
-    missing = [key for key in result.missing_keys if key in parameters]
-    if missing:
-        raise LavanyaError(f"{weights}: lacks {len(missing)} parameters of the model in {spec.config_path} "
-                           f"(first: {missing[0]})")
-    return model

@@ -32,21 +32,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import EXIT_PROBLEMS, LavanyaError
-from ..fileio import MANIFEST_MAX_BYTES, PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, open_regular, replace_file
-from ..frontend.kind import token_list
-from ..modeltree.layout import DEMO_MARKER, VOCODER_WEIGHTS_NAME, ModelRoot, VoiceSpec
+from ..errors import EXIT_PROBLEMS, LavanyaError, option
+from ..fileio import MANIFEST_MAX_BYTES, PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, copy_regular, replace_file
+from ..modeltree.config import token_list
+from ..modeltree.layout import (DECODER_GRAPH_NAME, DEMO_MARKER, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME,
+                                GENERATOR_GRAPH_NAME, VOCODER_WEIGHTS_NAME, ModelRoot, VoiceSpec)
 from ..modeltree.paths import require_inside
+from ..modeltree.weights import is_deployed_vocoder, is_deployed_voice
 from . import export_store as store
 from .graphs import check_generator_memory, read_graph
 from .onnx_engine import VOCODER_WINDOW_FRAMES, MelDenormalizer, OnnxAcoustic, OnnxVocoder, OrtRunner
 from .tokens import SPACE, Tokenizer
 from .vocoder import read_hifigan_config
+from .voice_files import check_voice_files, voice_scales
 
 if TYPE_CHECKING:
     import torch
 
-    from .voice import Voice
+    from .torch_engine import TorchEngine
 
 OPSET = 17
 MEL_MAX_ABS = 1e-3  # log-mel units (natural log of power)
@@ -181,17 +184,17 @@ def export_acoustic_graphs(fastspeech2: "torch.nn.Module", directory: Path) -> N
     _, encoder, decoder = _graph_modules()
     adim = fastspeech2.feat_out.in_features
     with _dynamic_positions(fastspeech2):
-        _export_graph(encoder(fastspeech2), torch.zeros(7, dtype=torch.int64) + 2, directory / store.ENCODER_NAME,
+        _export_graph(encoder(fastspeech2), torch.zeros(7, dtype=torch.int64) + 2, directory / ENCODER_GRAPH_NAME,
                       ["token_ids"], ["hidden", "log_durations"],
                       {"token_ids": {0: "tokens"}, "hidden": {0: "tokens_eos"}, "log_durations": {0: "tokens_eos"}})
-        _export_graph(decoder(fastspeech2), torch.zeros(23, adim), directory / store.DECODER_NAME,
+        _export_graph(decoder(fastspeech2), torch.zeros(23, adim), directory / DECODER_GRAPH_NAME,
                       ["hidden"], ["mel"], {"hidden": {0: "frames"}, "mel": {0: "frames"}})
 
 
 def export_generator_graph(generator: "torch.nn.Module", n_mels: int, directory: Path) -> None:
     """Write ``generator.onnx`` (HiFi-GAN, dynamic time axis) into ``directory`` (unchecked)."""
     torch = _torch()
-    _export_graph(generator, torch.zeros(1, n_mels, 19), directory / store.GENERATOR_NAME, ["mel"], ["audio"],
+    _export_graph(generator, torch.zeros(1, n_mels, 19), directory / GENERATOR_GRAPH_NAME, ["mel"], ["audio"],
                   {"mel": {2: "frames"}, "audio": {2: "samples"}})
 
 
@@ -263,30 +266,49 @@ class CheckFigures:
         return entry
 
 
-def _reference_mels(voice: "Voice", sentences: list[str]) -> list[tuple[str, float, np.ndarray]]:
+@dataclass(frozen=True)
+class TorchReference:
+    """A voice on the torch engine, as the export checks its graphs against it: the files checked
+    as ``Voice.load`` checks them, the vocoder's mel scale from its settings."""
+
+    spec: VoiceSpec
+    config: dict[str, Any]
+    backend: "TorchEngine"
+    mel_scale: float
+
+    @classmethod
+    def load(cls, spec: VoiceSpec) -> "TorchReference":
+        from .torch_engine import TorchEngine
+
+        config = check_voice_files(spec)
+        mel_scale, _ = voice_scales(spec)
+        return cls(spec, config, TorchEngine.load(spec, config), mel_scale)
+
+
+def _reference_mels(voice: "TorchReference", sentences: list[str]) -> list[tuple[str, float, np.ndarray]]:
     torch = _torch()
     from .espnet_import import quiet_libraries
 
     references = []
     with torch.inference_mode(), quiet_libraries():
         for sentence, alpha in zip(sentences, CHECK_ALPHAS * len(sentences)):
-            references.append((sentence, alpha, voice.engines.acoustic_model(sentence, alpha).float().cpu().numpy()))
+            references.append((sentence, alpha, voice.backend.acoustic_model(sentence, alpha).float().cpu().numpy()))
     return references
 
 
-def check_acoustic(voice: "Voice", directory: Path, references) -> CheckFigures:
+def check_acoustic(voice: "TorchReference", directory: Path, references) -> CheckFigures:
     """The exported acoustic graphs in ``directory`` against torch's mels ``references``."""
     config = voice.config
     tokenizer = Tokenizer.from_config(config, token_list(config, voice.spec.model_dir))
-    with read_graph(directory / store.ENCODER_NAME) as encoder, read_graph(directory / store.DECODER_NAME) as decoder:
+    with read_graph(directory / ENCODER_GRAPH_NAME) as encoder, read_graph(directory / DECODER_GRAPH_NAME) as decoder:
         runners = OrtRunner(encoder), OrtRunner(decoder)
     engine = OnnxAcoustic(*runners, MelDenormalizer.for_voice(config, voice.spec.stats_path("feats")),
-                          float(voice.engines.acoustic_model.network.tts.duration_predictor.offset),
+                          float(voice.backend.acoustic_model.network.tts.duration_predictor.offset),
                           encoder_tokens=None, decoder_frames=None)  # whole sentences, as torch computes them
     figures = CheckFigures()
     for sentence, alpha, expected in references:
         ids = tokenizer.ids(sentence)
-        if ids.tolist() != voice.engines.acoustic_model.token_ids(sentence).tolist():
+        if ids.tolist() != voice.backend.acoustic_model.token_ids(sentence).tolist():
             figures.problems.append(f"token ids differ from ESPnet's for {sentence[:40]!r}")
             continue
         mel = engine.mel(ids, alpha)
@@ -304,18 +326,18 @@ def check_acoustic(voice: "Voice", directory: Path, references) -> CheckFigures:
     return figures
 
 
-def check_vocoder(voice: "Voice", directory: Path, references, hop: int, context: int) -> CheckFigures:
+def check_vocoder(voice: "TorchReference", directory: Path, references, hop: int, context: int) -> CheckFigures:
     """The exported generator in ``directory`` against torch's on the reference mels, in the
     windows synthesis uses (the longest check sentence spans several)."""
     torch = _torch()
-    with read_graph(directory / store.GENERATOR_NAME) as generator:
+    with read_graph(directory / GENERATOR_GRAPH_NAME) as generator:
         check_generator_memory(generator.summary, VOCODER_WINDOW_FRAMES + 2 * context, generator.path)
         engine = OnnxVocoder(OrtRunner(generator), hop, context)
     figures = CheckFigures()
     for _, alpha, mel in references:
         vocoder_input = mel * voice.mel_scale
         with torch.inference_mode():
-            expected = voice.engines.vocoder_module(torch.from_numpy(vocoder_input).T.unsqueeze(0)).reshape(-1).numpy()
+            expected = voice.backend.vocoder_module(torch.from_numpy(vocoder_input).T.unsqueeze(0)).reshape(-1).numpy()
         audio = engine.audio(vocoder_input)
         figures.sentences += 1
         figures.alphas.append(alpha)
@@ -371,7 +393,7 @@ def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     import json
 
     text = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    replace_file(directory / store.MANIFEST_NAME, lambda handle: handle.write(text))
+    replace_file(directory / EXPORT_MANIFEST_NAME, lambda handle: handle.write(text))
 
 
 def _refuse(what: str, figures: CheckFigures) -> LavanyaError:
@@ -403,9 +425,7 @@ def ensure_exports(spec: VoiceSpec, cache: Path | None = None) -> ExportOutcome:
         # key no lookup of the new file matches, never a stale graph under the new file's key.
         acoustic_sources = store.describe_sources(store.acoustic_sources(spec))
         vocoder_sources = store.describe_sources(store.vocoder_sources(spec.vocoder))
-        from .voice import Voice
-
-        voice = Voice.load(spec, engine="torch")
+        voice = TorchReference.load(spec)
         tokens = token_list(voice.config, spec.model_dir) or []
         references = _reference_mels(voice, check_sentences(tokens))
         try:
@@ -435,50 +455,50 @@ def _intact(export: store.Export | None) -> store.Export | None:
 
 
 def _refuse_deployed(spec: VoiceSpec) -> None:
-    if store.is_deployed_voice(spec) or store.is_deployed_vocoder(spec.vocoder):
+    if is_deployed_voice(spec) or is_deployed_vocoder(spec.vocoder):
         raise LavanyaError(f"{spec.name}: {spec.root} is a deploy root (graphs without weights); "
                            "export from the model tree that has model.pth and generator")
 
 
-def _export_acoustic(voice: "Voice", cache: Path, sources: dict, references) -> store.Export:
+def _export_acoustic(voice: "TorchReference", cache: Path, sources: dict, references) -> store.Export:
     spec = voice.spec
     target = cache / store.ACOUSTIC / store.export_key(store.ACOUSTIC, sources)
-    fastspeech2 = voice.engines.acoustic_model.network.tts
+    fastspeech2 = voice.backend.acoustic_model.network.tts
 
     def fill(scratch: Path) -> None:
         export_acoustic_graphs(fastspeech2, scratch)
         figures = check_acoustic(voice, scratch, references)
         if figures.problems:
             raise _refuse(spec.name, figures)
-        graph = {"files": [store.ENCODER_NAME, store.DECODER_NAME], "opset": OPSET, "eos": int(fastspeech2.eos),
+        graph = {"files": [ENCODER_GRAPH_NAME, DECODER_GRAPH_NAME], "opset": OPSET, "eos": int(fastspeech2.eos),
                  "duration_offset": float(fastspeech2.duration_predictor.offset), "n_mels": int(fastspeech2.odim),
                  "adim": int(fastspeech2.feat_out.in_features)}
         _write_manifest(scratch, _manifest(store.ACOUSTIC, spec.name, spec.weights_path.name, sources, scratch,
                                            graph, figures))
 
     store.write_atomically(target, fill)
-    return store.Export(target, store.read_manifest(target), deployed=False)
+    return store.Export(target, store.read_export_manifest(target), deployed=False)
 
 
-def _export_vocoder(voice: "Voice", cache: Path, sources: dict, references) -> store.Export:
+def _export_vocoder(voice: "TorchReference", cache: Path, sources: dict, references) -> store.Export:
     vocoder = voice.spec.vocoder
     target = cache / store.VOCODER / store.export_key(store.VOCODER, sources)
-    n_mels = int(voice.engines.vocoder_module.input_conv.in_channels)
+    n_mels = int(voice.backend.vocoder_module.input_conv.in_channels)
     vocoder_config = read_hifigan_config(vocoder.config_path)
     hop, context = int(vocoder_config["hop_size"]), receptive_radius_frames(vocoder_config)
 
     def fill(scratch: Path) -> None:
-        export_generator_graph(voice.engines.vocoder_module, n_mels, scratch)
+        export_generator_graph(voice.backend.vocoder_module, n_mels, scratch)
         figures = check_vocoder(voice, scratch, references, hop, context)
         if figures.problems:
             raise _refuse(str(vocoder.directory), figures)
-        graph = {"files": [store.GENERATOR_NAME], "opset": OPSET, "n_mels": n_mels, "hop": hop,
+        graph = {"files": [GENERATOR_GRAPH_NAME], "opset": OPSET, "n_mels": n_mels, "hop": hop,
                  "context_frames": context}
         _write_manifest(scratch, _manifest(store.VOCODER, vocoder.name, VOCODER_WEIGHTS_NAME, sources, scratch, graph,
                                            figures))
 
     store.write_atomically(target, fill)
-    return store.Export(target, store.read_manifest(target), deployed=False)
+    return store.Export(target, store.read_export_manifest(target), deployed=False)
 
 
 # -- deploy roots -------------------------------------------------------------------------
@@ -529,14 +549,14 @@ def _place_export(export: store.Export, directory: Path) -> list[Path]:
         with export.read_graph(name) as graph:
             replace_file(directory / name, graph.copy_to, mode=0o644)
         written.append(directory / name)
-    _copy_regular(export.file(store.MANIFEST_NAME), directory / store.MANIFEST_NAME, MANIFEST_MAX_BYTES)
-    return [*written, directory / store.MANIFEST_NAME]
+    copy_regular(export.file(EXPORT_MANIFEST_NAME), directory / EXPORT_MANIFEST_NAME, MANIFEST_MAX_BYTES)
+    return [*written, directory / EXPORT_MANIFEST_NAME]
 
 
 def _refuse_overlap(root: Path, out: Path) -> None:
     root, target = Path(root).resolve(), out.resolve()
     if target == root or target.is_relative_to(root) or root.is_relative_to(target):
-        raise LavanyaError(f"{out}: inside or around the model root {root}; give a separate --out directory")
+        raise LavanyaError(f"{out}: inside or around the model root {root}; give a separate {option('out')} directory")
 
 
 def _inside(out: Path, relative: Path) -> Path:
@@ -546,10 +566,10 @@ def _inside(out: Path, relative: Path) -> Path:
     for part in Path(relative).parts:
         path = path / part
         if path.is_symlink():
-            raise LavanyaError(f"{path}: a symbolic link inside --out; lavanya writes only inside {out} "
-                               "(remove the link, or give another --out)")
+            raise LavanyaError(f"{path}: a symbolic link inside {option('out')}; lavanya writes only inside {out} "
+                               f"(remove the link, or give another {option('out')})")
         if path.exists() and not path.is_dir():
-            raise LavanyaError(f"{path}: not a directory; remove it or give another --out")
+            raise LavanyaError(f"{path}: not a directory; remove it or give another {option('out')}")
     return path
 
 
@@ -559,26 +579,26 @@ def _refuse_foreign_files(directory: Path, deployed_names: list[str]) -> None:
     if not directory.is_dir():
         return
     entries = sorted(entry.name for entry in directory.iterdir())
-    if entries and store.MANIFEST_NAME not in entries:
+    if entries and EXPORT_MANIFEST_NAME not in entries:
         foreign = entries
     else:
-        allowed = {store.MANIFEST_NAME, *deployed_names}
+        allowed = {EXPORT_MANIFEST_NAME, *deployed_names}
         foreign = [name for name in entries if name not in allowed or not (directory / name).is_file()
                    or (directory / name).is_symlink()]
     weights = [name for name in foreign if name.endswith(".pth") or name == VOCODER_WEIGHTS_NAME]
     if weights:
         raise LavanyaError(f"{directory}: holds weights ({weights[0]}), so it is a model tree, not a deploy root; "
-                           "give another --out")
+                           f"give another {option('out')}")
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise LavanyaError(f"{directory}: holds files lavanya did not deploy ({shown}); move them away or give "
-                           "another --out")
+                           f"another {option('out')}")
 
 
 def _fill_deployed(scratch: Path, export: store.Export, source_dir: Path, names: list[str]) -> None:
     for name in dict.fromkeys(names):
         if (source_dir / name).is_file():
-            _copy_regular(source_dir / name, scratch / name, RESOURCE_MAX_BYTES)
+            copy_regular(source_dir / name, scratch / name, RESOURCE_MAX_BYTES)
     problems = store.manifest_problems(scratch, export.manifest, store.copied_sources(export.manifest))
     if problems:  # a source changed between the export and now
         raise LavanyaError(f"{source_dir}: {'; '.join(problems)} since the export; run lavanya export again")
@@ -602,23 +622,9 @@ def _copy_frontend(spec: VoiceSpec, out: Path) -> list[str]:
             limit = PHONE_DICT_MAX_BYTES if relative.parts[0] == "phone_dict" else RESOURCE_MAX_BYTES
             directory = _inside(out, relative.parent)
             directory.mkdir(parents=True, exist_ok=True)
-            _copy_regular(source, directory / relative.name, limit)  # a link there is replaced, not followed
+            copy_regular(source, directory / relative.name, limit)  # a link there is replaced, not followed
             copied.append(relative.as_posix())
     return copied
-
-
-def _copy_regular(source: Path, target: Path, limit: int) -> None:
-    """Copy a regular file of at most ``limit`` bytes atomically (never a FIFO or device)."""
-    with open_regular(source, "file") as handle:
-        def write(destination) -> None:
-            copied = 0
-            while chunk := handle.read(1 << 20):
-                copied += len(chunk)
-                if copied > limit:
-                    raise LavanyaError(f"{source}: larger than {limit >> 20} MiB; not copied")
-                destination.write(chunk)
-
-        replace_file(target, write, mode=0o644)
 
 
 def _directory_bytes(directory: Path) -> int:

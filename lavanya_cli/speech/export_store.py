@@ -11,9 +11,9 @@ versions that made it and the figures of the check against torch. It lives in on
 * a deploy root written by ``lavanya export --out``: the model tree without ``model.pth`` and
   ``generator``, the graphs beside ``config.yaml``. There the graphs are the voice.
 
-Hashing a 150 MB ``model.pth`` costs about 0.15 s. ``DigestMemo`` skips it for a file whose
-stat signature (device, inode, size, mtime and ctime in nanoseconds) is the one recorded when
-it was last hashed. ctime cannot be set by a user (``touch -d``, ``cp -p``, ``rsync -t`` and
+Hashing a real ``model.pth`` on every load is a cost worth avoiding (docs/engines.md has the
+time). ``DigestMemo`` skips it for a file whose stat signature (device, inode, size, mtime and
+ctime in nanoseconds) is the one recorded when it was last hashed. ctime cannot be set by a user (``touch -d``, ``cp -p``, ``rsync -t`` and
 ``tar`` restore mtime, not ctime), a rewrite in place moves it, a replacement by rename changes
 the inode. The signature is only recorded when both times were already 2 s old at hashing, so
 a write landing in the same timestamp tick as the hash (coarse clocks, a write racing the hash)
@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LavanyaError, one_line
 from ..fileio import MANIFEST_MAX_BYTES, NotReadable, digest_regular, read_json, replace_file
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
-from ..modeltree.layout import (CONFIG_NAME, DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME,
-                                GENERATOR_GRAPH_NAME, VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec, VoiceSpec)
+from ..modeltree.layout import (CONFIG_NAME, EXPORT_MANIFEST_NAME,
+                                VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec, VoiceSpec)
+from ..modeltree.weights import is_deployed_vocoder, is_deployed_voice
 
 if TYPE_CHECKING:
     from .graphs import Graph
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
 # Bump when what the graphs take or give, or the layout of an export, changes: old exports
 # then no longer match any key.
 EXPORT_FORMAT = 1
-MANIFEST_NAME = EXPORT_MANIFEST_NAME
-ENCODER_NAME = ENCODER_GRAPH_NAME
-DECODER_NAME = DECODER_GRAPH_NAME
-GENERATOR_NAME = GENERATOR_GRAPH_NAME
 CACHE_ENV = "LAVANYA_CACHE"
 MEMO_NAME = "digests.json"
 # A file's times must be this old when it is hashed for its stat signature to be remembered.
@@ -208,9 +205,9 @@ def export_key(kind: str, sources: dict[str, dict[str, Any]]) -> str:
 
 # -- manifests ----------------------------------------------------------------------------
 
-def read_manifest(directory: Path) -> dict[str, Any]:
+def read_export_manifest(directory: Path) -> dict[str, Any]:
     """An export's manifest; a broken one is a one-line error naming it."""
-    path = Path(directory) / MANIFEST_NAME
+    path = Path(directory) / EXPORT_MANIFEST_NAME
     try:
         manifest = read_json(path, MANIFEST_MAX_BYTES, "export manifest", "export the voice again")
     except FileNotFoundError:
@@ -262,17 +259,8 @@ class Export:
 
         expected = self.manifest["files"].get(name)
         if not isinstance(expected, dict):
-            raise LavanyaError(f"{self.directory / MANIFEST_NAME}: does not list {name}; export the voice again")
+            raise LavanyaError(f"{self.directory / EXPORT_MANIFEST_NAME}: does not list {name}; export the voice again")
         return read_graph(self.file(name), expected)
-
-
-def is_deployed_voice(spec: VoiceSpec) -> bool:
-    """A voice in a deploy root: its graphs and manifest beside ``config.yaml``, no weights."""
-    return (spec.model_dir / MANIFEST_NAME).is_file() and spec.weights_path is None
-
-
-def is_deployed_vocoder(vocoder: VocoderSpec) -> bool:
-    return (vocoder.directory / MANIFEST_NAME).is_file() and not vocoder.generator_path.exists()
 
 
 def find_acoustic_export(spec: VoiceSpec, cache: Path | None = None) -> Export | None:
@@ -323,9 +311,9 @@ def _described(sources: dict[str, Path], cache: Path | None) -> dict[str, dict[s
 def _beside_sources(directory: Path, kind: str, sources: dict[str, Path], cache: Path | None) -> Export | None:
     """An export whose manifest sits in ``directory`` beside the files it was made from, when
     it was made from them as they are now (a changed weights file makes it stale: None)."""
-    if not (directory / MANIFEST_NAME).is_file():
+    if not (directory / EXPORT_MANIFEST_NAME).is_file():
         return None
-    manifest = read_manifest(directory)
+    manifest = read_export_manifest(directory)
     if manifest.get("kind") != kind or manifest.get("sources") != _described(sources, cache):
         return None
     return Export(directory, manifest, deployed=True)
@@ -335,9 +323,9 @@ def _cached(kind: str, sources: dict[str, Path], cache: Path | None) -> Export |
     cache = cache_root() if cache is None else cache
     described = _described(sources, cache)
     directory = cache / kind / export_key(kind, described)
-    if not (directory / MANIFEST_NAME).is_file():
+    if not (directory / EXPORT_MANIFEST_NAME).is_file():
         return None
-    manifest = read_manifest(directory)
+    manifest = read_export_manifest(directory)
     if manifest.get("kind") != kind or manifest.get("sources") != described:
         return None
     return Export(directory, manifest, deployed=False)
@@ -347,9 +335,9 @@ def _deployed(directory: Path, kind: str, name: str) -> Export:
     """A deploy root's export. Its small copied files (config, statistics) are checked against
     the manifest on every load, as hashing them costs nothing; the graphs by ``lavanya verify``
     (``export_problems``)."""
-    manifest = read_manifest(directory)
+    manifest = read_export_manifest(directory)
     if manifest.get("kind") != kind:
-        raise LavanyaError(f"{directory / MANIFEST_NAME}: describes a {manifest.get('kind')} export, not {kind}")
+        raise LavanyaError(f"{directory / EXPORT_MANIFEST_NAME}: describes a {manifest.get('kind')} export, not {kind}")
     problems = manifest_problems(directory, manifest, copied_sources(manifest))
     if problems:
         raise LavanyaError(f"{name}: {'; '.join(problems)} (in {directory}); the graphs were exported from "
@@ -364,9 +352,9 @@ def export_problems(directory: Path) -> list[str]:
     are absent by design; beside weights (a tree that ships its graphs, like the bundled demo)
     they must be the ones exported, or the graphs speak another model."""
     try:
-        manifest = read_manifest(directory)
+        manifest = read_export_manifest(directory)
     except LavanyaError as exc:
-        return [exc.message.removeprefix(f"{Path(directory) / MANIFEST_NAME}: ")]
+        return [exc.message.removeprefix(f"{Path(directory) / EXPORT_MANIFEST_NAME}: ")]
     weights = manifest.get("weights")
     sources = manifest["sources"] if weights and (Path(directory) / weights).exists() else copied_sources(manifest)
     problems = manifest_problems(directory, manifest, {**sources, **manifest["files"]})

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import FileError, LavanyaError
-from ..fileio import MIB, open_regular
+from ..fileio import MIB, format_size, open_regular
 from ..modeltree.layout import DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, GENERATOR_GRAPH_NAME
 
 # The largest graph lavanya reads: a real voice's encoder and decoder are 71-78 MB, its
@@ -614,8 +614,8 @@ class Graph:
 
     def source(self) -> str | bytes:
         """For a runtime to load: ``/proc/self/fd/N``, the open file itself, which the runtime
-        reads (and maps) without a copy in Python's memory (bytes held there cost the real-size
-        voice about 90 MB more at load); its bytes where there is no such path."""
+        reads (and maps) without a copy in Python's memory (bytes held there raised the load's
+        peak; docs/engines.md); its bytes where there is no such path."""
         descriptor = f"/proc/self/fd/{self._handle.fileno()}"
         if os.path.exists(descriptor):
             return descriptor
@@ -665,7 +665,7 @@ def read_graph(path: Path, expected: dict[str, Any] | None = None) -> Graph:
     try:
         signature = _signature(handle)
         if signature[0] > GRAPH_MAX_BYTES:
-            raise FileError(path, f"ONNX graph is larger than {GRAPH_MAX_BYTES // MIB} MiB, far beyond any voice's",
+            raise FileError(path, f"ONNX graph is larger than {format_size(GRAPH_MAX_BYTES)}, far beyond any voice's",
                             _FIX)
         data = handle.read(GRAPH_MAX_BYTES + 1)
         if len(data) != signature[0]:
@@ -709,8 +709,8 @@ def check_generator_memory(summary: GraphSummary, mel_frames: int, path: Path) -
     except _Malformed as exc:
         raise GraphRefused(path, str(exc)) from None
     if peak > GENERATOR_PEAK_MAX:
-        raise GraphRefused(path, f"its tensors would hold {peak / MIB:.0f} MiB at once for {mel_frames} frames "
-                                 f"(at most {GENERATOR_PEAK_MAX // MIB} MiB)")
+        raise GraphRefused(path, f"its tensors would hold {format_size(peak)} at once for {mel_frames} frames "
+                                 f"(at most {format_size(GENERATOR_PEAK_MAX)})")
     return peak
 
 

@@ -19,7 +19,6 @@ The acoustic model is split at the length regulator (``lavanya_cli.speech.export
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import sys
 import threading
@@ -30,18 +29,21 @@ from typing import Any
 import numpy as np
 
 from ..errors import LavanyaError, one_line
+from ..fileio import format_size
 from ..limits import available_cpus, checked_frames, checked_number
-from ..modeltree.config import read_config
-from ..modeltree.layout import VoiceSpec
+from ..modeltree.config import read_config, token_list
+from ..modeltree.layout import (DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME, GENERATOR_GRAPH_NAME,
+                                VoiceSpec)
 from .cancel import run_stoppable
-from .export_store import DECODER_NAME, ENCODER_NAME, GENERATOR_NAME, MANIFEST_NAME, Export, find_exports
+from .export_store import Export, find_exports
 from .graphs import Graph, check_generator_memory
+from .options import ONNX, OPENVINO
 from .tokens import SPACE, Tokenizer
 
-ONNXRUNTIME = "onnxruntime"
-OPENVINO = "openvino"
-RUNTIMES = (ONNXRUNTIME, OPENVINO)
-AUTO = "auto"
+# The runtimes' Python modules; the engine names (``options.ONNX``, ``options.OPENVINO``) say
+# which runs the vocoder.
+ORT_MODULE = "onnxruntime"
+OPENVINO_MODULE = "openvino"
 F32 = "f32"
 BF16 = "bf16"
 
@@ -55,8 +57,8 @@ def durations_from_log(log_durations: np.ndarray, offset: float = 1.0) -> np.nda
     """``DurationPredictor.inference``: ``clamp(round(exp(d) - offset), min=0)`` in float32, as
     int64 (rounding half to even, as ``torch.round``). The exponential is taken in float64 and
     rounded to float32: numpy's own float32 ``exp`` is off by an ulp often enough to move a
-    duration that sits at a half frame, while this agreed with torch's on 600,000 values,
-    half-frame points included."""
+    duration that sits at a half frame, while this agrees with torch's, half-frame points
+    included (docs/engines.md says on how many values)."""
     with np.errstate(over="ignore", invalid="ignore"):  # a damaged model's values: see below
         exponential = np.exp(np.asarray(log_durations, dtype=np.float32).astype(np.float64)).astype(np.float32)
         rounded = np.maximum(np.round(exponential - np.float32(offset)), 0)
@@ -68,9 +70,7 @@ def durations_from_log(log_durations: np.ndarray, offset: float = 1.0) -> np.nda
 def scaled_durations(durations: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     """``LengthRegulator``'s durations: ``alpha`` != 1 rescales them (``round(d * alpha)`` in
     float32); where every duration is zero, each token gets one frame, as ESPnet does."""
-    if alpha != 1.0:
-        if not alpha > 0:
-            raise LavanyaError(f"alpha must be above 0, not {alpha}")
+    if alpha != 1.0:  # checked where it entered (limits.ALPHA_RANGE)
         durations = np.round(durations.astype(np.float32) * np.float32(alpha)).astype(np.int64)
     if durations.sum() == 0:
         durations = np.ones_like(durations)
@@ -102,7 +102,7 @@ class MelDenormalizer:
         """The voice's denormaliser (None where its config normalises nothing)."""
         if config.get("normalize") is None:
             return None
-        from ..checks.stats import load_stats
+        from ..modeltree.stats import load_stats
 
         try:
             stats = load_stats(Path(feats_stats))
@@ -124,7 +124,7 @@ class MelDenormalizer:
 
 # -- runtimes -----------------------------------------------------------------------------
 
-def _import_runtime(runtime: str):
+def _import_runtime(module: str):
     """``onnxruntime`` or ``openvino``, imported with their telemetry off: ONNX Runtime would
     write a device id under ``~/.cache/Microsoft`` and send events to Microsoft, OpenVINO's
     ``openvino_telemetry`` writes ``~/intel`` and sends events to Google Analytics. lavanya
@@ -133,7 +133,7 @@ def _import_runtime(runtime: str):
     ``openvino_telemetry`` (its tools fall back to their own no-op stub). A process that
     imported ONNX Runtime before lavanya gets ``disable_telemetry_events()`` only."""
     try:
-        if runtime == ONNXRUNTIME:
+        if module == ORT_MODULE:
             os.environ["ORT_DISABLE_TELEMETRY"] = "1"
             import onnxruntime
 
@@ -144,7 +144,8 @@ def _import_runtime(runtime: str):
         import openvino
         return openvino
     except ModuleNotFoundError:
-        raise LavanyaError(f"the {runtime} engine needs {runtime}: python3 -m pip install {runtime}") from None
+        raise LavanyaError(f"this needs {module}, which is not installed: python3 -m pip install "
+                           + ("onnxruntime" if module == ORT_MODULE else "'lavanya[openvino]'")) from None
 
 
 ORT_FATAL = 4  # ONNX Runtime's log severity: nothing but fatal errors on stderr
@@ -201,7 +202,7 @@ class OrtRunner:
     """One checked graph (``graphs.Graph``) in an ONNX Runtime session on the CPU."""
 
     def __init__(self, graph: Graph, threads: int | None = None, **settings: bool):
-        ort = _import_runtime(ONNXRUNTIME)
+        ort = _import_runtime(ORT_MODULE)
         settings = {**ORT_SESSION_DEFAULTS, **settings}
         if settings["shared_arena"]:
             _register_arena(ort)
@@ -246,7 +247,7 @@ class OrtRunner:
         except Exception as exc:
             reason = one_line(exc, 300)
             if "BFCArena" in str(exc):
-                reason = (f"it asked for more memory than the {arena_bytes() >> 20} MiB ONNX Runtime may use "
+                reason = (f"it asked for more memory than the {format_size(arena_bytes())} ONNX Runtime may use "
                           "here; no graph lavanya exports does")
             raise LavanyaError(f"{self.path}: ONNX Runtime failed running this graph ({reason}); "
                                "export the voice again") from None
@@ -259,7 +260,7 @@ def _nothing() -> None:
 @functools.cache
 def openvino_bf16_supported() -> bool:
     """True where OpenVINO's CPU plugin computes in bfloat16 natively (AVX512-BF16 or AMX)."""
-    ov = _import_runtime(OPENVINO)
+    ov = _import_runtime(OPENVINO_MODULE)
     try:
         return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # a CPU plugin that cannot say: take f32
@@ -271,7 +272,7 @@ class OpenVinoRunner:
     ``bf16``); a run can be cancelled from another thread (``cancel``)."""
 
     def __init__(self, graph: Graph, threads: int | None = None, precision: str = F32):
-        ov = _import_runtime(OPENVINO)
+        ov = _import_runtime(OPENVINO_MODULE)
         if precision not in (F32, BF16):
             raise LavanyaError(f"precision {precision!r}: use {F32} or {BF16}")
         # Unpinned threads: with another process busy on one of 2 cores the vocoder held up
@@ -314,9 +315,10 @@ class OpenVinoRunner:
                                "export the voice again") from None
 
 
-def make_runner(graph: Graph, runtime: str, threads: int | None, precision: str = F32):
-    """A graph's runner on ``runtime`` (after ``resolve_runtime``)."""
-    if runtime == ONNXRUNTIME:
+def make_runner(graph: Graph, engine: str, threads: int | None, precision: str = F32):
+    """A graph's runner for ``engine`` (``onnx``: ONNX Runtime; ``openvino``), in ``precision``
+    (after ``resolve_precision``)."""
+    if engine == ONNX:
         return OrtRunner(graph, threads)
     return OpenVinoRunner(graph, threads, precision)
 
@@ -325,8 +327,8 @@ def make_runner(graph: Graph, runtime: str, threads: int | None, precision: str 
 
 # Tokens the encoder and mel frames the decoder are given at once. Their self-attention grows
 # with the square of the length, so one long sentence (spelled-out words make them) once took a
-# server past 1 GB; a longer sentence is encoded and decoded in pieces cut between words (at a
-# space token, where a listener expects a pause). Shorter ones, about 11.6 s of speech at
+# server to several times its usual memory; a longer sentence is encoded and decoded in pieces
+# cut between words (at a space token, where a listener expects a pause). Shorter ones, about 11.6 s of speech at
 # 22,050 Hz, go through whole, as every sentence once did (docs/engines.md has the figures).
 ENCODER_TOKENS_MAX = 1000
 DECODER_FRAMES_MAX = 1000
@@ -378,16 +380,16 @@ class OnnxAcoustic:
 
     @classmethod
     def from_export(cls, export: Export, config: dict[str, Any], feats_stats: Path, *, space_id: int | None = None,
-                    runtime: str = ONNXRUNTIME, threads: int | None = None, precision: str = F32) -> "OnnxAcoustic":
+                    engine: str = ONNX, threads: int | None = None, precision: str = F32) -> "OnnxAcoustic":
         graph = export.manifest["graph"]
-        where = export.directory / MANIFEST_NAME
+        where = export.directory / EXPORT_MANIFEST_NAME
         offset = checked_number(graph.get("duration_offset", 1.0), f"{where}: duration_offset", 0.0, 10.0)
         adim = _manifest_size(graph, "adim", ADIM_MAX, where)
         n_mels = _manifest_size(graph, "n_mels", N_MELS_MAX, where)
-        with export.read_graph(ENCODER_NAME) as encoder:
-            encoder_runner = make_runner(encoder, runtime, threads, precision)
-        with export.read_graph(DECODER_NAME) as decoder:
-            decoder_runner = make_runner(decoder, runtime, threads, precision)
+        with export.read_graph(ENCODER_GRAPH_NAME) as encoder:
+            encoder_runner = make_runner(encoder, engine, threads, precision)
+        with export.read_graph(DECODER_GRAPH_NAME) as decoder:
+            decoder_runner = make_runner(decoder, engine, threads, precision)
         return cls(encoder_runner, decoder_runner, MelDenormalizer.for_voice(config, feats_stats), offset, space_id,
                    adim=adim, n_mels=n_mels)
 
@@ -441,8 +443,8 @@ def _expect(array: Any, shape: tuple[int | None, ...], largest: int, runner: Any
 
 
 # Mel frames given to the vocoder graph at once (plus its context on either side). HiFi-GAN's
-# activations grow with the input (over 350 MB for a 600-frame sentence on the 512-channel
-# vocoder under ONNX Runtime); in windows the peak stays bounded whatever the sentence length.
+# activations grow with the input (docs/engines.md has the figure for the 512-channel vocoder);
+# in windows the peak stays bounded whatever the sentence length.
 # Chosen by measuring peak RSS and speed on the real-size voice: see ``OnnxVocoder``.
 VOCODER_WINDOW_FRAMES = 256
 # Bounds on what a vocoder export's manifest may say (HiFi-GAN V1: hop 256 or 1024, context 15).
@@ -466,18 +468,18 @@ class OnnxVocoder:
         self.window_frames = window_frames
 
     @classmethod
-    def from_export(cls, export: Export, *, runtime: str = ONNXRUNTIME, threads: int | None = None,
+    def from_export(cls, export: Export, *, engine: str = ONNX, threads: int | None = None,
                     precision: str = F32, window_frames: int | None = VOCODER_WINDOW_FRAMES) -> "OnnxVocoder":
         graph = export.manifest.get("graph") or {}
         hop, context = graph.get("hop"), graph.get("context_frames")
         if not (isinstance(hop, int) and 0 < hop <= HOP_MAX and isinstance(context, int)
                 and 0 <= context <= CONTEXT_FRAMES_MAX):
-            raise LavanyaError(f"{export.directory / MANIFEST_NAME}: the vocoder's hop and context are missing or "
+            raise LavanyaError(f"{export.directory / EXPORT_MANIFEST_NAME}: the vocoder's hop and context are missing or "
                                "out of range; export the voice again")
-        with export.read_graph(GENERATOR_NAME) as generator:
+        with export.read_graph(GENERATOR_GRAPH_NAME) as generator:
             if window_frames is not None:
                 check_generator_memory(generator.summary, window_frames + 2 * context, generator.path)
-            runner = make_runner(generator, runtime, threads, precision)
+            runner = make_runner(generator, engine, threads, precision)
         return cls(runner, hop, context, window_frames)
 
     def _run(self, mel: np.ndarray) -> np.ndarray:
@@ -498,18 +500,17 @@ class OnnxVocoder:
         return np.concatenate(pieces)
 
 
-class OnnxVoiceEngines:
-    """The tokenizer, acoustic engine and vocoder engine of one voice, from its exports; the
-    interface ``speech.engines`` gives ``Voice`` (``name`` is the engine: ``onnx`` or ``openvino``)."""
+class OnnxEngine:
+    """The tokenizer, acoustic model and vocoder of one voice, from its exports: the interface
+    ``speech.engines`` gives ``Voice`` (``name`` is the engine: ``onnx`` or ``openvino``)."""
 
-    def __init__(self, tokenizer: Tokenizer, acoustic: OnnxAcoustic, vocoder: OnnxVocoder, runtime: str,
+    def __init__(self, tokenizer: Tokenizer, acoustic: OnnxAcoustic, vocoder: OnnxVocoder, name: str,
                  precision: str):
         self.tokenizer = tokenizer
         self.acoustic = acoustic
         self.vocoder = vocoder
-        self.runtime = runtime
+        self.name = name
         self.precision = precision
-        self.name = "onnx" if runtime == ONNXRUNTIME else "openvino"
 
     def mel(self, model_input: str, alpha: float = 1.0) -> np.ndarray:
         return self.acoustic.mel(self.tokenizer.ids(model_input), alpha)
@@ -518,55 +519,44 @@ class OnnxVoiceEngines:
         return self.vocoder.audio(mel)
 
 
-def resolve_runtime(runtime: str = AUTO, precision: str | None = None) -> tuple[str, str]:
-    """The (runtime, precision) that ``runtime`` and ``precision`` (None: automatic) come to.
-
-    ``auto`` is ONNX Runtime where it is installed, else OpenVINO: on the real-size voice ONNX
-    Runtime peaked at 400 MB (OpenVINO 600-800 MB, over what a 512 MB host can give), with the
-    same speech as torch. OpenVINO's automatic precision is bf16 (vocoder only, see
-    ``load_engines``) where the CPU computes bfloat16 natively: about half the vocoder's time,
-    and on the demo voice's held-out sentences 0.05 dB from f32 with a content ratio of 0.594
-    against f32's 0.590, within the 0.6 aim (``scripts/onnx_precision.py``)."""
-    if runtime == AUTO:
-        runtime = ONNXRUNTIME if importlib.util.find_spec("onnxruntime") is not None else OPENVINO
-    if runtime not in RUNTIMES:
-        raise LavanyaError(f"unknown runtime {runtime!r}; known: {AUTO}, {', '.join(RUNTIMES)}")
+def resolve_precision(engine: str, precision: str | None = None) -> str:
+    """The precision the vocoder runs in for ``engine`` (``onnx`` or ``openvino``): ``precision``
+    when given and possible, else OpenVINO's bf16 where the CPU computes bfloat16 natively
+    (docs/engines.md has its speed and quality against f32), else f32."""
     if precision is None:
-        precision = BF16 if runtime == OPENVINO and openvino_bf16_supported() else F32
+        return BF16 if engine == OPENVINO and openvino_bf16_supported() else F32
     if precision not in (F32, BF16):
         raise LavanyaError(f"precision {precision!r}: use {F32} or {BF16}")
-    if precision == BF16 and runtime == ONNXRUNTIME:
-        raise LavanyaError(f"the {ONNXRUNTIME} engine computes in {F32} only; {BF16} is for {OPENVINO}")
+    if precision == BF16 and engine == ONNX:
+        raise LavanyaError(f"the {ONNX} engine computes in {F32} only; {BF16} is for {OPENVINO}")
     if precision == BF16 and not openvino_bf16_supported():
         raise LavanyaError("this CPU has no bfloat16 support (OpenVINO lists no BF16 capability); use f32")
-    return runtime, precision
+    return precision
 
 
-def load_engines(spec: VoiceSpec, config: dict[str, Any] | None = None, *, runtime: str = AUTO,
-                 threads: int | None = None, precision: str | None = None,
-                 cache: Path | None = None) -> OnnxVoiceEngines:
+def load_onnx_engine(spec: VoiceSpec, config: dict[str, Any] | None = None, *, engine: str = ONNX,
+                     threads: int | None = None, precision: str | None = None,
+                     cache: Path | None = None) -> OnnxEngine:
     """The voice's exported graphs ready to speak: from its deploy root, or from the export
-    cache where the export was made from the voice's current files. ``runtime`` and
-    ``precision``: see ``resolve_runtime``.
+    cache where the export was made from the voice's current files. ``engine`` (``onnx`` or
+    ``openvino``, already resolved: ``speech.engines.resolve_engine``) runs the vocoder, most of
+    the work; ``precision``: see ``resolve_precision``.
 
-    ``runtime`` is the vocoder's, over 90% of the work. The acoustic model always runs through
-    ONNX Runtime in f32, inside its capped arena: under OpenVINO it compiled slower and peaked
-    higher on the real-size voice for the same speed, and in bfloat16 it moved a duration by a
-    frame in 11 of the demo voice's 20 held-out sentences (``scripts/onnx_precision.py``).
-    Raises LavanyaError naming the command to run where there is no current export."""
-    from ..frontend.kind import token_list
-
+    The acoustic model always runs through ONNX Runtime in f32, inside its capped arena (under
+    OpenVINO it compiled slower and peaked higher for the same speed, and bfloat16 moved
+    durations; docs/engines.md). Raises LavanyaError naming the command to run where there is
+    no current export."""
+    if engine not in (ONNX, OPENVINO):
+        raise LavanyaError(f"engine {engine!r}: the exported graphs run on {ONNX} or {OPENVINO}")
     config = read_config(spec.config_path) if config is None else config
-    if threads is not None and threads < 1:
-        raise LavanyaError(f"threads must be 1 or more, not {threads}")
-    runtime, precision = resolve_runtime(runtime, precision)
+    precision = resolve_precision(engine, precision)
     acoustic_export, vocoder_export = find_exports(spec, cache)
     tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
     acoustic = OnnxAcoustic.from_export(acoustic_export, config, spec.stats_path("feats"),
                                         space_id=tokenizer.ids_of.get(SPACE), threads=threads)
-    vocoder = OnnxVocoder.from_export(vocoder_export, runtime=runtime, threads=threads, precision=precision)
-    return OnnxVoiceEngines(tokenizer, acoustic, vocoder, runtime, precision)
+    vocoder = OnnxVocoder.from_export(vocoder_export, engine=engine, threads=threads, precision=precision)
+    return OnnxEngine(tokenizer, acoustic, vocoder, engine, precision)
 
 
-__all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxVoiceEngines", "MelDenormalizer", "load_engines", "reserve_arena",
-           "resolve_runtime", "durations_from_log", "regulate_lengths", "openvino_bf16_supported", "pieces"]
+__all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxEngine", "MelDenormalizer", "load_onnx_engine", "reserve_arena",
+           "resolve_precision", "durations_from_log", "regulate_lengths", "openvino_bf16_supported", "pieces"]

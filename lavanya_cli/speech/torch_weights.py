@@ -1,11 +1,7 @@
-"""What lavanya asks of torch, checked first: the device synthesis runs on, and weights files
-loaded as plain tensors only (synthesis and ``verify --deep`` load them the same way).
-
-``--device cpu:1`` used to surface as a failure to load ``model.pth`` and ``--device tpu`` as an
-internal error; a pickle with code in it was refused by torch with advice to load it with
-``weights_only=False``, which is exactly what must never be done with a file from a model tree.
-Both now give one line that says what is wrong and what to do.
-"""
+"""Weights files loaded by torch as plain tensors only (the torch engine, exports and ``verify
+--deep`` load them the same way): a pickle with code in it was refused by torch with advice to
+load it with ``weights_only=False``, which is exactly what must never be done with a file from a
+model tree; here it is one line that says what is wrong and what to do."""
 
 from __future__ import annotations
 
@@ -16,11 +12,9 @@ import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import FileError, LavanyaError, one_line
+from ..errors import FileError, one_line
 from ..fileio import HASHED_MAX_BYTES, MIB, NotReadable, open_regular
 
-_DEVICE = re.compile(r"^(?P<kind>cpu|cuda)(?::(?P<index>\d{1,4}))?\Z")
-DEVICE_HINT = "use --device cpu, cuda or cuda:N"
 RESTORE_WEIGHTS = "restore the voice's released weights (git checkout, then git lfs pull)"
 # Bounds on a weights file: its size (real ones are under 200 MB), the records of its zip
 # archive (a real model.pth has about 230) and the archive's directory of them.
@@ -33,32 +27,11 @@ _REFUSED_ITEM = re.compile(r"(unsupported GLOBAL \S+|Unsupported global: \S+(?: 
                            re.IGNORECASE)
 
 
-def checked_device(device: str) -> str:
-    """``device`` when torch can run on it here: ``cpu``, ``cuda`` or ``cuda:N`` with N below the
-    number of CUDA devices torch sees; otherwise one LavanyaError."""
-    match = _DEVICE.match(device.strip().lower())
-    if not match:
-        raise LavanyaError(f"--device {device!r} is not a device lavanya runs on; {DEVICE_HINT}")
-    if match["kind"] == "cpu":
-        if match["index"] is not None:
-            raise LavanyaError(f"--device {device}: the CPU takes no index (torch uses every core it is "
-                               "given); use --device cpu and --threads N")
-        return "cpu"
-    import torch
-
-    if not torch.cuda.is_available():
-        raise LavanyaError(f"--device {device}: torch sees no CUDA device here; use --device cpu")
-    count = torch.cuda.device_count()
-    if match["index"] is not None and int(match["index"]) >= count:
-        raise LavanyaError(f"--device {device}: torch sees {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
-    return match.group(0)
-
-
 def _refuse_expansion(handle: BinaryIO, path: Path, what: str) -> None:
     """Refuse weights that would take more memory than their size on disk: PyTorch writes its
-    zip records stored, never compressed, so a deflated record (a 2.9 MB file once asked for
-    3.7 GB) or a central directory larger than any real one is not a checkpoint of a voice.
-    The file is left at its start."""
+    zip records stored, never compressed, so a deflated record (a small file once expanded far
+    beyond its size; docs/safety.md) or a central directory larger than any real one is not a
+    checkpoint of a voice. The file is left at its start."""
     size = os.fstat(handle.fileno()).st_size
     if size > WEIGHTS_MAX_BYTES:
         raise FileError(path, f"{what} is larger than {WEIGHTS_MAX_BYTES >> 30} GiB, far beyond any voice",

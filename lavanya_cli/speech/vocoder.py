@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LavanyaError, one_line
 from ..fileio import VOCODER_CONFIG_MAX_BYTES, read_json
 from ..modeltree.lfs_pointer import require_content
-from .runtime import load_weights
+from .torch_weights import load_weights
 
 if TYPE_CHECKING:
     import torch
