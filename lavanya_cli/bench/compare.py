@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import LavanyaError
+from ..errors import LavanyaError, option
 from ..modeltree.layout import VoiceSpec
-from ..speech.engines import AUTO, ONNX, OPENVINO, TORCH, torch_installed
+from ..speech.engines import torch_installed
+from ..speech.options import AUTO, ONNX, OPENVINO, TORCH
 from .measure import (DEFAULT_SENTENCES, RUNTIME_MODULES, ProcessRun, bench_command, default_text,
                       lavanya_command, run_process, upstream_copy)
 
@@ -54,12 +55,12 @@ def choose_engines(value: str) -> tuple[list[str], dict[str, str]]:
         return [name for name, reason in reasons.items() if reason is None], {
             name: reason for name, reason in reasons.items() if reason is not None}
     if not names or any(name not in COMPARABLE for name in names):
-        raise LavanyaError(f"--compare {value!r}: give {ALL}, or some of {','.join(COMPARABLE)} separated by commas")
+        raise LavanyaError(f"{option('engines', flag='--compare')} {value!r}: give {ALL}, or some of {','.join(COMPARABLE)} separated by commas")
     chosen = list(dict.fromkeys(names))
     for name in chosen:
         reason = unavailable_reason(name)
         if reason is not None:
-            raise LavanyaError(f"--compare {name}: this install {reason}; or leave {name} out")
+            raise LavanyaError(f"{option('engines', flag='--compare')} {name}: this install {reason}; or leave {name} out")
     return chosen, {}
 
 
@@ -74,7 +75,7 @@ class BusyCore:
 
     def __init__(self) -> None:
         if not hasattr(os, "sched_setaffinity"):
-            raise LavanyaError("--busy pins a process to one core, which needs Linux")
+            raise LavanyaError(f"{option('busy')} pins a process to one core, which needs Linux")
         self.cpu = min(os.sched_getaffinity(0))
 
     def __enter__(self) -> "BusyCore":

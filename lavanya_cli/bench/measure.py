@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EXIT_OK, LavanyaError
+from ..errors import EXIT_OK, LavanyaError, option
 from ..modeltree.layout import STATS_NAMES, VoiceSpec
-from ..speech.engines import AUTO, ONNX, OPENVINO, TORCH, checked_engine
+from ..speech.engines import resolve_engine
+from ..speech.options import AUTO, ONNX, OPENVINO, TORCH, FindOptions, LoadOptions
 
-# Five ordinary Hindi sentences, about three seconds of speech each for a trained voice.
+# Five ordinary Hindi sentences of everyday length (docs/benchmark.md says how long they speak).
 DEFAULT_SENTENCES = (
     "आज सुबह से आसमान में बादल छाए हुए थे और हल्की बारिश हो रही थी।",
     "बच्चे स्कूल जाने से पहले अपनी किताबें और खाने का डिब्बा बस्ते में रख रहे थे।",
@@ -50,7 +51,7 @@ class ProcessRun:
 
 def default_text(sentences: int) -> str:
     if not 1 <= sentences <= len(DEFAULT_SENTENCES):
-        raise LavanyaError(f"--sentences must be 1 to {len(DEFAULT_SENTENCES)} for the built-in text")
+        raise LavanyaError(f"{option('sentences')} must be 1 to {len(DEFAULT_SENTENCES)} for the built-in text")
     return " ".join(DEFAULT_SENTENCES[:sentences])
 
 
@@ -58,13 +59,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_in_process(language: str, gender: str, text: str, runs: int = 3, engine: str = AUTO,
-                     **load_options: Any) -> dict[str, Any]:
+def bench_in_process(language: str, gender: str, text: str, runs: int = 3, *, find: FindOptions = FindOptions(),
+                     options: LoadOptions = LoadOptions()) -> dict[str, Any]:
     """Load a voice here through ``engine``, then time the first synthesis and ``runs`` warm ones
     of ``text``. Only the torch engine imports torch; the import figure is what the engine needs
     (torch and ESPnet's modules, or the ONNX runtime) and ``Voice``."""
     started = time.perf_counter()  # resolving auto may import a runtime already
-    resolved = checked_engine(engine, load_options.get("device", "cpu"))
+    resolved = resolve_engine(options)
     if resolved == TORCH:
         from ..speech.acoustic import import_libraries
 
@@ -76,7 +77,7 @@ def bench_in_process(language: str, gender: str, text: str, runs: int = 3, engin
     from ..speech.voice import Voice
 
     imported = time.perf_counter()
-    voice = Voice.load(language, gender, engine=engine, **load_options)
+    voice = Voice.load(language, gender, find=find, options=options)
     loaded = time.perf_counter()
     plan = voice.plan(text)
     first, audio = _timed_render(voice, plan)

@@ -23,7 +23,7 @@ import yaml
 from ..errors import EXIT_OK
 from ..modeltree.config import write_runtime_config
 from ..modeltree.layout import VocoderSpec, VoiceSpec
-from ..speech.voice import DEFAULT_MEL_SCALE
+from ..speech.voice_files import DEFAULT_MEL_SCALE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,23 +9,14 @@ import sys
 import threading
 import traceback
 
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, LavanyaError, Stopped
+from ..errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, LavanyaError, Stopped, flag_wording,
+                      missing_library)
 # Importing a command module registers its commands on ``app``.
 from . import add_voice, bench, export, fix_config, fix_perms, fix_stats, lfs_track, serve, synth, text, verify, voices  # noqa: F401
 from .app import app
 from .output import error_line
 
 
-# The optional extras, the words for them, and the top-level modules each brings: a light
-# install (maintenance only) lacks them, and a command that needs one says which to install.
-EXTRAS = {
-    "torch": ("the torch engine and its libraries", {"torch", "torchaudio", "espnet", "espnet2", "onnx", "soundfile"}),
-    "plot": ("matplotlib, for the spectrogram picture", {"matplotlib"}),
-    "openvino": ("the OpenVINO engine", {"openvino"}),
-    "serve": ("the server libraries", {"fastapi", "uvicorn", "starlette", "prometheus_client", "anyio", "pydantic",
-                                       "httptools"}),
-    "ray": ("Ray, for batches on a cluster", {"ray", "pyarrow"}),
-}
 # Signals that stop a command: each unwinds as ``Stopped`` so temporary files are removed.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -33,7 +24,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: user errors become one line and an exit code, never a traceback;
     SIGINT and SIGTERM become one line and 130 or 143, with every temporary file removed."""
-    with _stop_on_signals():
+    with _stop_on_signals(), flag_wording():
         try:
             app(args=argv, prog_name="lavanya")
         except SystemExit as exit_:
@@ -45,9 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                 error_line(detail)
             return exc.exit_code
         except Exception as exc:
-            if isinstance(exc, ModuleNotFoundError) and (extra := _extra_of(exc.name)):
-                error_line(f"this needs {EXTRAS[extra][0]} ({exc.name} is not installed): "
-                           f"python3 -m pip install 'lavanya[{extra}]'")
+            if isinstance(exc, ModuleNotFoundError) and (missing := missing_library(exc)):
+                error_line(missing.message)
                 return EXIT_USAGE
             # an internal error: one line, the traceback only on request
             if os.environ.get("LAVANYA_DEBUG"):
@@ -55,12 +45,6 @@ def main(argv: list[str] | None = None) -> int:
             error_line(f"internal error: {type(exc).__name__}: {exc} (set LAVANYA_DEBUG=1 for a traceback)")
             return EXIT_USAGE
     return EXIT_OK
-
-
-def _extra_of(module: str | None) -> str | None:
-    """The extra that installs ``module``, if it is one of theirs."""
-    top = (module or "").split(".")[0]
-    return next((extra for extra, (_, modules) in EXTRAS.items() if top in modules), None)
 
 
 @contextlib.contextmanager

@@ -42,8 +42,8 @@ def add_voice(
     with --dry-run, would be), 1 when a step failed, 2 on usage errors. SIGINT or SIGTERM
     rolls ROOT back and exits 130 or 143 with one line saying where the voice stands.
     """
-    from ..checks.add_voice import add_voice as run_checklist
-    from ..checks.add_voice import check_names, say_where_it_stands
+    from ..add_voice import add_voice as run_checklist
+    from ..add_voice import check_names, say_where_it_stands
     from ..modeltree.layout import ModelRoot, resolve_root
 
     check_names(lang, gender, variant)  # a bad name is one line, before any output

@@ -25,6 +25,19 @@ def voice_origin_line(name: str, root: object, bundled: bool, demo: bool, engine
     return f"lavanya: {name}{tag} from {root}" + (f" ({engine} engine)" if engine else "")
 
 
+def voice_notes(voices: list[dict], suffix=lambda root: "") -> list[str]:
+    """What a run tells about each voice that spoke (``results.voice_origin``'s records): the
+    roots passed over and why, the notes of its loading, and its origin line (``suffix(root)``
+    ends it)."""
+    notes = []
+    for voice in voices:
+        notes += [f"lavanya: passed over {reason}" for reason in voice["skipped"]]
+        notes += [f"lavanya: {note}" for note in voice["notes"]]
+        notes.append(voice_origin_line(voice["voice"], voice["root"], voice["bundled"], voice["demo"], voice["engine"])
+                     + suffix(voice["root"]))
+    return notes
+
+
 def pick_root(positional: Optional[Path], models: Optional[Path]) -> Path:
     """A command's model root: the positional ROOT, else ``--models``, else the default chain.
     A named root that is no directory is an error saying which of the two named it."""
@@ -32,7 +45,7 @@ def pick_root(positional: Optional[Path], models: Optional[Path]) -> Path:
 
     if positional is not None:
         return resolve_root(positional, source="ROOT")
-    return resolve_root(models, source="--models")
+    return resolve_root(models)
 
 
 def _print_version(value: bool) -> None:

@@ -43,8 +43,7 @@ def bench(
     Without --text it speaks built-in Hindi sentences (--sentences of them).
     """
     from ..errors import LavanyaError
-    from ..limits import usable_threads
-    from ..speech.engines import AUTO, validate_engine
+    from ..speech.options import AUTO, FindOptions, LoadOptions
 
     if runs < 1:
         raise LavanyaError("--runs must be 1 or more")
@@ -54,10 +53,10 @@ def bench(
                                "drop --compare-upstream, --engine, --text and --sentences")
     elif busy:
         raise LavanyaError("--busy goes with --compare")
-    validate_engine(engine, "cpu")
-    threads, threads_note = usable_threads(threads)
-    if threads_note:
-        warning_line(threads_note)
+    options = LoadOptions(engine=engine, threads=threads)
+    threads = options.threads
+    if options.threads_note:
+        warning_line(options.threads_note)
     if compare is not None:
         report = _compare(compare, lang, gender, variant, models, runs, busy, threads)
         Output(format, "bench").finish(Result(data=report, lines=_comparison_lines(report),
@@ -71,8 +70,8 @@ def bench(
         from ..bench.compare import compare_upstream as compare_pair
 
         comparison = compare_pair(_find_spec(lang, gender, variant, models), text, threads, engine)
-    report = bench_in_process(lang, gender, text, runs, engine=engine, models=models, variant=variant,
-                              threads=threads)
+    report = bench_in_process(lang, gender, text, runs, find=FindOptions(models=models, variant=variant),
+                              options=options)
     if comparison is not None:
         report["compare_upstream"] = comparison
     Output(format, "bench").finish(Result(data=report, lines=_report_lines(report)))
@@ -80,7 +79,7 @@ def bench(
 
 def _find_spec(lang: str, gender: str, variant: Optional[str], models: Optional[Path]):
     from ..modeltree.layout import find_voice
-    from ..speech.voice import require_weights
+    from ..modeltree.weights import require_weights
 
     return find_voice(lang, gender, variant, models, require=require_weights)
 

@@ -9,6 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import EXIT_PROBLEMS, EXIT_USAGE, LavanyaError
+from ..fileio import format_size
 from .app import app
 from .options import FormatOption, ModelsOption, gender_option, lang_option, variant_option
 from .output import Output, PlainFormat, Result
@@ -35,7 +36,7 @@ def export(
     from ..modeltree.layout import ModelRoot, find_voice, resolve_root
     from ..modeltree.lfs_pointer import FileState, probe
     from ..speech import export as exporter
-    from ..speech.voice import require_weights
+    from ..modeltree.weights import require_weights
 
     skipped: list[dict[str, str]] = []
     if all_voices:
@@ -79,7 +80,7 @@ def _line(entry: dict[str, Any]) -> str:
         return f"{entry['voice']}: failed: {entry['error']}"
     made = f"exported {' and '.join(entry['made'])}" if entry["made"] else "export up to date"
     if "model_dir" in entry:
-        return f"{entry['voice']}: {made}; deployed to {entry['model_dir']} ({entry['bytes'] / 1e6:.1f} MB with its vocoder)"
+        return f"{entry['voice']}: {made}; deployed to {entry['model_dir']} ({format_size(entry['bytes'])} with its vocoder)"
     acoustic, vocoder = entry["check"]["acoustic"] or {}, entry["check"]["vocoder"] or {}
     return (f"{entry['voice']}: {made} in {Path(entry['acoustic_dir']).parent.parent} "
             f"(mel within {acoustic.get('mel_max_abs', float('nan')):.2g} of torch, waveform "

@@ -23,7 +23,7 @@ def fix_stats(
     Only numpy's own array reconstruction is ever unpickled; anything else is refused. LFS
     pointers, truncated and unknown files are reported and left alone.
     """
-    from ..checks.stats import PICKLED
+    from ..modeltree.stats import PICKLED
     from ..checks.stats import fix_stats as fix
     from ..checks.targets import stats_targets
 

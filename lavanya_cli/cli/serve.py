@@ -45,19 +45,17 @@ def serve(
     SIGINT or SIGTERM stops it after the requests in flight; a second one cuts them. Exit
     code 130 or 143.
     """
-    from ..limits import usable_threads
-    from ..speech.engines import validate_engine
+    from ..speech.options import LoadOptions
 
     from ..serve.limits import ServerLimits
     from ..serve.server import ServeConfig, serve as run_server  # without the serve extra, cli.main names it
 
     if not 0 <= port <= 65535:
         raise LavanyaError(f"--port must be from 0 to 65535, not {port}")
-    threads, threads_note = usable_threads(threads)
-    if threads_note:
-        warning_line(threads_note)
-    validate_engine(engine, "cpu")
+    options = LoadOptions(engine=engine, threads=threads, strict=strict)
+    if options.threads_note:
+        warning_line(options.threads_note)
     limits = ServerLimits(max_chars=max_chars, queue=queue, timeout=timeout, workers=workers)
     run_server(ServeConfig(models=models, voices=tuple(voice or ()), host=host, port=port, limits=limits,
-                           threads=threads, strict=strict, engine=engine, log_format=format.value,
+                           options=options, log_format=format.value,
                            allowed_hosts=tuple(allowed_host or ())))

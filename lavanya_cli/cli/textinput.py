@@ -15,10 +15,14 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import LavanyaError, one_line
 from ..fileio import file_kind, open_regular
 from ..limits import INPUT_LIMIT_DEFAULT, input_limit_hint
+
+if TYPE_CHECKING:
+    from ..batch.jobs import Job
 
 SOURCES_HINT = "give TEXT, --text TEXT, --input FILE, or pipe the text on standard input"
 STDIN = "-"
@@ -100,3 +104,16 @@ def _decode(data: bytes | str, where: str, limit: int, over=input_limit_hint) ->
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise LavanyaError(f"{where}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def read_batch(lines: Optional[Path], jsonl: Optional[Path], output_dir: Path, lang: Optional[str],
+               gender: Optional[str], alpha: Optional[float], limit: int) -> list["Job"]:
+    """The jobs of a ``--lines`` or ``--jsonl`` file (read within ``limit`` bytes), outputs placed
+    under ``output_dir``; the one reader of a batch for both runners."""
+    from ..batch.jobs import jobs_from_jsonl, jobs_from_lines
+
+    if lines is not None and jsonl is not None:
+        raise LavanyaError("give --lines or --jsonl, not both")
+    if lines is not None:
+        return jobs_from_lines(read_input(lines, limit, "--lines"), str(lines), output_dir, lang, gender, alpha)
+    return jobs_from_jsonl(read_input(jsonl, limit, "--jsonl"), str(jsonl), output_dir, lang, gender, alpha)

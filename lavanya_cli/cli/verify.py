@@ -36,10 +36,10 @@ def verify(
     from ..checks import verify as checks
     from ..modeltree.layout import ModelRoot
 
-    from ..speech.engines import validate_engine
+    from ..speech.options import LoadOptions
 
     out = Output(format, "verify")
-    validate_engine(engine, "cpu")
+    options = LoadOptions(engine=engine)  # checked before any voice is looked at
     model_root = pick_root(root, models)
     tree = ModelRoot(model_root)
     if tree.voices() or not checks.leftover_problems(model_root):  # its one voice may be in add-voice's leftover
@@ -47,7 +47,7 @@ def verify(
     written, refused = checks.write_manifests(model_root) if write_manifest else ([], [])
     with out.own_stdout():  # ESPnet may print notices while --deep imports it
         report = checks.verify_report(model_root, deep=deep, speak=speak, require_manifests=manifest,
-                                      engine=engine)
+                                      options=options)
     problems = refused + report.problems
     files = len({problem.path for problem in problems})
     summary = (f"{len(problems)} problem(s) in {files} file(s)" if problems

@@ -38,14 +38,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import __version__
-from ..errors import LavanyaError
+from ..errors import LavanyaError, __version__
+from ..fileio import format_size
 from ..frontend.cleaning import lone_surrogate
-from ..limits import checked_number
+from ..limits import ALPHA_RANGE, PAUSE_RANGE, checked_number
 from ..speech.audio import wav_header
 from ..speech.cancel import Cancelled
 from .http import CUT_EXTENSION
-from .limits import ALPHA_RANGE, SENTENCE_SILENCE_RANGE, ServerLimits
+from .limits import ServerLimits
 from .metrics import ServerMetrics
 from .pool import DeadlinePassed, Prepared, QueueFull, SpeechJob, SpeechPool
 from .voices import VoiceSet
@@ -142,7 +142,7 @@ class SpeechRequest(BaseModel):
     variant: Annotated[str | None, AfterValidator(lambda v: v if v is None else _unicode_text(v))] = Field(
         None, max_length=40, description="Voice variant (latest, bilingual, ...).")
     alpha: _number("alpha", ALPHA_RANGE, _ALPHA_DOC) = None
-    sentence_silence: _number("sentence_silence", SENTENCE_SILENCE_RANGE, _SILENCE_DOC) = 0.0
+    sentence_silence: _number("sentence_silence", PAUSE_RANGE, _SILENCE_DOC) = 0.0
     format: Literal["wav", "pcm"] = Field(
         "wav", description="wav: a WAV stream; pcm: raw little-endian 16-bit mono PCM, rate in X-Sample-Rate.")
 
@@ -151,7 +151,7 @@ class SpeechQuery(SpeechRequest):
     """The same as query parameters of GET (numbers as decimal text)."""
 
     alpha: _number("alpha", ALPHA_RANGE, _ALPHA_DOC, _query_number) = None
-    sentence_silence: _number("sentence_silence", SENTENCE_SILENCE_RANGE, _SILENCE_DOC, _query_number) = 0.0
+    sentence_silence: _number("sentence_silence", PAUSE_RANGE, _SILENCE_DOC, _query_number) = 0.0
 
 
 class ErrorBody(BaseModel):
@@ -664,10 +664,10 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
 def _plan_body(job: SpeechJob, prepared: Prepared) -> dict[str, Any]:
     return {
         "voice": job.voice.spec.name,
-        "sentences": [{"text": u.text or u.skipped, "model_input": u.model_input, "spoken": bool(u.text),
+        "sentences": [{"text": u.text or u.left_out, "model_input": u.model_input, "spoken": bool(u.text),
                        "unpronounced": list(u.unpronounced), "spelled": list(u.spelled),
                        "incomplete": list(u.incomplete)}
-                      for u in prepared.plan if u.text or u.skipped],
+                      for u in prepared.plan if u.text or u.left_out],
         "unpronounced": list(prepared.unpronounced),
     }
 
@@ -694,7 +694,7 @@ def _load_in_background(load_voices: Callable[[], None], on_fatal: Callable[[Bas
             if on_fatal is not None:
                 loop.call_soon_threadsafe(on_fatal, exc)
             return
-        log.info("ready; peak memory so far %d MB", peak_rss_bytes() // (1 << 20))
+        log.info("ready; peak memory so far %s", format_size(peak_rss_bytes()))
 
     threading.Thread(target=run, name="lavanya-load-voices", daemon=True).start()
 

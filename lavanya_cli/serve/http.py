@@ -1,9 +1,9 @@
 """The HTTP connection, bounded by the server itself rather than only by a proxy in front of it.
 
 uvicorn's parser keeps a request's target and headers as they arrive, with no bound on their
-size or number: a 300 MB URL once held the event loop for seconds (health checks timed out) and
-one 300 MB header took a server from 226 to 610 MB. Its connections also wait without end for a
-request that never finishes arriving. ``BoundedHttpProtocol`` is uvicorn's httptools protocol
+size or number: a huge URL once held the event loop long enough for health checks to time out,
+and one huge header swelled a server's memory (docs/serve.md). Its connections also
+wait without end for a request that never finishes arriving. ``BoundedHttpProtocol`` is uvicorn's httptools protocol
 with bounds applied as the bytes arrive:
 
 * the request target (path and query) at most ``TARGET_MAX_BYTES`` (414),

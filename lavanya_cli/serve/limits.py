@@ -1,8 +1,8 @@
 """The ranges of the numbers a user may send, and the server's own limits.
 
-A number from a user (a JSON field, a query parameter) is checked by ``limits.checked_number``,
-the check every command uses. The ranges below are the API's; the page and the OpenAPI schema
-read them from here.
+A number from a user (a JSON field, a query parameter) is checked by ``limits.checked_number``
+against the range ``lavanya_cli.limits`` gives that quantity everywhere; the page and the
+OpenAPI schema read the ranges from ``ServerLimits.describe``.
 """
 
 from __future__ import annotations
@@ -10,15 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import LavanyaError
-from ..limits import ALPHA_MAX, ALPHA_MIN
-
-# Speaking rate, ESPnet's ``alpha``: duration scale, higher is slower; the range synthesis keeps
-# to everywhere. It also bounds the longest audio one sentence can make, and so the vocoder's
-# memory for it.
-ALPHA_RANGE = (ALPHA_MIN, ALPHA_MAX)
-# Pause inserted between sentences, in seconds.
-SENTENCE_SILENCE_RANGE = (0.0, 10.0)
+from ..errors import LavanyaError, option
+from ..limits import ALPHA_RANGE, PAUSE_RANGE
 
 DEFAULT_MAX_CHARS = 2000
 DEFAULT_QUEUE = 8
@@ -39,13 +32,13 @@ class ServerLimits:
 
     def __post_init__(self) -> None:
         if self.max_chars < 1:
-            raise LavanyaError(f"--max-chars must be 1 or more, not {self.max_chars}")
+            raise LavanyaError(f"{option('max_chars')} must be 1 or more, not {self.max_chars}")
         if self.queue < 0:
-            raise LavanyaError(f"--queue must be 0 or more, not {self.queue}")
+            raise LavanyaError(f"{option('queue')} must be 0 or more, not {self.queue}")
         if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise LavanyaError(f"--timeout must be a number of seconds above 0, not {self.timeout}")
+            raise LavanyaError(f"{option('timeout')} must be a number of seconds above 0, not {self.timeout}")
         if self.workers < 1:
-            raise LavanyaError(f"--workers must be 1 or more, not {self.workers}")
+            raise LavanyaError(f"{option('workers')} must be 1 or more, not {self.workers}")
 
     @property
     def max_body_bytes(self) -> int:
@@ -57,7 +50,7 @@ class ServerLimits:
         return {
             "max_chars": self.max_chars,
             "alpha": {"min": ALPHA_RANGE[0], "max": ALPHA_RANGE[1], "default": 1.0},
-            "sentence_silence": {"min": SENTENCE_SILENCE_RANGE[0], "max": SENTENCE_SILENCE_RANGE[1], "default": 0.0},
+            "sentence_silence": {"min": PAUSE_RANGE[0], "max": PAUSE_RANGE[1], "default": 0.0},
             "timeout_seconds": self.timeout,
             "queue": self.queue,
             "workers": self.workers,

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from ..limits import checked_alpha
+from ..frontend import segment_text
 from ..speech.cancel import StopSwitch, stoppable
 
 if TYPE_CHECKING:
@@ -200,10 +200,8 @@ class SpeechJob:
             return work()
 
     def _plan(self) -> Prepared:
-        plan = self.voice.plan(self._text, self._alpha, self._sentence_silence)
-        for utterance in plan:
-            if utterance.text:  # an <alpha=...> tag must keep to the API's range too
-                checked_alpha(utterance.alpha, "alpha (from an <alpha=...> tag)")
+        # The numbers were checked as the request came in, the tags' as the text is cut.
+        plan = self.voice.plan_segments(segment_text(self._text, sentence_silence=self._sentence_silence), self._alpha)
         self._chunks = self.voice.render(plan)
         unpronounced = dict.fromkeys(word for utterance in plan for word in utterance.unpronounced)
         return Prepared(sum(1 for utterance in plan if utterance.text), tuple(unpronounced), tuple(plan))

@@ -17,7 +17,7 @@ import logging.config
 import math
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import uvicorn.config
 
 from ..errors import LavanyaError, Stopped
 from ..limits import available_cpus
+from ..speech.options import LoadOptions
 from .app import ANY_HOST, create_app
 from .http import BoundedHttpProtocol
 from .limits import ServerLimits
@@ -44,19 +45,18 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     limits: ServerLimits = field(default_factory=ServerLimits)
-    threads: int | None = None
-    strict: bool = False
-    engine: str = "auto"
+    options: LoadOptions = field(default_factory=LoadOptions)  # threads None: shared out, see load_options
     log_format: str = "text"  # or "json": one JSON object per log line
     allowed_hosts: tuple[str, ...] = ()  # empty: see ``hosts``
 
     @property
-    def engine_threads(self) -> int:
-        """Threads per voice computation: the given number, else the CPUs shared out among workers
-        (more threads than cores only makes the workers fight)."""
-        if self.threads is not None:
-            return self.threads
-        return max(1, available_cpus() // self.limits.workers)
+    def load_options(self) -> LoadOptions:
+        """How every voice is loaded: the options given, with threads per computation the given
+        number, else the CPUs shared out among the workers (more threads than cores only makes
+        the workers fight)."""
+        if self.options.threads is not None:
+            return self.options
+        return replace(self.options, threads=max(1, available_cpus() // self.limits.workers))
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -65,9 +65,6 @@ class ServeConfig:
         if self.allowed_hosts:
             return self.allowed_hosts
         return LOOPBACK_NAMES + (self.host,) if is_loopback(self.host) else (ANY_HOST,)
-
-    def load_options(self) -> dict[str, Any]:
-        return {"threads": self.engine_threads, "strict": self.strict, "engine": self.engine}
 
 
 def is_loopback(host: str) -> bool:
@@ -181,7 +178,7 @@ def serve(config: ServeConfig) -> None:
 
     def load() -> None:
         with no_memo_writes():  # the server writes nothing
-            voices.load(specs, config.load_options(), skip_failures=not names)
+            voices.load(specs, config.load_options, skip_failures=not names)
 
     logging.config.dictConfig(logging_config(config.log_format))  # before the voices are looked for: they log
     specs = choose_specs(names, config.models)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LavanyaError
-from ..modeltree.layout import LANGUAGE_ALIASES, ModelRoot, VoiceSpec, find_voice, resolve_root, variant_rank
+from ..errors import LavanyaError, option
+from ..modeltree.layout import LANGUAGE_ALIASES, ModelRoot, VoiceSpec, find_voice, pick_voice, resolve_root
 
 if TYPE_CHECKING:
+    from ..speech.options import LoadOptions
     from ..speech.voice import Voice
 
 log = logging.getLogger("lavanya.serve")
@@ -35,8 +36,8 @@ class VoiceName:
     def parse(cls, text: str) -> "VoiceName":
         parts = [part.strip().lower() for part in text.split("/")]
         if len(parts) not in (2, 3) or not all(parts):
-            raise LavanyaError(f"--voice {text!r}: write language/gender or language/gender/variant, "
-                               "e.g. hindi/male (see lavanya voices)")
+            raise LavanyaError(f"{option('voices', flag='--voice')} {text!r}: write language/gender or "
+                               "language/gender/variant, e.g. hindi/male (see lavanya voices)")
         return cls(LANGUAGE_ALIASES.get(parts[0], parts[0]), parts[1], parts[2] if len(parts) == 3 else None)
 
     def __str__(self) -> str:
@@ -48,7 +49,7 @@ def choose_specs(names: list[VoiceName], models: Path | None) -> list[VoiceSpec]
 
     Named voices must exist with real weights. With no names, every voice of the model root with
     weights is chosen; the others (LFS pointers, no ``model.pth``) are logged and passed over."""
-    from ..speech.voice import require_speakable
+    from ..modeltree.weights import require_speakable
 
     if names:
         specs = [find_voice(name.language, name.gender, name.variant, models, require=require_speakable)
@@ -81,15 +82,17 @@ class VoiceSet:
         self._voices = sorted(voices, key=lambda v: (v.spec.language, v.spec.gender, v.spec.variant))
         self.ready = True
 
-    def load(self, specs: list[VoiceSpec], options: dict[str, Any], *, skip_failures: bool) -> None:
-        """Load every voice in ``specs`` with ``Voice.load(spec, **options)``. A failure is fatal
+    def load(self, specs: list[VoiceSpec], options: "LoadOptions", *, skip_failures: bool) -> None:
+        """Load every voice in ``specs`` with ``options`` (through ``VoiceCache``, as batches load
+        theirs). A failure is fatal
         unless ``skip_failures`` (voices found by scanning the root rather than named)."""
-        from ..speech.voice import Voice
+        from ..speech.voice_cache import VoiceCache
 
+        cache = VoiceCache(options=options)
         loaded = []
         for spec in specs:
             try:
-                loaded.append(Voice.load(spec, **options))
+                loaded.append(cache.load(spec))
             except LavanyaError as exc:
                 if not skip_failures:
                     raise
@@ -113,13 +116,10 @@ class VoiceSet:
     def find(self, language: str, gender: str, variant: str | None = None) -> "Voice":
         """The loaded voice asked for; without a variant the plain one is preferred, as on disk.
         Raises LookupError with the voices there are."""
-        language = LANGUAGE_ALIASES.get(language.lower(), language.lower())
-        gender = gender.lower()
-        matches = [v for v in self._voices if v.spec.language == language and v.spec.gender == gender
-                   and (variant is None or v.spec.variant == variant)]
-        if not matches:
-            raise LookupError(VoiceName(language, gender, variant))
-        return min(matches, key=lambda v: variant_rank(v.spec.variant))
+        spec = pick_voice((voice.spec for voice in self._voices), language, gender, variant)
+        if spec is None:
+            raise LookupError(VoiceName(LANGUAGE_ALIASES.get(language.lower(), language.lower()), gender.lower(), variant))
+        return next(voice for voice in self._voices if voice.spec == spec)
 
     def describe(self) -> list[dict[str, Any]]:
         """What ``GET /api/voices`` lists: no filesystem paths, which are the server's business."""
