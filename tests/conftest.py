@@ -36,6 +36,13 @@ def clean_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def only_bundled(tmp_path, monkeypatch):
+    """No --models, no $LAVANYA_MODELS, no ./Fastspeech2_HS: the bundled tree is all there is."""
+    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
 def cli(capsys):
     """Run ``lavanya ARGS...`` in-process: returns (exit code, stdout, stderr)."""
     from lavanya_cli.cli import main

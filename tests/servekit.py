@@ -37,8 +37,8 @@ class GatedVoice:
         for _ in range(pieces):
             self._permits.release()
 
-    def plan(self, *args, **kwargs):
-        return self._voice.plan(*args, **kwargs)
+    def plan_segments(self, *args, **kwargs):
+        return self._voice.plan_segments(*args, **kwargs)
 
     def render(self, plan):
         for utterance in plan:

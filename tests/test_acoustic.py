@@ -43,6 +43,7 @@ def _acoustic(model_dir: Path) -> AcousticModel:
     return model
 
 
+@pytest.mark.slow  # loads ESPnet's Text2Speech as the reference
 @pytest.mark.parametrize("root", [shared_voice_root, lambda: BUNDLED_ROOT], ids=["tiny", "bundled"])
 def test_same_ids_and_frames_as_text2speech(root):
     model_dir = ModelRoot(root()).find("hindi", "male").model_dir
@@ -73,6 +74,7 @@ def test_configs_outside_fastspeech2_hs_are_named():
         AcousticModel({**config, "tts": "tacotron2"}, Path("unused"))
 
 
+@pytest.mark.slow  # a subprocess
 def test_synthesis_never_imports_espnets_task_layer():
     code = ("import sys\n"
             "from lavanya_cli.speech.voice import Voice\n"

@@ -20,14 +20,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lavanya_cli.checks import add_voice as add_voice_mod
-from lavanya_cli.checks.add_voice import StepFailed, add_voice, choose_weights
+from lavanya_cli.add_voice import StepFailed, add_voice, choose_weights
+from lavanya_cli.add_voice import git as git_mod
+from lavanya_cli.add_voice import staging as staging_mod
+from lavanya_cli.add_voice import steps as steps_mod
+from lavanya_cli.checks.leftovers import ASIDE_NAME
 from lavanya_cli.checks.speak_check import audio_problems, sentence_for_language
 from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_TERMINATED, EXIT_USAGE, LavanyaError, Stopped
 from conftest import SHARED
+from _helpers import TouchesMarker
+from _helpers import snapshot as tree_snapshot
 
 pytest.importorskip("torch")
 pytest.importorskip("espnet2")
+
+pytestmark = pytest.mark.slow  # voices built from the real configs, then verify --deep and a spoken check; subprocesses
 
 REAL_VOICE = Path("main/hindi/male/model")
 REAL_VOCODER = Path("main/vocoder/male/aryan/hifigan/config.json")
@@ -128,20 +135,10 @@ def source(kit, tmp_path) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
-    """Every path under ``root`` (hidden ones and .git included) with its type, mode and bytes."""
-    found = {}
-    for directory, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(directory) / name
-            info = path.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                content = os.readlink(path)
-            elif stat.S_ISREG(info.st_mode):
-                content = path.read_bytes()
-            else:
-                content = None
-            found[path.relative_to(root).as_posix()] = (stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), content)
-    return found
+    """Each entry's type, mode and content from ``_helpers.snapshot``: what add-voice promises to
+    leave as it was. Times and inodes are not: the staging directory comes and goes beside the
+    voice's place, and a rollback writes ``.gitattributes`` back through a new file."""
+    return {path: (kind, mode, content) for path, (kind, mode, *_, content) in tree_snapshot(root).items()}
 
 
 def _steps(result) -> dict[str, str]:
@@ -271,16 +268,10 @@ def test_pickled_stats_are_rewritten_as_plain_arrays(root, source):
     _verified(root)
 
 
-class _Exploit:
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_malicious_pickle_is_refused_and_never_run(root, source, tmp_path):
     marker = tmp_path / "pwned"
-    _Exploit.marker = marker
     with open(source / "energy_stats.npz", "wb") as handle:
-        pickle.dump({"count": _Exploit()}, handle)
+        pickle.dump({"count": TouchesMarker(marker)}, handle)
     before = snapshot(root)
     result = add_voice(source, root, "hindi", "male")
     step = next(step for step in result.steps if step.name == "stats")
@@ -351,13 +342,13 @@ def test_a_failure_after_the_move_rolls_everything_back(root, source, monkeypatc
     os.chmod(root / ".gitattributes", 0o640)
     (root / "hindi/female/model/95epoch.pth").write_bytes(b"old")
     before = snapshot(root)
-    write = add_voice_mod._lfs
+    write = git_mod.lfs_step
 
     def write_then_fail(root_, finals, undo):
         write(root_, finals, undo)
         raise StepFailed("simulated failure after writing .gitattributes")
 
-    monkeypatch.setattr(add_voice_mod, "_lfs", write_then_fail)
+    monkeypatch.setattr(git_mod, "lfs_step", write_then_fail)
     result = add_voice(source, root, "hindi", "female", replace_existing=True)
     assert _steps(result)["move"] == "ok" and _steps(result)["lfs"] == "failed" and not result.added
     assert snapshot(root) == before
@@ -370,7 +361,7 @@ def test_an_interrupt_after_the_move_rolls_back_too(root, source, monkeypatch):
         assert (root / NEW / "model.pth").is_file()  # the voice was in
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(add_voice_mod, "_verify", interrupted)
+    monkeypatch.setattr(steps_mod, "verify_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
         add_voice(source, root, "hindi", "male")
     assert snapshot(root) == before
@@ -562,7 +553,7 @@ def test_a_name_ending_in_a_newline_is_refused(cli, root, source, args, words):
 
 
 def test_check_names_accepts_only_whole_names():
-    from lavanya_cli.checks.add_voice import check_names
+    from lavanya_cli.add_voice import check_names
 
     assert check_names("Hindi", "Male", "v2") == ("hindi", "male", "v2")
     for language, variant in (("hindi\n", ""), ("hindi", "x\n"), ("hi\ndi", ""), ("hindi", "v2\n")):
@@ -606,7 +597,7 @@ def test_sigterm_while_checking_exits_143_and_removes_the_staging_directory(root
 
 def test_a_stop_after_the_move_puts_the_old_voice_back(cli, root, source, monkeypatch):
     before = snapshot(root)
-    monkeypatch.setattr(add_voice_mod, "_verify", _stop)
+    monkeypatch.setattr(steps_mod, "verify_step", _stop)
     code, out, err = cli("add-voice", source, "--lang", "hindi", "--gender", "female", "--models", root, "--replace")
     assert code == EXIT_TERMINATED, out + err
     (line,) = err.splitlines()
@@ -617,7 +608,7 @@ def test_a_stop_after_the_move_puts_the_old_voice_back(cli, root, source, monkey
 def test_a_stop_after_the_point_of_no_return_says_the_voice_is_in(cli, root, source, monkeypatch):
     """Once the voice is in and verified nothing is undone: the line says so, and the old voice
     put aside is still removed."""
-    monkeypatch.setattr(add_voice_mod, "commit_commands", _stop)
+    monkeypatch.setattr(git_mod, "commit_commands", _stop)
     weights = (source / "model.pth").read_bytes()
     code, out, err = cli("add-voice", source, "--lang", "hindi", "--gender", "female", "--models", root, "--replace")
     assert code == EXIT_TERMINATED, out + err
@@ -641,15 +632,15 @@ def _kill_at(monkeypatch, step: str) -> None:
 
     def aside_then_killed(root_, stages, undo):
         stage = stages[0]
-        os.rename(stage.final, stage.directory / add_voice_mod.ASIDE_NAME)
+        os.rename(stage.final, stage.directory / ASIDE_NAME)
         raise _Killed
 
-    monkeypatch.setattr(add_voice_mod._Undo, "rollback", lambda self: [])
-    monkeypatch.setattr(add_voice_mod._Stage, "discard", lambda self: None)
+    monkeypatch.setattr(staging_mod.Undo, "rollback", lambda self: [])
+    monkeypatch.setattr(staging_mod.Stage, "discard", lambda self: None)
     if step == "between-renames":
-        monkeypatch.setattr(add_voice_mod, "_move", aside_then_killed)
+        monkeypatch.setattr(steps_mod, "move_step", aside_then_killed)
     else:
-        monkeypatch.setattr(add_voice_mod, f"_{step}", killed)
+        monkeypatch.setattr(git_mod if step == "lfs" else steps_mod, f"{step}_step", killed)
 
 
 @pytest.mark.parametrize("step, message, fix", [
@@ -657,7 +648,7 @@ def _kill_at(monkeypatch, step: str) -> None:
      "rm -rf {final} && mv {leftover}/previous {final}"),
     ("between-renames", "the previous voice of hindi/female/model, put aside before the new one was moved in",
      "mv {leftover}/previous {final}"),
-    ("speak_step", "a staged copy of hindi/female/model that was never moved in", "rm -rf {leftover}"),
+    ("speak", "a staged copy of hindi/female/model that was never moved in", "rm -rf {leftover}"),
 ])
 def test_verify_reports_what_a_killed_add_voice_left(cli, root, source, monkeypatch, step, message, fix):
     """After SIGKILL nothing rolls back: the staging directory stays in the tree, hidden, with
@@ -675,7 +666,7 @@ def test_verify_reports_what_a_killed_add_voice_left(cli, root, source, monkeypa
     (line,) = [line for line in out.splitlines() if "[leftover]" in line]
     assert line.startswith(f"hindi/female/{leftover.name}: [leftover] an interrupted lavanya add-voice")
     assert message in line and fix.format(leftover=leftover, final=final) in line
-    if step != "speak_step":
+    if step != "speak":
         assert (leftover / "previous/model.pth").read_bytes() == old
 
     before = snapshot(root)
@@ -702,14 +693,14 @@ def test_a_rollback_that_cannot_put_the_old_voice_back_keeps_it(cli, root, sourc
     rename = os.rename
 
     def busy(src, dst, *args, **kwargs):
-        if Path(src).name == add_voice_mod.ASIDE_NAME:
+        if Path(src).name == ASIDE_NAME:
             raise OSError(16, "Device or resource busy")
         return rename(src, dst, *args, **kwargs)
 
     def fail(*_args):
         raise StepFailed("simulated failure after the move")
 
-    monkeypatch.setattr(add_voice_mod, "_verify", fail)
+    monkeypatch.setattr(steps_mod, "verify_step", fail)
     with monkeypatch.context() as patched:
         patched.setattr(os, "rename", busy)
         code, out, err = cli("add-voice", source, "--lang", "hindi", "--gender", "female", "--models", root,

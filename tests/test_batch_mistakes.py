@@ -13,7 +13,7 @@ import pytest
 
 from lavanya_cli.errors import LavanyaError
 from lavanya_cli.limits import TEXT_MAX_BYTES
-from lavanya_cli.speech.jobs import INVALID_LINES_SHOWN, Job, jobs_from_jsonl
+from lavanya_cli.batch.jobs import INVALID_LINES_SHOWN, Job, jobs_from_jsonl
 from synthkit import shared_voice_root
 
 SENTENCE = "नमस्ते।"

@@ -38,6 +38,7 @@ def test_bench_reports_load_latency_rtf_and_memory(cli):
     assert report["first_call_seconds"] > 0 and report["peak_rss_mb"] > 100
 
 
+@pytest.mark.slow  # runs the voice the upstream way, through ESPnet
 def test_upstream_way_says_the_same_on_a_copy_and_leaves_the_voice_alone(tmp_path, capsys):
     voice = shared_voice()
     spec = voice.spec
@@ -59,6 +60,7 @@ def test_upstream_way_says_the_same_on_a_copy_and_leaves_the_voice_alone(tmp_pat
     assert rewritten["normalize_conf"]["stats_file"] == str(copy.resolve() / "feats_stats.npz")
 
 
+@pytest.mark.slow  # fresh processes, an ONNX export
 def test_compare_measures_each_engine_idle_and_busy_in_fresh_processes(cli):
     code, out, err = cli("bench", "--models", shared_voice_root(), "--compare", "onnx", "--busy", "--runs", "1",
                          "--format", "json")
@@ -121,6 +123,7 @@ print(json.dumps({"code": code, "loaded": sorted(m for m, module in sys.modules.
 """
 
 
+@pytest.mark.slow  # a subprocess
 def test_bench_onnx_engine_in_process_never_imports_torch():
     shared_voice()  # makes the export in the session's cache, which the child inherits
     done = subprocess.run(

@@ -128,6 +128,7 @@ def test_fix_config_cli_exits_1_when_a_config_is_refused(tmp_path, cli):
     assert code == 1 and f"{path}: [refused] no stats_file under normalize_conf; fix: add one by hand" in out
 
 
+@pytest.mark.slow  # every real config in ../shared
 def test_every_real_config_changes_only_in_its_stats_paths(shared_tree, tmp_path):
     configs = sorted(shared_tree.rglob("config.yaml"))
     assert len(configs) >= 31 + 40

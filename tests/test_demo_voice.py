@@ -116,9 +116,7 @@ def test_espeak_teacher_gives_audio_and_timed_phonemes():
     assert words == {0, len("नमस्ते ")}  # each phoneme knows the word it belongs to
 
 
-def test_voices_marks_the_bundled_demo(cli, monkeypatch, tmp_path):
-    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
-    monkeypatch.chdir(tmp_path)  # no ./Fastspeech2_HS here: the bundled tree is the only root
+def test_voices_marks_the_bundled_demo(cli, only_bundled):
     code, out, _ = cli("voices")
     assert code == 0
     assert "hindi/male [bundled demo]" in out

@@ -41,13 +41,6 @@ def lines():
     return LEXICON.read_text(encoding="utf-8").splitlines()
 
 
-@pytest.fixture
-def only_bundled(tmp_path, monkeypatch):
-    """No --models, no $LAVANYA_MODELS, no ./Fastspeech2_HS: the bundled tree is all there is."""
-    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
 def test_everyday_english_in_hindi_text_is_spoken_not_spelled(capsys, only_bundled):
     code = main(["text", "--lang", "hindi", "--gender", "male", "--format", "json", HINGLISH])
     out, err = capsys.readouterr()
@@ -78,13 +71,14 @@ def test_lexicon_is_sorted_unique_well_formed_and_small(lines):
 
 
 def test_lexicon_is_in_the_demo_voices_characters(lines):
-    from lavanya_cli.frontend.kind import token_list
+    from lavanya_cli.modeltree.config import token_list
     from lavanya_cli.modeltree.config import read_config
 
     tokens = set(token_list(read_config(BUNDLED_ROOT / "hindi" / "male" / "model" / "config.yaml")))
     assert {ch for line in lines for ch in line.split(" ")[1]} <= tokens
 
 
+@pytest.mark.slow  # parses every hand-written word with the unified parser
 def test_hand_written_words_keep_their_spellings(script, lines):
     """The hand-written Devanagari wins over the pronouncing dictionary, and every one of them
     parses (the rest is checked against the script by the --check test)."""
@@ -114,6 +108,7 @@ def test_arpabet_is_respelled_as_hindi_writes_english(script, word, arpabet, dev
     assert script["respell"](word, arpabet.split()) == devanagari
 
 
+@pytest.mark.slow  # parses 200 words with the unified parser
 def test_every_respelled_word_parses(script):
     """A sample here (the whole list is parsed by the build, which fails on any word that does not)."""
     if script["missing_tools"]():
@@ -123,6 +118,7 @@ def test_every_respelled_word_parses(script):
         assert parse_word(spelled[word]), word
 
 
+@pytest.mark.slow  # rebuilds the whole lexicon in a subprocess (about a minute)
 def test_check_passes_on_the_shipped_file(script):
     """``--check`` rebuilds the whole list (about a minute on two cores) and compares."""
     if script["missing_tools"]():

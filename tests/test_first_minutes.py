@@ -58,13 +58,11 @@ def test_the_readme_commands_are_valid_shell():
         assert result.returncode == 0, result.stderr
 
 
-def test_the_readme_synth_command_speaks_through_the_bundled_demo_voice(cli, tmp_path, monkeypatch):
+def test_the_readme_synth_command_speaks_through_the_bundled_demo_voice(cli, tmp_path, only_bundled):
     synth = _steps(_first_block()[0])[-1]
     args = shlex.split(synth)[1:]
     assert "--models" not in args
-    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
-    monkeypatch.chdir(tmp_path)  # a fresh clone: no ./Fastspeech2_HS beside it
-    code, _, err = cli(*args)
+    code, _, err = cli(*args)  # in tmp_path, as in a fresh clone: no ./Fastspeech2_HS beside it
     assert code == 0, err
     assert f"hindi/male (bundled demo voice) from {BUNDLED_ROOT}" in err
     output = args[args.index("-o") + 1]
@@ -78,7 +76,7 @@ def test_ci_runs_the_readmes_test_command_as_written():
     assert any(line in (command, f"{command} || exit") for line in ci), command
 
 
-def test_the_serving_section_starts_with_the_bundled_voice_then_a_real_tree(tmp_path, monkeypatch):
+def test_the_serving_section_starts_with_the_bundled_voice_then_a_real_tree(only_bundled):
     text = README.read_text(encoding="utf-8")
     serving = text[text.index("\n## Serving\n"):]
     lang, lines = _blocks(serving)[0]
@@ -89,8 +87,6 @@ def test_the_serving_section_starts_with_the_bundled_voice_then_a_real_tree(tmp_
     # what `lavanya serve` without --models loads on a fresh clone: the bundled demo voice
     from lavanya_cli.serve.voices import choose_specs
 
-    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
-    monkeypatch.chdir(tmp_path)
     assert [(spec.name, spec.bundled) for spec in choose_specs([], None)] == [("hindi/male", True)]
 
 
@@ -108,7 +104,7 @@ def test_a_voice_upstream_publishes_gets_the_pull_that_fetches_it(language, gend
     message = _bundled_miss(language, gender)
     wanted = f"{language.lower()}/{gender.lower()}"
     assert f'git lfs pull --include="{wanted}/**,vocoder/{gender.lower()}/**"' in message
-    assert "--models Fastspeech2_HS" in message
+    assert "then add models Fastspeech2_HS" in message  # from Python; the CLI says --models (test_frontend_cli)
 
 
 @pytest.mark.parametrize("language, gender", [("klingon", "male"), ("bodo", "male"), ("hindhi", "female")])
@@ -119,9 +115,7 @@ def test_a_voice_upstream_does_not_publish_gets_the_list_of_those_it_does(langua
     assert "hindi" in message and "urdu" in message and "bodo (female only)" in message
 
 
-def test_synth_for_an_unpublished_voice_is_one_line_exit_2(cli, tmp_path, monkeypatch):
-    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
-    monkeypatch.chdir(tmp_path)
+def test_synth_for_an_unpublished_voice_is_one_line_exit_2(cli, tmp_path, only_bundled):
     code, out, err = cli("synth", "--lang", "klingon", "--gender", "male", "--text", "x", "-o", "x.wav")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("lavanya: error: no voice klingon/male") and "git lfs pull" not in err

@@ -166,13 +166,6 @@ def test_empty_text_fails_before_the_voice_is_looked_for(capsys, root):
 # -- the bundled tree, as a new user meets it ---------------------------------------------------
 
 
-@pytest.fixture
-def only_bundled(tmp_path, monkeypatch):
-    """No --models, no $LAVANYA_MODELS, no ./Fastspeech2_HS: the bundled tree is all there is."""
-    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
 def test_bundled_tree_speaks_the_new_users_text(capsys, only_bundled):
     from lavanya_cli.frontend.phones import PhoneDictionary
     from lavanya_cli.modeltree.layout import BUNDLED_ROOT

@@ -156,6 +156,7 @@ def _parser_words() -> list[str]:
     return words
 
 
+@pytest.mark.slow  # parses a long word list twice, with and without the shortcut
 def test_parser_shortcut_gives_the_librarys_own_answers(monkeypatch):
     """``phones._parser`` skips SchwaDoubleConsonent's loop for words without a cluster mark:
     every word must come out as the library's unchanged function makes it."""

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from lavanya_cli.checks.config_fix import fix_config
-from lavanya_cli.checks.stats import STATS_MAX_MEMBERS, UNREADABLE, inspect_stats, write_npz
+from lavanya_cli.checks.stats import write_npz
+from lavanya_cli.modeltree.stats import STATS_MAX_MEMBERS, UNREADABLE, inspect_stats
 from lavanya_cli.checks.verify import verify_root
 from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, LavanyaError
 from lavanya_cli.fileio import MIB
@@ -64,6 +65,7 @@ def deflated_member(path: Path, name: str, shape: tuple[int, ...], zero_bytes: i
 
 # --- npz archives -----------------------------------------------------------------------------
 
+@pytest.mark.slow  # compresses 400 MiB into a zip bomb
 def test_an_npz_that_inflates_to_hundreds_of_megabytes_is_refused_unread(root, cli):
     stats = root / HINDI / "feats_stats.npz"
     deflated_member(stats, "sum.npy", (50_000_000,), 400 * MIB)
@@ -75,6 +77,7 @@ def test_an_npz_that_inflates_to_hundreds_of_megabytes_is_refused_unread(root, c
     assert code == EXIT_PROBLEMS and out.startswith(f"{stats}: [refused] member 'sum' expands to")
 
 
+@pytest.mark.slow  # compresses 300 MiB into a member
 def test_a_zip_header_that_understates_a_member_is_still_bounded(root):
     stats = root / HINDI / "feats_stats.npz"
     deflated_member(stats, "sum.npy", (8,), 300 * MIB)
@@ -126,6 +129,7 @@ class _Reduce:
 _RECONSTRUCT = np._core.multiarray._reconstruct
 
 
+@pytest.mark.slow  # a subprocess per case
 @pytest.mark.parametrize("member, words", [
     # numpy trusts an object array's state: a list shorter than the shape is read past its end
     (_Reduce((_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (5,), np.dtype(object), False, [1, 2, 3]))),

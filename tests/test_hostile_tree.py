@@ -6,7 +6,6 @@ and checks the exit code, the line it prints, and that nothing outside the root 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import pickle
@@ -21,31 +20,15 @@ import numpy as np
 import pytest
 
 from lavanya_cli.checks.permissions import plan_permissions
-from lavanya_cli.checks.stats import PICKLED, inspect_stats
+from lavanya_cli.modeltree.stats import PICKLED, inspect_stats
 from lavanya_cli.checks.verify import CODES, verify_root
 from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, LavanyaError
 from lavanya_cli.fileio import NotReadable, read_regular
 from lavanya_cli.modeltree.lfs_pointer import FileState, probe, read_pointer, require_content
 from lavanya_cli.testing.scaffold import build_root
+from _helpers import snapshot
 
 HINDI = Path("hindi/male/model")
-
-
-def snapshot(top: Path) -> dict[str, tuple]:
-    """Every entry below ``top`` (links not followed): mode and content digest or link target."""
-    entries = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in [*dirnames, *filenames]:
-            path = Path(dirpath) / name
-            info = os.lstat(path)
-            if stat.S_ISLNK(info.st_mode):
-                detail = os.readlink(path)
-            elif stat.S_ISREG(info.st_mode):
-                detail = hashlib.sha256(path.read_bytes()).hexdigest()
-            else:
-                detail = None
-            entries[str(path.relative_to(top))] = (stat.S_IMODE(info.st_mode), info.st_nlink, detail)
-    return entries
 
 
 def pickle_stats(path: Path) -> None:

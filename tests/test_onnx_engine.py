@@ -21,25 +21,28 @@ from lavanya_cli.errors import LavanyaError  # noqa: E402
 from lavanya_cli.modeltree.layout import BUNDLED_ROOT, find_voice  # noqa: E402
 from lavanya_cli.speech.espnet_import import quiet_libraries  # noqa: E402
 from lavanya_cli.speech.export import MEL_MAX_ABS, MIN_SNR_DB, snr_db  # noqa: E402
-from lavanya_cli.speech.export_store import DECODER_NAME, ENCODER_NAME, find_exports  # noqa: E402
+from lavanya_cli.modeltree.layout import DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME  # noqa: E402
+from lavanya_cli.speech.export_store import find_exports  # noqa: E402
 from lavanya_cli.speech.onnx_engine import (MelDenormalizer, OpenVinoRunner, OrtRunner, durations_from_log,  # noqa: E402
-                                            load_engines, openvino_bf16_supported, regulate_lengths,
-                                            resolve_runtime)
+                                            load_onnx_engine, openvino_bf16_supported, regulate_lengths,
+                                            resolve_precision)
 from lavanya_cli.speech.voice import Voice  # noqa: E402
 from onnxkit import shared_cache, tiny_spec  # noqa: E402
 from synthkit import shared_voice, shared_voice_root  # noqa: E402
+
+pytestmark = pytest.mark.slow  # torch-to-ONNX exports (onnxkit, the demo voice), OpenVINO, fresh processes
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _torch_mel(voice: Voice, model_input: str, alpha: float) -> np.ndarray:
     with torch.inference_mode(), quiet_libraries():
-        return voice.engines.acoustic_model(model_input, alpha).numpy()
+        return voice.backend.acoustic_model(model_input, alpha).numpy()
 
 
 def _torch_audio(voice: Voice, mel: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
-        return voice.engines.vocoder_module(torch.from_numpy(mel * voice.mel_scale).T.unsqueeze(0)).reshape(-1).numpy()
+        return voice.backend.vocoder_module(torch.from_numpy(mel * voice.mel_scale).T.unsqueeze(0)).reshape(-1).numpy()
 
 
 # -- numpy pieces against ESPnet's modules ------------------------------------------------------
@@ -114,7 +117,7 @@ def _compare(voice: Voice, engines, model_input: str, alpha: float) -> tuple[flo
 @pytest.mark.parametrize("alpha", [1.0, 0.7, 1.45])
 def test_tiny_voice_speaks_as_torch(alpha):
     voice = shared_voice("torch")
-    engines = load_engines(tiny_spec(), cache=shared_cache())
+    engines = load_onnx_engine(tiny_spec(), cache=shared_cache())
     for sentence in ("नमस्ते, आप कैसे हैं?", "ठीक है। चलो, Hello!"):
         for utterance in voice.plan(sentence):
             error, snr = _compare(voice, engines, utterance.model_input, alpha)
@@ -125,10 +128,10 @@ def test_inputs_longer_than_any_positional_table():
     """1500 tokens and over 6000 frames: past ESPnet's 5000-position table and any 512 cap (the
     graphs given the whole sentence; synthesis itself cuts one this long into pieces)."""
     voice = shared_voice("torch")
-    engines = load_engines(tiny_spec(), cache=shared_cache())
+    engines = load_onnx_engine(tiny_spec(), cache=shared_cache())
     engines.acoustic.encoder_tokens = engines.acoustic.decoder_frames = None
     acoustic_export, _ = find_exports(tiny_spec(), shared_cache())  # outside the capped arena: 6000 frames at once
-    with acoustic_export.read_graph(ENCODER_NAME) as encoder, acoustic_export.read_graph(DECODER_NAME) as decoder:
+    with acoustic_export.read_graph(ENCODER_GRAPH_NAME) as encoder, acoustic_export.read_graph(DECODER_GRAPH_NAME) as decoder:
         engines.acoustic.encoder = OrtRunner(encoder, shared_arena=False)
         engines.acoustic.decoder = OrtRunner(decoder, shared_arena=False)
     characters = [t for t in voice.config["token_list"] if len(t) == 1]
@@ -148,7 +151,7 @@ def test_demo_voice_speaks_as_torch(tmp_path):
     assert outcome.made == []  # the tree ships its exports beside its weights: these are checked here
     assert outcome.acoustic.directory == spec.model_dir and outcome.vocoder.directory == spec.vocoder.directory
     voice = Voice.load(spec, engine="torch")
-    engines = load_engines(spec, cache=tmp_path)
+    engines = load_onnx_engine(spec, cache=tmp_path)
     plan = voice.plan("नमस्ते, आप कैसे हैं? मैं ठीक हूँ।")
     for utterance in plan:
         for alpha in (1.0, 1.25):
@@ -168,7 +171,7 @@ def test_demo_voice_speaks_as_torch(tmp_path):
 def test_openvino_engine_matches_at_f32():
     pytest.importorskip("openvino")
     voice = shared_voice("torch")
-    engines = load_engines(tiny_spec(), runtime="openvino", precision="f32", threads=1, cache=shared_cache())
+    engines = load_onnx_engine(tiny_spec(), engine="openvino", precision="f32", threads=1, cache=shared_cache())
     (utterance,) = voice.plan("नमस्ते, आप कैसे हैं?")
     error, snr = _compare(voice, engines, utterance.model_input, 1.2)
     assert error <= MEL_MAX_ABS and snr >= MIN_SNR_DB
@@ -179,8 +182,8 @@ def test_openvino_bf16_keeps_the_acoustic_model_in_f32_on_onnx_runtime():
     if not openvino_bf16_supported():
         pytest.skip("this CPU computes no bfloat16")
     voice = shared_voice("torch")
-    assert resolve_runtime("openvino") == ("openvino", "bf16")
-    engines = load_engines(tiny_spec(), runtime="openvino", threads=1, cache=shared_cache())
+    assert resolve_precision("openvino") == "bf16"
+    engines = load_onnx_engine(tiny_spec(), engine="openvino", threads=1, cache=shared_cache())
     (utterance,) = voice.plan("नमस्ते, आप कैसे हैं?")
     error, snr = _compare(voice, engines, utterance.model_input, 1.2)
     assert engines.precision == "bf16" and error <= MEL_MAX_ABS  # same durations, same mel
@@ -188,13 +191,15 @@ def test_openvino_bf16_keeps_the_acoustic_model_in_f32_on_onnx_runtime():
     assert 20.0 <= snr < 200.0  # close to f32's waveform, not bit-equal to it
 
 
-def test_auto_is_onnx_runtime_in_f32():
-    assert resolve_runtime() == ("onnxruntime", "f32")
-    assert load_engines(tiny_spec(), cache=shared_cache()).runtime == "onnxruntime"
+def test_the_onnx_engine_is_onnx_runtime_in_f32():
+    assert resolve_precision("onnx") == "f32"
+    engine = load_onnx_engine(tiny_spec(), cache=shared_cache())
+    assert engine.name == "onnx" and engine.precision == "f32"
+    assert isinstance(engine.vocoder.generator, OrtRunner)
 
 
 def test_auto_takes_the_openvino_vocoder_only_where_it_is_installed_and_computes_bfloat16(monkeypatch):
-    from lavanya_cli.speech import engines, onnx_engine
+    from lavanya_cli.speech import engines, onnx_engine, options
 
     def default_with(installed: bool, bf16, flags: frozenset[str] = frozenset({"avx512f", "avx512_bf16"})) -> str:
         engines.cpu_default_engine.cache_clear()
@@ -208,7 +213,7 @@ def test_auto_takes_the_openvino_vocoder_only_where_it_is_installed_and_computes
             return bf16
 
         monkeypatch.setattr(onnx_engine, "openvino_bf16_supported", supported)
-        return engines.checked_engine("auto", "cpu")
+        return engines.resolve_engine(options.LoadOptions())
 
     try:
         assert default_with(installed=False, bf16=True) == "onnx"  # the light install
@@ -216,7 +221,9 @@ def test_auto_takes_the_openvino_vocoder_only_where_it_is_installed_and_computes
         assert default_with(installed=True, bf16=True) == "openvino"
         assert default_with(installed=True, bf16=True, flags=frozenset({"avx2"})) == "onnx"  # decided before any import
         assert default_with(installed=True, bf16=ImportError("libopenvino.so: cannot open")) == "onnx"
-        assert engines.checked_engine("auto", "cuda") == "torch"
+        monkeypatch.setattr(options, "checked_device", lambda device: device)  # no CUDA here to check
+        assert engines.resolve_engine(options.LoadOptions(device="cuda")) == "torch"
+        assert engines.resolve_engine(options.LoadOptions(engine="onnx")) == "onnx"  # only auto is decided
     finally:
         engines.cpu_default_engine.cache_clear()
 
@@ -228,17 +235,21 @@ def test_onnx_runtime_takes_a_few_more_threads_than_cpus_unless_told():
         return engines.vocoder.generator.session.get_session_options().intra_op_num_threads
 
     cpus = available_cpus()
-    assert threads(load_engines(tiny_spec(), cache=shared_cache())) == cpus + min(cpus, 4)
-    assert threads(load_engines(tiny_spec(), threads=1, cache=shared_cache())) == 1
+    assert threads(load_onnx_engine(tiny_spec(), cache=shared_cache())) == cpus + min(cpus, 4)
+    assert threads(load_onnx_engine(tiny_spec(), threads=1, cache=shared_cache())) == 1
 
 
-def test_unknown_runtime_and_bad_threads_are_one_line_errors():
-    with pytest.raises(LavanyaError, match="unknown runtime"):
-        load_engines(tiny_spec(), runtime="tensorrt", cache=shared_cache())
-    with pytest.raises(LavanyaError, match="threads"):
-        load_engines(tiny_spec(), threads=0, cache=shared_cache())
+def test_unknown_engine_and_bad_threads_are_one_line_errors():
+    from lavanya_cli.speech.options import LoadOptions
+
+    with pytest.raises(LavanyaError, match="engine 'tensorrt'"):
+        load_onnx_engine(tiny_spec(), engine="tensorrt", cache=shared_cache())
+    with pytest.raises(LavanyaError, match="engine 'tensorrt': use one of auto, onnx, openvino, torch"):
+        LoadOptions(engine="tensorrt")
+    with pytest.raises(LavanyaError, match="threads must be 1 or more"):
+        LoadOptions(threads=0)
     with pytest.raises(LavanyaError, match="f32 only"):
-        load_engines(tiny_spec(), precision="bf16", cache=shared_cache())
+        load_onnx_engine(tiny_spec(), precision="bf16", cache=shared_cache())
 
 
 # -- never torch --------------------------------------------------------------------------------
@@ -247,9 +258,9 @@ SPEAK_WITHOUT_TORCH = """
 import json, sys
 from pathlib import Path
 from lavanya_cli.modeltree.layout import find_voice
-from lavanya_cli.speech.onnx_engine import load_engines
+from lavanya_cli.speech.onnx_engine import load_onnx_engine
 spec = find_voice("hindi", "male", models=Path(sys.argv[1]))
-engines = load_engines(spec, cache=Path(sys.argv[2]) if sys.argv[2] else None, threads=1)
+engines = load_onnx_engine(spec, cache=Path(sys.argv[2]) if sys.argv[2] else None, threads=1)
 mel = engines.mel(sys.argv[3], float(sys.argv[4]))
 audio = engines.vocoder.audio(mel)
 print(json.dumps({"frames": mel.shape[0], "samples": audio.size, "mel": mel.tolist(),

@@ -12,6 +12,8 @@ import pytest
 
 from lavanya_cli.modeltree.layout import BUNDLED_ROOT
 
+pytestmark = pytest.mark.slow  # builds a wheel and runs lavanya from it
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -1,4 +1,4 @@
-"""Batch synthesis on Ray (``lavanya_cli.speech.ray_batch``) on a private local Ray with 2 CPUs and
+"""Batch synthesis on Ray (``lavanya_cli.batch.ray``) on a private local Ray with 2 CPUs and
 the tiny random-weight voices (see synthkit), through the default engine (ONNX Runtime). One Ray
 instance serves the whole module."""
 
@@ -15,7 +15,7 @@ import pytest
 
 from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, LavanyaError
 from lavanya_cli.speech.engines import cpu_default_engine
-from lavanya_cli.speech.jobs import Job, jobs_from_lines
+from lavanya_cli.batch.jobs import Job, jobs_from_lines
 from synthkit import shared_voice_root
 
 pytest.importorskip("ray", reason="the ray extra (lavanya[ray]) is not installed")
@@ -23,9 +23,12 @@ pytest.importorskip("ray", reason="the ray extra (lavanya[ray]) is not installed
 from lavanya_cli.cli.output import PlainFormat  # noqa: E402
 from lavanya_cli.cli.synth_ray import run_on_ray  # noqa: E402
 from lavanya_cli.limits import INPUT_LIMIT_DEFAULT  # noqa: E402
-from lavanya_cli.speech.ray_batch import (  # noqa: E402
-    MANIFEST_NAME, OutputTarget, RaySettings, ray_session, read_manifest, run_batch,
-)
+from lavanya_cli.batch.outputs import OutputTarget  # noqa: E402
+from lavanya_cli.batch.ray import RaySettings, ray_session, run_batch  # noqa: E402
+from lavanya_cli.batch.results import RESULTS_NAME, read_results  # noqa: E402
+from lavanya_cli.speech.options import FindOptions, LoadOptions  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a local Ray session per test, and subprocesses
 
 SENTENCES = ["नमस्ते।", "आप कैसे हैं?", "ठीक है, धन्यवाद।", "आज मौसम अच्छा है।"]
 RATE = 22050
@@ -74,7 +77,8 @@ def test_ray_local_writes_the_same_bytes_as_one_process(cli, tmp_path, capsys, l
     assert f"({cpu_default_engine()} engine)" in err
 
     code = run_on_ray("local", lines=None, jsonl=jobs, output_dir=str(tmp_path / "ray"), lang=None, gender=None,
-                      alpha=None, models=shared_voice_root(), sentence_silence=0.2, limit=INPUT_LIMIT_DEFAULT,
+                      alpha=None, find=FindOptions(models=shared_voice_root()), options=LoadOptions(),
+                      sentence_silence=0.2, limit=INPUT_LIMIT_DEFAULT,
                       format=PlainFormat.json)
     summary = json.loads(capsys.readouterr().out)
     assert code == EXIT_OK and summary["done"] == 4 and summary["failed"] == 0
@@ -85,7 +89,7 @@ def test_ray_local_writes_the_same_bytes_as_one_process(cli, tmp_path, capsys, l
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == names
     for name in names:
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
-    entries = {entry["output"]: entry for entry in _manifest_lines(tmp_path / "ray" / MANIFEST_NAME)}
+    entries = {entry["output"]: entry for entry in _manifest_lines(tmp_path / "ray" / RESULTS_NAME)}
     assert sorted(entries) == names
     for name, entry in entries.items():
         wav = tmp_path / "ray" / name
@@ -97,11 +101,11 @@ def test_ray_local_writes_the_same_bytes_as_one_process(cli, tmp_path, capsys, l
 
 
 def test_a_second_run_redoes_only_what_is_missing_damaged_or_changed(tmp_path, local_ray):
-    out, options = tmp_path / "out", {"models": shared_voice_root()}
+    out, find = tmp_path / "out", FindOptions(models=shared_voice_root())
     sentences = [*SENTENCES, "यह वाक्य बदल जाएगा।"]
-    first = run_batch(_lines_jobs(sentences), str(out), voice_options=options)
-    assert (first.done, first.skipped) == (5, 0)
-    manifest = out / MANIFEST_NAME
+    first = run_batch(_lines_jobs(sentences), str(out), find=find)
+    assert (first.done, first.already_done) == (5, 0)
+    manifest = out / RESULTS_NAME
     recorded = {entry["output"]: entry["sha256"] for entry in _manifest_lines(manifest)}
 
     # An interrupted run: one WAV gone, one damaged, the manifest cut mid-line before 0004's entry;
@@ -116,8 +120,8 @@ def test_a_second_run_redoes_only_what_is_missing_damaged_or_changed(tmp_path, l
     untouched = (out / "0001.wav").stat()
     sentences[4] = "यह वाक्य बदल गया है।"
 
-    second = run_batch(_lines_jobs(sentences), str(out), voice_options=options)
-    assert (second.skipped, second.done, len(second.failed)) == (1, 4, 0)
+    second = run_batch(_lines_jobs(sentences), str(out), find=find)
+    assert (second.already_done, second.done, len(second.failed)) == (1, 4, 0)
     assert [result["output"] for result in second.results] == ["0002.wav", "0003.wav", "0004.wav", "0005.wav"]
     after = (out / "0001.wav").stat()
     assert (after.st_ino, after.st_mtime_ns) == (untouched.st_ino, untouched.st_mtime_ns)
@@ -128,8 +132,8 @@ def test_a_second_run_redoes_only_what_is_missing_damaged_or_changed(tmp_path, l
         assert (entry["sha256"] == recorded[name]) == (name != "0005.wav")
 
     # Everything present and recorded: nothing to do, and no Ray started for it.
-    third = run_batch(_lines_jobs(sentences), str(out), voice_options=options)
-    assert (third.skipped, third.done, third.actors) == (5, 0, 0)
+    third = run_batch(_lines_jobs(sentences), str(out), find=find)
+    assert (third.already_done, third.done, third.actors) == (5, 0, 0)
 
 
 def test_failing_jobs_are_recorded_and_the_others_are_written(cli, tmp_path, local_ray):
@@ -146,7 +150,7 @@ def test_failing_jobs_are_recorded_and_the_others_are_written(cli, tmp_path, loc
     assert code == EXIT_PROBLEMS, err
     assert stdout == ""
     assert sorted(p.name for p in out.glob("*.wav")) == ["good1.wav", "good2.wav"]
-    entries = {entry["output"]: entry for entry in _manifest_lines(out / MANIFEST_NAME)}
+    entries = {entry["output"]: entry for entry in _manifest_lines(out / RESULTS_NAME)}
     assert entries["no-voice.wav"]["error"].startswith(f"{jobs}:2 ({out / 'no-voice.wav'}): ")
     assert "tamil" in entries["no-voice.wav"]["error"] and entries["no-voice.wav"]["sha256"] is None
     assert entries["bad-tag.wav"]["error"].startswith(f"{jobs}:3 (")
@@ -162,12 +166,27 @@ def test_failing_jobs_are_recorded_and_the_others_are_written(cli, tmp_path, loc
 
 def test_a_uri_output_directory(tmp_path, local_ray):
     out = tmp_path / "by-uri"
-    report = run_batch(_lines_jobs(SENTENCES[:2]), out.as_uri(), voice_options={"models": shared_voice_root()})
+    report = run_batch(_lines_jobs(SENTENCES[:2]), out.as_uri(), find=FindOptions(models=shared_voice_root()))
     assert (report.done, len(report.failed)) == (2, 0)
-    assert sorted(p.name for p in out.iterdir()) == ["0001.wav", "0002.wav", MANIFEST_NAME]
-    for entry in _manifest_lines(out / MANIFEST_NAME):
+    assert sorted(p.name for p in out.iterdir()) == ["0001.wav", "0002.wav", RESULTS_NAME]
+    for entry in _manifest_lines(out / RESULTS_NAME):
         assert entry["sha256"] == _sha256(out / entry["output"])
         assert oct((out / entry["output"]).stat().st_mode & 0o777) == oct(0o644 & ~_umask())
+
+
+def test_a_ray_batch_decides_the_engine_once_through_the_options_object(tmp_path, local_ray, monkeypatch):
+    """The driver asks the one resolver, with the options it was given, and the actors load their
+    voices with what auto came to (a concrete engine, so no actor decides again)."""
+    from lavanya_cli.batch import ray as ray_runner
+
+    asked: list[LoadOptions] = []
+    real = ray_runner.resolve_engine
+    monkeypatch.setattr(ray_runner, "resolve_engine", lambda options: asked.append(options) or real(options))
+    report = run_batch(_lines_jobs(SENTENCES[:1]), str(tmp_path / "out"), find=FindOptions(models=shared_voice_root()),
+                       options=LoadOptions(engine="auto", strict=True))
+    assert asked == [LoadOptions(engine="auto", strict=True)]
+    assert report.engine == cpu_default_engine() and report.done == 1
+    assert {voice["engine"] for voice in report.voices} == {cpu_default_engine()}
 
 
 def test_an_actor_speaks_through_onnx_without_importing_torch(tmp_path):
@@ -176,16 +195,18 @@ def test_an_actor_speaks_through_onnx_without_importing_torch(tmp_path):
     from lavanya_cli.speech.engines import prepare_exports
     from lavanya_cli.speech.voice import find_usable_voice
 
-    spec, _ = find_usable_voice("hindi", "male", models=shared_voice_root())
-    prepare_exports(spec)
+    spec, _ = find_usable_voice("hindi", "male", FindOptions(models=shared_voice_root()))
+    prepare_exports(spec, LoadOptions())
     script = f"""
 import sys
 from pathlib import Path
-from lavanya_cli.speech.ray_batch import OutputTarget, SynthesisWorker
+from lavanya_cli.batch.outputs import OutputTarget
+from lavanya_cli.batch.ray import SynthesisWorker
+from lavanya_cli.speech.options import FindOptions, LoadOptions
 from lavanya_cli.speech.voice import find_usable_voice
-spec, _ = find_usable_voice("hindi", "male", models=Path({str(shared_voice_root())!r}))
+spec, _ = find_usable_voice("hindi", "male", FindOptions(models=Path({str(shared_voice_root())!r})))
 worker = SynthesisWorker(OutputTarget({str(tmp_path)!r}), {{"hindi/male": spec}},
-                         {{"engine": "onnx", "threads": 1}}, 0.0)
+                         LoadOptions(engine="onnx", threads=1), 0.0)
 result = worker.run({{"id": 1, "name": "a.wav", "output": {str(tmp_path / "a.wav")!r}, "where": "job 1",
                      "text": "नमस्ते।", "lang": "hindi", "gender": "male", "alpha": None, "voice": "hindi/male"}})
 assert result["error"] is None, result
@@ -217,7 +238,7 @@ def _umask() -> int:
 def test_an_output_outside_the_directory_stops_the_batch_before_it_starts(tmp_path, output, message):
     jobs = [Job(SENTENCES[0], "ok.wav", "hindi", "male"), Job(SENTENCES[1], output, "hindi", "male")]
     with pytest.raises(LavanyaError) as caught:
-        run_batch(jobs, str(tmp_path / "out"), voice_options={"models": shared_voice_root()})
+        run_batch(jobs, str(tmp_path / "out"), find=FindOptions(models=shared_voice_root()))
     assert caught.value.message.startswith("job 2: ") and message in caught.value.message
     assert not (tmp_path / "out").exists() and not (tmp_path / "escape.wav").exists()
 
@@ -225,10 +246,10 @@ def test_an_output_outside_the_directory_stops_the_batch_before_it_starts(tmp_pa
 def test_each_output_once_and_the_manifest_apart(tmp_path):
     jobs = [Job(SENTENCES[0], "x.wav", "hindi", "male"), Job(SENTENCES[1], "./x.wav", "hindi", "male")]
     with pytest.raises(LavanyaError, match="job 2 .*: the same file as the output of job 1"):
-        run_batch(jobs, str(tmp_path / "out"), voice_options={"models": shared_voice_root()})
-    with pytest.raises(LavanyaError, match=r"--manifest .*: the same file as the output of job 1"):
+        run_batch(jobs, str(tmp_path / "out"), find=FindOptions(models=shared_voice_root()))
+    with pytest.raises(LavanyaError, match=r"manifest .*: the same file as the output of job 1"):
         run_batch(jobs[:1], str(tmp_path / "out"), manifest=tmp_path / "out" / "x.wav",
-                  voice_options={"models": shared_voice_root()})
+                  find=FindOptions(models=shared_voice_root()))
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -238,14 +259,14 @@ def test_a_symlinked_directory_does_not_carry_a_write_outside(tmp_path):
     (tmp_path / "out" / "link").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(LavanyaError, match="job 1 .*leads outside the output directory"):
         run_batch([Job(SENTENCES[0], "link/x.wav", "hindi", "male")], str(tmp_path / "out"),
-                  voice_options={"models": shared_voice_root()})
+                  find=FindOptions(models=shared_voice_root()))
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_an_output_inside_the_model_root_is_refused(tmp_path):
     with pytest.raises(LavanyaError, match="inside the model root"):
         run_batch(_lines_jobs(SENTENCES[:1]), str(shared_voice_root() / "wavs"),
-                  voice_options={"models": shared_voice_root()})
+                  find=FindOptions(models=shared_voice_root()))
     assert not (shared_voice_root() / "wavs").exists()
 
 
@@ -282,23 +303,23 @@ def test_stale_temporaries_on_a_filesystem_without_local_files():
 
 def test_a_remote_output_directory_needs_a_local_manifest_and_distinct_names(tmp_path):
     jobs = [Job(SENTENCES[0], "a.wav", "hindi", "male")]
-    with pytest.raises(LavanyaError, match="give --manifest FILE"):
+    with pytest.raises(LavanyaError, match="give manifest FILE"):
         run_batch(jobs, "mock:///bucket/wavs")
     with pytest.raises(LavanyaError, match="job 2 .*the same file as the output of job 1"):
         run_batch(jobs + [Job(SENTENCES[1], "./a.wav", "hindi", "male")], "mock:///bucket/wavs",
-                  manifest=tmp_path / "results.jsonl", voice_options={"models": shared_voice_root()})
+                  manifest=tmp_path / "results.jsonl", find=FindOptions(models=shared_voice_root()))
 
 
 def test_the_manifest_reader_keeps_the_latest_entry_and_skips_damage(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text('{"output": "a.wav", "sha256": "old"}\nnot json\n["list"]\n' + "[" * 60_000 + "\n"
                     '{"output": "a.wav", "sha256": "new"}\n{"output": "b.wav", "sha256": "cut', encoding="utf-8")
-    assert read_manifest(path) == {"a.wav": {"output": "a.wav", "sha256": "new"}}
-    assert read_manifest(path, {"b.wav"}) == {}
-    assert read_manifest(tmp_path / "absent.jsonl") == {}
+    assert read_results(path) == {"a.wav": {"output": "a.wav", "sha256": "new"}}
+    assert read_results(path, {"b.wav"}) == {}
+    assert read_results(tmp_path / "absent.jsonl") == {}
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(LavanyaError, match="not a regular file"):
-        read_manifest(tmp_path / "fifo")
+        read_results(tmp_path / "fifo")
 
 
 @pytest.mark.parametrize("nodes, threads, jobs, expected", [
@@ -320,13 +341,15 @@ def test_asked_for_actors_stay_within_the_cpus():
     assert RaySettings(actors=2).plan([8], 100) == (2, 1)
 
 
-def test_bad_settings_are_one_line():
+def test_bad_settings_are_one_line(cli, tmp_path):
     with pytest.raises(LavanyaError, match="threads must be a whole number of 1 or more"):
         RaySettings(threads=0)
-    with pytest.raises(LavanyaError, match="CPU count is for --ray local"):
+    with pytest.raises(LavanyaError, match="CPU count is for address local"):
         RaySettings(address="auto", num_cpus=4)
-    with pytest.raises(LavanyaError, match="--device cuda is for a single process"):
-        run_batch([Job(SENTENCES[0], "a.wav", "hindi", "male")], "out", voice_options={"device": "cuda"})
+    code, _, err = cli("synth", "--jsonl", _jsonl(tmp_path, [{"text": SENTENCES[0], "output": "a.wav"}]),
+                       "--lang", "hindi", "--gender", "male", "--output-dir", tmp_path / "out", "--ray", "local",
+                       "--device", "cuda")
+    assert code == 2 and "--device cuda is for a single process" in err
 
 
 def test_ray_options_through_synth(cli, tmp_path):
@@ -355,19 +378,19 @@ def test_ids_and_stale_temporaries_on_ray(tmp_path, local_ray):
     unrelated.write_bytes(b"mine")
     jobs = [Job(SENTENCES[0], "a.wav", "hindi", "male", where="j.jsonl:1", id="intro"),
             Job(SENTENCES[1], "b.wav", "hindi", "male", where="j.jsonl:2")]
-    report = run_batch(jobs, str(out), voice_options={"models": shared_voice_root()})
+    report = run_batch(jobs, str(out), find=FindOptions(models=shared_voice_root()))
     assert (report.done, report.temporaries_removed) == (2, 1)
     assert not stale.exists() and unrelated.exists()
-    assert {entry["output"]: entry["id"] for entry in _manifest_lines(out / MANIFEST_NAME)} == {"a.wav": "intro",
+    assert {entry["output"]: entry["id"] for entry in _manifest_lines(out / RESULTS_NAME)} == {"a.wav": "intro",
                                                                                               "b.wav": 2}
     # a rerun keeps the id of the jobs it skips
-    again = run_batch(jobs, str(out), voice_options={"models": shared_voice_root()})
-    assert again.skipped == 2 and {entry["id"] for entry in _manifest_lines(out / MANIFEST_NAME)} == {"intro", 2}
+    again = run_batch(jobs, str(out), find=FindOptions(models=shared_voice_root()))
+    assert again.already_done == 2 and {entry["id"] for entry in _manifest_lines(out / RESULTS_NAME)} == {"intro", 2}
 
 
 def test_the_summary_counts_in_words():
     from lavanya_cli.cli.synth_ray import _notes
-    from lavanya_cli.speech.ray_batch import BatchReport
+    from lavanya_cli.batch.ray import BatchReport
 
     report = BatchReport(output_dir="out", manifest="out/m.jsonl", jobs=1, actors=1, threads=1, temporaries_removed=1,
                          lost=[{"node": "10.0.0.2", "node_id": "n", "worker": "b:7", "error": "ActorDiedError",

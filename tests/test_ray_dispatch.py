@@ -1,4 +1,4 @@
-"""The driver's loop over Ray actors (``ray_batch._dispatch``) against a stand-in for Ray whose
+"""The driver's loop over Ray actors (``batch.ray._dispatch``) against a stand-in for Ray whose
 actors start or not, and die on a given job: who is charged for a lost worker, an actor that
 never starts, every worker lost."""
 
@@ -14,8 +14,9 @@ pytest.importorskip("ray", reason="the ray extra (lavanya[ray]) is not installed
 from ray.exceptions import ActorDiedError  # noqa: E402
 
 from lavanya_cli.errors import LavanyaError  # noqa: E402
-from lavanya_cli.speech import ray_batch  # noqa: E402
-from lavanya_cli.speech.ray_batch import MAX_ATTEMPTS, BatchReport, _dispatch, job_result  # noqa: E402
+from lavanya_cli.batch import ray as ray_batch  # noqa: E402
+from lavanya_cli.batch.ray import MAX_ATTEMPTS, BatchReport, _dispatch  # noqa: E402
+from lavanya_cli.batch.results import job_result  # noqa: E402
 
 
 class _Ref:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import free_port
 from synthkit import shared_voice_root
 
 pytest.importorskip("ray", reason="the ray extra (lavanya[ray]) is not installed")
@@ -24,7 +25,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import ray_faults  # noqa: E402
 
-from lavanya_cli.speech.ray_batch import IN_FLIGHT_PER_ACTOR  # noqa: E402
+from lavanya_cli.batch.ray import IN_FLIGHT_PER_ACTOR  # noqa: E402
+
+pytestmark = pytest.mark.slow  # Ray clusters and lavanya in subprocesses, signals and lost nodes: minutes
 
 
 def test_a_lost_node_loses_no_finished_work_and_the_run_carries_on(tmp_path):
@@ -65,7 +68,7 @@ def test_a_local_ray_listens_on_loopback_only():
     script = """
 import json, os
 from pathlib import Path
-from lavanya_cli.speech.ray_batch import RaySettings, ray_session
+from lavanya_cli.batch.ray import RaySettings, ray_session
 
 def descendants(root):
     parents = {}
@@ -115,12 +118,6 @@ print(json.dumps(seen))
     assert {address.split(":")[0] for address in addresses} <= loopback, addresses
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _synth(tmp_path: Path, ray: str, env: dict | None = None) -> subprocess.CompletedProcess:
     jobs = tmp_path / "jobs.jsonl"
     ray_faults.write_jobs(jobs, 2, 1)
@@ -131,14 +128,14 @@ def _synth(tmp_path: Path, ray: str, env: dict | None = None) -> subprocess.Comp
 
 
 def test_an_unreachable_cluster_creates_nothing(tmp_path):
-    run = _synth(tmp_path, f"127.0.0.1:{_free_port()}")
+    run = _synth(tmp_path, f"127.0.0.1:{free_port()}")
     assert run.returncode == 2 and "nothing answers at 127.0.0.1" in run.stderr
     assert len(run.stderr.splitlines()) == 1 and run.stdout == ""
     assert not (tmp_path / "out").exists()
 
 
 def test_a_refused_token_says_so_in_one_line(tmp_path):
-    home, port = tmp_path / "home", _free_port()
+    home, port = tmp_path / "home", free_port()
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
     ray_cli = str(Path(sys.executable).with_name("ray"))
@@ -174,7 +171,7 @@ def test_ray_leaves_the_sigterm_handler_where_python_put_it():
     default back in ray.shutdown: a SIGTERM then killed lavanya without a word (-15)."""
     script = """
 import ctypes, json, signal
-from lavanya_cli.speech.ray_batch import RaySettings, ray_session
+from lavanya_cli.batch.ray import RaySettings, ray_session
 
 class Action(ctypes.Structure):
     _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16), ("flags", ctypes.c_int),

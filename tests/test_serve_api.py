@@ -15,6 +15,7 @@ from lavanya_cli.errors import LavanyaError
 from lavanya_cli.serve.limits import ServerLimits
 from lavanya_cli.speech.audio import UNKNOWN_LENGTH
 from lavanya_cli.speech.engines import cpu_default_engine
+from _helpers import metric, tts_body
 from servekit import WAIT_SECONDS, GatedVoice, start_server, wait_until
 from synthkit import shared_voice
 
@@ -25,15 +26,6 @@ def _pcm(text: str, **options) -> bytes:
     """What the voice says for ``text``, straight from the library, as the server should send it."""
     chunks = shared_voice().synthesize(text, **options)
     return b"".join(chunk.to_int16().astype("<i2").tobytes() for chunk in chunks)
-
-
-def _metric(client: httpx.Client, name: str, **labels: str) -> float:
-    """One sample from /metrics (0 when absent)."""
-    text = client.get("/metrics").text
-    selector = ",".join(f'{key}="{value}"' for key, value in labels.items())
-    pattern = re.escape(name + (f"{{{selector}}}" if selector else "")) + r" ([0-9.e+-]+)"
-    found = re.search(r"^" + pattern + r"$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +64,6 @@ def _read(chunks, size: int) -> bytes:
     return data
 
 
-def _tts(text: str = THREE_SENTENCES, **fields) -> dict:
-    return {"text": text, "lang": "hindi", "gender": "male", **fields}
-
-
 # -- what comes back -------------------------------------------------------------------------
 
 def test_voices_lists_what_is_loaded_and_the_limits(plain):
@@ -86,7 +74,7 @@ def test_voices_lists_what_is_loaded_and_the_limits(plain):
 
 
 def test_post_returns_the_voice_s_audio_as_a_streamed_wav(plain):
-    response = plain.post("/api/tts", json=_tts(alpha=1.5, sentence_silence=0.2))
+    response = plain.post("/api/tts", json=tts_body(THREE_SENTENCES, alpha=1.5, sentence_silence=0.2))
     assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
     assert response.headers["x-sample-rate"] == "22050" and response.headers["x-sentences"] == "3"
     assert "content-length" not in response.headers  # streamed, not buffered
@@ -109,7 +97,7 @@ def test_first_sentence_goes_out_before_the_second_is_made(gated):
     voice, _, client = gated()
     voice.allow(1)
     first_sentence = _pcm("नमस्ते।")
-    with client.stream("POST", "/api/tts", json=_tts()) as response:
+    with client.stream("POST", "/api/tts", json=tts_body(THREE_SENTENCES)) as response:
         assert response.status_code == 200
         chunks = response.iter_raw()
         first = _read(chunks, 44 + len(first_sentence))
@@ -129,50 +117,52 @@ def test_queue_full_is_refused_at_once_while_health_and_metrics_answer(gated):
     results = {}
 
     def send(name):
-        results[name] = httpx.post(running.url + "/api/tts", json=_tts("नमस्ते।"), timeout=WAIT_SECONDS)
+        results[name] = httpx.post(running.url + "/api/tts", json=tts_body("नमस्ते।"), timeout=WAIT_SECONDS)
 
     holder = threading.Thread(target=send, args=("holder",))
     holder.start()
     wait_until(lambda: voice.entered == 1, "the first request holds the worker")
     waiter = threading.Thread(target=send, args=("waiter",))
     waiter.start()
-    wait_until(lambda: _metric(client, "lavanya_queue_depth") == 1, "the second request waits")
+    wait_until(lambda: metric(client, "lavanya_queue_depth") == 1, "the second request waits")
 
-    refused = client.post("/api/tts", json=_tts("नमस्ते।"))
+    refused = client.post("/api/tts", json=tts_body("नमस्ते।"))
     assert refused.status_code == 503
     assert refused.json()["error"] == "queue_full" and "retry" in refused.json()["detail"]
     assert int(refused.headers["retry-after"]) >= 1
     # every worker is busy, yet health, readiness and metrics answer
     assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
-    assert _metric(client, "lavanya_workers_busy") == 1
+    assert metric(client, "lavanya_workers_busy") == 1
 
     voice.allow(2)
     holder.join(WAIT_SECONDS)
     waiter.join(WAIT_SECONDS)
     assert results["holder"].status_code == results["waiter"].status_code == 200
-    assert _metric(client, "lavanya_http_requests_total", route="/api/tts", status="503") == 1
-    assert _metric(client, "lavanya_http_requests_total", route="/api/tts", status="200") == 2
+    assert metric(client, "lavanya_http_requests_total", route="/api/tts", status="503") == 1
+    assert metric(client, "lavanya_http_requests_total", route="/api/tts", status="200") == 2
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_a_request_that_waits_past_the_timeout_gets_504(gated):
     voice, running, client = gated(workers=1, queue=2, timeout=0.5)
     holder = threading.Thread(target=httpx.post, args=(running.url + "/api/tts",),
-                              kwargs={"json": _tts("नमस्ते।"), "timeout": WAIT_SECONDS})
+                              kwargs={"json": tts_body("नमस्ते।"), "timeout": WAIT_SECONDS})
     holder.start()
     wait_until(lambda: voice.entered == 1, "the first request holds the worker")
-    late = client.post("/api/tts", json=_tts("नमस्ते।"))
+    late = client.post("/api/tts", json=tts_body("नमस्ते।"))
     assert late.status_code == 504 and late.json()["error"] == "timeout"
-    assert _metric(client, "lavanya_queue_depth") == 0  # it left the line
+    assert metric(client, "lavanya_queue_depth") == 0  # it left the line
     voice.allow(1)
     holder.join(WAIT_SECONDS)
     assert voice.entered == 1  # the timed-out request never reached a worker
 
 
+@pytest.mark.slow  # waits out a 3 s timeout
 def test_a_stream_past_the_timeout_is_cut_and_its_work_stops(gated):
     voice, _, client = gated(timeout=3.0)
     voice.allow(1)
     first_sentence = _pcm("नमस्ते।")
-    with client.stream("POST", "/api/tts", json=_tts()) as response:
+    with client.stream("POST", "/api/tts", json=tts_body(THREE_SENTENCES)) as response:
         assert response.status_code == 200
         chunks = response.iter_raw()
         received = _read(chunks, 44 + len(first_sentence))
@@ -182,34 +172,35 @@ def test_a_stream_past_the_timeout_is_cut_and_its_work_stops(gated):
         with pytest.raises(httpx.RemoteProtocolError):  # the body ends without its last chunk
             for piece in chunks:
                 received += piece
-    wait_until(lambda: _metric(client, "lavanya_workers_busy") == 0, "the worker is free")
+    wait_until(lambda: metric(client, "lavanya_workers_busy") == 0, "the worker is free")
     # the sentence that was running was stopped (its graphs never ran); the third never started
     assert voice.entered == 2 and voice.rendered == 1
     assert received[44:] == first_sentence
-    assert _metric(client, "lavanya_tts_cut_total", reason="timeout") == 1
-    assert client.post("/api/tts", json=_tts("नमस्ते।")).status_code == 200  # the worker serves again
+    assert metric(client, "lavanya_tts_cut_total", reason="timeout") == 1
+    assert client.post("/api/tts", json=tts_body("नमस्ते।")).status_code == 200  # the worker serves again
 
 
 def test_a_client_that_leaves_stops_its_work(gated):
     voice, _, client = gated(workers=1)
     voice.allow(1)
-    with client.stream("POST", "/api/tts", json=_tts()) as response:
+    with client.stream("POST", "/api/tts", json=tts_body(THREE_SENTENCES)) as response:
         _read(response.iter_raw(), 44 + len(_pcm("नमस्ते।")))
         wait_until(lambda: voice.entered == 2, "the second sentence starts")
     # the client has closed the connection mid-stream
-    wait_until(lambda: _metric(client, "lavanya_tts_cut_total", reason="disconnect") == 1, "the server notices")
+    wait_until(lambda: metric(client, "lavanya_tts_cut_total", reason="disconnect") == 1, "the server notices")
     voice.allow(5)
-    wait_until(lambda: _metric(client, "lavanya_workers_busy") == 0, "the worker is free")
+    wait_until(lambda: metric(client, "lavanya_workers_busy") == 0, "the worker is free")
     assert voice.entered == 2 and voice.rendered == 1  # the running sentence was stopped too
 
 
+@pytest.mark.slow  # waits out a client's timeout
 def test_a_client_that_leaves_the_line_frees_its_place(gated):
     voice, running, client = gated(workers=1, queue=1)
     outcomes = []
 
     def send(timeout):
         try:
-            outcomes.append(httpx.post(running.url + "/api/tts", json=_tts("नमस्ते।"), timeout=timeout).status_code)
+            outcomes.append(httpx.post(running.url + "/api/tts", json=tts_body("नमस्ते।"), timeout=timeout).status_code)
         except httpx.ReadTimeout:
             outcomes.append("left")
 
@@ -218,27 +209,27 @@ def test_a_client_that_leaves_the_line_frees_its_place(gated):
     wait_until(lambda: voice.entered == 1, "the first request holds the worker")
     leaver = threading.Thread(target=send, args=(2.0,))
     leaver.start()
-    wait_until(lambda: _metric(client, "lavanya_queue_depth") == 1, "the second request waits")
+    wait_until(lambda: metric(client, "lavanya_queue_depth") == 1, "the second request waits")
     leaver.join(WAIT_SECONDS)
-    wait_until(lambda: _metric(client, "lavanya_queue_depth") == 0, "the leaver is out of the line")
+    wait_until(lambda: metric(client, "lavanya_queue_depth") == 0, "the leaver is out of the line")
     voice.allow(1)
     holder.join(WAIT_SECONDS)
     assert outcomes == ["left", 200] and voice.entered == 1
 
 
 @pytest.mark.parametrize("body, status, error", [
-    (_tts("क" * 2001), 413, "text_too_long"),
-    (_tts("   "), 422, "unspeakable"),
-    (_tts("😀 🙂"), 422, "unspeakable"),
-    (_tts("<alpha=8>नमस्ते।"), 422, "unspeakable"),
-    (_tts("<sil=oops>नमस्ते।"), 422, "unspeakable"),
+    (tts_body("क" * 2001), 413, "text_too_long"),
+    (tts_body("   "), 422, "unspeakable"),
+    (tts_body("😀 🙂"), 422, "unspeakable"),
+    (tts_body("<alpha=8>नमस्ते।"), 422, "unspeakable"),
+    (tts_body("<sil=oops>नमस्ते।"), 422, "unspeakable"),
     ({"lang": "hindi", "gender": "male"}, 422, "invalid_request"),
-    (_tts(alpha=0.1), 422, "invalid_request"),
-    (_tts(alpha=True), 422, "invalid_request"),
-    (_tts(sentence_silence=-1), 422, "invalid_request"),
-    (_tts(format="mp3"), 422, "invalid_request"),
-    (_tts(speed=2), 422, "invalid_request"),
-    (_tts(lang="tamil"), 404, "unknown_voice"),
+    (tts_body(THREE_SENTENCES, alpha=0.1), 422, "invalid_request"),
+    (tts_body(THREE_SENTENCES, alpha=True), 422, "invalid_request"),
+    (tts_body(THREE_SENTENCES, sentence_silence=-1), 422, "invalid_request"),
+    (tts_body(THREE_SENTENCES, format="mp3"), 422, "invalid_request"),
+    (tts_body(THREE_SENTENCES, speed=2), 422, "invalid_request"),
+    (tts_body(THREE_SENTENCES, lang="tamil"), 404, "unknown_voice"),
 ])
 def test_bad_requests_get_a_status_and_a_json_reason(plain, body, status, error):
     response = plain.post("/api/tts", json=body)
@@ -247,7 +238,7 @@ def test_bad_requests_get_a_status_and_a_json_reason(plain, body, status, error)
 
 
 def test_unknown_voice_lists_the_voices(plain):
-    body = plain.post("/api/tts", json=_tts(gender="female")).json()
+    body = plain.post("/api/tts", json=tts_body(THREE_SENTENCES, gender="female")).json()
     assert body["voices"] == ["hindi/male"] and "hindi/female" in body["detail"]
 
 
@@ -287,11 +278,11 @@ def test_ready_only_once_the_voices_have_loaded():
         with httpx.Client(base_url=running.url, timeout=WAIT_SECONDS) as client:
             assert client.get("/healthz").status_code == 200
             assert client.get("/readyz").status_code == 503
-            early = client.post("/api/tts", json=_tts("नमस्ते।"))
+            early = client.post("/api/tts", json=tts_body("नमस्ते।"))
             assert early.status_code == 503 and early.json()["error"] == "not_ready"
             loaded.set()
             wait_until(lambda: client.get("/readyz").status_code == 200, "ready")
-            assert client.post("/api/tts", json=_tts("नमस्ते।")).status_code == 200
+            assert client.post("/api/tts", json=tts_body("नमस्ते।")).status_code == 200
     finally:
         running.stop()
 
@@ -312,13 +303,13 @@ def test_a_voice_that_fails_to_load_is_reported():
 
 
 def test_metrics_count_requests_audio_and_first_bytes(plain):
-    before = _metric(plain, "lavanya_audio_seconds_total", voice="hindi/male")
-    first_bytes = _metric(plain, "lavanya_tts_first_byte_seconds_count")
-    response = plain.post("/api/tts", json=_tts("नमस्ते।"))
+    before = metric(plain, "lavanya_audio_seconds_total", voice="hindi/male")
+    first_bytes = metric(plain, "lavanya_tts_first_byte_seconds_count")
+    response = plain.post("/api/tts", json=tts_body("नमस्ते।"))
     seconds = (len(response.content) - 44) / 2 / 22050
-    assert _metric(plain, "lavanya_audio_seconds_total", voice="hindi/male") - before == pytest.approx(seconds)
-    assert _metric(plain, "lavanya_tts_first_byte_seconds_count") == first_bytes + 1
-    assert _metric(plain, "lavanya_http_requests_total", route="/healthz", status="200") >= 0
+    assert metric(plain, "lavanya_audio_seconds_total", voice="hindi/male") - before == pytest.approx(seconds)
+    assert metric(plain, "lavanya_tts_first_byte_seconds_count") == first_bytes + 1
+    assert metric(plain, "lavanya_http_requests_total", route="/healthz", status="200") >= 0
     assert plain.get("/metrics").headers["content-type"].startswith("text/plain")
 
 
@@ -352,12 +343,12 @@ def test_unknown_paths_get_the_json_error_shape(plain):
 
 def test_nothing_is_written_to_disk(plain, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert plain.post("/api/tts", json=_tts("नमस्ते।")).status_code == 200
+    assert plain.post("/api/tts", json=tts_body("नमस्ते।")).status_code == 200
     assert list(tmp_path.iterdir()) == []
 
 
 def test_the_samples_are_16_bit_audio_not_silence(plain):
-    response = plain.post("/api/tts", json=_tts("नमस्ते।"))
+    response = plain.post("/api/tts", json=tts_body("नमस्ते।"))
     samples = np.frombuffer(response.content[44:], dtype="<i2")
     assert samples.size > 22050 // 10 and np.abs(samples).max() > 0
 
@@ -368,14 +359,14 @@ def test_a_strict_server_refuses_a_word_it_cannot_pronounce():
 
     running = start_server([Voice.load("hindi", "male", models=shared_voice_root(), strict=True)])
     try:
-        response = httpx.post(running.url + "/api/tts", json=_tts("नमस्ते 😀"), timeout=WAIT_SECONDS)
+        response = httpx.post(running.url + "/api/tts", json=tts_body("नमस्ते 😀"), timeout=WAIT_SECONDS)
         assert response.status_code == 422 and "not every word can be spoken" in response.json()["detail"]
-        lenient = httpx.post(running.url + "/api/tts", json=_tts("नमस्ते।"), timeout=WAIT_SECONDS)
+        lenient = httpx.post(running.url + "/api/tts", json=tts_body("नमस्ते।"), timeout=WAIT_SECONDS)
         assert lenient.status_code == 200
     finally:
         running.stop()
 
 
 def test_words_that_are_skipped_are_named_in_a_header(plain):
-    response = plain.post("/api/tts", json=_tts("नमस्ते 😀"))
+    response = plain.post("/api/tts", json=tts_body("नमस्ते 😀"))
     assert response.status_code == 200 and response.headers["x-unpronounced"] == "%F0%9F%98%80"

@@ -23,24 +23,12 @@ from lavanya_cli.serve import http as bounded_http
 from lavanya_cli.serve.app import UNPRONOUNCED_HEADER_MAX_BYTES
 from lavanya_cli.serve.limits import ServerLimits
 from lavanya_cli.serve.server import ServeConfig
+from _helpers import free_port, metric, tts_body
 from servekit import WAIT_SECONDS, start_server, wait_until
 from synthkit import shared_voice
 
 REPO = Path(__file__).resolve().parents[1]
 LAVANYA = [sys.executable, "-c", "from lavanya_cli.cli import run; run()"]
-
-
-def _tts(text: str = "नमस्ते।", **fields) -> dict:
-    return {"text": text, "lang": "hindi", "gender": "male", **fields}
-
-
-def _metric(client: httpx.Client, name: str, **labels: str) -> float:
-    selector = ",".join(f'{key}="{value}"' for key, value in labels.items())
-    prefix = name + (f"{{{selector}}}" if selector else "") + " "
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(prefix):
-            return float(line[len(prefix):])
-    return 0.0
 
 
 def _raw(url: str, request: bytes, read: bool = True, timeout: float = WAIT_SECONDS) -> bytes:
@@ -95,8 +83,9 @@ def client(server):
 
 # -- clients that stall -------------------------------------------------------------------------
 
+@pytest.mark.slow  # waits out the 3 s deadline
 def test_a_client_that_stops_reading_is_cut_at_the_deadline_and_frees_its_worker(server, client):
-    body = json.dumps(_tts("नमस्ते। " * 150)).encode()
+    body = json.dumps(tts_body("नमस्ते। " * 150)).encode()
     host, port = server.url.removeprefix("http://").split(":")
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -104,12 +93,12 @@ def test_a_client_that_stops_reading_is_cut_at_the_deadline_and_frees_its_worker
     stalled.sendall(b"POST /api/tts HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
                     b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # then never reads
     try:
-        wait_until(lambda: _metric(client, "lavanya_workers_busy") == 1, "the stalled request holds the worker")
+        wait_until(lambda: metric(client, "lavanya_workers_busy") == 1, "the stalled request holds the worker")
         started = time.monotonic()
-        wait_until(lambda: _metric(client, "lavanya_tts_cut_total", reason="stalled") == 1, "the stall is cut")
+        wait_until(lambda: metric(client, "lavanya_tts_cut_total", reason="stalled") == 1, "the stall is cut")
         assert time.monotonic() - started < 6  # at the 3 s deadline, not when the client gives up
-        wait_until(lambda: _metric(client, "lavanya_workers_busy") == 0, "the worker is free")
-        assert client.post("/api/tts", json=_tts()).status_code == 200  # served again, not 503
+        wait_until(lambda: metric(client, "lavanya_workers_busy") == 0, "the worker is free")
+        assert client.post("/api/tts", json=tts_body()).status_code == 200  # served again, not 503
         assert _closed_soon(stalled)  # the connection was dropped, not left open on unread audio
     finally:
         stalled.close()
@@ -130,6 +119,7 @@ def _closed_soon(sock: socket.socket, seconds: float = 10) -> bool:
     return False
 
 
+@pytest.mark.slow  # waits out the read timeout
 @pytest.mark.parametrize("partial", [
     b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ",  # headers that never end
     b"POST /api/tts HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 30000\r\n\r\n{",  # a body that never ends
@@ -148,6 +138,7 @@ def test_a_body_refused_unread_is_answered_once_and_closed(server, monkeypatch):
     assert answer.count(b"HTTP/1.1 ") == 1 and _json_error(answer)[0] == 413
 
 
+@pytest.mark.slow  # waits out the read timeout
 def test_a_kept_alive_connection_fed_stray_line_breaks_is_closed(server, monkeypatch):
     monkeypatch.setattr(bounded_http, "REQUEST_SECONDS", 1.0)
     host, port = server.url.removeprefix("http://").split(":")
@@ -224,17 +215,17 @@ def test_an_early_413_is_counted_under_its_route(server, client):
                               b"content-length: 10485760\r\n\r\nxxx")
     status, error = _json_error(answer)
     assert status == 413 and error["error"] == "body_too_large"
-    assert _metric(client, "lavanya_http_requests_total", route="/metrics", status="413") == 1
+    assert metric(client, "lavanya_http_requests_total", route="/metrics", status="413") == 1
 
 
 def test_words_left_out_are_bounded_in_the_header_and_listed_in_full_by_api_text(client):
     words = [chr(0x4E00 + index) for index in range(400)]  # 400 words no voice here can say
     text = "नमस्ते " + " ".join(words)
-    response = client.post("/api/tts", json=_tts(text))
+    response = client.post("/api/tts", json=tts_body(text))
     assert response.status_code == 200
     header = response.headers["x-unpronounced"]
     assert 0 < len(header) <= UNPRONOUNCED_HEADER_MAX_BYTES and response.headers["x-unpronounced-count"] == "400"
-    planned = client.post("/api/text", json=_tts(text)).json()
+    planned = client.post("/api/text", json=tts_body(text)).json()
     assert planned["unpronounced"] == words and planned["sentences"][0]["spoken"] is True
 
 
@@ -248,13 +239,13 @@ def test_only_the_allowed_hosts_are_answered(server):
 
 @pytest.mark.parametrize("headers", [{"sec-fetch-site": "cross-site"}, {"origin": "http://evil.example"}])
 def test_speech_is_refused_to_other_sites_pages(client, headers):
-    response = client.get("/api/tts", params=_tts(), headers=headers)
+    response = client.get("/api/tts", params=tts_body(), headers=headers)
     assert response.status_code == 403 and response.json()["error"] == "cross_origin"
     assert client.get("/api/voices", headers=headers).status_code == 200  # reading the list is harmless
 
 
 def test_the_page_s_own_requests_pass(server, client):
-    same = client.post("/api/tts", json=_tts(), headers={"origin": server.url, "sec-fetch-site": "same-origin"})
+    same = client.post("/api/tts", json=tts_body(), headers={"origin": server.url, "sec-fetch-site": "same-origin"})
     assert same.status_code == 200
 
 
@@ -274,14 +265,8 @@ def test_the_default_hosts_follow_the_listen_address():
 
 # -- the whole server as a process ------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(args: list, env: dict, log: Path, trace: Path | None = None) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     command = [*LAVANYA, "serve", "--port", str(port), *map(str, args)]
     if trace is not None:
         command = ["strace", "-f", "-e", "trace=connect", "-o", str(trace), *command]
@@ -318,6 +303,7 @@ def _strace_works() -> bool:
     return subprocess.run(["strace", "-qq", "-e", "trace=none", "true"], capture_output=True).returncode == 0
 
 
+@pytest.mark.slow  # a server in a subprocess under strace
 @pytest.mark.skipif(not _strace_works(), reason="strace is missing or may not trace here (.ci/run installs it)")
 def test_the_server_writes_nothing_and_reaches_no_network(tmp_path):
     home = tmp_path / "home"
@@ -328,7 +314,7 @@ def test_the_server_writes_nothing_and_reaches_no_network(tmp_path):
     process, url = _start(["--engine", engine], env, tmp_path / "serve.log", trace)
     try:
         for _ in range(3):
-            assert httpx.post(url + "/api/tts", json=_tts(), timeout=60).status_code == 200
+            assert httpx.post(url + "/api/tts", json=tts_body(), timeout=60).status_code == 200
         time.sleep(12)  # ONNX Runtime's telemetry looked its host up about 8 s after start
     finally:
         (server_pid,) = _children(process.pid)  # strace's child: the server
@@ -360,6 +346,7 @@ def test_telemetry_is_off_before_the_runtimes_load(tmp_path):
     assert list(home.rglob("*")) == []  # no ~/.cache/Microsoft device id, no ~/intel
 
 
+@pytest.mark.slow  # a server in a subprocess
 def test_a_second_signal_cuts_the_requests_in_flight_without_a_traceback(tmp_path):
     import graphkit
 
@@ -370,7 +357,7 @@ def test_a_second_signal_cuts_the_requests_in_flight_without_a_traceback(tmp_pat
 
     def speak() -> None:
         try:
-            outcome.append(httpx.post(url + "/api/tts", json=_tts("नमस्ते आप कैसे हैं मैं ठीक हूँ " * 8),
+            outcome.append(httpx.post(url + "/api/tts", json=tts_body("नमस्ते आप कैसे हैं मैं ठीक हूँ " * 8),
                                       timeout=120).status_code)
         except httpx.HTTPError as exc:
             outcome.append(type(exc).__name__)
@@ -396,6 +383,7 @@ def test_a_second_signal_cuts_the_requests_in_flight_without_a_traceback(tmp_pat
     assert outcome and outcome[0] != 200  # the stream was cut, not completed
 
 
+@pytest.mark.slow  # a server in a subprocess
 def test_a_first_signal_lets_the_request_in_flight_finish(tmp_path):
     import graphkit
 
@@ -404,7 +392,7 @@ def test_a_first_signal_lets_the_request_in_flight_finish(tmp_path):
     process, url = _start(["--models", root, "--engine", "onnx", "--timeout", "4"], {}, log)
     outcome = []
     client = threading.Thread(target=lambda: outcome.append(
-        httpx.post(url + "/api/tts", json=_tts("नमस्ते आप कैसे हैं मैं ठीक हूँ " * 8), timeout=60).status_code))
+        httpx.post(url + "/api/tts", json=tts_body("नमस्ते आप कैसे हैं मैं ठीक हूँ " * 8), timeout=60).status_code))
     try:
         client.start()
         time.sleep(1.5)
@@ -417,12 +405,13 @@ def test_a_first_signal_lets_the_request_in_flight_finish(tmp_path):
     assert process.returncode == 143 and "finishing 1 in flight" in log.read_text()
 
 
+@pytest.mark.slow  # a server in a subprocess
 def test_a_voice_whose_graph_is_a_fifo_stops_the_server_with_one_line(tmp_path):
     import graphkit
 
     root = graphkit.hostile_tree(tmp_path / "tree", special="fifo")
     started = time.monotonic()
-    result = subprocess.run([*LAVANYA, "serve", "--models", str(root), "--port", str(_free_port())],
+    result = subprocess.run([*LAVANYA, "serve", "--models", str(root), "--port", str(free_port())],
                             capture_output=True, text=True, cwd=REPO, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 2 and time.monotonic() - started < 60
@@ -444,6 +433,7 @@ def test_a_client_that_sends_ahead_without_reading_is_dropped(server, client, ca
     assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.slow  # waits out the deadline
 def test_a_client_that_reads_no_page_is_dropped_at_the_deadline(server):
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=WAIT_SECONDS) as sock:

@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,9 +18,11 @@ import pytest
 
 from lavanya_cli.errors import LavanyaError
 from lavanya_cli.limits import checked_number
-from lavanya_cli.serve.limits import ALPHA_RANGE, ServerLimits
+from lavanya_cli.limits import ALPHA_RANGE
+from lavanya_cli.serve.limits import ServerLimits
 from lavanya_cli.serve.voices import VoiceName, VoiceSet, choose_specs
 from lavanya_cli.testing.scaffold import write_lfs_pointer
+from _helpers import free_port
 from synthkit import shared_voice, shared_voice_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,14 +60,9 @@ def test_the_command_module_stays_light():
     assert result.stdout.strip() == "[]", result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
+@pytest.mark.slow  # a server in a subprocess
 def test_serve_speaks_with_the_bundled_demo_voice_and_stops_on_sigterm(tmp_path):
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         server = subprocess.Popen(
@@ -154,11 +150,15 @@ def test_body_bound_covers_the_longest_escaped_text():
 def test_the_engine_goes_to_voice_load_and_threads_are_shared_out():
     from lavanya_cli.serve.server import ServeConfig
 
-    assert ServeConfig().load_options()["engine"] == "auto"
-    assert ServeConfig(engine="torch").load_options()["engine"] == "torch"
-    cpus = len(os.sched_getaffinity(0))
-    assert ServeConfig(limits=ServerLimits(workers=2)).load_options()["threads"] == max(1, cpus // 2)
-    assert ServeConfig(threads=3).load_options()["threads"] == 3
+    from lavanya_cli.limits import available_cpus
+    from lavanya_cli.speech.options import LoadOptions
+
+    assert ServeConfig().load_options.engine == "auto"
+    assert ServeConfig(options=LoadOptions(engine="torch")).load_options.engine == "torch"
+    cpus = available_cpus()
+    assert ServeConfig(limits=ServerLimits(workers=2)).load_options.threads == max(1, cpus // 2)
+    threads = min(3, cpus)  # more than the CPUs is lowered where the options are made
+    assert ServeConfig(options=LoadOptions(threads=threads)).load_options.threads == threads
 
 
 def test_json_logs_are_one_object_a_line_with_the_request_fields():

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from synthkit import shared_voice_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,6 +21,7 @@ def _load_test(*args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+@pytest.mark.slow  # a load test of a few seconds against a server
 def test_load_test_reports_latency_throughput_errors_and_memory():
     result = _load_test("--models", str(shared_voice_root()), "--voice", "hindi/male", "--clients", "3",
                         "--duration", "3", "--max-requests", "6", "--queue", "1", "--json")

@@ -23,7 +23,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 HINDI = "नमस्ते, आप कैसे हैं? मैं ठीक हूँ।"
 WAIT_MS = 30_000
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
+pytestmark = [pytest.mark.slow,  # Chromium driven by Playwright
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")]
 
 
 @pytest.fixture(scope="module")

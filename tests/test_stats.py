@@ -12,8 +12,9 @@ import pytest
 
 from lavanya_cli.modeltree.config import read_config
 from lavanya_cli.testing.scaffold import lfs_pointer_text, stats_arrays, write_stats
-from lavanya_cli.checks.stats import (BAD_STATS, FIXED, LFS_POINTER, OK, PICKLED, REFUSED, UNCHANGED, UNREADABLE,
-                               fix_stats, inspect_stats, load_stats)
+from lavanya_cli.checks.problems import FIXED, REFUSED, UNCHANGED
+from lavanya_cli.checks.stats import fix_stats
+from lavanya_cli.modeltree.stats import BAD_STATS, LFS_POINTER, OK, PICKLED, UNREADABLE, inspect_stats, load_stats
 
 ORIGINAL = stats_arrays(8, seed=3)
 
@@ -177,6 +178,7 @@ def test_load_stats_refuses_anything_but_plain_stats(tmp_path):
     assert load_stats(path)["count"] == ORIGINAL["count"]
 
 
+@pytest.mark.slow  # every real stats file in ../shared
 def test_every_real_stats_file_is_plain_and_matches_its_config(shared_tree):
     files = sorted(shared_tree.rglob("*_stats.npz"))
     assert len(files) >= 3 * 31

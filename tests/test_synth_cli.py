@@ -14,17 +14,14 @@ import pytest
 import soundfile
 
 from lavanya_cli.testing.scaffold import write_lfs_pointer
+from _helpers import synth
 from synthkit import shared_voice_root
 
 TEXT = "नमस्ते, आप कैसे हैं? ठीक है।"
 
 
-def _synth(cli, *args):
-    return cli("synth", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "male", *args)
-
-
 def test_writes_a_mono_16_bit_wav_and_says_which_voice_spoke(cli, tmp_path):
-    code, out, err = _synth(cli, "--text", TEXT, "-o", tmp_path / "hello.wav")
+    code, out, err = synth(cli, "--text", TEXT, "-o", tmp_path / "hello.wav")
     assert code == 0 and out == ""
     info = soundfile.info(tmp_path / "hello.wav")
     assert (info.samplerate, info.channels, info.subtype) == (22050, 1, "PCM_16")
@@ -33,7 +30,7 @@ def test_writes_a_mono_16_bit_wav_and_says_which_voice_spoke(cli, tmp_path):
 
 
 def test_json_summary_matches_the_wav(cli, tmp_path):
-    code, out, _ = _synth(cli, TEXT, "-o", tmp_path / "a.wav", "--format", "json", "--plot", tmp_path / "mel.png")
+    code, out, _ = synth(cli, TEXT, "-o", tmp_path / "a.wav", "--format", "json", "--plot", tmp_path / "mel.png")
     assert code == 0
     summary = json.loads(out)
     assert summary["sentences"] == 2
@@ -46,15 +43,15 @@ def test_json_summary_matches_the_wav(cli, tmp_path):
 
 def test_text_from_a_file_and_from_stdin(cli, tmp_path, monkeypatch):
     (tmp_path / "in.txt").write_text(TEXT, encoding="utf-8")
-    assert _synth(cli, "--input", tmp_path / "in.txt", "-o", tmp_path / "file.wav")[0] == 0
+    assert synth(cli, "--input", tmp_path / "in.txt", "-o", tmp_path / "file.wav")[0] == 0
     monkeypatch.setattr(sys, "stdin", io.StringIO(TEXT))
-    assert _synth(cli, "-o", tmp_path / "stdin.wav")[0] == 0
+    assert synth(cli, "-o", tmp_path / "stdin.wav")[0] == 0
     assert soundfile.info(tmp_path / "file.wav").frames == soundfile.info(tmp_path / "stdin.wav").frames
 
 
 def test_lines_give_one_wav_per_non_empty_line(cli, tmp_path):
     (tmp_path / "lines.txt").write_text("नमस्ते।\n\nठीक है।\n", encoding="utf-8")
-    code, _, _ = _synth(cli, "--lines", tmp_path / "lines.txt", "--output-dir", tmp_path / "out")
+    code, _, _ = synth(cli, "--lines", tmp_path / "lines.txt", "--output-dir", tmp_path / "out")
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0001.wav", "0002.wav"]
 
@@ -92,7 +89,7 @@ def test_jsonl_loads_each_voice_once(cli, tmp_path, monkeypatch):
     ("नमस्ते <sil=fast>", "malformed tag <sil=fast>"),
 ])
 def test_bad_text_is_one_line_and_writes_nothing(cli, tmp_path, text, message):
-    code, out, err = _synth(cli, "--text", text, "-o", tmp_path / "x.wav")
+    code, out, err = synth(cli, "--text", text, "-o", tmp_path / "x.wav")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and message in err
     assert list(tmp_path.iterdir()) == []
@@ -144,6 +141,7 @@ def test_a_vocoder_for_another_sample_rate_is_refused_before_loading(cli, tmp_pa
     assert not (tmp_path / "x.wav").exists()
 
 
+@pytest.mark.slow  # a subprocess
 def test_stdout_gets_the_wav_and_nothing_else_and_stderr_stays_quiet(tmp_path):
     """A fresh process from another directory, no NLTK data anywhere: the real console experience."""
     elsewhere = tmp_path / "elsewhere"
@@ -201,9 +199,7 @@ def test_lines_on_a_tree_with_one_voice_need_no_lang_and_gender(cli, tmp_path):
     assert f"hindi/female from {root}" in err
 
 
-def test_the_bundled_demo_speaks_on_a_fresh_install_without_lang_and_gender(cli, tmp_path, monkeypatch):
-    monkeypatch.delenv("LAVANYA_MODELS", raising=False)
-    monkeypatch.chdir(tmp_path)  # no ./Fastspeech2_HS here
+def test_the_bundled_demo_speaks_on_a_fresh_install_without_lang_and_gender(cli, tmp_path, only_bundled):
     code, _, err = cli("synth", "--text", "नमस्ते", "-o", "hello.wav")
     assert code == 0, err
     assert soundfile.info(tmp_path / "hello.wav").duration > 0.1

@@ -27,24 +27,11 @@ import torch
 
 from lavanya_cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, LavanyaError
 from lavanya_cli.limits import INPUT_LIMIT_ENV, TEXT_SILENCE_MAX_SECONDS, available_cpus
+from _helpers import TouchesMarker, snapshot, synth
 from synthkit import shared_voice, shared_voice_root
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = "नमस्ते, आप कैसे हैं? ठीक है।"
-
-
-def _synth(cli, *args):
-    return cli("synth", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "male", *args)
-
-
-def _tree(path: Path) -> dict[str, tuple]:
-    """Everything under ``path``: kind, mode, size, inode and mtime of each entry (not followed)."""
-    entries = {}
-    for entry in sorted(path.rglob("*")):
-        info = os.lstat(entry)
-        entries[entry.relative_to(path).as_posix()] = (stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode),
-                                                       info.st_size, info.st_ino, info.st_mtime_ns)
-    return entries
 
 
 @pytest.fixture
@@ -88,19 +75,19 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_loading(cli, tmp
     else:
         os.mkfifo(tmp_path / "pipe")
         target.symlink_to(tmp_path / "pipe")
-    before = _tree(tmp_path)
-    code, out, err = _synth(cli, "--text", TEXT, "-o", target)
+    before = snapshot(tmp_path)
+    code, out, err = synth(cli, "--text", TEXT, "-o", target)
     assert code == EXIT_USAGE and out == ""
     _one_line(err, str(target), "lavanya writes only regular files")
-    assert _tree(tmp_path) == before  # the node is still there, untouched, and no temporary file
+    assert snapshot(tmp_path) == before  # the node is still there, untouched, and no temporary file
 
 
 def test_plot_is_an_output_like_the_wav(cli, tmp_path, no_loading):
     os.mkfifo(tmp_path / "mel.png")
-    code, _, err = _synth(cli, "--text", TEXT, "-o", tmp_path / "a.wav", "--plot", tmp_path / "mel.png")
+    code, _, err = synth(cli, "--text", TEXT, "-o", tmp_path / "a.wav", "--plot", tmp_path / "mel.png")
     assert code == EXIT_USAGE
     _one_line(err, "mel.png", "FIFO")
-    code, _, err = _synth(cli, "--text", TEXT, "-o", tmp_path / "a.wav", "--plot", tmp_path / "a.wav")
+    code, _, err = synth(cli, "--text", TEXT, "-o", tmp_path / "a.wav", "--plot", tmp_path / "a.wav")
     assert code == EXIT_USAGE
     _one_line(err, "the same file as the output of -o")
 
@@ -111,18 +98,18 @@ def test_plot_is_an_output_like_the_wav(cli, tmp_path, no_loading):
 ])
 def test_an_output_that_cannot_be_written_fails_before_loading(cli, tmp_path, no_loading, where, problem):
     (tmp_path / "file.txt").write_text("keep")
-    before = _tree(tmp_path)
-    code, _, err = _synth(cli, "--text", TEXT, "-o", tmp_path / where)
+    before = snapshot(tmp_path)
+    code, _, err = synth(cli, "--text", TEXT, "-o", tmp_path / where)
     assert code == EXIT_USAGE
     _one_line(err, where, problem)
-    assert _tree(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o077, 0o600)])
 def test_a_new_wav_gets_0644_less_the_umask(cli, tmp_path, umask, expected):
     old = os.umask(umask)
     try:
-        assert _synth(cli, "--text", "नमस्ते", "-o", tmp_path / "new.wav")[0] == 0
+        assert synth(cli, "--text", "नमस्ते", "-o", tmp_path / "new.wav")[0] == 0
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "new.wav").st_mode) == expected
@@ -139,7 +126,7 @@ def test_a_writable_target_or_link_never_yields_a_world_writable_wav(cli, tmp_pa
     os.chmod(linked, 0o777)
     (tmp_path / "link.wav").symlink_to(linked)
     for target in (open_file, tmp_path / "link.wav"):
-        assert _synth(cli, "--text", "नमस्ते", "-o", target)[0] == 0
+        assert synth(cli, "--text", "नमस्ते", "-o", target)[0] == 0
         info = os.lstat(target)
         assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) & 0o022 == 0
         assert soundfile.info(target).frames > 0
@@ -172,12 +159,12 @@ def test_batch_outputs_stay_inside_the_output_directory_and_apart(cli, tmp_path,
     (tmp_path / "outside").mkdir()
     (out / "linked").symlink_to(tmp_path / "outside")
     jobs = _jsonl(tmp_path / "jobs.jsonl", *({"output": output} for output in outputs))
-    before = _tree(tmp_path)
+    before = snapshot(tmp_path)
     code, out_text, err = cli("synth", "--models", shared_voice_root(), "--lang", "hindi", "--gender", "male",
                               "--jsonl", jobs, "--output-dir", out)
     assert code == EXIT_USAGE and out_text == ""
     _one_line(err, f"jobs.jsonl:{line}", message)
-    assert _tree(tmp_path) == before
+    assert snapshot(tmp_path) == before
     assert not Path("/tmp/lavanya-absolute.wav").exists()
 
 
@@ -187,7 +174,7 @@ def test_stdout_in_a_batch_with_a_json_summary_is_refused(cli, tmp_path, no_load
                          "--jsonl", jobs, "--output-dir", tmp_path, "--format", "json")
     assert code == EXIT_USAGE and out == ""
     _one_line(err, "jobs.jsonl:1", "--format json")
-    code, out, err = _synth(cli, "--text", TEXT, "-o", "-", "--format", "json")
+    code, out, err = synth(cli, "--text", TEXT, "-o", "-", "--format", "json")
     assert code == EXIT_USAGE and out == ""
     _one_line(err, "-o: - puts the WAV on standard output")
 
@@ -207,7 +194,7 @@ def test_without_output_dir_jsonl_writes_into_the_current_directory(cli, tmp_pat
 def test_no_output_inside_the_model_root_in_use(cli, tmp_path):
     root = shutil.copytree(shared_voice_root(), tmp_path / "root")
     config = root / "hindi" / "male" / "model" / "config.yaml"
-    before = _tree(root)
+    before = snapshot(root)
     code, _, err = cli("synth", "--models", root, "--lang", "hindi", "--gender", "male", "--text", TEXT, "-o", config)
     assert code == EXIT_USAGE
     _one_line(err, str(config), "inside the model root")
@@ -217,7 +204,7 @@ def test_no_output_inside_the_model_root_in_use(cli, tmp_path):
                            "--output-dir", output_dir)
         assert code == EXIT_USAGE
         _one_line(err, "inside the model root")
-    assert _tree(root) == before
+    assert snapshot(root) == before
 
 
 def test_a_job_that_cannot_be_written_is_named_and_the_summary_keeps_what_was_written(cli, tmp_path, monkeypatch):
@@ -245,6 +232,7 @@ def test_a_job_that_cannot_be_written_is_named_and_the_summary_keeps_what_was_wr
 # -- interrupts: one line, the conventional code, no temporary file -----------------------
 
 
+@pytest.mark.slow  # subprocesses
 @pytest.mark.parametrize("signum, code, line", [
     (signal.SIGTERM, EXIT_TERMINATED, "lavanya: error: terminated (SIGTERM)\n"),
     (signal.SIGINT, EXIT_INTERRUPTED, "lavanya: error: interrupted (SIGINT)\n"),
@@ -284,6 +272,7 @@ def test_text_from_a_device_is_refused(cli, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # a megabyte of text through the front end, three times
 def test_input_over_the_limit_is_refused_and_the_limit_can_be_raised(cli, tmp_path, monkeypatch, no_loading):
     big = tmp_path / "big.txt"
     big.write_text("नमस्ते। " * 60_000, encoding="utf-8")  # about 1.2 MB
@@ -323,6 +312,7 @@ def test_an_endless_pipe_is_read_only_up_to_the_limit(tmp_path):
                                              "limit of 256 KiB")
 
 
+@pytest.mark.slow  # a long text synthesized
 def test_audio_is_streamed_to_the_file_and_no_chunk_is_kept(cli, tmp_path, monkeypatch):
     """Memory stays flat with text length: each sentence's audio is written and dropped."""
     from lavanya_cli.speech.voice import Voice
@@ -338,7 +328,7 @@ def test_audio_is_streamed_to_the_file_and_no_chunk_is_kept(cli, tmp_path, monke
 
     monkeypatch.setattr(Voice, "render", watching)
     text = "नमस्ते। <sil=200ms> आप कैसे हैं? ठीक है। चलो।"
-    assert _synth(cli, "--text", text, "-o", tmp_path / "s.wav", "--plot", tmp_path / "s.png")[0] == 0
+    assert synth(cli, "--text", text, "-o", tmp_path / "s.wav", "--plot", tmp_path / "s.png")[0] == 0
     assert len(chunks) == 5 and alive == [0] * 5  # every earlier chunk was gone while the next was made
     frames = soundfile.info(tmp_path / "s.wav").frames
     assert (tmp_path / "s.wav").stat().st_size == 44 + 2 * frames  # the header's sizes were fixed at the end
@@ -364,7 +354,7 @@ def test_audio_is_streamed_to_the_file_and_no_chunk_is_kept(cli, tmp_path, monke
     (["--device", "cuda:64"], "--device cuda:64"),
 ])
 def test_option_numbers_and_devices_are_checked_before_loading(cli, tmp_path, no_loading, args, message):
-    code, _, err = _synth(cli, "--text", TEXT, "-o", tmp_path / "x.wav", *args)
+    code, _, err = synth(cli, "--text", TEXT, "-o", tmp_path / "x.wav", *args)
     assert code == EXIT_USAGE
     _one_line(err, message)
     assert list(tmp_path.iterdir()) == []
@@ -379,7 +369,7 @@ def test_option_numbers_and_devices_are_checked_before_loading(cli, tmp_path, no
     ("नमस्ते " + "<sil=60s> आप " * 31, f"more than {TEXT_SILENCE_MAX_SECONDS:g} s of pauses"),
 ])
 def test_tag_numbers_and_broken_tags_are_refused_before_loading(cli, tmp_path, no_loading, text, message):
-    code, _, err = _synth(cli, "--text", text, "-o", tmp_path / "x.wav")
+    code, _, err = synth(cli, "--text", text, "-o", tmp_path / "x.wav")
     assert code == EXIT_USAGE
     _one_line(err, message)
     assert list(tmp_path.iterdir()) == []
@@ -394,9 +384,9 @@ def test_jsonl_numbers_get_the_same_check(cli, tmp_path, no_loading, alpha, show
                                          encoding="utf-8")
     if shown is None:  # null: the default rate; the check passes and loading is reached
         with pytest.raises(pytest.fail.Exception, match="loaded"):
-            _synth(cli, "--jsonl", tmp_path / "jobs.jsonl", "--output-dir", tmp_path / "out")
+            synth(cli, "--jsonl", tmp_path / "jobs.jsonl", "--output-dir", tmp_path / "out")
         return
-    code, _, err = _synth(cli, "--jsonl", tmp_path / "jobs.jsonl", "--output-dir", tmp_path / "out")
+    code, _, err = synth(cli, "--jsonl", tmp_path / "jobs.jsonl", "--output-dir", tmp_path / "out")
     assert code == EXIT_USAGE
     _one_line(err, 'jobs.jsonl:1: "alpha" must be a number from 0.25 to 4', shown)
 
@@ -404,7 +394,7 @@ def test_jsonl_numbers_get_the_same_check(cli, tmp_path, no_loading, alpha, show
 def test_too_many_threads_are_lowered_to_the_cpus_there_are(cli, tmp_path):
     before = torch.get_num_threads()
     try:
-        code, _, err = _synth(cli, "--text", "नमस्ते", "-o", tmp_path / "x.wav", "--threads", "1000")
+        code, _, err = synth(cli, "--text", "नमस्ते", "-o", tmp_path / "x.wav", "--threads", "1000")
         assert code == 0
         assert torch.get_num_threads() == available_cpus()
     finally:
@@ -429,21 +419,13 @@ def test_one_text_makes_at_most_the_audio_cap(cli, tmp_path, monkeypatch):
     from lavanya_cli.speech import voice as voice_module
 
     monkeypatch.setattr(voice_module, "TEXT_AUDIO_MAX_SECONDS", 1.0)
-    code, _, err = _synth(cli, "--text", "नमस्ते। " * 10, "-o", tmp_path / "x.wav")
+    code, _, err = synth(cli, "--text", "नमस्ते। " * 10, "-o", tmp_path / "x.wav")
     assert code == EXIT_USAGE
     _one_line(err, "more than 0.000277778 hours of audio")
     assert list(tmp_path.iterdir()) == []  # the temporary file went too
 
 
 # -- errors that are true ------------------------------------------------------------------
-
-
-class _Payload:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.mark.parametrize("victim, what", [
@@ -454,7 +436,7 @@ def test_a_weights_file_with_code_is_refused_in_one_true_line(cli, tmp_path, vic
     root = shutil.copytree(shared_voice_root(), tmp_path / "root")
     marker = tmp_path / "code-ran"
     with open(root / victim, "wb") as handle:
-        pickle.dump({"generator": _Payload(marker)}, handle, protocol=2)
+        pickle.dump({"generator": TouchesMarker(marker)}, handle, protocol=2)
     code, _, err = cli("synth", "--models", root, "--lang", "hindi", "--gender", "male", "--text", TEXT,
                        "-o", tmp_path / "x.wav")
     assert code == EXIT_USAGE
@@ -504,6 +486,7 @@ def test_a_word_spoken_without_a_letter_is_reported_as_such(shared_tree):
     assert prepared.problems == ["அம஽ம: spoken without ऽ (U+093D): not among the voice's tokens"]
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_reader_that_goes_away_is_one_line(tmp_path):
     """``lavanya synth -o - | head -c 100``: the closed pipe is named, nothing else is printed."""
     process = subprocess.Popen(

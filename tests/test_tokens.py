@@ -8,7 +8,7 @@ import random
 import pytest
 
 from lavanya_cli.errors import LavanyaError
-from lavanya_cli.frontend.kind import token_list
+from lavanya_cli.modeltree.config import token_list
 from lavanya_cli.modeltree.config import read_config
 from lavanya_cli.modeltree.layout import BUNDLED_ROOT, ModelRoot
 from lavanya_cli.speech.tokens import Tokenizer
@@ -42,6 +42,7 @@ def _configs(root) -> list[dict]:
     return configs
 
 
+@pytest.mark.slow  # ESPnet's tokenizer on every real token list
 def test_same_ids_as_espnet_on_every_upstream_token_list(shared_tree):
     configs = _configs(shared_tree / "main") + _configs(shared_tree / "new-models")
     assert len(configs) >= 60

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lavanya_cli.errors import LavanyaError
-from lavanya_cli.checks.manifest import MANIFEST_NAME
+from lavanya_cli.checks.manifest import CHECKSUMS_NAME
 from lavanya_cli.testing.scaffold import build_root, build_voice, lfs_pointer_text, write_stats
 from lavanya_cli.checks.verify import CODES, verify_root, write_manifests
 
@@ -157,7 +157,7 @@ def test_a_manifest_is_accepted_by_md5sum_and_catches_changes(clean_root, cli):
     code, _, err = cli("verify", "--write-manifest", clean_root)
     assert code == 0 and "manifests" in err
     for directory in (clean_root / HINDI, clean_root / ARYAN):
-        result = subprocess.run(["md5sum", "-c", "--strict", MANIFEST_NAME], cwd=directory,
+        result = subprocess.run(["md5sum", "-c", "--strict", CHECKSUMS_NAME], cwd=directory,
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "model.pth: OK" in result.stdout or "generator: OK" in result.stdout
@@ -170,7 +170,7 @@ def test_a_manifest_is_accepted_by_md5sum_and_catches_changes(clean_root, cli):
     assert ("hindi/male/model/config.yaml", "checksum") in problems
     assert ("hindi/male/model/notes.txt", "checksum") in problems
     assert (f"{ARYAN.as_posix()}/generator", "checksum") in problems
-    assert subprocess.run(["md5sum", "-c", MANIFEST_NAME], cwd=clean_root / HINDI,
+    assert subprocess.run(["md5sum", "-c", CHECKSUMS_NAME], cwd=clean_root / HINDI,
                           capture_output=True).returncode != 0
 
 
@@ -191,7 +191,7 @@ def test_a_manifest_written_from_pointers_still_passes_md5sum(tmp_path):
         pytest.skip("md5sum not installed")
     root = build_root(tmp_path / "models", absolute_stats_paths=False, weights="pointer")
     write_manifests(root)
-    result = subprocess.run(["md5sum", "-c", "--strict", MANIFEST_NAME], cwd=root / HINDI,
+    result = subprocess.run(["md5sum", "-c", "--strict", CHECKSUMS_NAME], cwd=root / HINDI,
                             capture_output=True, text=True)
     assert result.returncode == 0 and "model.pth" not in result.stdout
     assert not any(p.code == "checksum" for p in verify_root(root))
@@ -261,6 +261,7 @@ def _espnet_state_dict(model_dir: Path, config: dict):
     return model.state_dict()
 
 
+@pytest.mark.slow  # builds and loads torch weights
 def test_deep_loads_weights_and_compares_them_with_the_config(tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("espnet2")
@@ -315,6 +316,7 @@ def test_a_vocoder_trained_for_other_features_is_named(clean_root, key, value, w
     assert words in problems[0].message and ARYAN.as_posix() in problems[0].message
 
 
+@pytest.mark.slow  # a fresh process imports ESPnet
 def test_deep_json_output_is_only_json(tmp_path):
     """ESPnet prints a notice on stdout when its transformer layers are first imported; a fresh
     process is the only place that import happens."""
@@ -329,6 +331,7 @@ def test_deep_json_output_is_only_json(tmp_path):
                                          "problems": []}
 
 
+@pytest.mark.slow  # speaks with two voices
 def test_speak_hears_the_bundled_voice_and_a_silent_one(cli, tmp_path):
     """verify --speak: the trained demo voice passes; a voice whose vocoder gives a constant
     (the tiny random one) is reported as silent, a ``speech`` problem with its fix."""

@@ -12,7 +12,8 @@ import torch
 from lavanya_cli.errors import LavanyaError
 from lavanya_cli.testing.scaffold import write_lfs_pointer
 from lavanya_cli.speech.vocoder import load_hifigan
-from lavanya_cli.speech.voice import DEFAULT_MEL_SCALE, AudioChunk, Voice
+from lavanya_cli.speech.voice import AudioChunk, Voice
+from lavanya_cli.speech.voice_files import DEFAULT_MEL_SCALE
 from synthkit import shared_voice, shared_voice_root
 
 SENTENCE = "नमस्ते, आप कैसे हैं?"
@@ -140,9 +141,9 @@ def test_strict_refuses_an_unpronounceable_or_spelled_word():
 def test_a_sentence_with_nothing_speakable_is_left_out_with_its_pause():
     voice = shared_voice()
     plan = voice.plan("你好। नमस्ते। 世界। ठीक है।", sentence_silence=0.25)
-    assert [(u.text, u.skipped, u.silence_seconds) for u in plan] == [
+    assert [(u.text, u.left_out, u.silence_seconds) for u in plan] == [
         ("", "你好।", 0.0), ("नमस्ते।", "", 0.0), ("", "世界।", 0.0), ("", "", 0.25), ("ठीक है।", "", 0.0)]
-    assert [u.unpronounced for u in plan if u.skipped] == [("你好",), ("世界",)]
+    assert [u.unpronounced for u in plan if u.left_out] == [("你好",), ("世界",)]
     chunks = list(voice.render(plan))
     assert [chunk.text for chunk in chunks] == ["नमस्ते।", "", "ठीक है।"]
     # the same audio as the text without the unspeakable sentences: one pause, no extra one
