@@ -48,9 +48,10 @@ def main() -> int:
 
     from lavanya_cli.bench.measure import DEFAULT_SENTENCES
     from lavanya_cli.modeltree.layout import BUNDLED_ROOT
-    from lavanya_cli.speech.jobs import jobs_from_lines
+    from lavanya_cli.batch.jobs import jobs_from_lines
     from lavanya_cli.limits import available_cpus
-    from lavanya_cli.speech.ray_batch import RaySettings, ray_session, run_batch
+    from lavanya_cli.batch.ray import RaySettings, ray_session, run_batch
+    from lavanya_cli.speech.options import FindOptions, LoadOptions
 
     models = args.models or BUNDLED_ROOT
     load_before = os.getloadavg()
@@ -70,7 +71,7 @@ def main() -> int:
             first_result: list[float] = []
             report = run_batch(jobs_from_lines(text, str(lines), Path(), "hindi", "male", None),
                                str(scratch_dir / "ray"), settings=settings,
-                               voice_options={"models": models, "engine": args.engine},
+                               find=FindOptions(models=models), options=LoadOptions(engine=args.engine),
                                on_result=lambda _: first_result or first_result.append(time.perf_counter()))
             finished = time.perf_counter()
         if report.failed:

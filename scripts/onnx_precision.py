@@ -7,7 +7,7 @@ Usage: PYTHONPATH=. python scripts/onnx_precision.py [--models ROOT] [--json FIL
 For each engine (torch, ONNX Runtime f32, OpenVINO f32, OpenVINO bf16 where the CPU has it),
 the held-out sentences (scripts/demo_voice/corpus/heldout.txt) are spoken and measured:
 
-OpenVINO bf16 is measured as ``load_engines`` runs it (vocoder in bf16, acoustic model in f32)
+OpenVINO bf16 is measured as ``load_onnx_engine`` runs it (vocoder in bf16, acoustic model in f32)
 and with the acoustic model in bf16 too (``-acoustic-too``).
 
 * the acoustic model's log-mel against the f32 engine's (max and mean |difference|; frame
@@ -94,14 +94,14 @@ def main() -> int:
     from lavanya_cli.modeltree.layout import BUNDLED_ROOT, find_voice
     from lavanya_cli.speech.export import ensure_exports
     from lavanya_cli.speech.export_store import find_acoustic_export
-    from lavanya_cli.speech.onnx_engine import OnnxAcoustic, load_engines, openvino_bf16_supported
+    from lavanya_cli.speech.onnx_engine import OnnxAcoustic, load_onnx_engine, openvino_bf16_supported
     from lavanya_cli.speech.voice import Voice
 
     sentences = [line.strip() for line in (HERE / "demo_voice/corpus/heldout.txt").read_text(encoding="utf-8")
                  .splitlines() if line.strip()]
     spec = find_voice("hindi", "male", models=args.models or BUNDLED_ROOT)
     voice = Voice.load(spec)
-    variants = {"onnxruntime-f32": ("onnxruntime", "f32"), "openvino-f32": ("openvino", "f32")}
+    variants = {"onnxruntime-f32": ("onnx", "f32"), "openvino-f32": ("openvino", "f32")}
     if openvino_bf16_supported():
         variants["openvino-bf16"] = ("openvino", "bf16")
     results: dict = {"voice": spec.name, "root": str(spec.root), "sentences": len(sentences),
@@ -109,12 +109,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lavanya-precision-") as cache:
         ensure_exports(spec, Path(cache))
         outputs = {"torch": spoken(voice, None, sentences)}
-        for name, (runtime, precision) in variants.items():
-            engines = load_engines(spec, runtime=runtime, precision=precision, cache=Path(cache))
+        for name, (engine, precision) in variants.items():
+            engines = load_onnx_engine(spec, engine=engine, precision=precision, cache=Path(cache))
             outputs[name] = spoken(voice, engines, sentences)
-            if precision == "bf16":  # what load_engines does not do: the acoustic model in bf16 too
+            if precision == "bf16":  # what load_onnx_engine does not do: the acoustic model in bf16 too
                 engines.acoustic = OnnxAcoustic.from_export(find_acoustic_export(spec, Path(cache)), voice.config,
-                                                            spec.stats_path("feats"), runtime=runtime,
+                                                            spec.stats_path("feats"), engine=engine,
                                                             precision=precision)
                 outputs[name + "-acoustic-too"] = spoken(voice, engines, sentences)
     reference_mels, reference_audio = outputs["onnxruntime-f32"]

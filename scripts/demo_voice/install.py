@@ -45,7 +45,7 @@ def install(work: Path, root: Path, seed: int) -> None:
     from lavanya_cli.fileio import replace_file
     from lavanya_cli.modeltree.layout import CONFIG_NAME, DEMO_MARKER, STATS_NAMES, WEIGHTS_NAME
     from lavanya_cli.speech.vocoder import save_upstream_generator
-    from lavanya_cli.speech.voice import SETTINGS_NAME
+    from lavanya_cli.speech.voice_files import SETTINGS_NAME
 
     model_dir = root / "hindi" / "male" / "model"
     vocoder_dir = root / "vocoder" / "male" / "aryan" / "hifigan"
