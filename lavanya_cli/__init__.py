@@ -5,10 +5,11 @@ The public API is five names, imported on first use so that ``import lavanya_cli
 
     from lavanya_cli import Voice, find_voice, verify_root, LavanyaError, AudioChunk
 
-The package is laid out by job: ``modeltree`` (where voices and their files are), ``checks``
-(verify and the repairs), ``speech`` (a voice speaking), ``frontend`` (text to model input),
-``bench`` (measuring), ``cli`` (the ``lavanya`` command) and ``testing`` (voice builders for
-tests and benchmarks).
+The package is laid out by job: ``modeltree`` (where voices and their files are), ``frontend``
+(text to model input), ``speech`` (a voice speaking), ``checks`` (verify and the repairs),
+``batch`` (many texts to many WAVs, here or on Ray), ``serve`` (the web server), ``bench``
+(measuring), ``add_voice`` (adding a voice to a tree), ``cli`` (the ``lavanya`` command) and
+``testing`` (voice builders for tests and benchmarks); docs/design.md draws their layers.
 """
 
 from __future__ import annotations

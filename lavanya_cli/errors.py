@@ -52,14 +52,21 @@ def option(name: str, flag: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def flag_wording() -> Iterator[None]:
-    """Messages made inside name options by their command-line flags."""
+def flag_wording(flags: bool = True) -> Iterator[None]:
+    """Messages made inside name options by their command-line flags (``flags=False``: by their
+    Python names, as a server's answers to its HTTP clients do)."""
     previous = _wording["flags"]
-    _wording["flags"] = True
+    _wording["flags"] = flags
     try:
         yield
     finally:
         _wording["flags"] = previous
+
+
+def flag_wording_in_use() -> bool:
+    """Whether messages name flags now: a Ray driver hands this to its workers, processes of
+    their own."""
+    return _wording["flags"]
 
 
 # The optional extras, the words for them, and the top-level modules each brings: a light

@@ -45,6 +45,26 @@ def test_options_are_checked_where_they_are_made():
     assert LoadOptions(device=" CPU ").device == "cpu" and LoadOptions().threads_note is None
 
 
+def test_options_of_the_wrong_type_and_settings_given_twice_are_one_line():
+    from lavanya_cli.speech.voice import Voice
+
+    for threads in ("2", 1.5, True):
+        with pytest.raises(LavanyaError, match="threads must be a whole number of 1 or more"):
+            LoadOptions(threads=threads)
+    assert LoadOptions(strict="yes").strict is True
+    with pytest.raises(LavanyaError, match="Voice.load got LoadOptions and engine, threads too"):
+        Voice.load("hindi", "male", options=LoadOptions(engine="onnx"), engine="torch", threads=2)
+    with pytest.raises(LavanyaError, match="Voice.load got FindOptions and models too"):
+        Voice.load("hindi", "male", find=FindOptions(), models=BUNDLED_ROOT)
+
+
+def test_derived_options_keep_what_was_checked():
+    options = LoadOptions(engine="auto", strict=True)
+    copy = options.derived(engine="onnx", threads=available_cpus() + 3)  # threads for another node's CPUs
+    assert (copy.engine, copy.threads, copy.strict) == ("onnx", available_cpus() + 3, True)
+    assert options.engine == "auto" and options.threads is None
+
+
 def test_messages_name_parameters_from_python_and_flags_on_the_command_line():
     with pytest.raises(LavanyaError) as from_python:
         LoadOptions(engine="x")

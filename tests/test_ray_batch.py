@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, LavanyaError
+from lavanya_cli.modeltree.layout import find_voice
 from lavanya_cli.speech.engines import cpu_default_engine
 from lavanya_cli.batch.jobs import Job, jobs_from_lines
 from synthkit import shared_voice_root
@@ -189,6 +190,21 @@ def test_a_ray_batch_decides_the_engine_once_through_the_options_object(tmp_path
     assert {voice["engine"] for voice in report.voices} == {cpu_default_engine()}
 
 
+def test_an_actor_words_its_errors_as_the_driver_does(tmp_path):
+    """A worker is a process of its own: it names flags only where the driver is the command line."""
+    from lavanya_cli.batch.ray import SynthesisWorker
+
+    spec = find_voice("hindi", "male", models=shared_voice_root())
+    text = "नमस्ते <sil=60s> " * 31 + "नमस्ते"  # 31 minutes of pauses, more than one text may hold
+    task = {"id": 1, "name": "a.wav", "output": str(tmp_path / "a.wav"), "where": "job 1", "text": text,
+            "lang": "hindi", "gender": "male", "alpha": None, "voice": "hindi/male"}
+    for flags, wording in ((True, "--sentence-silence"), (False, "sentence_silence")):
+        worker = SynthesisWorker(OutputTarget(str(tmp_path)), {"hindi/male": spec}, LoadOptions(threads=1), 0.0,
+                                 flags=flags)
+        error = worker.run(task)["error"]
+        assert wording in error and (flags or "--" not in error), error
+
+
 def test_an_actor_speaks_through_onnx_without_importing_torch(tmp_path):
     """What a Ray actor runs, in a fresh process: the voice's export exists (the driver made it),
     so the default engine needs neither torch nor ESPnet."""
@@ -341,15 +357,16 @@ def test_asked_for_actors_stay_within_the_cpus():
     assert RaySettings(actors=2).plan([8], 100) == (2, 1)
 
 
-def test_bad_settings_are_one_line(cli, tmp_path):
+def test_bad_settings_are_one_line(monkeypatch):
     with pytest.raises(LavanyaError, match="threads must be a whole number of 1 or more"):
         RaySettings(threads=0)
     with pytest.raises(LavanyaError, match="CPU count is for address local"):
         RaySettings(address="auto", num_cpus=4)
-    code, _, err = cli("synth", "--jsonl", _jsonl(tmp_path, [{"text": SENTENCES[0], "output": "a.wav"}]),
-                       "--lang", "hindi", "--gender", "male", "--output-dir", tmp_path / "out", "--ray", "local",
-                       "--device", "cuda")
-    assert code == 2 and "--device cuda is for a single process" in err
+    from lavanya_cli.speech import options
+
+    monkeypatch.setattr(options, "checked_device", lambda device: device)  # as if this machine had CUDA
+    with pytest.raises(LavanyaError, match="device cuda is for a single process"):
+        run_batch([Job(SENTENCES[0], "a.wav", "hindi", "male")], "out", options=LoadOptions(device="cuda"))
 
 
 def test_ray_options_through_synth(cli, tmp_path):

@@ -143,9 +143,9 @@ def _jsonl_job(line: str, where: str, output_dir: Path, language: str | None, ge
     if not (isinstance(lang, str) and lang and isinstance(gen, str) and gen):
         raise LavanyaError(f"{where}: no \"lang\"/\"gender\" strings and no {option('language', flag='--lang')}/"
                            f"{option('gender')} to fall back on")
-    line_alpha = entry.get("alpha", alpha)
-    if line_alpha is not None:
-        line_alpha = checked_alpha(line_alpha, f"{where}: \"alpha\"")
+    line_alpha = alpha  # the command's, checked where it came in
+    if "alpha" in entry:
+        line_alpha = None if entry["alpha"] is None else checked_alpha(entry["alpha"], f"{where}: \"alpha\"")
     job_id = entry.get("id")
     if job_id is not None and not (isinstance(job_id, str) and job_id.strip() and len(job_id) <= JOB_ID_MAX_CHARS):
         raise LavanyaError(f"{where}: \"id\" must be a string of 1 to {JOB_ID_MAX_CHARS} characters")

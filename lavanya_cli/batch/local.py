@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ class LocalRun:
     plot: Path | None = None
     json_summary: bool = False
     batch: bool = False
-    results: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_local(jobs: list[Job], voices: VoiceCache, run: LocalRun,
@@ -61,13 +60,14 @@ def run_local(jobs: list[Job], voices: VoiceCache, run: LocalRun,
     planned = plan_jobs(jobs, segmented, voices)
     if on_start is not None:
         on_start(sum(item.sentences for item in planned))
+    results: list[dict[str, Any]] = []
     try:
         for result in render_jobs(planned, on_sentence=on_sentence, plot=run.plot):
-            run.results.append(result)
+            results.append(result)
     except (LavanyaError, Stopped) as exc:
-        exc.summary = summarize(run.results, voices, time.perf_counter() - started)  # type: ignore[attr-defined]
+        exc.summary = summarize(results, voices, time.perf_counter() - started)  # type: ignore[attr-defined]
         raise
-    return summarize(run.results, voices, time.perf_counter() - started)
+    return summarize(results, voices, time.perf_counter() - started)
 
 
 def _make_output_dir(directory: Path) -> None:

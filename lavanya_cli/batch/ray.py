@@ -1,14 +1,14 @@
 """Batch synthesis on Ray: the jobs of ``synth --lines/--jsonl`` spread over a laptop's cores or a cluster.
 
 The driver does what a single-process batch does before any audio is made, with the same
-functions (``speech.jobs``): each job's output checked (``batch_output``, ``check_outputs``),
+functions (``batch.jobs``, ``batch.outputs``): each job's output checked (``batch_output``, ``check_outputs``),
 each voice found (``VoiceCache``) and its ONNX export made once where it is missing
 (``engines.prepare_exports``), each text segmented. A job whose voice or text fails is recorded
 as failed; the others go, one at a time, to a pool of Ray actors (``SynthesisWorker``), each
 holding at most ``IN_FLIGHT_PER_ACTOR`` jobs so none waits idle. Each actor loads a voice once,
 on its first job for it, through the engine asked for (default ``auto``: an ONNX engine, so an
 actor never imports torch unless told to), and writes each WAV itself with the one WAV writer
-(``jobs.render_job``) into the output directory: a local path, or a URI that ``pyarrow.fs``
+(``results.render_job``) into the output directory: a local path, or a URI that ``pyarrow.fs``
 understands, so a cluster can write to shared or object storage.
 
 The driver appends each job's result to a JSONL manifest the moment it arrives, so a stopped run
@@ -40,10 +40,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EXIT_USAGE, LavanyaError, Stopped, import_optional, one_line, option
+from ..errors import (EXIT_USAGE, LavanyaError, Stopped, flag_wording, flag_wording_in_use, import_optional, one_line,
+                      option)
 from ..fileio import KIB, check_output_target
 from ..frontend import segment_text
-from ..limits import available_cpus
+from ..limits import available_cpus, checked_pause
 from ..speech.audio import STDOUT
 from ..speech.engines import prepare_exports, resolve_engine
 from ..speech.options import TORCH, FindOptions, LoadOptions
@@ -126,7 +127,8 @@ class SynthesisWorker:
     by the actor itself. A failing job becomes an error in its result; the others go on."""
 
     def __init__(self, target: OutputTarget, specs: dict[str, "VoiceSpec"], options: LoadOptions,
-                 sentence_silence: float):
+                 sentence_silence: float, flags: bool = False):
+        self.flags = flags  # the driver's wording: its messages name flags where it is the command line
         self.target = target
         self.specs = specs
         self.voices = VoiceCache(options=options)  # a voice that failed to load fails its jobs at once
@@ -142,6 +144,10 @@ class SynthesisWorker:
                 "worker": self.name}
 
     def run(self, task: dict[str, Any]) -> dict[str, Any]:
+        with flag_wording(self.flags):
+            return self._run(task)
+
+    def _run(self, task: dict[str, Any]) -> dict[str, Any]:
         result = job_result(task["id"], task["name"], worker=self.name)
         job = Job(task["text"], task["output"], task["lang"], task["gender"], task["alpha"], where=task["where"])
         started = time.perf_counter()
@@ -222,8 +228,9 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
     if options.device != "cpu":
         raise LavanyaError(f"{option('address', flag='--ray')} runs voices on CPUs; {option('device')} "
                            f"{options.device} is for a single process")
+    sentence_silence = checked_pause(sentence_silence)
     engine = resolve_engine(options)
-    options = replace(options, engine=engine)  # every actor speaks what auto came to here
+    options = options.derived(engine=engine)  # every actor speaks what auto came to here
     target = OutputTarget(output_dir)
     names, placed = _place(jobs, target)
     manifest_path = _manifest_path(target, manifest)
@@ -297,7 +304,7 @@ def run_batch(jobs: list[Job], output_dir: str, *, settings: RaySettings = RaySe
                     report.cluster_cpus = float(sum(node_cpus))
                     report.actors, report.threads = settings.plan(node_cpus, len(tasks))
                     worker = {"target": target, "specs": specs, "sentence_silence": sentence_silence,
-                              "options": replace(options, threads=report.threads)}
+                              "options": options.derived(threads=report.threads), "flags": flag_wording_in_use()}
                     with contextlib.closing(_run_on_actors(tasks, worker, engine, report)) as results:
                         for result in results:  # closed at once on any way out: actors stopped, signals back
                             result["job_sha256"] = fingerprints[result["output"]]
@@ -773,7 +780,7 @@ def _refuse_input_as_manifest(manifest: Path, inputs: Sequence[Path]) -> None:
 
 
 def _check_outputs(placed: list[Job], target: OutputTarget, manifest: Path, roots: list[Path]) -> None:
-    """The checks of a single-process batch (``speech.jobs``), before anything is written: no
+    """The checks of a single-process batch (``batch.outputs``), before anything is written: no
     output in a model root, each output once, inside the output directory (symlinks resolved),
     a regular file or a new path in a directory that takes files; on remote storage only the
     rules about names apply, and the local manifest gets the file checks."""

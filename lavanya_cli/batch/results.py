@@ -84,10 +84,11 @@ def loaded_voice_origin(voice: "Voice") -> dict[str, Any]:
     return {**voice_origin(voice.spec, voice.engine, voice.passed_over, voice.notes), "sample_rate": voice.sample_rate}
 
 
-def voice_origin(spec: VoiceSpec, engine: str, skipped: tuple[str, ...] | list[str] = (),
-                   notes: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
-    """A voice found (``skipped``: why earlier roots' voices were passed over) and the engine
-    that speaks it (``notes``: what its loading told the user), before or without loading it."""
+def voice_origin(spec: VoiceSpec, engine: str, passed_over: tuple[str, ...] | list[str] = (),
+                 notes: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """A voice found (``passed_over``: why earlier roots' voices were not it; the summary's
+    ``skipped``) and the engine that speaks it (``notes``: what its loading told the user),
+    before or without loading it."""
     return {
         "voice": spec.name,
         "root": str(spec.root),
@@ -96,7 +97,7 @@ def voice_origin(spec: VoiceSpec, engine: str, skipped: tuple[str, ...] | list[s
         "bundled": spec.bundled,
         "demo": spec.demo,
         "engine": engine,
-        "skipped": list(skipped),
+        "skipped": list(passed_over),
         "notes": list(notes),
     }
 
@@ -112,7 +113,7 @@ def _unique(items) -> list[str]:
 
 def job_result(number: int | str, name: str, *, error: str | None = None,
                worker: str | None = None) -> dict[str, Any]:
-    """A job's manifest entry before it is done (the actor adds ``jobs.render_job``'s summary,
+    """A job's manifest entry before it is done (the actor adds ``render_job``'s summary,
     the driver ``job_sha256``); ``number``: the job's own ``id``, else its number in the file."""
     return {"id": number, "output": name, "voice": None, "audio_seconds": None, "sha256": None, "error": error,
             "sentences": 0, "skipped_sentences": 0, **{kind: [] for kind in REPORTED_WORDS}, "problems": [],

@@ -70,7 +70,7 @@ def synth(
     """
     from ..batch.local import LocalRun, run_local
     from ..errors import Stopped
-    from ..limits import checked_alpha, checked_pause, input_limit
+    from ..limits import checked_alpha, input_limit
     from ..speech.audio import STDOUT
     from ..speech.options import FindOptions, LoadOptions
     from ..speech.voice_cache import VoiceCache
@@ -79,11 +79,8 @@ def synth(
     out = Output(format, "synth")
     # Every number and option first: a typo costs nothing.
     alpha = None if alpha is None else checked_alpha(alpha)
-    sentence_silence = checked_pause(sentence_silence)
     limit = input_limit(max_input)
     find = FindOptions(models=models, variant=variant, vocoder=vocoder.value if vocoder else None)
-    if ray is not None and device != "cpu":
-        raise LavanyaError(f"--ray runs voices on CPUs; --device {device} is for a single process")
     options = LoadOptions(engine=engine, device=device, threads=threads, strict=strict)
     if ray is not None:
         from .synth_ray import run_on_ray

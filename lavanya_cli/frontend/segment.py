@@ -57,8 +57,9 @@ def segment_text(text: str, max_chars: int = DEFAULT_MAX_CHARS,
     """Sentences and pauses in order, with a pause of ``sentence_silence`` seconds before every
     sentence but the first. Raises LavanyaError on a malformed tag, when nothing in ``text`` can
     be spoken (empty, only punctuation, only tags), or when its pauses add up to more than
-    ``TEXT_SILENCE_MAX_SECONDS``. ``sentence_silence`` is trusted: it was checked where it
-    entered (an option, a field, ``Voice.plan``); the numbers in tags are checked here."""
+    ``TEXT_SILENCE_MAX_SECONDS``. ``sentence_silence`` and the numbers in tags are checked here,
+    in ``lavanya_cli.limits``' ranges: every text, from any caller, is cut by this function."""
+    sentence_silence = checked_pause(sentence_silence)
     items: list[Speech | Silence] = []
     alpha: float | None = None
     position = 0

@@ -17,14 +17,14 @@ import logging.config
 import math
 import os
 import signal
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 import uvicorn.config
 
-from ..errors import LavanyaError, Stopped
+from ..errors import LavanyaError, Stopped, flag_wording
 from ..limits import available_cpus
 from ..speech.options import LoadOptions
 from .app import ANY_HOST, create_app
@@ -56,7 +56,7 @@ class ServeConfig:
         the workers fight)."""
         if self.options.threads is not None:
             return self.options
-        return replace(self.options, threads=max(1, available_cpus() // self.limits.workers))
+        return self.options.derived(threads=max(1, available_cpus() // self.limits.workers))
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -186,7 +186,8 @@ def serve(config: ServeConfig) -> None:
     app = create_app(config.limits, voices, load_voices=load, on_fatal=stop_on, allowed_hosts=config.hosts)
     server = LavanyaServer(uvicorn_config(app, config.host, config.port, config.limits.timeout), app.state)
     try:
-        server.run()
+        with flag_wording(False):  # what the server says from here goes to HTTP clients too, who know no flags
+            server.run()
     except SystemExit:
         raise LavanyaError(f"cannot serve on {config.host}:{config.port} (see the line above)") from None
     if failures:

@@ -1,1 +1,1 @@
-"""Speech: a voice, its acoustic model and vocoder, audio output and batch jobs."""
+"""A voice speaking: how it is found and loaded (``options``), its engines, its ONNX exports and the WAVs it writes."""

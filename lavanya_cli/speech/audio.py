@@ -50,12 +50,6 @@ def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:
             + b"data" + struct.pack("<I", data))
 
 
-def wav_bytes(pcm: np.ndarray, sample_rate: int) -> bytes:
-    """A complete mono 16-bit PCM WAV file in memory."""
-    samples = np.asarray(pcm, dtype="<i2").tobytes()
-    return wav_header(sample_rate, len(samples)) + samples
-
-
 class WavWriter:
     """A WAV being written: the header first, then samples as they come. ``finish`` puts the
     exact sizes in the header when the handle can seek; a stream keeps "unknown length"."""
@@ -192,11 +186,3 @@ class MelRecorder:
             raise LavanyaError(f"{path}: cannot write the plot ({one_line(exc)})") from None
         finally:
             pyplot.close(figure)
-
-
-def save_mel_plot(chunks: Sequence[AudioChunk], hop_length: int, path: Path) -> None:
-    """A PNG of the mel spectrogram of ``chunks`` (see ``MelRecorder``)."""
-    recorder = MelRecorder(hop_length)
-    for chunk in chunks:
-        recorder.add(chunk)
-    recorder.save(path)

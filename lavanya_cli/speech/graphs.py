@@ -87,8 +87,6 @@ SIGNATURES = {
     DECODER_GRAPH_NAME: ([("hidden", 1, 2)], [("mel", 1, 2)]),
     GENERATOR_GRAPH_NAME: ([("mel", 1, 3)], [("audio", 1, 3)]),
 }
-# ONNX TensorProto element types and their sizes in bytes (those a graph of ours can hold).
-_ITEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
 # Operators a ``Range`` limit may pass through on its way from ``Shape`` (by their first input).
 _SHAPE_PATH = frozenset({"Gather", "Cast", "Squeeze", "Unsqueeze", "Identity", "Reshape"})
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LavanyaError, one_line
+from ..errors import LavanyaError, missing_library, one_line
 from ..fileio import format_size
 from ..limits import available_cpus, checked_frames, checked_number
 from ..modeltree.config import read_config, token_list
@@ -143,9 +143,9 @@ def _import_runtime(module: str):
         sys.modules.setdefault("openvino_telemetry", None)
         import openvino
         return openvino
-    except ModuleNotFoundError:
-        raise LavanyaError(f"this needs {module}, which is not installed: python3 -m pip install "
-                           + ("onnxruntime" if module == ORT_MODULE else "'lavanya[openvino]'")) from None
+    except ModuleNotFoundError as exc:  # ONNX Runtime is no extra: the light install has it
+        raise (missing_library(exc) or LavanyaError(f"this needs {module}, which is not installed: "
+                                                    f"python3 -m pip install {module}")) from None
 
 
 ORT_FATAL = 4  # ONNX Runtime's log severity: nothing but fatal errors on stderr

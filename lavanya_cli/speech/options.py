@@ -52,6 +52,8 @@ class LoadOptions:
     threads_note: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)):
+            raise LavanyaError(f"{option('threads')} must be a whole number of 1 or more, not {self.threads!r}")
         if self.engine not in ENGINES:
             raise LavanyaError(f"{option('engine')} {self.engine!r}: use one of {', '.join(ENGINES)}")
         device = checked_device(self.device)
@@ -62,8 +64,21 @@ class LoadOptions:
         object.__setattr__(self, "device", device)
         object.__setattr__(self, "threads", threads)
         object.__setattr__(self, "threads_note", note)
+        object.__setattr__(self, "strict", bool(self.strict))
         if self.cache is not None:
             object.__setattr__(self, "cache", Path(self.cache))
+
+    def derived(self, *, engine: str | None = None, threads: int | None = None) -> "LoadOptions":
+        """A copy with the engine ``auto`` came to, or threads shared out by the caller from the
+        CPUs it knows of (a server's workers, a Ray actor's node), not checked again against
+        this machine's CPUs."""
+        copy = object.__new__(LoadOptions)
+        copy.__dict__.update(self.__dict__)
+        if engine is not None:
+            object.__setattr__(copy, "engine", engine)
+        if threads is not None:
+            object.__setattr__(copy, "threads", threads)
+        return copy
 
 
 def checked_device(device: str) -> str:

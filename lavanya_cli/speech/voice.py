@@ -139,6 +139,11 @@ class Voice:
         ``device``, ``threads``, ``strict``, ``cache``), used where the object is not given.
         ``alpha`` is the default rate (higher is slower).
         """
+        given = {"engine": engine != AUTO, "device": device != "cpu", "threads": threads is not None,
+                 "strict": bool(strict), "cache": cache is not None, "models": models is not None,
+                 "variant": variant is not None, "vocoder": vocoder is not None}
+        _one_way(options, [name for name in ("engine", "device", "threads", "strict", "cache") if given[name]])
+        _one_way(find, [name for name in ("models", "variant", "vocoder") if given[name]])
         if options is None:
             options = LoadOptions(engine=engine, device=device, threads=threads, strict=strict, cache=cache)
         passed_over: tuple[str, ...] = ()
@@ -171,10 +176,9 @@ class Voice:
         left out (``Utterance.left_out``), its words reported, and the pause before it goes too.
         ``alpha`` and ``sentence_silence`` are checked here (``lavanya_cli.limits``' ranges)."""
         from ..frontend import segment_text
-        from ..limits import checked_pause
 
         alpha = None if alpha is None else checked_alpha(alpha)
-        return self.plan_segments(segment_text(text, sentence_silence=checked_pause(sentence_silence)), alpha)
+        return self.plan_segments(segment_text(text, sentence_silence=sentence_silence), alpha)
 
     def plan_segments(self, segments: Iterable["Speech | Silence"], alpha: float | None = None) -> list[Utterance]:
         """``plan`` for text already cut by ``frontend.segment_text`` (a batch segments every
@@ -252,6 +256,14 @@ class Voice:
             mel=mel,
             pcm_scale=self.pcm_scale,
         )
+
+
+def _one_way(given: object, keywords: list[str]) -> None:
+    """Refuse settings given both in an options object and as keyword arguments: one would be
+    ignored."""
+    if given is not None and keywords:
+        raise LavanyaError(f"Voice.load got {type(given).__name__} and {', '.join(keywords)} too; give "
+                           f"{', '.join(keywords)} in the {type(given).__name__}")
 
 
 __all__ = ["AudioChunk", "Utterance", "Voice", "find_usable_voice"]
