@@ -85,6 +85,8 @@ def usable_threads(requested: int | None) -> tuple[int | None, str | None]:
     says when a larger request was lowered (a thread per missing CPU only adds contention)."""
     if requested is None:
         return None, None
+    if isinstance(requested, bool) or not isinstance(requested, int):
+        raise LavanyaError(f"{option('threads')} must be a whole number of 1 or more, not {requested!r}")
     if requested < 1:
         raise LavanyaError(f"{option('threads')} must be 1 or more, not {requested}")
     cpus = available_cpus()

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import LavanyaError, Stopped, one_line, option
-from ..fileio import make_directories, remove_stale_temporaries
+from ..errors import LavanyaError, Stopped, option
+from ..fileio import remove_stale_temporaries
 from ..frontend import Silence, Speech
 from ..speech.audio import STDOUT
 from ..speech.voice_cache import VoiceCache
 from .jobs import Job, PlannedJob, segment_jobs
-from .outputs import check_directories_take_files, check_outputs, check_outside_roots
+from .outputs import OutputTarget, check_directories_take_files, check_outputs, check_outside_roots
 from .results import render_job, summarize
 
 
@@ -51,7 +51,7 @@ def run_local(jobs: list[Job], voices: VoiceCache, run: LocalRun,
     outputs = [job.output for job in jobs] + ([run.plot] if run.plot is not None else [])
     check_outside_roots(outputs + ([run.output_dir] if run.output_dir is not None else []), roots)
     if run.output_dir is not None:
-        _make_output_dir(run.output_dir)
+        OutputTarget(str(run.output_dir)).create()
     check_outputs(jobs, inside=run.output_dir if run.batch else None,
                   extra={option("plot"): run.plot} if run.plot is not None else None, json_summary=run.json_summary)
     check_directories_take_files(outputs)
@@ -68,16 +68,6 @@ def run_local(jobs: list[Job], voices: VoiceCache, run: LocalRun,
         exc.summary = summarize(results, voices, time.perf_counter() - started)  # type: ignore[attr-defined]
         raise
     return summarize(results, voices, time.perf_counter() - started)
-
-
-def _make_output_dir(directory: Path) -> None:
-    """The output directory, created if need be (one line when that cannot be done)."""
-    try:
-        make_directories(directory)
-    except FileExistsError:
-        raise LavanyaError(f"{directory}: {option('output_dir')} is not a directory") from None
-    except OSError as exc:
-        raise LavanyaError(f"{directory}: cannot create {option('output_dir')} ({one_line(exc)})") from None
 
 
 def plan_jobs(jobs: list[Job], segmented: list[list[Speech | Silence]], voices: VoiceCache) -> list[PlannedJob]:

@@ -127,7 +127,8 @@ class OutputTarget:
         return os.path.join(self.base, name) if self.local else f"{self.location.rstrip('/')}/{name}"
 
     def create(self) -> None:
-        """Make the directory (and its parents) if it is not there."""
+        """Make the directory (and its parents) if it is not there (one line when that cannot be
+        done). A local directory needs no pyarrow."""
         try:
             if self.local:
                 make_directories(Path(self.base))
@@ -135,8 +136,10 @@ class OutputTarget:
                 self.filesystem.create_dir(self.base, recursive=True)
         except FileExistsError:
             raise LavanyaError(f"{self.location}: {option('output_dir')} is not a directory") from None
-        except (OSError, _arrow_error()) as exc:
-            raise LavanyaError(f"{self.location}: cannot create the output directory ({one_line(exc)})") from None
+        except Exception as exc:
+            if not isinstance(exc, OSError) and (self.local or not isinstance(exc, _arrow_error())):
+                raise
+            raise LavanyaError(f"{self.location}: cannot create {option('output_dir')} ({one_line(exc)})") from None
 
     def wav(self, name: str, sample_rate: int) -> contextlib.AbstractContextManager["WavWriter"]:
         """A ``WavWriter`` for ``name``: locally ``audio.wav_output`` (a temporary file, then a

@@ -52,8 +52,6 @@ class LoadOptions:
     threads_note: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)):
-            raise LavanyaError(f"{option('threads')} must be a whole number of 1 or more, not {self.threads!r}")
         if self.engine not in ENGINES:
             raise LavanyaError(f"{option('engine')} {self.engine!r}: use one of {', '.join(ENGINES)}")
         device = checked_device(self.device)
