@@ -25,14 +25,26 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", file_okay=False,
                                        help="Write a deploy root here (graphs, configs, statistics, front-end "
                                             "files; no model.pth or generator) instead of only the cache."),
+    precision: str = typer.Option("f32", "--precision", metavar="f32|int8",
+                                  help="The acoustic model's weights: f32, or int8 (made from the f32 export with "
+                                       "onnx, no torch; served only where its guard finds it close to f32)."),
     format: PlainFormat = FormatOption,
 ) -> None:
     """Export voices to ONNX once, checked against torch, so synthesis needs no torch."""
+    from ..speech.options import F32, INT8, PRECISIONS
+
     if all_voices == (lang is not None or gender is not None):
         raise LavanyaError("give --lang and --gender, or --all")
     if not all_voices and (lang is None or gender is None):
         raise LavanyaError("give both --lang and --gender (see lavanya voices)")
-    _require_torch()
+    if precision not in PRECISIONS:
+        raise LavanyaError(f"--precision {precision!r}: use {' or '.join(PRECISIONS)}")
+    if precision == F32:
+        _require_torch()
+    else:
+        from ..speech.quantize import require_onnx
+
+        require_onnx()
     from ..modeltree.layout import ModelRoot, find_voice, resolve_root
     from ..modeltree.lfs_pointer import FileState, probe
     from ..speech import export as exporter
@@ -52,14 +64,21 @@ def export(
     results, failed = [], 0
     for spec in specs:
         try:
+            prepare = exporter.ensure_exports
+            if precision == INT8:
+                from ..speech.quantize import ensure_int8_exports
+
+                _require_torch_unless_exported(spec)
+                prepare = ensure_int8_exports
             if out is not None:
-                (entry,) = exporter.write_deploy_root([spec], out)
+                (entry,) = exporter.write_deploy_root([spec], out, prepare=prepare)
             else:
-                outcome = exporter.ensure_exports(spec)
+                outcome = prepare(spec, None)
                 entry = {"voice": spec.name, "made": outcome.made, "acoustic_dir": str(outcome.acoustic.directory),
                          "vocoder_dir": str(outcome.vocoder.directory),
                          "check": {"acoustic": outcome.acoustic.manifest.get("check"),
-                                   "vocoder": outcome.vocoder.manifest.get("check")}}
+                                   "vocoder": outcome.vocoder.manifest.get("check")},
+                         **exporter.acoustic_summary(outcome.acoustic)}
         except LavanyaError as exc:
             if not all_voices:
                 raise
@@ -78,13 +97,37 @@ def export(
 def _line(entry: dict[str, Any]) -> str:
     if "error" in entry:
         return f"{entry['voice']}: failed: {entry['error']}"
-    made = f"exported {' and '.join(entry['made'])}" if entry["made"] else "export up to date"
+    made = (f"exported {' and '.join(name.replace('acoustic-int8', 'int8 acoustic') for name in entry['made'])}"
+            if entry["made"] else "export up to date")
     if "model_dir" in entry:
-        return f"{entry['voice']}: {made}; deployed to {entry['model_dir']} ({format_size(entry['bytes'])} with its vocoder)"
+        return (f"{entry['voice']}: {made}; deployed to {entry['model_dir']} ({format_size(entry['bytes'])} with its "
+                f"vocoder){_precision_text(entry)}")
     acoustic, vocoder = entry["check"]["acoustic"] or {}, entry["check"]["vocoder"] or {}
     return (f"{entry['voice']}: {made} in {Path(entry['acoustic_dir']).parent.parent} "
             f"(mel within {acoustic.get('mel_max_abs', float('nan')):.2g} of torch, waveform "
-            f"{vocoder.get('waveform_snr_db_min') or 'inf'} dB SNR)")
+            f"{vocoder.get('waveform_snr_db_min') or 'inf'} dB SNR){_precision_text(entry)}")
+
+
+def _precision_text(entry: dict[str, Any]) -> str:
+    """The end of a voice's line: its acoustic model's precision and size, and where int8 was
+    asked for, the guard's figures against f32 or the note that f32 is served."""
+    text = f"; acoustic model {entry['precision']}, {format_size(entry['acoustic_bytes'])}"
+    guard = entry.get("guard")
+    if entry.get("note"):
+        return f"{text}: {entry['note']}"
+    if guard:
+        text += (f" (guard against f32: {guard['durations_equal']:.0%} of durations equal, frames "
+                 f"{guard['frames_difference']:.1%} off, mel error {guard['mel_mean_abs_max']:.3g}, audio "
+                 f"{guard['snr_db_min'] or 'inf'} dB SNR)")
+    return text
+
+
+def _require_torch_unless_exported(spec) -> None:
+    """int8 is made from the f32 exports: torch is needed only where those are missing."""
+    from ..speech import export_store as store
+
+    if store.find_acoustic_export(spec) is None or store.find_vocoder_export(spec.vocoder) is None:
+        _require_torch()
 
 
 def _require_torch() -> None:

@@ -49,6 +49,10 @@ def synth(
     engine: str = EngineOption,
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (cuda: the torch engine)."),
     threads: Optional[int] = ThreadsOption,
+    precision: Optional[str] = typer.Option(None, "--precision", metavar="f32|int8",
+                                            help="The acoustic model's weights (default: as exported): f32, or "
+                                                 "int8 (made once from the f32 export; f32 where its guard "
+                                                 "refuses it). ONNX engines only."),
     vocoder: Optional[VocoderFamily] = typer.Option(None, "--vocoder",
                                                     help="Vocoder family instead of the language's own."),
     strict: bool = typer.Option(False, "--strict", help="Fail on a word that cannot be pronounced."),
@@ -81,7 +85,7 @@ def synth(
     alpha = None if alpha is None else checked_alpha(alpha)
     limit = input_limit(max_input)
     find = FindOptions(models=models, variant=variant, vocoder=vocoder.value if vocoder else None)
-    options = LoadOptions(engine=engine, device=device, threads=threads, strict=strict)
+    options = LoadOptions(engine=engine, device=device, threads=threads, strict=strict, precision=precision)
     if ray is not None:
         from .synth_ray import run_on_ray
 

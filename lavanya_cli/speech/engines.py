@@ -13,7 +13,8 @@ docs/engines.md has the measurements behind these choices.
 Where an ONNX engine finds no export made from the voice's current files (in its model root or
 in the cache) and torch is installed, the voice is exported into the cache once, checked
 against torch, and spoken through it; the notes say so. Without torch that is an error naming
-both ways out.
+both ways out. At ``precision`` int8 the int8 acoustic export is made from the f32 one the same
+way, once (``speech.quantize``: onnx and ONNX Runtime, no torch).
 
 An engine gives ``mel(model_input, alpha)``: ESPnet's denormalised log-mel ``[frames, n_mels]``,
 and ``audio(mel)``: float32 samples for a mel already times the voice's mel scale.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +48,10 @@ class Engine(Protocol):
     def mel(self, model_input: str, alpha: float) -> np.ndarray: ...
 
     def audio(self, mel: np.ndarray) -> np.ndarray: ...
+
+    def audio_pieces(self, mel: np.ndarray, first: int | None = None) -> Iterator[np.ndarray]:
+        """``audio`` as it is made, the first piece ``first`` frames where the engine can."""
+        ...
 
 
 def resolve_engine(options: LoadOptions) -> str:
@@ -103,10 +109,14 @@ def load_engine(spec: VoiceSpec, config: dict[str, Any], options: LoadOptions) -
     from .onnx_engine import load_onnx_engine
 
     try:
-        return load_onnx_engine(spec, config, engine=engine, threads=options.threads, cache=options.cache), []
-    except MissingExport as missing:
-        notes = _export_once(spec, missing, options.cache)
-    return load_onnx_engine(spec, config, engine=engine, threads=options.threads, cache=options.cache), notes
+        loaded = load_onnx_engine(spec, config, engine=engine, threads=options.threads, cache=options.cache,
+                                  acoustic_precision=options.precision)
+        return loaded, list(loaded.notes)
+    except MissingExport:
+        notes = prepare_exports(spec, options)
+    loaded = load_onnx_engine(spec, config, engine=engine, threads=options.threads, cache=options.cache,
+                              acoustic_precision=options.precision)
+    return loaded, [*notes, *loaded.notes]
 
 
 def prepare_exports(spec: VoiceSpec, options: LoadOptions) -> list[str]:
@@ -115,13 +125,20 @@ def prepare_exports(spec: VoiceSpec, options: LoadOptions) -> list[str]:
     does it before its workers start, so they never import torch); the notes for the user."""
     if resolve_engine(options) == TORCH:
         return []
-    from .export_store import MissingExport, find_exports
+    from .export_store import MissingExport, MissingInt8Export, find_exports
 
-    try:
-        find_exports(spec, options.cache)
-    except MissingExport as missing:
-        return _export_once(spec, missing, options.cache)
-    return []
+    notes: list[str] = []
+    for _ in range(2):  # the f32 exports where missing, then (at int8) their int8 acoustic export
+        try:
+            find_exports(spec, options.cache, options.precision)
+            break
+        except MissingInt8Export as missing:
+            from .quantize import make_missing_int8
+
+            notes.append(make_missing_int8(spec, missing, options.cache, options.threads))
+        except MissingExport as missing:
+            notes += _export_once(spec, missing, options.cache)
+    return notes
 
 
 def _export_once(spec: VoiceSpec, missing: LavanyaError, cache: Path | None) -> list[str]:

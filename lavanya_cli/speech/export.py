@@ -26,6 +26,7 @@ import datetime
 import functools
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import EXIT_PROBLEMS, LavanyaError, option
-from ..fileio import MANIFEST_MAX_BYTES, PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, copy_regular, replace_file
+from ..fileio import PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, copy_regular, replace_file
 from ..modeltree.config import token_list
 from ..modeltree.layout import (DECODER_GRAPH_NAME, DEMO_MARKER, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME,
                                 GENERATOR_GRAPH_NAME, VOCODER_WEIGHTS_NAME, ModelRoot, VoiceSpec)
@@ -42,6 +43,7 @@ from ..modeltree.weights import is_deployed_vocoder, is_deployed_voice
 from . import export_store as store
 from .graphs import check_generator_memory, read_graph
 from .onnx_engine import VOCODER_WINDOW_FRAMES, MelDenormalizer, OnnxAcoustic, OnnxVocoder, OrtRunner
+from .options import F32
 from .tokens import SPACE, Tokenizer
 from .vocoder import read_hifigan_config
 from .voice_files import check_voice_files, voice_scales
@@ -371,10 +373,15 @@ def versions() -> dict[str, str]:
     return found
 
 
+def describe_files(directory: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """A manifest's ``files``: each graph's size and SHA-256."""
+    return {name: {"size": (directory / name).stat().st_size, "sha256": store.sha256_file(directory / name)}
+            for name in sorted(names)}
+
+
 def _manifest(kind: str, name: str, weights: str, sources: dict, directory: Path, graph: dict,
               figures: CheckFigures) -> dict[str, Any]:
-    files = {file: {"size": (directory / file).stat().st_size, "sha256": store.sha256_file(directory / file)}
-             for file in sorted(graph.pop("files"))}
+    files = describe_files(directory, graph.pop("files"))
     return {
         "format": store.EXPORT_FORMAT,
         "kind": kind,
@@ -389,7 +396,8 @@ def _manifest(kind: str, name: str, weights: str, sources: dict, directory: Path
     }
 
 
-def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+def write_export_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """``manifest`` as ``directory``'s export manifest, replaced atomically."""
     import json
 
     text = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -472,8 +480,8 @@ def _export_acoustic(voice: "TorchReference", cache: Path, sources: dict, refere
             raise _refuse(spec.name, figures)
         graph = {"files": [ENCODER_GRAPH_NAME, DECODER_GRAPH_NAME], "opset": OPSET, "eos": int(fastspeech2.eos),
                  "duration_offset": float(fastspeech2.duration_predictor.offset), "n_mels": int(fastspeech2.odim),
-                 "adim": int(fastspeech2.feat_out.in_features)}
-        _write_manifest(scratch, _manifest(store.ACOUSTIC, spec.name, spec.weights_path.name, sources, scratch,
+                 "adim": int(fastspeech2.feat_out.in_features), "precision": F32}
+        write_export_manifest(scratch, _manifest(store.ACOUSTIC, spec.name, spec.weights_path.name, sources, scratch,
                                            graph, figures))
 
     store.write_atomically(target, fill)
@@ -493,8 +501,8 @@ def _export_vocoder(voice: "TorchReference", cache: Path, sources: dict, referen
         if figures.problems:
             raise _refuse(str(vocoder.directory), figures)
         graph = {"files": [GENERATOR_GRAPH_NAME], "opset": OPSET, "n_mels": n_mels, "hop": hop,
-                 "context_frames": context}
-        _write_manifest(scratch, _manifest(store.VOCODER, vocoder.name, VOCODER_WEIGHTS_NAME, sources, scratch, graph,
+                 "context_frames": context, "precision": F32}
+        write_export_manifest(scratch, _manifest(store.VOCODER, vocoder.name, VOCODER_WEIGHTS_NAME, sources, scratch, graph,
                                            figures))
 
     store.write_atomically(target, fill)
@@ -503,17 +511,20 @@ def _export_vocoder(voice: "TorchReference", cache: Path, sources: dict, referen
 
 # -- deploy roots -------------------------------------------------------------------------
 
-def write_deploy_root(specs: list[VoiceSpec], out: Path, cache: Path | None = None) -> list[dict[str, Any]]:
+def write_deploy_root(specs: list[VoiceSpec], out: Path, cache: Path | None = None,
+                      prepare: Callable[[VoiceSpec, Path | None], ExportOutcome] = ensure_exports
+                      ) -> list[dict[str, Any]]:
     """Write ``specs`` into the deploy root ``out``: the model tree's layout with the graphs in
     place of ``model.pth`` and ``generator``, plus the front-end files. Each voice and vocoder
     directory is replaced in one rename. Nothing is written outside ``out`` (a symbolic link
     inside it is refused), and a directory is only replaced when it is empty or an earlier
-    deploy that holds nothing else (weights or a user's files are never deleted)."""
+    deploy that holds nothing else (weights or a user's files are never deleted). ``prepare``
+    gives the exports to deploy (``quantize.ensure_int8_exports`` for the int8 acoustic model)."""
     out = Path(out)
     written = []
     for spec in specs:
         _refuse_overlap(spec.root, out)
-        outcome = ensure_exports(spec, cache)
+        outcome = prepare(spec, cache)
         model_dir = _inside(out, spec.relative(spec.model_dir))
         vocoder_dir = _inside(out, spec.relative(spec.vocoder.directory))
         names = [*store.copied_sources(outcome.acoustic.manifest), *VOICE_EXTRAS]
@@ -528,8 +539,21 @@ def write_deploy_root(specs: list[VoiceSpec], out: Path, cache: Path | None = No
         frontend = _copy_frontend(spec, out)
         written.append({"voice": spec.name, "model_dir": str(model_dir), "vocoder_dir": str(vocoder_dir),
                         "made": outcome.made, "frontend": frontend,
-                        "bytes": _directory_bytes(model_dir) + _directory_bytes(vocoder_dir)})
+                        "bytes": _directory_bytes(model_dir) + _directory_bytes(vocoder_dir),
+                        **acoustic_summary(outcome.acoustic)})
     return written
+
+
+def acoustic_summary(export: store.Export) -> dict[str, Any]:
+    """What a report says of an acoustic export: its precision, its graphs' bytes, and where int8
+    was asked for, its guard's figures and the note on a refusal."""
+    summary: dict[str, Any] = {"precision": export.precision,
+                               "acoustic_bytes": sum(entry["size"] for entry in export.manifest["files"].values())}
+    if "guard" in export.manifest:
+        summary["guard"] = export.manifest["guard"]
+    if export.note:
+        summary["note"] = export.note
+    return summary
 
 
 def place_beside_weights(spec: VoiceSpec, cache: Path | None = None) -> list[Path]:
@@ -543,13 +567,15 @@ def place_beside_weights(spec: VoiceSpec, cache: Path | None = None) -> list[Pat
 
 def _place_export(export: store.Export, directory: Path) -> list[Path]:
     """Write ``export``'s graphs (checked against its manifest as they are copied) and then its
-    manifest into ``directory``, each atomically; the files written."""
+    manifest (as found, with a guard's refusal where int8 was refused, saying its precision even
+    where an older export did not) into ``directory``, each atomically; the files written."""
     written = []
     for name in export.manifest["files"]:
         with export.read_graph(name) as graph:
             replace_file(directory / name, graph.copy_to, mode=0o644)
         written.append(directory / name)
-    copy_regular(export.file(EXPORT_MANIFEST_NAME), directory / EXPORT_MANIFEST_NAME, MANIFEST_MAX_BYTES)
+    write_export_manifest(directory, {**export.manifest, "graph": {**export.manifest["graph"],
+                                                                   "precision": export.precision}})
     return [*written, directory / EXPORT_MANIFEST_NAME]
 
 
@@ -631,5 +657,6 @@ def _directory_bytes(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.iterdir() if path.is_file())
 
 
-__all__ = ["ensure_exports", "write_deploy_root", "place_beside_weights", "export_acoustic_graphs",
+__all__ = ["ensure_exports", "write_deploy_root", "place_beside_weights", "export_acoustic_graphs", "acoustic_summary",
+           "describe_files", "write_export_manifest",
            "export_generator_graph", "check_sentences", "ExportOutcome", "MEL_MAX_ABS", "MIN_SNR_DB", "OPSET"]

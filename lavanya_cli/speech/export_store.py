@@ -11,6 +11,13 @@ versions that made it and the figures of the check against torch. It lives in on
 * a deploy root written by ``lavanya export --out``: the model tree without ``model.pth`` and
   ``generator``, the graphs beside ``config.yaml``. There the graphs are the voice.
 
+An acoustic export's manifest says its ``graph.precision`` (``f32`` where it does not say). An
+int8 acoustic export (``speech.quantize``) is made from an f32 one and lives in the cache under
+``acoustic-int8``, keyed by the f32 export's sources and graphs and the vocoder graph its guard
+heard; where its guard refused int8, the same place holds a manifest without graphs recording
+the refusal, and the f32 export is served with a note. A deploy root holds the graphs of the
+precision it was written at.
+
 Hashing a real ``model.pth`` on every load is a cost worth avoiding (docs/engines.md has the
 time). ``DigestMemo`` skips it for a file whose stat signature (device, inode, size, mtime and
 ctime in nanoseconds) is the one recorded when it was last hashed. ctime cannot be set by a user (``touch -d``, ``cp -p``, ``rsync -t`` and
@@ -44,6 +51,7 @@ from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import (CONFIG_NAME, EXPORT_MANIFEST_NAME,
                                 VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec, VoiceSpec)
 from ..modeltree.weights import is_deployed_vocoder, is_deployed_voice
+from .options import F32, INT8
 
 if TYPE_CHECKING:
     from .graphs import Graph
@@ -57,6 +65,7 @@ MEMO_NAME = "digests.json"
 RACY_SECONDS = 2.0
 ACOUSTIC = "acoustic"
 VOCODER = "vocoder"
+ACOUSTIC_INT8 = "acoustic-int8"  # the cache's directory of int8 acoustic exports and guard refusals
 
 
 def cache_root() -> Path:
@@ -89,6 +98,16 @@ def unwritable_cache(cache: Path, exc: OSError) -> LavanyaError:
 
 class MissingExport(LavanyaError):
     """No export was made from the voice's current files (the message names the command)."""
+
+
+class MissingInt8Export(MissingExport):
+    """The voice's f32 exports exist, their int8 acoustic export (or its guard's refusal) not yet:
+    ``speech.quantize.ensure_int8`` makes it from ``acoustic`` and ``vocoder``, without torch."""
+
+    def __init__(self, message: str, acoustic: Export, vocoder: Export):
+        super().__init__(message)
+        self.acoustic = acoustic
+        self.vocoder = vocoder
 
 
 def sha256_file(path: Path) -> str:
@@ -243,11 +262,18 @@ def manifest_problems(directory: Path, manifest: dict[str, Any], names: dict[str
 
 @dataclass(frozen=True)
 class Export:
-    """A usable export: its directory and manifest. ``deployed``: found in a deploy root."""
+    """A usable export: its directory and manifest. ``deployed``: found in a deploy root.
+    ``note``: why it is not the precision asked for (int8 refused by its guard), else empty."""
 
     directory: Path
     manifest: dict[str, Any]
     deployed: bool
+    note: str = ""
+
+    @property
+    def precision(self) -> str:
+        """``f32`` or ``int8``: what its graphs compute in (a manifest that does not say: f32)."""
+        return self.manifest["graph"].get("precision", F32)
 
     def file(self, name: str) -> Path:
         return self.directory / name
@@ -281,17 +307,76 @@ def find_vocoder_export(vocoder: VocoderSpec, cache: Path | None = None) -> Expo
     return _beside_sources(vocoder.directory, VOCODER, sources, cache) or _cached(VOCODER, sources, cache)
 
 
-def find_exports(spec: VoiceSpec, cache: Path | None = None) -> tuple[Export, Export]:
-    """The voice's acoustic and vocoder exports for their current files; MissingExport, naming
-    the command that makes them, where either is missing."""
+def find_exports(spec: VoiceSpec, cache: Path | None = None, precision: str | None = None) -> tuple[Export, Export]:
+    """The voice's acoustic and vocoder exports for their current files, the acoustic one at
+    ``precision``: None, the export as it is (a deploy root's graphs as deployed, the cache's
+    f32); ``f32``; ``int8``, the int8 export where its guard passed, else the f32 one with its
+    ``note``. MissingExport, naming the command that makes them, where either is missing
+    (MissingInt8Export where only the int8 export is)."""
     acoustic = find_acoustic_export(spec, cache)
     vocoder = find_vocoder_export(spec.vocoder, cache)
     if acoustic is None or vocoder is None:
         what = "voice" if acoustic is None else "vocoder"
         raise MissingExport(f"{spec.name}: no ONNX export of this {what} for its current files; run: "
-                            f"lavanya export --models {spec.root} --lang {spec.language} --gender {spec.gender}"
-                            + (f" --variant {spec.variant}" if spec.variant else ""))
-    return acoustic, vocoder
+                            + export_command(spec))
+    if precision is None or precision == acoustic.precision == F32:
+        return acoustic, vocoder
+    if acoustic.precision == INT8:
+        if precision == F32:
+            raise LavanyaError(f"{acoustic.directory}: holds the int8 acoustic graphs only; export the voice again "
+                               f"with --precision {F32} for f32 graphs")
+        return acoustic, vocoder
+    if acoustic.manifest.get("guard"):  # a deploy root written at int8 whose guard refused it
+        return refused_int8(acoustic, acoustic.manifest["guard"]), vocoder
+    int8 = find_int8_export(acoustic, vocoder, cache)
+    if int8 is None:
+        raise MissingInt8Export(f"{spec.name}: no int8 export of this voice yet; run: "
+                                + export_command(spec, precision), acoustic, vocoder)
+    if int8.manifest["guard"].get("passed") is not True:
+        return refused_int8(acoustic, int8.manifest["guard"]), vocoder
+    return int8, vocoder
+
+
+def export_command(spec: VoiceSpec, precision: str | None = None) -> str:
+    """The ``lavanya export`` line that makes the voice's exports (at ``precision``)."""
+    return (f"lavanya export --models {spec.root} --lang {spec.language} --gender {spec.gender}"
+            + (f" --variant {spec.variant}" if spec.variant else "")
+            + (f" --precision {precision}" if precision and precision != F32 else ""))
+
+
+def refused_int8(acoustic: Export, guard: dict[str, Any]) -> Export:
+    """The f32 ``acoustic`` export served where int8's ``guard`` refused it: its manifest with
+    the refusal recorded (as a deploy root keeps it), its note the guard's own words."""
+    note = guard.get("note") if isinstance(guard, dict) else None
+    return Export(acoustic.directory, {**acoustic.manifest, "guard": guard}, acoustic.deployed,
+                  note=str(note or f"int8 was refused by its guard; the {F32} acoustic model is served"))
+
+
+def int8_sources(acoustic: Export, vocoder: Export) -> dict[str, dict[str, Any]]:
+    """What an int8 export is made and checked from, as ``export_key`` takes it: the f32
+    export's sources and graphs, and the vocoder graph its guard listened through."""
+    return {**acoustic.manifest["sources"], **acoustic.manifest["files"],
+            **{f"{VOCODER}/{name}": entry for name, entry in vocoder.manifest["files"].items()}}
+
+
+def int8_directory(acoustic: Export, vocoder: Export, cache: Path | None = None) -> Path:
+    """Where the cache keeps the int8 export (or refusal) of ``acoustic`` heard through ``vocoder``."""
+    cache = cache_root() if cache is None else cache
+    return cache / ACOUSTIC_INT8 / export_key(ACOUSTIC_INT8, int8_sources(acoustic, vocoder))
+
+
+def find_int8_export(acoustic: Export, vocoder: Export, cache: Path | None = None) -> Export | None:
+    """The cache's int8 export of the f32 ``acoustic`` (its manifest's ``guard`` says whether
+    it passed; a refusal holds no graphs), or None where none was made from these files."""
+    directory = int8_directory(acoustic, vocoder, cache)
+    if not (directory / EXPORT_MANIFEST_NAME).is_file():
+        return None
+    manifest = read_export_manifest(directory)
+    if (manifest.get("kind") != ACOUSTIC or manifest["graph"].get("precision") != INT8
+            or manifest.get("quantized_from") != int8_sources(acoustic, vocoder)
+            or not isinstance(manifest.get("guard"), dict)):
+        return None
+    return Export(directory, manifest, deployed=False)
 
 
 def copied_sources(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:

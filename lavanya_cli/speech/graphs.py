@@ -76,6 +76,9 @@ _ACOUSTIC = frozenset({
     "Conv", "Cast", "Concat", "Constant", "Gather", "Identity", "Reshape", "Shape", "Slice", "Squeeze",
     "Unsqueeze", "Transpose", "Where", "Equal", "Less", "Greater", "Not", "Clip", "Sin", "Cos", "Range",
     "Floor", "Ceil", "Round", "Min", "Max", "Dropout",
+    # An int8 acoustic export (``speech.quantize``): activations quantized to the size they
+    # had, integer products of the same shapes as the MatMul and Conv they replace.
+    "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
 })
 _GENERATOR = frozenset({
     "Add", "Sub", "Mul", "Div", "Conv", "ConvTranspose", "LeakyRelu", "Tanh", "Constant", "Identity",
@@ -444,7 +447,7 @@ def graph_problems(summary: GraphSummary, name: str) -> list[str]:
             problems.append(f"a {node.op_type} with a subgraph, tensor list or type attribute")
         if len(node.inputs) > NODE_INPUTS_MAX:
             problems.append(f"a {node.op_type} with {len(node.inputs)} inputs")
-        if node.op_type in ("Conv", "ConvTranspose"):
+        if node.op_type in ("Conv", "ConvInteger", "ConvTranspose"):
             for key, values in node.ints.items():
                 bound = CONV_ATTRIBUTE_MAX.get(key, CONV_OTHER_MAX)
                 if any(not 0 <= value <= bound for value in values):

@@ -22,7 +22,8 @@ import functools
 import os
 import sys
 import threading
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +162,20 @@ ORT_SESSION_DEFAULTS = {"spinning": False, "memory_pattern": False, "shared_aren
 # The arena one synthesis may fill: twice what the real-size voice's decoder at
 # ``DECODER_FRAMES_MAX`` frames and its vocoder windows were measured to need.
 ARENA_BYTES_PER_RUN = 256 << 20
-_arena = {"runs": 1, "registered": False}
+_arena = {"runs": 1, "registered": False, "shared_threads": None}
 
 
 def reserve_arena(runs: int) -> None:
     """Size ONNX Runtime's shared arena for ``runs`` syntheses at once (a server's workers);
     effective only before the first session is made in this process."""
     _arena["runs"] = max(1, int(runs))
+
+
+def share_runtime_threads(threads: int) -> None:
+    """Give every ONNX Runtime session of this process one pool of ``threads`` threads instead
+    of a pool each (a server with 31 voices would otherwise start two pools per voice); effective
+    only before the first session is made in this process."""
+    _arena["shared_threads"] = max(1, int(threads))
 
 
 def arena_bytes() -> int:
@@ -178,6 +186,11 @@ def arena_bytes() -> int:
 def _register_arena(ort) -> None:
     if _arena["registered"]:
         return
+    if _arena["shared_threads"] is not None:
+        try:
+            ort.capi._pybind_state.set_global_thread_pool_sizes(_arena["shared_threads"], 1)
+        except Exception:  # the runtime was set up earlier in this process: sessions keep pools of their own
+            _arena["shared_threads"] = None
     info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
     # Extend by powers of two (0): regions are reused across sessions, which gave the lowest peak.
     config = ort.OrtArenaCfg(arena_bytes(), 0, -1, -1)
@@ -209,8 +222,11 @@ class OrtRunner:
         options = ort.SessionOptions()
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.inter_op_num_threads = 1
-        options.intra_op_num_threads = threads or default_ort_threads()
+        if settings["shared_arena"] and _arena["shared_threads"] is not None:
+            options.use_per_session_threads = False  # the process's one pool (share_runtime_threads)
+        else:
+            options.inter_op_num_threads = 1
+            options.intra_op_num_threads = threads or default_ort_threads()
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings["spinning"] else "0")
         if settings["shared_arena"]:
             options.add_session_config_entry("session.use_env_allocators", "1")
@@ -487,36 +503,69 @@ class OnnxVocoder:
         return _expect(samples, (1, 1, mel.shape[0] * self.hop), 0, self.generator, "audio").reshape(-1)
 
     def audio(self, mel: np.ndarray) -> np.ndarray:
+        pieces = list(self.audio_pieces(mel))
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+    def audio_pieces(self, mel: np.ndarray, first: int | None = None) -> Iterator[np.ndarray]:
+        """The samples window by window, as they are made; ``first``: the first window's frames
+        where smaller than the others (a stream's first bytes come sooner)."""
         mel = np.asarray(mel, dtype=np.float32)
         frames, window, context = mel.shape[0], self.window_frames, self.context_frames
-        if window is None or frames <= window + context:
-            return self._run(mel)
-        pieces = []
-        for start in range(0, frames, window):
-            stop = min(frames, start + window)
+        first = window if first is None or (window is not None and first >= window) else first
+        if first is None or frames <= first + context:
+            yield self._run(mel)
+            return
+        start = 0
+        while start < frames:
+            stop = min(frames, start + (first if start == 0 else window or frames))
             low, high = max(0, start - context), min(frames, stop + context)
             samples = self._run(mel[low:high])
-            pieces.append(samples[(start - low) * self.hop:(stop - low) * self.hop])
-        return np.concatenate(pieces)
+            yield samples[(start - low) * self.hop:(stop - low) * self.hop]
+            start = stop
+
+
+_vocoders: "weakref.WeakValueDictionary[tuple, OnnxVocoder]" = weakref.WeakValueDictionary()
+_vocoders_lock = threading.Lock()
+
+
+def shared_vocoder(export: Export, *, engine: str, threads: int | None, precision: str) -> OnnxVocoder:
+    """The vocoder of ``export``, one per distinct generator graph (by its SHA-256) and runtime
+    settings in this process: voices that share a vocoder, as upstream's do (4 for 31 voices),
+    hold it once. It lives while some loaded voice holds it, and is freed with the last one."""
+    digest = (export.manifest.get("files") or {}).get(GENERATOR_GRAPH_NAME, {}).get("sha256")
+    key = (digest or str(export.directory), engine, threads, precision)
+    with _vocoders_lock:  # two voices of one vocoder loading at once make it once
+        vocoder = _vocoders.get(key)
+        if vocoder is None:
+            vocoder = OnnxVocoder.from_export(export, engine=engine, threads=threads, precision=precision)
+            _vocoders[key] = vocoder
+        return vocoder
 
 
 class OnnxEngine:
     """The tokenizer, acoustic model and vocoder of one voice, from its exports: the interface
-    ``speech.engines`` gives ``Voice`` (``name`` is the engine: ``onnx`` or ``openvino``)."""
+    ``speech.engines`` gives ``Voice`` (``name`` is the engine: ``onnx`` or ``openvino``).
+    ``precision`` is the vocoder's, ``acoustic_precision`` the acoustic graphs' (``f32`` or
+    ``int8``); ``notes``: what the user should know (int8 asked for, f32 served)."""
 
     def __init__(self, tokenizer: Tokenizer, acoustic: OnnxAcoustic, vocoder: OnnxVocoder, name: str,
-                 precision: str):
+                 precision: str, acoustic_precision: str = F32, notes: tuple[str, ...] = ()):
         self.tokenizer = tokenizer
         self.acoustic = acoustic
         self.vocoder = vocoder
         self.name = name
         self.precision = precision
+        self.acoustic_precision = acoustic_precision
+        self.notes = notes
 
     def mel(self, model_input: str, alpha: float = 1.0) -> np.ndarray:
         return self.acoustic.mel(self.tokenizer.ids(model_input), alpha)
 
     def audio(self, mel: np.ndarray) -> np.ndarray:
         return self.vocoder.audio(mel)
+
+    def audio_pieces(self, mel: np.ndarray, first: int | None = None) -> Iterator[np.ndarray]:
+        return self.vocoder.audio_pieces(mel, first)
 
 
 def resolve_precision(engine: str, precision: str | None = None) -> str:
@@ -536,27 +585,29 @@ def resolve_precision(engine: str, precision: str | None = None) -> str:
 
 def load_onnx_engine(spec: VoiceSpec, config: dict[str, Any] | None = None, *, engine: str = ONNX,
                      threads: int | None = None, precision: str | None = None,
-                     cache: Path | None = None) -> OnnxEngine:
+                     cache: Path | None = None, acoustic_precision: str | None = None) -> OnnxEngine:
     """The voice's exported graphs ready to speak: from its deploy root, or from the export
     cache where the export was made from the voice's current files. ``engine`` (``onnx`` or
     ``openvino``, already resolved: ``speech.engines.resolve_engine``) runs the vocoder, most of
     the work; ``precision``: see ``resolve_precision``.
 
-    The acoustic model always runs through ONNX Runtime in f32, inside its capped arena (under
+    The acoustic model always runs through ONNX Runtime, inside its capped arena (under
     OpenVINO it compiled slower and peaked higher for the same speed, and bfloat16 moved
-    durations; docs/engines.md). Raises LavanyaError naming the command to run where there is
-    no current export."""
+    durations; docs/engines.md), from its export at ``acoustic_precision`` (None: as exported;
+    ``f32``; ``int8``: see ``export_store.find_exports``, and ``notes`` where f32 is served).
+    Raises LavanyaError naming the command to run where there is no current export."""
     if engine not in (ONNX, OPENVINO):
         raise LavanyaError(f"engine {engine!r}: the exported graphs run on {ONNX} or {OPENVINO}")
     config = read_config(spec.config_path) if config is None else config
     precision = resolve_precision(engine, precision)
-    acoustic_export, vocoder_export = find_exports(spec, cache)
+    acoustic_export, vocoder_export = find_exports(spec, cache, acoustic_precision)
     tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
     acoustic = OnnxAcoustic.from_export(acoustic_export, config, spec.stats_path("feats"),
                                         space_id=tokenizer.ids_of.get(SPACE), threads=threads)
-    vocoder = OnnxVocoder.from_export(vocoder_export, engine=engine, threads=threads, precision=precision)
-    return OnnxEngine(tokenizer, acoustic, vocoder, engine, precision)
+    vocoder = shared_vocoder(vocoder_export, engine=engine, threads=threads, precision=precision)
+    return OnnxEngine(tokenizer, acoustic, vocoder, engine, precision, acoustic_export.precision,
+                      (acoustic_export.note,) if acoustic_export.note else ())
 
 
-__all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxEngine", "MelDenormalizer", "load_onnx_engine", "reserve_arena",
+__all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxEngine", "MelDenormalizer", "load_onnx_engine", "reserve_arena", "share_runtime_threads", "shared_vocoder",
            "resolve_precision", "durations_from_log", "regulate_lengths", "openvino_bf16_supported", "pieces"]

@@ -16,6 +16,10 @@ from ..modeltree.layout import VOCODER_FAMILIES
 
 AUTO, ONNX, OPENVINO, TORCH = "auto", "onnx", "openvino", "torch"
 ENGINES = (AUTO, ONNX, OPENVINO, TORCH)
+# The acoustic model's precisions: its f32 export, or that export's matrix weights in int8
+# (``speech.quantize``); the vocoder's own precision is ``onnx_engine.resolve_precision``'s.
+F32, INT8 = "f32", "int8"
+PRECISIONS = (F32, INT8)
 _DEVICE = re.compile(r"^(?P<kind>cpu|cuda)(?::(?P<index>\d{1,4}))?\Z")
 
 
@@ -49,6 +53,7 @@ class LoadOptions:
     threads: int | None = None
     strict: bool = False
     cache: Path | None = None
+    precision: str | None = None
     threads_note: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +63,11 @@ class LoadOptions:
         if self.engine not in (AUTO, TORCH) and device != "cpu":
             raise LavanyaError(f"{option('device')} {device} runs only the torch engine; use {option('engine')} "
                                f"torch, or {option('device')} cpu")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise LavanyaError(f"{option('precision')} {self.precision!r}: use {' or '.join(PRECISIONS)}")
+        if self.precision == INT8 and (self.engine == TORCH or device != "cpu"):
+            raise LavanyaError(f"{option('precision')} {INT8} is for the ONNX engines on the CPU; the torch engine "
+                               f"computes in {F32} (drop {option('precision')}, or use {option('engine')} onnx)")
         threads, note = usable_threads(self.threads)
         object.__setattr__(self, "device", device)
         object.__setattr__(self, "threads", threads)
@@ -101,4 +111,4 @@ def checked_device(device: str) -> str:
     return match.group(0)
 
 
-__all__ = ["AUTO", "ENGINES", "ONNX", "OPENVINO", "TORCH", "FindOptions", "LoadOptions", "checked_device"]
+__all__ = ["AUTO", "ENGINES", "F32", "INT8", "ONNX", "OPENVINO", "PRECISIONS", "TORCH", "FindOptions", "LoadOptions", "checked_device"]

@@ -4,6 +4,8 @@ loaded as plain tensors only (``torch_weights``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,6 +61,10 @@ class TorchEngine:
         with torch.inference_mode(), quiet_libraries():
             frames = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)).T.unsqueeze(0)
             return self.vocoder_module(frames.to(self.acoustic_model.device)).reshape(-1).float().cpu().numpy()
+
+    def audio_pieces(self, mel: np.ndarray, first: int | None = None) -> Iterator[np.ndarray]:
+        """The whole sentence at once: torch vocodes it in one run."""
+        yield self.audio(mel)
 
 
 def _load_acoustic_model(spec: VoiceSpec, config: dict[str, Any], device: str) -> "AcousticModel":

@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 
 
+# The first sentence's first audio is vocoded on its own, this many mel frames of it (0.37 s at
+# 22,050 Hz, hop 256): a stream's first bytes wait for that, not the whole sentence (``stream``).
+FIRST_PIECE_FRAMES = 32
+
+
 @dataclass
 class AudioChunk:
     """One sentence (or pause) of audio: float32 samples in [-1, 1] at ``sample_rate``."""
@@ -48,6 +53,7 @@ class AudioChunk:
     incomplete: list[str] = field(default_factory=list)  # words spoken without some letters
     mel: np.ndarray | None = None  # [frames, mel bins]: ESPnet's denormalised mel (times mel_scale for the vocoder)
     pcm_scale: float = DEFAULT_PCM_SCALE
+    continued: bool = False  # the rest of the sentence before (``Voice.stream``): speech, with no text
 
     @property
     def seconds(self) -> float:
@@ -55,7 +61,7 @@ class AudioChunk:
 
     @property
     def is_silence(self) -> bool:
-        return not self.text
+        return not self.text and not self.continued
 
     def to_int16(self) -> np.ndarray:
         """16-bit PCM as upstream writes it (``audio * pcm_scale``), clipped instead of wrapping."""
@@ -221,41 +227,61 @@ class Voice:
         """Audio for a plan from ``plan()``, one chunk per entry, made as it is asked for (nothing
         is kept). One plan makes at most ``TEXT_AUDIO_MAX_SECONDS`` of audio; beyond that it
         stops with a LavanyaError."""
-        seconds = 0.0
+        return self._render(plan, streaming=False)
+
+    def stream(self, plan: Iterable[Utterance]) -> Iterator[AudioChunk]:
+        """``render``'s audio, the same samples, with the first sentence in two chunks: its first
+        ``FIRST_PIECE_FRAMES`` of mel, then the rest (the first chunk of the second has no
+        text). A stream's first audio then waits for a fraction of the first sentence, not all
+        of it."""
+        return self._render(plan, streaming=True)
+
+    def _render(self, plan: Iterable[Utterance], streaming: bool) -> Iterator[AudioChunk]:
+        seconds, first = 0.0, True
         for utterance in plan:
             if utterance.left_out:
                 continue  # nothing in it can be spoken; the plan keeps its report
             if utterance.text:
-                chunk = self._speak(utterance.model_input, utterance.alpha, text=utterance.text,
-                                    unpronounced=list(utterance.unpronounced), incomplete=list(utterance.incomplete))
+                # The first sentence is vocoded in the same pieces whether streamed or not, so a
+                # stream's audio is render's to the sample.
+                chunks = self._speak(utterance.model_input, utterance.alpha, text=utterance.text,
+                                     unpronounced=list(utterance.unpronounced), incomplete=list(utterance.incomplete),
+                                     first=FIRST_PIECE_FRAMES if first else None, apart=streaming)
+                first = False
             else:
                 samples = np.zeros(round(utterance.silence_seconds * self.sample_rate), dtype=np.float32)
-                chunk = AudioChunk(samples, self.sample_rate, pcm_scale=self.pcm_scale)
-            seconds += chunk.seconds
-            if seconds > TEXT_AUDIO_MAX_SECONDS:
-                raise LavanyaError(f"the text makes more than {TEXT_AUDIO_MAX_SECONDS / 3600:g} hours of audio, "
-                                   "the most one text may; split it into several")
-            yield chunk
+                chunks = [AudioChunk(samples, self.sample_rate, pcm_scale=self.pcm_scale)]
+            for chunk in chunks:
+                seconds += chunk.seconds
+                if seconds > TEXT_AUDIO_MAX_SECONDS:
+                    raise LavanyaError(f"the text makes more than {TEXT_AUDIO_MAX_SECONDS / 3600:g} hours of audio, "
+                                       "the most one text may; split it into several")
+                yield chunk
 
     def speak(self, model_input: str, alpha: float | None = None, *, text: str = "",
               unpronounced: list[str] | None = None, incomplete: list[str] | None = None) -> AudioChunk:
         """Audio for one prepared model-input string (what ``lavanya text`` prints)."""
-        return self._speak(model_input, self.alpha if alpha is None else checked_alpha(alpha), text=text,
-                           unpronounced=unpronounced, incomplete=incomplete)
+        (chunk,) = self._speak(model_input, self.alpha if alpha is None else checked_alpha(alpha), text=text,
+                               unpronounced=unpronounced, incomplete=incomplete)
+        return chunk
 
     def _speak(self, model_input: str, alpha: float, *, text: str = "", unpronounced: list[str] | None = None,
-               incomplete: list[str] | None = None) -> AudioChunk:
+               incomplete: list[str] | None = None, first: int | None = None,
+               apart: bool = False) -> Iterator[AudioChunk]:
+        """The sentence's audio: one chunk, or (``apart``) one per piece the vocoder makes,
+        ``first`` frames the first; the text and mel go with the first chunk."""
         mel = self.backend.mel(model_input, alpha)
-        return AudioChunk(
-            samples=self.backend.audio(mel * np.float32(self.mel_scale)),
-            sample_rate=self.sample_rate,
-            text=text or model_input,
-            model_input=model_input,
-            unpronounced=unpronounced or [],
-            incomplete=incomplete or [],
-            mel=mel,
-            pcm_scale=self.pcm_scale,
-        )
+        pieces = self.backend.audio_pieces(mel * np.float32(self.mel_scale), first)
+        if not apart:
+            pieces = iter([_joined(list(pieces))])
+        for index, samples in enumerate(pieces):
+            yield AudioChunk(samples=samples, sample_rate=self.sample_rate, pcm_scale=self.pcm_scale,
+                             **(dict(text=text or model_input, model_input=model_input, unpronounced=unpronounced or [],
+                                     incomplete=incomplete or [], mel=mel) if index == 0 else {"continued": True}))
+
+
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
 
 def _one_way(given: object, keywords: list[str]) -> None:
