@@ -41,12 +41,23 @@ class GatedVoice:
         return self._voice.plan_segments(*args, **kwargs)
 
     def render(self, plan):
+        return self._gated(plan, streaming=False)
+
+    def stream(self, plan):
+        return self._gated(plan, streaming=True)
+
+    def _gated(self, plan, streaming: bool):
+        """The voice's audio entry by entry, each after a permit (the first sentence in the
+        pieces ``Voice.stream`` gives it when ``streaming``)."""
+        first = True
         for utterance in plan:
             with self._lock:
                 self.entered += 1
             if not self._permits.acquire(timeout=WAIT_SECONDS):
                 raise RuntimeError("the test never allowed this sentence")
-            chunks = list(self._voice.render([utterance]))
+            split = streaming and first and bool(utterance.text)
+            chunks = list((self._voice.stream if split else self._voice.render)([utterance]))
+            first = first and not utterance.text
             with self._lock:
                 self.rendered += 1
             yield from chunks
@@ -67,12 +78,14 @@ class RunningServer:
 def start_server(voices: list | None, limits: ServerLimits | None = None,
                  load_voices: Callable[[VoiceSet], None] | None = None,
                  on_fatal: Callable[[BaseException], None] | None = None,
-                 allowed_hosts: tuple[str, ...] = ("*",), send_buffer: int | None = None) -> RunningServer:
+                 allowed_hosts: tuple[str, ...] = ("*",), send_buffer: int | None = None,
+                 voice_set: VoiceSet | None = None) -> RunningServer:
     """Serve ``voices`` (already loaded) or, with ``load_voices``, whatever it adds to the set,
     on a free loopback port, with the command's uvicorn settings (``serve.server.uvicorn_config``);
     returns once uvicorn is listening. ``send_buffer``: the kernel's send buffer of each
-    connection (small, a client that stops reading blocks the server's sends soon)."""
-    voice_set = VoiceSet(None if load_voices else voices)
+    connection (small, a client that stops reading blocks the server's sends soon). ``voice_set``:
+    serve that set, as the command configures it (voices loaded on demand)."""
+    voice_set = voice_set or VoiceSet(None if load_voices else voices)
     loader = (lambda: load_voices(voice_set)) if load_voices else None
     app = create_app(limits or ServerLimits(), voice_set, load_voices=loader, on_fatal=on_fatal,
                      allowed_hosts=allowed_hosts)

@@ -104,7 +104,9 @@ def test_the_server_reaches_the_one_resolver_with_the_options_object(resolved):
 
     config = ServeConfig(models=BUNDLED_ROOT, options=LoadOptions(engine="onnx", threads=1))
     voices = VoiceSet()
-    voices.load([find_voice("hindi", "male", models=BUNDLED_ROOT)], config.load_options, skip_failures=False)
+    spec = find_voice("hindi", "male", models=BUNDLED_ROOT)
+    voices.serve([spec], [spec], config.load_options)
+    voices.load_pinned()
     assert resolved == [LoadOptions(engine="onnx", threads=1)]
     assert [voice["engine"] for voice in voices.describe()] == ["onnx"]
 

@@ -69,7 +69,8 @@ def _read(chunks, size: int) -> bytes:
 def test_voices_lists_what_is_loaded_and_the_limits(plain):
     body = plain.get("/api/voices").json()
     assert body["voices"] == [{"name": "hindi/male", "language": "hindi", "gender": "male", "variant": None,
-                               "sample_rate": 22050, "demo": False, "engine": cpu_default_engine()}]
+                               "sample_rate": 22050, "demo": False, "engine": cpu_default_engine(),
+                               "state": "resident", "pinned": True}]
     assert body["limits"]["max_chars"] == 2000 and body["limits"]["alpha"] == {"min": 0.25, "max": 4.0, "default": 1.0}
 
 

@@ -406,17 +406,43 @@ def test_a_first_signal_lets_the_request_in_flight_finish(tmp_path):
 
 
 @pytest.mark.slow  # a server in a subprocess
-def test_a_voice_whose_graph_is_a_fifo_stops_the_server_with_one_line(tmp_path):
+def test_a_pinned_voice_whose_graph_is_a_fifo_stops_the_server_with_one_line(tmp_path):
     import graphkit
 
     root = graphkit.hostile_tree(tmp_path / "tree", special="fifo")
     started = time.monotonic()
-    result = subprocess.run([*LAVANYA, "serve", "--models", str(root), "--port", str(free_port())],
-                            capture_output=True, text=True, cwd=REPO, timeout=120,
+    result = subprocess.run([*LAVANYA, "serve", "--models", str(root), "--voice", "hindi/male",
+                             "--port", str(free_port())], capture_output=True, text=True, cwd=REPO, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 2 and time.monotonic() - started < 60
-    assert "generator.onnx: ONNX graph is a FIFO" in result.stderr and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("lavanya: error: no voice could be loaded")
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("lavanya: error: ") and "generator.onnx: ONNX graph is a FIFO" in last
+
+
+def test_a_voice_on_demand_whose_graph_is_a_fifo_is_refused_without_a_second_try(tmp_path, caplog):
+    import graphkit
+    from servekit import start_server
+
+    from lavanya_cli.modeltree.layout import ModelRoot
+    from lavanya_cli.serve.voices import VoiceSet
+    from lavanya_cli.speech.options import LoadOptions
+
+    root = graphkit.hostile_tree(tmp_path / "tree", special="fifo")
+    voices = VoiceSet()
+    voices.serve(list(ModelRoot(root).voices()), [], LoadOptions(engine="onnx", threads=1))
+    running = start_server(None, voice_set=voices)
+    try:
+        with httpx.Client(base_url=running.url, timeout=WAIT_SECONDS) as client:
+            for _ in range(2):
+                response = client.post("/api/tts", json=tts_body("नमस्ते।"))
+                assert response.status_code == 500 and response.json()["error"] == "voice_unavailable"
+                assert "hindi/male cannot be loaded" in response.json()["detail"]
+                assert str(root) not in response.text  # paths are the server's business
+            assert client.get("/healthz").status_code == 200
+    finally:
+        running.stop()
+    assert caplog.text.count("ONNX graph is a FIFO") == 1  # one load tried, one line in the log
 
 
 def test_a_client_that_sends_ahead_without_reading_is_dropped(server, client, caplog):

@@ -6,8 +6,11 @@ Set LAVANYA_SCREENSHOT=PATH to keep a picture of the page after it has spoken.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import struct
+import threading
 import time
 from pathlib import Path
 
@@ -56,6 +59,104 @@ def page(browser, server):
     yield page
     context.close()
     assert outside == [], "the page asked for something outside the server"
+
+
+# -- a many-voice server, as the page sees it: GET /api/voices answered by the test ------------
+
+def _listed(name: str, state: str | None = "resident", pinned: bool = False, demo: bool = False) -> dict:
+    """One voice as ``GET /api/voices`` lists it; ``name`` is ``language/gender[ (variant)]``;
+    ``state`` None: a server from before on-demand loading (no state, no pinned)."""
+    match = re.fullmatch(r"(\w+)/(\w+)(?: \((\w+)\))?", name)
+    language, gender, variant = match.groups()
+    voice = {"name": name, "language": language, "gender": gender, "variant": variant, "sample_rate": 22050,
+             "demo": demo, "engine": "onnx" if state in (None, "resident") else None}
+    if state is not None:
+        voice.update(state=state, pinned=pinned)
+    return voice
+
+
+class FakeVoices:
+    """What the page gets from ``GET /api/voices``: ``voices`` and ``memory`` (None: left out,
+    as servers from before on-demand loading do), changeable while the page runs; ``asked``
+    counts the page's requests."""
+
+    def __init__(self, voices: list[dict], memory: dict | None = None):
+        self.voices = voices
+        self.memory = memory
+        self.asked = 0
+        self._lock = threading.Lock()
+
+    def state(self, name: str, state: str) -> None:
+        with self._lock:
+            for voice in self.voices:
+                if voice["name"] == name:
+                    voice.update(state=state, engine="onnx" if state == "resident" else None)
+
+    def answer(self, route) -> None:
+        with self._lock:
+            self.asked += 1
+            body = {"voices": self.voices, "limits": ServerLimits(max_chars=200).describe(), "ready": True}
+            if self.memory is not None:
+                body["memory"] = self.memory
+            text = json.dumps(body)
+        route.fulfill(status=200, content_type="application/json", body=text)
+
+
+# Listed out of order, as a server might: the page sorts by language, gender, then variant.
+MANY_VOICES = ["tamil/male", "hindi/male (v2)", "hindi/male", "bengali/female", "hindi/female",
+               "tamil/female", "english/male"]
+MEGABYTE = 1_000_000
+
+
+@pytest.fixture
+def open_page(browser, server):
+    """Opens the page on ``FakeVoices(voices, memory)``; returns the page and the fake."""
+    opened = []
+
+    def open_(voices: list[dict], memory: dict | None = None):
+        context = browser.new_context()
+        page = context.new_page()
+        outside = []
+        opened.append((context, outside))
+        page.on("request", lambda request: None if request.url.startswith(("blob:", server.url))
+                else outside.append(request.url))
+        fake = FakeVoices(voices, memory)
+        page.route("**/api/voices", fake.answer)
+        page.goto(server.url + "/")
+        page.locator("#voice option").first.wait_for(state="attached", timeout=WAIT_MS)
+        return page, fake
+
+    yield open_
+    for context, outside in opened:
+        context.close()
+        assert outside == [], "the page asked for something outside the server"
+
+
+def _wav(seconds: float = 0.25, rate: int = 22050) -> bytes:
+    """A WAV as the server streams it: a header whose sizes say "unknown", then silence."""
+    samples = int(seconds * rate)
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 0xFFFFFFFF, b"WAVE", b"fmt ", 16, 1, 1, rate, rate * 2,
+                         2, 16, b"data", 0xFFFFFFFF)
+    return header + bytes(2 * samples)
+
+
+def _speak_wav(route) -> None:
+    route.fulfill(status=200, content_type="audio/wav", headers={"X-Sample-Rate": "22050"}, body=_wav())
+
+
+def _picker(page) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The picker's groups in order: each group's label and its options' (words, value)."""
+    return page.evaluate("""() => [...document.querySelectorAll('#voice > optgroup')].map((group) =>
+        [group.label, [...group.querySelectorAll('option')].map((option) => [option.text, option.value])])""")
+
+
+def _voice_state(page) -> str:
+    return page.locator("#voice-state").inner_text()
+
+
+def _wait_for_voice_state(page, words: str) -> None:
+    page.wait_for_function("(words) => document.querySelector('#voice-state').textContent === words",
+                           arg=words, timeout=WAIT_MS)
 
 
 def _speak_and_wait(page, text: str = HINDI) -> None:
@@ -206,4 +307,145 @@ def test_controls_have_labels_and_the_text_box_takes_the_voice_s_language(page):
     for label in ("Voice", "Text", "Speed"):
         assert page.get_by_label(label).count() == 1, label
     assert page.locator("#text").get_attribute("lang") == "hi"
-    assert page.locator("#voice option").all_inner_texts() == ["Hindi, male"]
+    assert _picker(page) == [["Hindi", [["male", "hindi/male"]]]]
+    # a screen reader hears the voice's whole name, language included, and whether it is loaded
+    assert page.get_by_role("option", name="Hindi, male").count() == 1
+    assert page.get_by_label("Voice").get_attribute("aria-describedby").split() == ["voice-state", "voice-note"]
+    assert _voice_state(page) == "ready"
+
+
+def test_the_picker_groups_the_voices_by_language_and_the_request_names_the_one_chosen(open_page):
+    page, _ = open_page([_listed(name) for name in MANY_VOICES])
+    assert _picker(page) == [
+        ["Bengali", [["female", "bengali/female"]]],
+        ["English", [["male", "english/male"]]],
+        ["Hindi", [["female", "hindi/female"], ["male", "hindi/male"], ["male (v2)", "hindi/male (v2)"]]],
+        ["Tamil", [["female", "tamil/female"], ["male", "tamil/male"]]],
+    ]
+    assert page.get_by_role("option", name="Hindi, male (v2)").count() == 1
+    assert page.get_by_role("option", name="Tamil, female").count() == 1
+    # the first voice is chosen; the keyboard moves through the groups in order
+    picker = page.get_by_label("Voice")
+    assert picker.input_value() == "bengali/female"
+    picker.focus()
+    picker.press("ArrowDown")
+    assert picker.input_value() == "english/male" and page.locator("#text").get_attribute("lang") == "en"
+    sent = []
+
+    def answer(route):
+        sent.append(route.request.post_data_json)
+        _speak_wav(route)
+
+    page.route("**/api/tts", answer)
+    for choice, lang, request in [("hindi/male (v2)", "hi", {"lang": "hindi", "gender": "male", "variant": "v2"}),
+                                  ("tamil/female", "ta", {"lang": "tamil", "gender": "female"})]:
+        picker.select_option(choice)
+        assert page.locator("#text").get_attribute("lang") == lang
+        page.get_by_label("Text").fill("वणक्कम्")
+        page.get_by_role("button", name="Speak").click()
+        page.locator("body[data-state=done]").wait_for(state="attached", timeout=WAIT_MS)
+        named = {key: sent[-1].get(key) for key in ("lang", "gender", "variant")}
+        assert named == {"variant": None, **request}
+        # the list is asked for again after each request: the choice stays
+        page.wait_for_function("() => !document.querySelector('#speak').disabled", timeout=WAIT_MS)
+        assert picker.input_value() == choice
+
+
+def test_the_status_beside_the_picker_says_whether_the_voice_is_loaded(open_page):
+    page, _ = open_page([_listed("hindi/male", pinned=True), _listed("tamil/female", "cold"),
+                         _listed("bengali/male", "loading")])
+    picker = page.get_by_label("Voice")
+    for choice, words, state in [("hindi/male", "ready", "resident"),
+                                 ("tamil/female", "loads on first use (a few seconds)", "cold"),
+                                 ("bengali/male", "loading…", "loading")]:
+        picker.select_option(choice)
+        assert _voice_state(page) == words and page.locator("#voice-state").get_attribute("data-state") == state
+        note = page.locator("#voice-note").inner_text()
+        assert "null" not in note and "undefined" not in note
+    # the closed picker shows "female"; the note under it names the language as well
+    assert page.locator("#voice-note").inner_text().startswith("Bengali, male")
+    picker.select_option("hindi/male")
+    assert page.locator("#voice-note").inner_text() == "Hindi, male: 22050 Hz, onnx; always kept loaded"
+    assert page.locator("#memory").is_hidden()  # the answer has no memory figures
+
+
+def test_a_voice_loading_elsewhere_is_looked_at_again_until_it_is_ready(open_page):
+    page, fake = open_page([_listed("hindi/male", "loading")])
+    assert _voice_state(page) == "loading…"
+    fake.state("hindi/male", "resident")
+    _wait_for_voice_state(page, "ready")  # without a request of the page's
+
+
+def test_speaking_with_a_cold_voice_says_it_loads_until_the_audio_comes(open_page):
+    page, fake = open_page([_listed("hindi/male"), _listed("tamil/female", "cold")],
+                           memory={"budget_bytes": 2048 * MEGABYTE, "resident_bytes": 310 * MEGABYTE})
+    memory = page.locator("#memory")
+    assert memory.is_visible() and memory.inner_text() == "Voices in memory: 310 MB of 2,048 MB"
+    page.get_by_label("Voice").select_option("tamil/female")
+    assert _voice_state(page) == "loads on first use (a few seconds)"
+    held = []
+    page.route("**/api/tts", lambda route: held.append(route))  # the voice "loads": no answer yet
+    page.get_by_label("Text").fill("வணக்கம்")
+    page.get_by_role("button", name="Speak").click()
+    page.wait_for_function("() => document.body.dataset.state === 'speaking'", timeout=WAIT_MS)
+    _wait_for_voice_state(page, "loading voice…")
+    assert page.locator("#voice-state").get_attribute("data-state") == "loading"
+    assert page.locator("#status").inner_text().startswith("Loading the voice")
+    # the voice is in memory now; the audio comes, and the page asks for the list again
+    fake.state("tamil/female", "resident")
+    fake.memory = {"budget_bytes": 2048 * MEGABYTE, "resident_bytes": 620 * MEGABYTE}
+    asked = fake.asked
+    page.wait_for_timeout(100)
+    assert len(held) == 1
+    _speak_wav(held[0])
+    page.locator("body[data-state=done]").wait_for(state="attached", timeout=WAIT_MS)
+    _wait_for_voice_state(page, "ready")
+    page.wait_for_function("() => document.querySelector('#memory').textContent.includes('620 MB')",
+                           timeout=WAIT_MS)
+    assert fake.asked > asked and memory.inner_text() == "Voices in memory: 620 MB of 2,048 MB"
+    assert page.locator("#status").inner_text().startswith("Done")
+    # a resident voice speaks without the loading words
+    page.unroute("**/api/tts")
+    held.clear()
+    page.route("**/api/tts", lambda route: held.append(route))
+    page.get_by_label("Voice").select_option("hindi/male")
+    page.get_by_role("button", name="Speak").click()
+    page.wait_for_function("() => document.body.dataset.state === 'speaking'", timeout=WAIT_MS)
+    assert _voice_state(page) == "ready" and page.locator("#status").inner_text() == "Speaking…"
+    page.wait_for_timeout(100)
+    _speak_wav(held[0])
+    page.locator("body[data-state=done]").wait_for(state="attached", timeout=WAIT_MS)
+
+
+@pytest.mark.parametrize("error, detail, words", [
+    ("voice_memory", "loading tamil/female needs 310 MB and every loaded voice is in use",
+     "no memory free to load this voice just now; try again in 12 s"),
+    ("queue_full", "all 2 workers are busy and 4 requests are waiting; retry after 12 s",
+     "busy with other requests; try again in 12 s"),
+], ids=["voice_memory", "queue_full"])
+def test_a_voice_that_cannot_load_now_is_explained_and_stays_cold(open_page, error, detail, words):
+    page, fake = open_page([_listed("hindi/male"), _listed("tamil/female", "cold")])
+    page.get_by_label("Voice").select_option("tamil/female")
+    page.route("**/api/tts", lambda route: route.fulfill(
+        status=503, content_type="application/json", headers={"Retry-After": "12"},
+        body=json.dumps({"error": error, "detail": detail})))
+    asked = fake.asked
+    page.get_by_label("Text").fill("வணக்கம்")
+    page.get_by_role("button", name="Speak").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for(state="visible", timeout=WAIT_MS)
+    assert words in alert.inner_text() and detail in alert.inner_text()
+    _wait_for_voice_state(page, "loads on first use (a few seconds)")
+    page.wait_for_function("() => !document.querySelector('#speak').disabled", timeout=WAIT_MS)
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while fake.asked <= asked:  # the list was asked for again after the refusal
+        assert time.monotonic() < deadline, "the page did not ask for the voices again"
+        page.wait_for_timeout(50)
+    assert alert.is_visible() and words in alert.inner_text()  # the refresh leaves the error be
+
+
+def test_a_server_from_before_on_demand_loading_still_works(open_page):
+    page, _ = open_page([_listed("hindi/male", None), _listed("hindi/female", None)])
+    assert _picker(page) == [["Hindi", [["female", "hindi/female"], ["male", "hindi/male"]]]]
+    assert _voice_state(page) == "ready" and page.locator("#memory").is_hidden()
+    assert page.locator("#status").inner_text() == "Ready."

@@ -19,7 +19,8 @@ def serve(
     models: Optional[Path] = ModelsOption,
     voice: Optional[list[str]] = typer.Option(
         None, "--voice", metavar="LANG/GENDER[/VARIANT]",
-        help="A voice to load, e.g. hindi/male; repeat for more (default: every voice in the model root)."),
+        help="A voice to load at start and keep loaded, e.g. hindi/male; repeat for more. Every voice of "
+             "the model root is served either way, loaded when first asked for."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     allowed_host: Optional[list[str]] = typer.Option(
         None, "--allowed-host", metavar="NAME",
@@ -32,8 +33,17 @@ def serve(
                                   help="Time limit per request, from arrival to the last byte sent "
                                        "(504, or the stream is cut)."),
     workers: int = typer.Option(1, "--workers", metavar="N", help="Requests synthesized at once, one thread each."),
+    max_memory: Optional[str] = typer.Option(
+        None, "--max-memory", metavar="SIZE",
+        help="The most memory the server may hold, e.g. 450M or 1.5G: voices are loaded on demand and the "
+             "least recently used evicted to stay within it (default: the cgroup's limit less headroom, "
+             "else no limit). See docs/serve.md."),
     threads: Optional[int] = ThreadsOption,
     engine: str = EngineOption,
+    precision: Optional[str] = typer.Option(
+        None, "--precision", metavar="f32|int8",
+        help="The acoustic models' weights (default: as exported): int8 serves each voice's int8 export (made "
+             "once from its f32 export where missing), or f32 with a log line where its guard refused it."),
     strict: bool = typer.Option(False, "--strict", help="Refuse (422) text with a word that cannot be pronounced."),
     format: PlainFormat = LogFormatOption,
 ) -> None:
@@ -48,14 +58,16 @@ def serve(
     from ..speech.options import LoadOptions
 
     from ..serve.limits import ServerLimits
+    from ..serve.memory import parse_size
     from ..serve.server import ServeConfig, serve as run_server  # without the serve extra, cli.main names it
 
     if not 0 <= port <= 65535:
         raise LavanyaError(f"--port must be from 0 to 65535, not {port}")
-    options = LoadOptions(engine=engine, threads=threads, strict=strict)
+    options = LoadOptions(engine=engine, threads=threads, strict=strict, precision=precision)
     if options.threads_note:
         warning_line(options.threads_note)
     limits = ServerLimits(max_chars=max_chars, queue=queue, timeout=timeout, workers=workers)
     run_server(ServeConfig(models=models, voices=tuple(voice or ()), host=host, port=port, limits=limits,
                            options=options, log_format=format.value,
-                           allowed_hosts=tuple(allowed_host or ())))
+                           allowed_hosts=tuple(allowed_host or ()),
+                           max_memory=None if max_memory is None else parse_size(max_memory)))

@@ -48,7 +48,7 @@ from .http import CUT_EXTENSION
 from .limits import ServerLimits
 from .metrics import ServerMetrics
 from .pool import DeadlinePassed, Prepared, QueueFull, SpeechJob, SpeechPool
-from .voices import VoiceSet
+from .voices import VoiceMemoryBusy, VoiceSet, VoiceUnavailable
 
 log = logging.getLogger("lavanya.serve")
 
@@ -173,7 +173,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         414: "A request target over 8 KB: send long text in a POST body.",
         422: "Malformed JSON or parameters, empty text, or nothing the voice can pronounce.",
         431: "Headers too large or too many.",
-        503: "Every worker is busy and the wait line is full (see Retry-After), or voices are still loading.",
+        503: "Every worker is busy and the wait line is full, the voice does not fit in the server's memory "
+             "budget while the loaded voices are in use, or voices are still loading (see Retry-After).",
         504: "No audio within the server's --timeout.",
     }.items()
 }
@@ -293,7 +294,7 @@ class SpeechResponse(Response):
                     await self._stream(scope, receive, send)
                 except ClientStalled:
                     log.warning("%s: the client stopped reading; cut at the %g s limit",
-                                self._job.voice.spec.name, self._timeout)
+                                self._job.spec.name, self._timeout)
                     self._cut_reason = "stalled"
                 finally:
                     tasks.cancel_scope.cancel()
@@ -325,6 +326,8 @@ class SpeechResponse(Response):
             return await _error(504, "timeout", detail)(scope, receive, self._sender(send))
         except Cancelled:
             return
+        except (VoiceMemoryBusy, VoiceUnavailable) as exc:
+            return await _voice_refusal(exc, job)(scope, receive, self._sender(send))
         except LavanyaError as exc:
             return await _error(422, "unspeakable", exc.message)(scope, receive, self._sender(send))
         except Exception:
@@ -332,9 +335,10 @@ class SpeechResponse(Response):
             failed = _error(500, "internal", "speech failed; see the server log")
             return await failed(scope, receive, self._sender(send))
 
-        rate = job.voice.sample_rate
+        rate = job.sample_rate
         headers = {"cache-control": "no-store", "x-sample-rate": str(rate), "x-sample-format": "s16le",
-                   "x-channels": "1", "x-voice": quote(job.voice.spec.name), "x-sentences": str(prepared.sentences)}
+                   "x-channels": "1", "x-voice": quote(job.spec.name), "x-sentences": str(prepared.sentences),
+                   "x-voice-loaded": "cold" if job.loaded else "warm"}
         if prepared.unpronounced:
             headers["x-unpronounced"] = unpronounced_header(prepared.unpronounced)
             headers["x-unpronounced-count"] = str(len(prepared.unpronounced))
@@ -348,7 +352,7 @@ class SpeechResponse(Response):
             try:
                 piece = await job.next_piece()
             except DeadlinePassed:
-                log.warning("%s: stopped at the %g s limit; the stream is cut", job.voice.spec.name, self._timeout)
+                log.warning("%s: stopped at the %g s limit; the stream is cut", job.spec.name, self._timeout)
                 self._cut_reason = "timeout"
                 return  # without the final empty body: the server closes the connection mid-stream
             except Cancelled:
@@ -372,7 +376,7 @@ class SpeechResponse(Response):
 
     async def _send_piece(self, send: Send, body: bytes, seconds: float) -> None:
         await self._send(send, {"type": "http.response.body", "body": body, "more_body": True})
-        self._metrics.audio_seconds.labels(self._job.voice.spec.name).inc(seconds)
+        self._metrics.audio_seconds.labels(self._job.spec.name).inc(seconds)
 
 
 def unpronounced_header(words: tuple[str, ...]) -> str:
@@ -504,7 +508,8 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
     ``allowed_hosts``: the Host names it answers to (``*``: any). ``app.state.cut_all(reason)``
     cuts every speech request in flight (a forced shutdown)."""
     pool = SpeechPool(limits.workers, limits.queue)
-    metrics = ServerMetrics(waiting=lambda: pool.waiting, busy=lambda: pool.busy)
+    metrics = ServerMetrics(waiting=lambda: pool.waiting, busy=lambda: pool.busy, voices=voices)
+    voices.observer = metrics
     active: set[SpeechResponse] = set()
 
     @asynccontextmanager
@@ -570,13 +575,13 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
         if not request.text.strip():
             return _error(422, "unspeakable", "nothing to say: the text is empty")
         try:
-            voice = voices.find(request.lang, request.gender, request.variant)
+            spec = voices.find(request.lang, request.gender, request.variant)
         except LookupError as missing:
             names = voices.names()
             return _error(404, "unknown_voice", f"no voice {missing.args[0]} here; voices: {', '.join(names)}",
                           voices=names)
         try:
-            return pool.admit(voice, request.text, request.alpha, request.sentence_silence or 0.0, limits.timeout)
+            return pool.admit(voices, spec, request.text, request.alpha, request.sentence_silence or 0.0, limits.timeout)
         except QueueFull as busy:
             workers = f"all {pool.workers} workers are" if pool.workers > 1 else "the one worker is"
             return _error(503, "queue_full", f"{workers} busy and {pool.queue_limit} requests are waiting; "
@@ -613,6 +618,8 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
             prepared = await job.prepare()
         except DeadlinePassed as exc:
             return _error(504, "timeout", f"not planned within the server's {limits.timeout:g} s limit ({exc})")
+        except (VoiceMemoryBusy, VoiceUnavailable) as exc:
+            return _voice_refusal(exc, job)
         except LavanyaError as exc:
             return _error(422, "unspeakable", exc.message)
         finally:
@@ -628,13 +635,14 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
 
     @both("/api/voices", summary="The voices this server speaks with, and its limits")
     async def list_voices() -> dict[str, Any]:
-        return {"voices": voices.describe(), "limits": limits.describe(), "ready": voices.ready}
+        return {"voices": voices.describe(), "limits": limits.describe(), "ready": voices.ready,
+                "memory": voices.describe_memory()}
 
     @both("/healthz", summary="Alive: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @both("/readyz", summary="Ready: every voice is loaded", responses={503: {"model": ErrorBody}})
+    @both("/readyz", summary="Ready: the pinned voices (serve --voice) are loaded", responses={503: {"model": ErrorBody}})
     async def readyz() -> Response:
         if not voices.ready:
             return _error(503, "not_ready", "voices are still loading",
@@ -661,9 +669,17 @@ def create_app(limits: ServerLimits, voices: VoiceSet, load_voices: Callable[[],
     return app
 
 
+def _voice_refusal(exc: VoiceMemoryBusy | VoiceUnavailable, job: SpeechJob) -> JSONResponse:
+    """A voice that does not fit in memory now (503, try again) or cannot be loaded at all."""
+    if isinstance(exc, VoiceMemoryBusy):
+        retry = job.retry_after()
+        return _error(503, "voice_memory", f"{exc}; retry after {retry} s", headers={"retry-after": str(retry)})
+    return _error(500, "voice_unavailable", str(exc))
+
+
 def _plan_body(job: SpeechJob, prepared: Prepared) -> dict[str, Any]:
     return {
-        "voice": job.voice.spec.name,
+        "voice": job.spec.name,
         "sentences": [{"text": u.text or u.left_out, "model_input": u.model_input, "spoken": bool(u.text),
                        "unpronounced": list(u.unpronounced), "spelled": list(u.spelled),
                        "incomplete": list(u.incomplete)}
@@ -719,4 +735,4 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-__all__ = ["create_app", "SpeechRequest", "SpeechResponse", "peak_rss_bytes", "host_allowed"]
+__all__ = ["SpeechRequest", "SpeechResponse", "create_app", "host_allowed", "peak_rss_bytes"]

@@ -23,7 +23,9 @@ from ..frontend import segment_text
 from ..speech.cancel import StopSwitch, stoppable
 
 if TYPE_CHECKING:
-    from ..speech.voice import AudioChunk, Utterance, Voice
+    from ..modeltree.layout import VoiceSpec
+    from ..speech.voice import AudioChunk, Utterance
+    from .voices import VoiceSet
 
 T = TypeVar("T")
 
@@ -50,7 +52,7 @@ class Prepared:
 
     sentences: int
     unpronounced: tuple[str, ...]
-    plan: tuple["Utterance", ...] = ()
+    plan: tuple[Utterance, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,11 @@ class SpeechPool:
         estimate = math.ceil(self._service_seconds * (self.waiting + 1) / self.workers)
         return max(RETRY_AFTER_RANGE[0], min(RETRY_AFTER_RANGE[1], estimate))
 
-    def admit(self, voice: "Voice", text: str, alpha: float | None, sentence_silence: float,
-              timeout: float) -> "SpeechJob":
-        """A job holding a worker or a place in line, or ``QueueFull`` at once."""
+    def admit(self, voices: VoiceSet, spec: VoiceSpec, text: str, alpha: float | None,
+              sentence_silence: float, timeout: float) -> SpeechJob:
+        """A job holding a worker or a place in line, or ``QueueFull`` at once. The voice is
+        taken (loaded if need be) only once the job has a worker: waiting requests hold no
+        voice in memory."""
         loop = asyncio.get_running_loop()
         turn: asyncio.Future[None] = loop.create_future()
         if self._free > 0:
@@ -100,7 +104,7 @@ class SpeechPool:
             self._line.append(turn)
         else:
             raise QueueFull(self.retry_after())
-        return SpeechJob(self, turn, voice, text, alpha, sentence_silence, loop.time() + timeout)
+        return SpeechJob(self, turn, voices, spec, text, alpha, sentence_silence, loop.time() + timeout)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -124,11 +128,17 @@ class SpeechPool:
 
 class SpeechJob:
     """One request's speech, driven from the event loop: ``prepare`` then ``next_piece`` until
-    None; ``close`` always (it gives the worker back, after a running sentence if need be)."""
+    None; ``close`` always (it gives the worker and the voice back, after a running sentence if
+    need be). ``voice`` and ``sample_rate`` are set by ``prepare``; ``loaded`` says whether it
+    waited for a load."""
 
-    def __init__(self, pool: SpeechPool, turn: asyncio.Future[None], voice: "Voice", text: str,
-                 alpha: float | None, sentence_silence: float, deadline: float):
-        self.voice = voice
+    def __init__(self, pool: SpeechPool, turn: asyncio.Future[None], voices: VoiceSet, spec: VoiceSpec,
+                 text: str, alpha: float | None, sentence_silence: float, deadline: float):
+        self.spec = spec
+        self.voice = None
+        self.sample_rate = 0
+        self.loaded = False
+        self._voices = voices
         self.deadline = deadline  # on the loop's clock
         self._pool = pool
         self._turn = turn
@@ -143,7 +153,8 @@ class SpeechJob:
         self._switch = StopSwitch()
 
     async def prepare(self) -> Prepared:
-        """Wait for a worker, then plan the text there (LavanyaError: nothing speakable)."""
+        """Wait for a worker, then take the voice and plan the text there (LavanyaError: nothing
+        speakable, or the voice cannot be loaded; ``VoiceMemoryBusy``: not now)."""
         try:
             async with asyncio.timeout_at(self.deadline):
                 await self._turn
@@ -155,6 +166,10 @@ class SpeechJob:
                 self._pool._leave_line(self._turn)
         self._held_since = asyncio.get_running_loop().time()
         return await self._in_worker(self._plan)
+
+    def retry_after(self) -> int:
+        """Seconds after which trying again is likely to find room."""
+        return self._pool.retry_after()
 
     async def next_piece(self) -> Piece | None:
         """The next sentence or pause, rendered on the worker; None at the end."""
@@ -191,6 +206,9 @@ class SpeechJob:
         self._give_back()
 
     def _give_back(self) -> None:
+        if self.voice is not None:  # no sentence of it runs any more: it may be evicted, and
+            self._voices.release(self.spec)  # nothing here keeps it alive once it is
+            self.voice, self._chunks = None, None
         self._pool._hand_on(asyncio.get_running_loop().time() - self._held_since)
 
     # -- on a worker thread --------------------------------------------------------------
@@ -200,9 +218,11 @@ class SpeechJob:
             return work()
 
     def _plan(self) -> Prepared:
+        self.voice, self.loaded = self._voices.acquire(self.spec)
+        self.sample_rate = self.voice.sample_rate
         # The numbers were checked as the request came in, the tags' as the text is cut.
         plan = self.voice.plan_segments(segment_text(self._text, sentence_silence=self._sentence_silence), self._alpha)
-        self._chunks = self.voice.render(plan)
+        self._chunks = self.voice.stream(plan)
         unpronounced = dict.fromkeys(word for utterance in plan for word in utterance.unpronounced)
         return Prepared(sum(1 for utterance in plan if utterance.text), tuple(unpronounced), tuple(plan))
 

@@ -1,5 +1,6 @@
-"""Running the server: find the voices (fast, so a typo fails at once), start uvicorn, load
-the voices on a thread while health already answers, serve until SIGINT or SIGTERM.
+"""Running the server: list the voices (fast, no weights read, so a typo fails at once), check
+that the memory budget can hold them, start uvicorn, load the pinned voices on a thread while
+health already answers, serve until SIGINT or SIGTERM (the other voices load when asked for).
 
 Stopping: the first SIGINT or SIGTERM stops taking requests and lets those in flight finish
 (each within its own ``--timeout``); a second one cuts them (their work stopped, their
@@ -25,12 +26,14 @@ import uvicorn
 import uvicorn.config
 
 from ..errors import LavanyaError, Stopped, flag_wording
+from ..fileio import format_size
 from ..limits import available_cpus
 from ..speech.options import LoadOptions
 from .app import ANY_HOST, create_app
 from .http import BoundedHttpProtocol
 from .limits import ServerLimits
-from .voices import VoiceName, VoiceSet, choose_specs
+from .memory import RUN_BYTES, default_budget
+from .voices import MemoryPlan, VoiceName, VoiceSet, served_specs
 
 log = logging.getLogger("lavanya.serve")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -48,6 +51,7 @@ class ServeConfig:
     options: LoadOptions = field(default_factory=LoadOptions)  # threads None: shared out, see load_options
     log_format: str = "text"  # or "json": one JSON object per log line
     allowed_hosts: tuple[str, ...] = ()  # empty: see ``hosts``
+    max_memory: int | None = None  # bytes for the whole process; None: the cgroup's limit less headroom, or none
 
     @property
     def load_options(self) -> LoadOptions:
@@ -165,8 +169,13 @@ def serve(config: ServeConfig) -> None:
     """Serve until interrupted. A voice that cannot be found or loaded, or an address that
     cannot be listened on, raises LavanyaError (after the server has stopped); a stop by signal
     raises Stopped once the server has stopped (already logged)."""
-    from ..speech.export_store import no_memo_writes
-    from ..speech.onnx_engine import reserve_arena
+    from ..speech.onnx_engine import (
+        ORT_MODULE,
+        _import_runtime,
+        reserve_arena,
+        share_runtime_threads,
+    )
+    from ..speech.options import AUTO, ONNX, TORCH
 
     names = [VoiceName.parse(text) for text in config.voices]
     failures: list[BaseException] = []
@@ -176,14 +185,22 @@ def serve(config: ServeConfig) -> None:
         failures.append(exc)
         server.should_exit = True  # the server below, running by the time voices load
 
-    def load() -> None:
-        with no_memo_writes():  # the server writes nothing
-            voices.load(specs, config.load_options, skip_failures=not names)
-
     logging.config.dictConfig(logging_config(config.log_format))  # before the voices are looked for: they log
-    specs = choose_specs(names, config.models)
+    specs, pinned = served_specs(names, config.models)
+    options = config.load_options
+    memory = memory_plan(config)
+    if memory.budget is not None and options.engine == AUTO:
+        # OpenVINO keeps memory for every input shape it has seen (docs/serve.md): no budget holds it.
+        options = options.derived(engine=ONNX)
+        log.info("engine onnx: within a memory budget, auto does not pick OpenVINO")
     reserve_arena(config.limits.workers)
-    app = create_app(config.limits, voices, load_voices=load, on_fatal=stop_on, allowed_hosts=config.hosts)
+    if options.engine != TORCH:
+        share_runtime_threads(options.threads * config.limits.workers)
+        _import_runtime(ORT_MODULE)  # part of what the process holds before any voice
+    voices.serve(specs, pinned, options, memory.measured_from_now())
+    log.info("serving %d voices (%d pinned); %s", len(specs), len(pinned), _memory_line(voices.memory))
+    app = create_app(config.limits, voices, load_voices=voices.load_pinned, on_fatal=stop_on,
+                     allowed_hosts=config.hosts)
     server = LavanyaServer(uvicorn_config(app, config.host, config.port, config.limits.timeout), app.state)
     try:
         with flag_wording(False):  # what the server says from here goes to HTTP clients too, who know no flags
@@ -197,4 +214,21 @@ def serve(config: ServeConfig) -> None:
         raise Stopped(server.signals[0], announced=True)
 
 
-__all__ = ["ServeConfig", "LavanyaServer", "logging_config", "serve", "uvicorn_config", "is_loopback"]
+def memory_plan(config: ServeConfig) -> MemoryPlan:
+    """The budget (given, else from the cgroup, else none) and what of it is not for voices:
+    each worker's synthesis, and (``measured_from_now``) the process as it is before any voice."""
+    budget = config.max_memory
+    if budget is None:
+        budget, line = default_budget()
+        log.info("%s", line)
+    return MemoryPlan(budget, config.limits.workers * RUN_BYTES)
+
+
+def _memory_line(memory: MemoryPlan) -> str:
+    if memory.budget is None:
+        return "no memory budget"
+    return (f"memory budget {format_size(memory.budget)}: {format_size(memory.fixed)} for the server and its "
+            f"workers, {format_size(memory.for_voices)} for voices")
+
+
+__all__ = ["LavanyaServer", "ServeConfig", "is_loopback", "logging_config", "memory_plan", "serve", "uvicorn_config"]
