@@ -56,6 +56,9 @@ def test_the_cgroup_limit_is_read_from_v2_and_v1(tmp_path):
         == 1 << 30
     assert _cgroup(tmp_path / "d", "5:memory:/", {"memory/memory.limit_in_bytes": str(2**63 - 4096)}) is None
     assert cgroup_limit(tmp_path / "missing", tmp_path) is None
+    assert _cgroup(tmp_path / "e", "0::/system.slice/tts.service",  # the unit has none, its slice has
+                   {"system.slice/tts.service/memory.max": "max", "system.slice/memory.max": "1073741824",
+                    "memory.max": "max"}) == 1 << 30
 
 
 # -- voices in a budget ---------------------------------------------------------------------------
@@ -218,6 +221,43 @@ def test_pinned_voices_stay_while_others_come_and_go(deploy_root, loads):
         voices.release(specs[name])
         assert voices.is_resident(specs["hindi/male"])
     assert loads.count("hindi/male") == 1 and loads.count("marathi/male") == 2
+
+
+@pytest.mark.slow
+def test_a_newcomer_that_cannot_fit_evicts_nothing(deploy_root, loads):
+    from lavanya_cli.serve.voices import VoiceMemoryBusy
+
+    voices, specs = _served(deploy_root, room_for=2, vocoders=1)
+    voices.acquire(specs["hindi/male"])
+    voices.release(specs["hindi/male"])  # idle
+    voices.acquire(specs["marathi/male"])  # in use: hindi/female's vocoder and model cannot fit beside it
+    watch = voices.observer = Watch(voices)
+    with pytest.raises(VoiceMemoryBusy):
+        voices.acquire(specs["hindi/female"])
+    assert watch.events == [] and voices.is_resident(specs["hindi/male"])  # evicting it would not have helped
+
+
+@pytest.mark.slow
+def test_a_request_that_stops_during_a_load_leaves_the_voice_loadable(deploy_root):
+    """The load runs to its end whatever the request's stop switch says (a client that left, a
+    deadline), and a voice that failed for good says so in the listing."""
+    from lavanya_cli.serve.voices import VoiceUnavailable
+    from lavanya_cli.speech.cancel import StopSwitch, stoppable
+
+    voices, specs = _served(deploy_root, room_for=4)
+    switch = StopSwitch()
+    switch.stop()
+    with stoppable(switch):
+        voice, _ = voices.acquire(specs["marathi/male"])
+    assert voice is not None and voices.is_resident(specs["marathi/male"])
+    broken = deploy_root.parent / "broken"
+    shutil.copytree(deploy_root, broken / "Fastspeech2_HS")
+    (broken / "Fastspeech2_HS" / "hindi" / "male" / "model" / "acoustic_encoder.onnx").write_bytes(b"not a graph")
+    voices, specs = _served(broken / "Fastspeech2_HS", room_for=4)
+    for _ in range(2):
+        with pytest.raises(VoiceUnavailable, match="hindi/male cannot be loaded"):
+            voices.acquire(specs["hindi/male"])
+    assert {v["name"]: v["state"] for v in voices.describe()}["hindi/male"] == "failed"
 
 
 @pytest.mark.slow
@@ -402,3 +442,16 @@ def test_an_int8_voice_served_on_demand_speaks_as_synth_at_int8(tmp_path, cli, m
                           "--threads", "1", "--precision", "int8", "--text", text, "--output", out)
     assert code == 0, err
     assert response.content[44:] == out.read_bytes()[44:]
+
+
+@pytest.mark.slow
+def test_named_voices_are_served_alone_unless_the_others_are_asked_for_too(deploy_root):
+    from lavanya_cli.serve.voices import VoiceName, served_specs
+
+    named = [VoiceName("hindi", "male")]
+    specs, pinned = served_specs(named, deploy_root)
+    assert [spec.name for spec in specs] == [spec.name for spec in pinned] == ["hindi/male"]
+    specs, pinned = served_specs(named, deploy_root, on_demand=True)
+    assert sorted(spec.name for spec in specs) == sorted(VOICES) and [spec.name for spec in pinned] == ["hindi/male"]
+    specs, pinned = served_specs([], deploy_root)
+    assert sorted(spec.name for spec in specs) == sorted(VOICES) and pinned == []

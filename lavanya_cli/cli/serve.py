@@ -19,8 +19,11 @@ def serve(
     models: Optional[Path] = ModelsOption,
     voice: Optional[list[str]] = typer.Option(
         None, "--voice", metavar="LANG/GENDER[/VARIANT]",
-        help="A voice to load at start and keep loaded, e.g. hindi/male; repeat for more. Every voice of "
-             "the model root is served either way, loaded when first asked for."),
+        help="A voice to serve, loaded at start and kept loaded, e.g. hindi/male; repeat for more "
+             "(default: every voice in the model root, each loaded when first asked for)."),
+    on_demand: bool = typer.Option(
+        False, "--on-demand",
+        help="With --voice: serve the model root's other voices too, each loaded when first asked for."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     allowed_host: Optional[list[str]] = typer.Option(
         None, "--allowed-host", metavar="NAME",
@@ -70,4 +73,5 @@ def serve(
     run_server(ServeConfig(models=models, voices=tuple(voice or ()), host=host, port=port, limits=limits,
                            options=options, log_format=format.value,
                            allowed_hosts=tuple(allowed_host or ()),
-                           max_memory=None if max_memory is None else parse_size(max_memory)))
+                           max_memory=None if max_memory is None else parse_size(max_memory),
+                           on_demand=on_demand))

@@ -46,8 +46,8 @@ INT8_SHARE = 0.27
 CGROUP_HEADROOM_SHARE = 0.10
 CGROUP_HEADROOM_MIN = 48 * MIB
 
-_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
 def parse_size(text: str) -> int:
@@ -64,31 +64,31 @@ def parse_size(text: str) -> int:
 
 
 def cgroup_limit(proc: Path = Path("/proc/self/cgroup"), mount: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """The memory limit of this process's cgroup (v2 ``memory.max``, else v1
-    ``memory.limit_in_bytes``); None where there is none or it cannot be read."""
+    """The memory limit of this process's cgroup: the smallest of its own and its ancestors' (v2
+    ``memory.max``, else v1 ``memory.limit_in_bytes``); None where there is none or it cannot be
+    read."""
     try:
         lines = proc.read_text().splitlines()
     except OSError:
         return None
-    candidates = []
+    limits = []
     for line in lines:
         _hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
-        relative = path.lstrip("/")
         if controllers == "":
-            candidates.append(mount / relative / "memory.max")
-            candidates.append(mount / "memory.max")
+            base, name = mount, "memory.max"
         elif "memory" in controllers.split(","):
-            candidates.append(mount / "memory" / relative / "memory.limit_in_bytes")
-            candidates.append(mount / "memory" / "memory.limit_in_bytes")
-    for candidate in candidates:
-        try:
-            text = candidate.read_text().strip()
-        except OSError:
+            base, name = mount / "memory", "memory.limit_in_bytes"
+        else:
             continue
-        if text.isdigit() and int(text) < 1 << 60:  # v1 says "no limit" with a huge number
-            return int(text)
-        return None  # "max", or a v1 limit that is no limit
-    return None
+        parts = [part for part in path.strip().split("/") if part and part not in (".", "..")]
+        for depth in range(len(parts), -1, -1):  # the cgroup itself, then each ancestor
+            try:
+                text = (base.joinpath(*parts[:depth]) / name).read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit() and int(text) < 1 << 60:  # "max", or v1's huge "no limit": none here
+                limits.append(int(text))
+    return min(limits) if limits else None
 
 
 def default_budget() -> tuple[int | None, str]:

@@ -25,7 +25,7 @@ from typing import Any
 import uvicorn
 import uvicorn.config
 
-from ..errors import LavanyaError, Stopped, flag_wording
+from ..errors import LavanyaError, Stopped, flag_wording, option
 from ..fileio import format_size
 from ..limits import available_cpus
 from ..speech.options import LoadOptions
@@ -52,6 +52,7 @@ class ServeConfig:
     log_format: str = "text"  # or "json": one JSON object per log line
     allowed_hosts: tuple[str, ...] = ()  # empty: see ``hosts``
     max_memory: int | None = None  # bytes for the whole process; None: the cgroup's limit less headroom, or none
+    on_demand: bool = False  # with voices named: the root's other voices too, loaded when asked for
 
     @property
     def load_options(self) -> LoadOptions:
@@ -175,7 +176,7 @@ def serve(config: ServeConfig) -> None:
         reserve_arena,
         share_runtime_threads,
     )
-    from ..speech.options import AUTO, ONNX, TORCH
+    from ..speech.options import AUTO, ONNX, OPENVINO, TORCH
 
     names = [VoiceName.parse(text) for text in config.voices]
     failures: list[BaseException] = []
@@ -186,18 +187,32 @@ def serve(config: ServeConfig) -> None:
         server.should_exit = True  # the server below, running by the time voices load
 
     logging.config.dictConfig(logging_config(config.log_format))  # before the voices are looked for: they log
-    specs, pinned = served_specs(names, config.models)
+    specs, pinned = served_specs(names, config.models, config.on_demand)
     options = config.load_options
     memory = memory_plan(config)
     if memory.budget is not None and options.engine == AUTO:
         # OpenVINO keeps memory for every input shape it has seen (docs/serve.md): no budget holds it.
         options = options.derived(engine=ONNX)
         log.info("engine onnx: within a memory budget, auto does not pick OpenVINO")
+    elif memory.budget is not None and options.engine in (OPENVINO, TORCH):
+        if config.max_memory is not None:
+            raise LavanyaError(f"{option('max_memory', flag='--max-memory')} holds voices on the onnx engine; "
+                               f"{options.engine} keeps memory no budget can count: use "
+                               f"{option('engine', flag='--engine')} onnx")
+        log.warning("no memory budget: the %s engine keeps memory no budget can count", options.engine)
+        memory = MemoryPlan(None, memory.fixed)
     reserve_arena(config.limits.workers)
     if options.engine != TORCH:
         share_runtime_threads(options.threads * config.limits.workers)
         _import_runtime(ORT_MODULE)  # part of what the process holds before any voice
-    voices.serve(specs, pinned, options, memory.measured_from_now())
+    try:
+        voices.serve(specs, pinned, options, memory.measured_from_now())
+    except LavanyaError as exc:
+        if not memory.from_cgroup:
+            raise
+        # A server that ran in its cgroup before budgets existed keeps running as it did.
+        log.warning("%s; serving without a memory budget", exc.message)
+        voices.serve(specs, pinned, options, MemoryPlan(None, memory.fixed))
     log.info("serving %d voices (%d pinned); %s", len(specs), len(pinned), _memory_line(voices.memory))
     app = create_app(config.limits, voices, load_voices=voices.load_pinned, on_fatal=stop_on,
                      allowed_hosts=config.hosts)
@@ -217,11 +232,11 @@ def serve(config: ServeConfig) -> None:
 def memory_plan(config: ServeConfig) -> MemoryPlan:
     """The budget (given, else from the cgroup, else none) and what of it is not for voices:
     each worker's synthesis, and (``measured_from_now``) the process as it is before any voice."""
-    budget = config.max_memory
-    if budget is None:
-        budget, line = default_budget()
-        log.info("%s", line)
-    return MemoryPlan(budget, config.limits.workers * RUN_BYTES)
+    if config.max_memory is not None:
+        return MemoryPlan(config.max_memory, config.limits.workers * RUN_BYTES)
+    budget, line = default_budget()
+    log.info("%s", line)
+    return MemoryPlan(budget, config.limits.workers * RUN_BYTES, from_cgroup=budget is not None)
 
 
 def _memory_line(memory: MemoryPlan) -> str:

@@ -2,9 +2,10 @@
 use, kept within a memory budget.
 
 ``--voice hindi/male`` names a voice the way ``lavanya synth --lang hindi --gender male`` finds
-it (the candidate roots, a real voice before the bundled demo): a named voice is loaded at start
-and never evicted (pinned). Every voice of the model root is served as well, loaded when first
-asked for. With a budget (``serve --max-memory``), loaded voices are kept by bytes: before a
+it (the candidate roots, a real voice before the bundled demo): the named voices are served,
+loaded at start and never evicted (pinned); with ``--on-demand`` the model root's other voices
+too, loaded when first asked for. Without ``--voice``, every voice of the model root is served,
+each loaded when first asked for. With a budget (``serve --max-memory``), loaded voices are kept by bytes: before a
 load, the least recently used voices nobody is speaking with are evicted until the new one fits,
 so the peak, not only the steady state, stays within it; a voice that cannot fit because the
 others are all in use is refused for now (``VoiceMemoryBusy``: a 503 with Retry-After).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -88,16 +90,20 @@ def choose_specs(names: list[VoiceName], models: Path | None) -> list[VoiceSpec]
     return specs
 
 
-def served_specs(names: list[VoiceName], models: Path | None) -> tuple[list[VoiceSpec], list[VoiceSpec]]:
+def served_specs(names: list[VoiceName], models: Path | None,
+                 on_demand: bool = False) -> tuple[list[VoiceSpec], list[VoiceSpec]]:
     """Every voice the server speaks with, and those of them to pin: the named voices, pinned,
-    and the model root's voices (where there is a root), loaded when asked for."""
+    and with ``on_demand`` the model root's other voices too (where there is a root), loaded
+    when asked for; with no names, every voice of the root, none pinned."""
     if not names:
         return choose_specs([], models), []
     pinned = choose_specs(names, models)
-    try:
-        others = choose_specs([], models)
-    except LavanyaError:  # no root beside the named voices (the bundled demo voice, say)
-        others = []
+    others: list[VoiceSpec] = []
+    if on_demand:
+        try:
+            others = choose_specs([], models)
+        except LavanyaError:  # no root beside the named voices (the bundled demo voice, say)
+            pass
     return list(dict.fromkeys([*pinned, *others])), pinned
 
 
@@ -141,6 +147,8 @@ class _Served:
 
     @property
     def state(self) -> str:
+        if self.failed is not None:
+            return "failed"
         return "resident" if self.voice is not None else "loading" if self.loading else "cold"
 
 
@@ -152,6 +160,7 @@ class MemoryPlan:
     budget: int | None = None
     fixed: int = 0
     measured: Callable[[], int] = rss_bytes  # what the process holds now
+    from_cgroup: bool = False  # the budget is the cgroup's limit less headroom, not --max-memory
 
 
     @property
@@ -161,7 +170,7 @@ class MemoryPlan:
     def measured_from_now(self) -> "MemoryPlan":
         """This plan with what the process holds now (the runtime imported, no voice yet) added
         to its fixed part."""
-        return MemoryPlan(self.budget, self.fixed + self.measured(), self.measured)
+        return MemoryPlan(self.budget, self.fixed + self.measured(), self.measured, self.from_cgroup)
 
 
 class VoiceSet:
@@ -226,7 +235,9 @@ class VoiceSet:
     def _too_small(self, what: str, needed: int) -> str:
         """The start-up error: ``needed`` is what the voices need, loading included."""
         budget = needed + self.memory.fixed
-        return (f"{option('max_memory', flag='--max-memory')} {format_size(self.memory.budget)} is too small: {what}, "
+        named = ("the memory budget from the cgroup's limit" if self.memory.from_cgroup
+                 else option('max_memory', flag='--max-memory'))
+        return (f"{named} {format_size(self.memory.budget)} is too small: {what}, "
                 f"and the server itself {format_size(self.memory.fixed)}; give at least {format_size(budget)}"
                 " (or export the voices with --precision int8; see docs/serve.md)")
 
@@ -277,11 +288,19 @@ class VoiceSet:
                 return served.voice, waited
             evicted = self._make_room(served)
             served.loading = True
-        for name in evicted:
-            log.info("evicted %s to load %s", name, spec.name)
-            if self.observer is not None:
-                self.observer.evicted(name)
-        return self._load(served), True
+        loaded = None
+        try:
+            for name in evicted:
+                log.info("evicted %s to load %s", name, spec.name)
+                if self.observer is not None:
+                    self.observer.evicted(name)
+            loaded = self._load(served)
+            return loaded, True
+        finally:
+            if loaded is None:  # whatever stopped the load, the voice is cold again, not loading for ever
+                with self._changed:
+                    served.loading = False
+                    self._changed.notify_all()
 
     def release(self, spec: VoiceSpec) -> None:
         with self._lock:
@@ -290,32 +309,33 @@ class VoiceSet:
             served.last_used = time.monotonic()
 
     def _load(self, served: _Served) -> Any:
+        """Load ``served`` (marked loading); a LavanyaError is remembered as its failure."""
+        from ..speech.cancel import StopSwitch, stoppable
         from ..speech.export_store import no_memo_writes
         from ..speech.voice import Voice
 
         started = time.perf_counter()
         try:
-            with no_memo_writes():  # the server writes nothing
+            # Not the request's to stop: a client that leaves, or a deadline, must not leave a
+            # half-made voice recorded as broken for the next request.
+            with no_memo_writes(), stoppable(StopSwitch()):  # and the server writes nothing
                 voice = Voice.load(served.spec, options=self._options)
         except LavanyaError as exc:
             with self._changed:
-                served.loading, served.failed = False, exc
-                self._changed.notify_all()
+                served.failed = exc
             log.error("cannot load %s: %s", served.spec.name, exc.message)
             raise VoiceUnavailable(served.spec.name) from None
-        except BaseException:
-            with self._changed:
-                served.loading = False
-                self._changed.notify_all()
-            raise
         seconds = time.perf_counter() - started
-        for note in voice.notes:
-            log.info("%s", note)
+        # Counted as what was loaded: a voice asked for at int8 whose guard refused it is f32.
+        footprint = estimate_footprint(served.spec, getattr(voice.backend, "acoustic_precision", None))
         with self._changed:
             served.voice, served.loading, served.sample_rate = voice, False, voice.sample_rate
+            served.footprint = footprint
             served.users += 1
             served.last_used = time.monotonic()
             self._changed.notify_all()
+        for note in voice.notes:
+            log.info("%s", note)
         log.info("loaded %s%s in %.2f s (%s engine); %s resident", served.spec.name,
                  " (demo voice)" if served.spec.demo else "", seconds, voice.engine, format_size(rss_bytes()))
         if self.observer is not None:
@@ -324,28 +344,41 @@ class VoiceSet:
 
     def _make_room(self, incoming: _Served) -> list[str]:
         """Evict idle voices, least recently used first, until ``incoming`` fits (under the
-        lock); the names evicted. Raises VoiceMemoryBusy where it cannot fit now."""
+        lock); the names evicted. Raises VoiceMemoryBusy, evicting nothing, where it cannot fit
+        even with every idle voice evicted."""
         room = self.memory.for_voices
         if room is None:
             return []
+        holding = [served for served in self._served.values() if served.voice is not None or served.loading]
+        kept = [served for served in holding if served.pinned or served.users or served.loading]
+        if not self._fits(kept, incoming, room):
+            needed = self._bytes_for([*kept, incoming]) - self._bytes_for(kept) + self._loading_bytes(kept, incoming)
+            raise VoiceMemoryBusy(incoming.spec.name, needed, max(0, room - self._bytes_for(kept)))
         evicted = []
         while True:
-            holding = [served for served in self._served.values() if served.voice is not None or served.loading]
+            idle = [served for served in holding if served not in kept]
             needed = self._bytes_for([*holding, incoming]) - self._bytes_for(holding)
-            vocoder_held = any(served.footprint.vocoder_key == incoming.footprint.vocoder_key for served in holding)
-            loading = incoming.footprint.loading(with_vocoder=not vocoder_held)
-            by_account = self._bytes_for([*holding, incoming]) + loading <= room
             # What the process really holds, too: an estimate that was low is caught here.
-            by_measure = self.memory.measured() + needed + loading <= self.memory.budget
-            idle = [served for served in holding if not served.pinned and served.users == 0 and not served.loading]
-            if by_account and (by_measure or not idle):
+            by_measure = (self.memory.measured() + needed + self._loading_bytes(holding, incoming)
+                          <= self.memory.budget)
+            if self._fits(holding, incoming, room) and (by_measure or not idle):
                 return evicted
-            if not idle:
-                raise VoiceMemoryBusy(incoming.spec.name, needed, max(0, room - self._bytes_for(holding)))
             victim = min(idle, key=lambda served: served.last_used)
             victim.voice = None
+            holding.remove(victim)
             evicted.append(victim.spec.name)
             give_back_memory()
+
+    def _fits(self, holding: list[_Served], incoming: _Served, room: int) -> bool:
+        return self._bytes_for([*holding, incoming]) + self._loading_bytes(holding, incoming) <= room
+
+    @staticmethod
+    def _loading_bytes(holding: list[_Served], incoming: _Served) -> int:
+        """What loads in progress need beyond what they keep: ``incoming``'s (its vocoder's too,
+        unless a voice held has it) and those of the voices already loading."""
+        vocoder_held = any(served.footprint.vocoder_key == incoming.footprint.vocoder_key for served in holding)
+        return (incoming.footprint.loading(with_vocoder=not vocoder_held)
+                + sum(served.footprint.loading() for served in holding if served.loading))
 
     # -- what the server tells ----------------------------------------------------------------
 

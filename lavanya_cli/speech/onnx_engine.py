@@ -529,11 +529,19 @@ _vocoders_lock = threading.Lock()
 
 
 def shared_vocoder(export: Export, *, engine: str, threads: int | None, precision: str) -> OnnxVocoder:
-    """The vocoder of ``export``, one per distinct generator graph (by its SHA-256) and runtime
-    settings in this process: voices that share a vocoder, as upstream's do (4 for 31 voices),
-    hold it once. It lives while some loaded voice holds it, and is freed with the last one."""
+    """The vocoder of ``export``, one per generator graph file and runtime settings in this
+    process: voices that share a vocoder, as upstream's do (4 for 31 voices), hold it once. It
+    lives while some loaded voice holds it, and is freed with the last one. The file is known by
+    its SHA-256 as the manifest lists it and by its stat signature, so only the very file that
+    was read and checked when the vocoder was made is taken for it (another tree's manifest
+    naming the same digest does not skip the checks of its own file)."""
     digest = (export.manifest.get("files") or {}).get(GENERATOR_GRAPH_NAME, {}).get("sha256")
-    key = (digest or str(export.directory), engine, threads, precision)
+    try:
+        status = os.stat(export.directory / GENERATOR_GRAPH_NAME)
+    except OSError:  # read_graph says what is wrong with it
+        return OnnxVocoder.from_export(export, engine=engine, threads=threads, precision=precision)
+    key = (digest, status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns,
+           engine, threads, precision)
     with _vocoders_lock:  # two voices of one vocoder loading at once make it once
         vocoder = _vocoders.get(key)
         if vocoder is None:

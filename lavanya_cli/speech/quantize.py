@@ -88,17 +88,22 @@ def require_onnx():
 @contextlib.contextmanager
 def _quiet_quantizer():
     """ONNX Runtime's quantizer advises "pre-processing" through the root logger, which would
-    also set up logging for the whole process: a handler that drops it is in place meanwhile."""
+    also set up logging for the whole process: meanwhile a handler keeps logging from being set
+    up, and a filter on the root logger drops the quantizer's own records (records of other
+    threads and loggers pass: a server's log stays on)."""
     root = logging.getLogger()
     silent = logging.NullHandler()
-    previous = root.manager.disable
     root.addHandler(silent)
-    logging.disable(logging.WARNING)
+    root.addFilter(_not_from_quantizer)
     try:
         yield
     finally:
-        logging.disable(previous)
+        root.removeFilter(_not_from_quantizer)
         root.removeHandler(silent)
+
+
+def _not_from_quantizer(record: logging.LogRecord) -> bool:
+    return "onnxruntime/quantization/" not in record.pathname.replace("\\", "/")
 
 
 def quantize_graph(source: str | bytes, target: Path) -> None:

@@ -230,10 +230,10 @@ class Voice:
         return self._render(plan, streaming=False)
 
     def stream(self, plan: Iterable[Utterance]) -> Iterator[AudioChunk]:
-        """``render``'s audio, the same samples, with the first sentence in two chunks: its first
-        ``FIRST_PIECE_FRAMES`` of mel, then the rest (the first chunk of the second has no
-        text). A stream's first audio then waits for a fraction of the first sentence, not all
-        of it."""
+        """``render``'s audio, the same samples, in the vocoder's pieces: the first sentence's
+        first ``FIRST_PIECE_FRAMES`` of mel alone, then each vocoder window (``continued``
+        chunks carry no text). A stream's first audio then waits for a fraction of the first
+        sentence, not all of it."""
         return self._render(plan, streaming=True)
 
     def _render(self, plan: Iterable[Utterance], streaming: bool) -> Iterator[AudioChunk]:

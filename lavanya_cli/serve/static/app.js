@@ -11,7 +11,8 @@ const LANGUAGE_TAGS = {
 };
 const WAV_HEADER_BYTES = 44;
 // What the small status beside the picker says of the chosen voice, by its state on the server.
-const STATE_WORDS = { resident: "ready", cold: "loads on first use (a few seconds)", loading: "loading…" };
+const STATE_WORDS = { resident: "ready", cold: "loads on first use (a few seconds)", loading: "loading…",
+                      failed: "cannot be loaded on this server" };
 const REFRESH_MS = 2000; // how often the voice list is asked for again while something loads
 
 let maxChars = null;
