@@ -329,7 +329,7 @@ def test_the_server_writes_nothing_and_reaches_no_network(tmp_path):
 def test_telemetry_is_off_before_the_runtimes_load(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    code = ("from lavanya_cli.speech.onnx_engine import _import_runtime as load\n"
+    code = ("from lavanya_cli.speech.onnx_engine import import_runtime as load\n"
             "import importlib.util, os, sys\n"
             "ort = load('onnxruntime')\n"
             "if importlib.util.find_spec('openvino'): load('openvino')\n"

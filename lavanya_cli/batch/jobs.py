@@ -71,11 +71,7 @@ def jobs_from_lines(text: str, source: str, output_dir: Path, language: str, gen
                 jobs.append(Job(line, output, language, gender, alpha, where=f"{source}:{number}"))
             except LavanyaError as exc:  # a line too long for one job
                 errors.append(exc.message)
-    if errors:
-        raise many_failures(source, "invalid lines", errors)
-    if not jobs:
-        raise LavanyaError(f"{source}: no text (every line is empty)")
-    return jobs
+    return _every_job(jobs, errors, source, "no text")
 
 
 def jobs_from_jsonl(text: str, source: str, output_dir: Path, language: str | None, gender: str | None,
@@ -96,10 +92,16 @@ def jobs_from_jsonl(text: str, source: str, output_dir: Path, language: str | No
             jobs.append(job)
         except LavanyaError as exc:
             errors.append(exc.message)
+    return _every_job(jobs, errors, source, "no jobs")
+
+
+def _every_job(jobs: list[Job], errors: list[str], source: str, nothing: str) -> list[Job]:
+    """``jobs`` where every line of ``source`` made one; else the lines' errors, or ``nothing``
+    where every line was empty."""
     if errors:
         raise many_failures(source, "invalid lines", errors)
     if not jobs:
-        raise LavanyaError(f"{source}: no jobs (every line is empty)")
+        raise LavanyaError(f"{source}: {nothing} (every line is empty)")
     return jobs
 
 

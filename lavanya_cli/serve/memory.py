@@ -28,6 +28,7 @@ from ..modeltree.layout import (
     VOCODER_WEIGHTS_NAME,
     VoiceSpec,
 )
+from ..speech.options import INT8
 
 # Resident bytes per byte of graph file once ONNX Runtime holds it, front-end included: measured
 # 1.12 for the full-size voice in f32 (219 MB for 196 MB of graphs), 0.9-1.5 for its int8
@@ -173,7 +174,7 @@ def estimate_footprint(spec: VoiceSpec, precision: str | None = None) -> Footpri
     config in a deploy root or the demo voice), else of its weights; no file is read."""
     graphs = [_file_bytes(spec.model_dir / name) for name in (ENCODER_GRAPH_NAME, DECODER_GRAPH_NAME)]
     if None in graphs:  # exported on first load: each graph about half the weights
-        weights = (_file_bytes(spec.weights_path) or 0) * (INT8_SHARE if precision == "int8" else 1)
+        weights = (_file_bytes(spec.weights_path) or 0) * (INT8_SHARE if precision == INT8 else 1)
         graphs = [int(weights) // 2] * 2
     vocoder_dir = spec.vocoder.directory
     vocoder = _file_bytes(vocoder_dir / GENERATOR_GRAPH_NAME)

@@ -172,7 +172,7 @@ def serve(config: ServeConfig) -> None:
     raises Stopped once the server has stopped (already logged)."""
     from ..speech.onnx_engine import (
         ORT_MODULE,
-        _import_runtime,
+        import_runtime,
         reserve_arena,
         share_runtime_threads,
     )
@@ -204,7 +204,7 @@ def serve(config: ServeConfig) -> None:
     reserve_arena(config.limits.workers)
     if options.engine != TORCH:
         share_runtime_threads(options.threads * config.limits.workers)
-        _import_runtime(ORT_MODULE)  # part of what the process holds before any voice
+        import_runtime(ORT_MODULE)  # part of what the process holds before any voice
     try:
         voices.serve(specs, pinned, options, memory.measured_from_now())
     except LavanyaError as exc:

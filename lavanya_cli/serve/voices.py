@@ -205,10 +205,9 @@ class VoiceSet:
         voices together, or some voice even alone (naming the budget it would need)."""
         self._options = options
         self.memory = memory or MemoryPlan()
-        precision = getattr(options, "precision", None)
         with self._lock:
             for spec in specs:
-                self._served.setdefault(spec, _Served(spec, spec in pinned, estimate_footprint(spec, precision)))
+                self._served.setdefault(spec, _Served(spec, spec in pinned, estimate_footprint(spec, options.precision)))
         self._check_budget()
         if not pinned:
             self.ready = True

@@ -17,7 +17,8 @@ both ways out. At ``precision`` int8 the int8 acoustic export is made from the f
 way, once (``speech.quantize``: onnx and ONNX Runtime, no torch).
 
 An engine gives ``mel(model_input, alpha)``: ESPnet's denormalised log-mel ``[frames, n_mels]``,
-and ``audio(mel)``: float32 samples for a mel already times the voice's mel scale.
+and ``audio(mel)``: float32 samples for a mel already times the voice's mel scale
+(``audio_pieces``: the same samples as they are made).
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ class Engine(Protocol):
 
     def mel(self, model_input: str, alpha: float) -> np.ndarray: ...
 
-    def audio(self, mel: np.ndarray) -> np.ndarray: ...
+    def audio(self, mel: np.ndarray, first: int | None = None) -> np.ndarray:
+        """The samples of ``audio_pieces``, joined."""
+        ...
 
     def audio_pieces(self, mel: np.ndarray, first: int | None = None) -> Iterator[np.ndarray]:
-        """``audio`` as it is made, the first piece ``first`` frames where the engine can."""
+        """The samples as they are made, the first piece ``first`` frames where the engine can."""
         ...
 
 

@@ -125,7 +125,7 @@ class MelDenormalizer:
 
 # -- runtimes -----------------------------------------------------------------------------
 
-def _import_runtime(module: str):
+def import_runtime(module: str):
     """``onnxruntime`` or ``openvino``, imported with their telemetry off: ONNX Runtime would
     write a device id under ``~/.cache/Microsoft`` and send events to Microsoft, OpenVINO's
     ``openvino_telemetry`` writes ``~/intel`` and sends events to Google Analytics. lavanya
@@ -215,7 +215,7 @@ class OrtRunner:
     """One checked graph (``graphs.Graph``) in an ONNX Runtime session on the CPU."""
 
     def __init__(self, graph: Graph, threads: int | None = None, **settings: bool):
-        ort = _import_runtime(ORT_MODULE)
+        ort = import_runtime(ORT_MODULE)
         settings = {**ORT_SESSION_DEFAULTS, **settings}
         if settings["shared_arena"]:
             _register_arena(ort)
@@ -276,7 +276,7 @@ def _nothing() -> None:
 @functools.cache
 def openvino_bf16_supported() -> bool:
     """True where OpenVINO's CPU plugin computes in bfloat16 natively (AVX512-BF16 or AMX)."""
-    ov = _import_runtime(OPENVINO_MODULE)
+    ov = import_runtime(OPENVINO_MODULE)
     try:
         return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # a CPU plugin that cannot say: take f32
@@ -288,7 +288,7 @@ class OpenVinoRunner:
     ``bf16``); a run can be cancelled from another thread (``cancel``)."""
 
     def __init__(self, graph: Graph, threads: int | None = None, precision: str = F32):
-        ov = _import_runtime(OPENVINO_MODULE)
+        ov = import_runtime(OPENVINO_MODULE)
         if precision not in (F32, BF16):
             raise LavanyaError(f"precision {precision!r}: use {F32} or {BF16}")
         # Unpinned threads: with another process busy on one of 2 cores the vocoder held up
@@ -502,8 +502,9 @@ class OnnxVocoder:
         (samples,) = self.generator(np.ascontiguousarray(mel.T[None]))
         return _expect(samples, (1, 1, mel.shape[0] * self.hop), 0, self.generator, "audio").reshape(-1)
 
-    def audio(self, mel: np.ndarray) -> np.ndarray:
-        pieces = list(self.audio_pieces(mel))
+    def audio(self, mel: np.ndarray, first: int | None = None) -> np.ndarray:
+        """``audio_pieces`` joined: the same samples, in one array."""
+        pieces = list(self.audio_pieces(mel, first))
         return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
     def audio_pieces(self, mel: np.ndarray, first: int | None = None) -> Iterator[np.ndarray]:
@@ -569,8 +570,8 @@ class OnnxEngine:
     def mel(self, model_input: str, alpha: float = 1.0) -> np.ndarray:
         return self.acoustic.mel(self.tokenizer.ids(model_input), alpha)
 
-    def audio(self, mel: np.ndarray) -> np.ndarray:
-        return self.vocoder.audio(mel)
+    def audio(self, mel: np.ndarray, first: int | None = None) -> np.ndarray:
+        return self.vocoder.audio(mel, first)
 
     def audio_pieces(self, mel: np.ndarray, first: int | None = None) -> Iterator[np.ndarray]:
         return self.vocoder.audio_pieces(mel, first)
@@ -617,5 +618,6 @@ def load_onnx_engine(spec: VoiceSpec, config: dict[str, Any] | None = None, *, e
                       (acoustic_export.note,) if acoustic_export.note else ())
 
 
-__all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxEngine", "MelDenormalizer", "load_onnx_engine", "reserve_arena", "share_runtime_threads", "shared_vocoder",
+__all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxEngine", "MelDenormalizer", "load_onnx_engine", "reserve_arena",
+           "share_runtime_threads", "shared_vocoder", "import_runtime",
            "resolve_precision", "durations_from_log", "regulate_lengths", "openvino_bf16_supported", "pieces"]

@@ -53,7 +53,8 @@ class TorchEngine:
         with torch.inference_mode(), quiet_libraries():
             return self.acoustic_model(model_input, alpha).float().cpu().numpy()
 
-    def audio(self, mel: np.ndarray) -> np.ndarray:
+    def audio(self, mel: np.ndarray, first: int | None = None) -> np.ndarray:
+        """The sentence in one run (``first`` is for engines that vocode in pieces)."""
         import torch
 
         from .espnet_import import quiet_libraries

@@ -271,17 +271,12 @@ class Voice:
         """The sentence's audio: one chunk, or (``apart``) one per piece the vocoder makes,
         ``first`` frames the first; the text and mel go with the first chunk."""
         mel = self.backend.mel(model_input, alpha)
-        pieces = self.backend.audio_pieces(mel * np.float32(self.mel_scale), first)
-        if not apart:
-            pieces = iter([_joined(list(pieces))])
+        scaled = mel * np.float32(self.mel_scale)
+        pieces = self.backend.audio_pieces(scaled, first) if apart else [self.backend.audio(scaled, first)]
         for index, samples in enumerate(pieces):
             yield AudioChunk(samples=samples, sample_rate=self.sample_rate, pcm_scale=self.pcm_scale,
                              **(dict(text=text or model_input, model_input=model_input, unpronounced=unpronounced or [],
                                      incomplete=incomplete or [], mel=mel) if index == 0 else {"continued": True}))
-
-
-def _joined(pieces: list[np.ndarray]) -> np.ndarray:
-    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
 
 def _one_way(given: object, keywords: list[str]) -> None:
