@@ -9,8 +9,12 @@ import stat
 import pytest
 import yaml
 
-from lavanya_cli.checks.config_fix import fix_config, fix_stats_paths_text
-from lavanya_cli.modeltree.config import STATS_ENTRIES, read_config
+from lavanya_cli.checks.config_fix import fix_config
+from lavanya_cli.modeltree.config import (
+    STATS_ENTRIES,
+    fix_stats_paths_text,
+    read_config,
+)
 from lavanya_cli.modeltree.layout import STATS_NAMES
 from lavanya_cli.testing.scaffold import VoiceShape, config_text, fastspeech2_config
 

@@ -4,7 +4,8 @@ entries, and a copy with those entries resolved for code that loads through ESPn
 Upstream configs carry absolute ``stats_file`` paths from the authors' machines. Synthesis never
 follows them: it reads the statistics beside the config. ESPnet's ``Text2Speech`` does follow
 them, so the upstream-way benchmark and the test tooling that drive it write a resolved copy
-with ``write_runtime_config``; the user's file is never written.
+with ``write_runtime_config``; the user's file is never written. ``fix_stats_paths_text`` gives a
+config's text with bare names instead (``fix-config`` writes it back; a deploy root holds it).
 """
 
 from __future__ import annotations
@@ -112,6 +113,48 @@ def write_runtime_config(config: dict[str, Any], model_dir: Path, destination: P
     with open(target, "w", encoding="utf-8") as handle:
         yaml.dump(resolved, handle, Dumper=YAML_DUMPER, allow_unicode=True, sort_keys=False)
     return target
+
+
+def fix_stats_paths_text(text: str) -> str:
+    """``text`` with each ``stats_file`` value replaced by the bare file name, nothing else.
+
+    The edit is made on the characters of the value (located through the YAML parser's node
+    positions), so key order, comments, indentation, quoting and escapes elsewhere stay
+    byte-for-byte; a config whose values are already bare comes back unchanged. The result is
+    re-parsed and must equal the original apart from those values; otherwise ValueError (and
+    YamlRefused or yaml.YAMLError for text ``load_yaml`` refuses).
+    """
+    from .layout import STATS_NAMES
+
+    expected = load_yaml(text)
+    if not isinstance(expected, dict):
+        raise ValueError("config is not a mapping of ESPnet settings")
+    for key, kind in STATS_ENTRIES.items():
+        if isinstance(expected.get(key), dict) and "stats_file" in expected[key]:
+            expected[key]["stats_file"] = STATS_NAMES[kind]
+    # libyaml's marks count characters like the pure-Python parser's; should a build count
+    # bytes instead, the re-parse check fails and the pure-Python parser is used. Composing is
+    # safe here: load_yaml above has refused anchors, aliases and deep nesting in this text.
+    for loader in dict.fromkeys((YAML_LOADER, yaml.SafeLoader)):
+        fixed = _replace_stats_values(text, yaml.compose(text, Loader=loader), STATS_NAMES)
+        if load_yaml(fixed) == expected:
+            return fixed
+    raise ValueError("the stats_file lines could not be edited without changing other settings")
+
+
+def _replace_stats_values(text: str, root: yaml.Node, names: dict[str, str]) -> str:
+    edits = []
+    for key_node, value_node in root.value:
+        kind = STATS_ENTRIES.get(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+        if kind is None or not isinstance(value_node, yaml.MappingNode):
+            continue
+        for entry_key, entry_value in value_node.value:
+            if entry_key.value == "stats_file" and isinstance(entry_value, yaml.ScalarNode) \
+                    and entry_value.value != names[kind]:
+                edits.append((entry_value.start_mark.index, entry_value.end_mark.index, names[kind]))
+    for start, end, name in sorted(edits, reverse=True):
+        text = text[:start] + name + text[end:]
+    return text
 
 
 def stats_file_entries(config: dict[str, Any]) -> dict[str, Any]:

@@ -35,8 +35,8 @@ import numpy as np
 
 from ..errors import EXIT_PROBLEMS, LavanyaError, option
 from ..fileio import PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, copy_regular, replace_file
-from ..modeltree.config import token_list
-from ..modeltree.layout import (DECODER_GRAPH_NAME, DEMO_MARKER, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME,
+from ..modeltree.config import fix_stats_paths_text, read_config_text, token_list
+from ..modeltree.layout import (CONFIG_NAME, DECODER_GRAPH_NAME, DEMO_MARKER, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME,
                                 GENERATOR_GRAPH_NAME, VOCODER_WEIGHTS_NAME, ModelRoot, VoiceSpec)
 from ..modeltree.paths import require_inside
 from ..modeltree.weights import is_deployed_vocoder, is_deployed_voice
@@ -565,17 +565,18 @@ def place_beside_weights(spec: VoiceSpec, cache: Path | None = None) -> list[Pat
     return [*_place_export(outcome.acoustic, spec.model_dir), *_place_export(outcome.vocoder, spec.vocoder.directory)]
 
 
-def _place_export(export: store.Export, directory: Path) -> list[Path]:
+def _place_export(export: store.Export, directory: Path, manifest: dict[str, Any] | None = None) -> list[Path]:
     """Write ``export``'s graphs (checked against its manifest as they are copied) and then its
-    manifest (as found, with a guard's refusal where int8 was refused, saying its precision even
-    where an older export did not) into ``directory``, each atomically; the files written."""
+    manifest (as found, or ``manifest`` where a deploy root's copied sources differ from the
+    cache's; with a guard's refusal where int8 was refused, saying its precision even where an
+    older export did not) into ``directory``, each atomically; the files written."""
+    manifest = export.manifest if manifest is None else manifest
     written = []
     for name in export.manifest["files"]:
         with export.read_graph(name) as graph:
             replace_file(directory / name, graph.copy_to, mode=0o644)
         written.append(directory / name)
-    write_export_manifest(directory, {**export.manifest, "graph": {**export.manifest["graph"],
-                                                                   "precision": export.precision}})
+    write_export_manifest(directory, {**manifest, "graph": {**manifest["graph"], "precision": export.precision}})
     return [*written, directory / EXPORT_MANIFEST_NAME]
 
 
@@ -628,9 +629,31 @@ def _fill_deployed(scratch: Path, export: store.Export, source_dir: Path, names:
     problems = store.manifest_problems(scratch, export.manifest, store.copied_sources(export.manifest))
     if problems:  # a source changed between the export and now
         raise LavanyaError(f"{source_dir}: {'; '.join(problems)} since the export; run lavanya export again")
-    _place_export(export, scratch)
+    _place_export(export, scratch, _with_bare_stats_paths(scratch, export.manifest))
     for path in scratch.iterdir():
         path.chmod(0o644)
+
+
+def _with_bare_stats_paths(directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The deploy root's manifest, once ``directory``'s copy of ``config.yaml`` (already checked
+    against ``manifest``) names its statistics by bare file name, as ``fix-config`` would:
+    upstream's absolute ``stats_file`` paths point at the authors' machines, and ``lavanya
+    verify`` reports them. Only the copy is rewritten, and only where a path is not bare; its
+    size and SHA-256 then replace the config's entry under ``sources``, which loads and
+    ``verify`` check the copy against (the cache's manifest and the model tree stay as they are)."""
+    if CONFIG_NAME not in store.copied_sources(manifest):  # a vocoder: config.json
+        return manifest
+    path = directory / CONFIG_NAME
+    text = read_config_text(path)
+    try:
+        fixed = fix_stats_paths_text(text)
+    except ValueError:  # values the text edit cannot isolate: deployed as they are (verify names them)
+        return manifest
+    if fixed == text:
+        return manifest
+    data = fixed.encode("utf-8")
+    replace_file(path, lambda handle: handle.write(data), mode=0o644)
+    return {**manifest, "sources": {**manifest["sources"], **store.describe_sources({CONFIG_NAME: path})}}
 
 
 def _copy_frontend(spec: VoiceSpec, out: Path) -> list[str]:
