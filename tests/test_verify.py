@@ -299,7 +299,7 @@ def test_deep_loads_weights_and_compares_them_with_the_config(tmp_path):
 
     (model_dir / "model.pth").write_bytes(pickle.dumps({"w": np.zeros(2)}))
     problem = [p for p in verify_root(root, deep=True) if p.path == "hindi/male/model/model.pth"][0]
-    assert problem.code == "bad-weights" and "model.pth is a pickle that asks for more than tensors" in problem.message
+    assert problem.code == "bad-weights" and "model.pth is a bare pickle" in problem.message
     assert "weights_only" not in problem.message + problem.fix and "released weights" in problem.fix
 
 

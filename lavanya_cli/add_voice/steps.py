@@ -266,13 +266,9 @@ def tokens_step(staged: VoiceSpec, config: dict[str, Any]) -> Step:
 
 
 def weights_step(staged: VoiceSpec, origin: dict[Path, Path]) -> Step:
-    try:
-        from ..checks.deep import generator_problem, weights_problem
+    from ..checks.deep import generator_problem, weights_problem
 
-        weights, generator = weights_problem(staged), generator_problem(staged.vocoder)
-    except ModuleNotFoundError as exc:
-        raise StepFailed(f"cannot check the weights: {exc.name} is not installed",
-                         "install the torch engine: python3 -m pip install 'lavanya[torch]'") from None
+    weights, generator = weights_problem(staged), generator_problem(staged.vocoder)
     problems = []
     if weights:
         problems.append((origin.get(staged.weights_path, staged.weights_path), weights[0]))
@@ -281,15 +277,17 @@ def weights_step(staged: VoiceSpec, origin: dict[Path, Path]) -> Step:
     if problems:
         raise StepFailed("; ".join(f"{path}: {why}" for path, why in problems),
                          "deploy the weights that belong to this config and vocoder", problems[0][0])
-    return Step("weights", OK, "model.pth and the generator load with torch.load(weights_only=True), key by key "
+    return Step("weights", OK, "model.pth and the generator read without running their pickles, key by key "
                 "and shape by shape as their configs describe")
 
 
 def speak_step(staged: VoiceSpec) -> Step:
     from ..checks.speak_check import speak_voice
-    from ..speech.options import LoadOptions
+    from ..speech.options import ONNX, TORCH, LoadOptions, torch_installed
 
-    check = speak_voice(staged, options=LoadOptions(engine="torch"))  # the reference: the weights themselves, no export yet
+    # the reference where it is installed (the weights themselves, no export yet); else the
+    # voice converted through the graph templates into the cache, as its first synthesis would
+    check = speak_voice(staged, options=LoadOptions(engine=TORCH if torch_installed() else ONNX))
     if check.not_spoken:
         return Step("speak", WARNING, check.not_spoken, f"add numToText/{staged.language}.csv to ROOT")
     if check.problems:

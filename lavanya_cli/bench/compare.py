@@ -21,8 +21,7 @@ from typing import Any
 
 from ..errors import LavanyaError, option
 from ..modeltree.layout import VoiceSpec
-from ..speech.engines import torch_installed
-from ..speech.options import AUTO, ONNX, OPENVINO, TORCH
+from ..speech.options import AUTO, ONNX, OPENVINO, TORCH, torch_installed
 from .measure import (DEFAULT_SENTENCES, RUNTIME_MODULES, ProcessRun, bench_command, default_text,
                       lavanya_command, run_process, upstream_copy)
 

@@ -1,13 +1,14 @@
-"""``lavanya verify --deep``: load each voice's weights and compare them with its config.
+"""``lavanya verify --deep``: read each voice's weights and compare them with its config.
 
-This is the one verification module that imports torch and ESPnet. Weights are loaded the way
-synthesis loads them (``speech.torch_weights.load_weights``: ``torch.load(weights_only=True)``, no
-pickle code runs, never torch's advice to load unsafely) and compared, key by key and shape by
-shape, with the state dict of the model the config describes, built on torch's ``meta`` device
-so no memory is spent on parameters. The model is assembled the way ESPnet's ``TTSTask`` does
+Weights are read the way the converter reads them (``modeltree.checkpoint``: no torch, no
+pickle code runs, whatever the file holds) and compared, key by key and shape by shape, with the
+tensors the config's model holds: for a config the graph templates describe (every published
+voice), the shapes ``templates.json`` lists, so no torch is needed; for any other config, the
+state dict of the model ESPnet builds from it on torch's ``meta`` device where lavanya[torch]
+is installed (no memory spent on parameters), assembled the way ESPnet's ``TTSTask`` does
 (``tts.*``, ``feats_extract.*``, ``normalize.*`` ... prefixes of ``ESPnetTTSModel``) from the
 component classes directly: importing ``espnet2.tasks.tts`` pulls in g2p front-ends that try
-to download NLTK data.
+to download NLTK data. Without either, only the file's safety and form are checked.
 """
 
 from __future__ import annotations
@@ -15,25 +16,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import FileError, LavanyaError, one_line
-from ..modeltree.config import STATS_ENTRIES, read_config
-from ..modeltree.lfs_pointer import FileState, probe
+from ..errors import FileError, LavanyaError
+from ..modeltree.checkpoint import TensorRecord, open_checkpoint, tensor_dict
+from ..modeltree.config import STATS_ENTRIES, read_config, token_list
 from ..modeltree.layout import VocoderSpec, VoiceSpec
-from ..speech.vocoder import hifigan_from_config, read_hifigan_config, upstream_to_espnet_state
+from ..modeltree.lfs_pointer import FileState, probe
+from ..speech.convert import (NotConvertible, acoustic_template, expected_state, shape_mismatch, upstream_names,
+                              vocoder_template)
+from ..speech.options import torch_installed
+from ..speech.vocoder import espnet_to_upstream_state, hifigan_from_config, read_hifigan_config
 
-_EXAMPLES = 3
 RESTORE_RELEASED = "restore the voice's released weights"
 RESTORE_UPSTREAM = "restore it from the upstream release"
 # What a check found: (what is wrong, the fix), or None when the file is fine.
 Finding = tuple[str, str] | None
 
 
-def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
-    """Parameter and buffer shapes of the ESPnet TTS model ``config`` describes, by state-dict key.
+def expected_shapes(config: dict[str, Any], model_dir: Path | None = None) -> dict[str, tuple[int, ...]] | None:
+    """Parameter and buffer shapes of the ESPnet TTS model ``config`` describes, by state-dict
+    key: from the graph templates where the config fits them, else from ESPnet (torch); None
+    when neither can say."""
+    try:
+        entry = acoustic_template(config, Path("config.yaml"))
+        tokens = token_list(config, model_dir)
+        if tokens:
+            return expected_state(entry, len(tokens), config)
+    except NotConvertible:
+        pass
+    return espnet_shapes(config) if torch_installed() else None
 
-    None when the config names an acoustic model or feature extractor this check does not know
-    (Fastspeech2_HS voices are all ``fastspeech2`` over ``fbank``).
-    """
+
+def espnet_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
+    """The shapes ESPnet's model for ``config`` has, built on torch's meta device (None when the
+    config names an acoustic model or feature extractor this check does not know; Fastspeech2_HS
+    voices are all ``fastspeech2`` over ``fbank``)."""
     if config.get("tts") != "fastspeech2" or config.get("feats_extract") != "fbank":
         return None
     import torch
@@ -56,36 +72,25 @@ def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None
     return shapes
 
 
-def state_dict_mismatch(state: dict[str, Any], expected: dict[str, tuple[int, ...]]) -> str | None:
-    """Why ``state`` cannot be loaded (strictly) into the model with ``expected`` shapes, or None."""
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {expected[k]}" for k in expected
-             if k in state and tuple(state[k].shape) != expected[k]]
-    parts = [f"{len(items)} {label} ({', '.join(items[:_EXAMPLES])}{', …' if len(items) > _EXAMPLES else ''})"
-             for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shapes", wrong))
-             if items]
-    return "; ".join(parts) or None
-
-
 def weights_problem(voice: VoiceSpec) -> Finding:
     """Why the voice's weights cannot serve it and the fix, or None. Only a regular file inside
-    the root is loaded: pointers, missing files and everything else are left to the cheap
+    the root is read: pointers, missing files and everything else are left to the cheap
     checks, which already report them."""
     weights = voice.weights_path
     if probe(weights, voice.root).state is not FileState.PRESENT:
         return None
     try:
-        expected = expected_shapes(read_config(voice.config_path))
+        expected = expected_shapes(read_config(voice.config_path), voice.model_dir)
     except (LavanyaError, KeyError, TypeError, ValueError):
         expected = None  # the config's own problems are reported by the cheap checks
-    state, failure = _load(weights, weights.name)
+    root, failure = _read(weights, weights.name)
     if failure is not None:
         return failure
-    if not _is_tensor_dict(state):
+    state = tensor_dict(root)
+    if state is None:
         return ("is not a state dict of tensors (a training checkpoint?); ESPnet loads model.state_dict() "
                 "from this file", RESTORE_RELEASED)
-    if expected is not None and (why := state_dict_mismatch(state, expected)):
+    if expected is not None and (why := shape_mismatch(_shapes(state), expected)):
         return (f"does not match the model config.yaml describes: {why}",
                 "deploy the weights trained with this config (these belong to another voice or config)")
     return None
@@ -97,53 +102,50 @@ def generator_problem(vocoder: VocoderSpec, root: Path | None = None) -> Finding
     generator = vocoder.generator_path
     if probe(generator, root).state is not FileState.PRESENT:
         return None
-    state, failure = _load(generator, "the HiFi-GAN generator")
+    content, failure = _read(generator, "the HiFi-GAN generator")
     if failure is not None:
         return failure
-    if not (isinstance(state, dict) and _is_tensor_dict(state.get("generator"))):
+    state = tensor_dict(content.get("generator")) if isinstance(content, dict) else None
+    if state is None:
         return "is not a HiFi-GAN generator checkpoint (a dict with a 'generator' state dict)", RESTORE_UPSTREAM
     expected = expected_generator_shapes(vocoder.config_path)
     if expected is None:
         return None
-    try:
-        why = state_dict_mismatch(upstream_to_espnet_state(state["generator"]), expected)
-    except LavanyaError as exc:
-        why = exc.message
-    except RuntimeError as exc:  # weight norm cannot be folded: g and v disagree in shape
-        why = one_line(exc, 200)
-    if why:
+    if why := shape_mismatch(upstream_names(_shapes(state), expected), expected):
         return (f"does not match the HiFi-GAN that config.json describes: {why}",
                 "deploy the generator trained with this config.json (this one belongs to another vocoder)")
     return None
 
 
 def expected_generator_shapes(config_path: Path) -> dict[str, tuple[int, ...]] | None:
-    """Parameter shapes of the generator ``config.json`` describes (None when it cannot be read:
-    the cheap checks report that), built on the meta device."""
-    import torch
-
+    """Shapes of the generator ``config.json`` describes, named as upstream saves them (weight
+    norm's ``weight_g``/``weight_v``): from its graph template, else built on torch's meta
+    device; None when the config cannot be read (the cheap checks report that) or neither can say."""
     try:
         config = read_hifigan_config(config_path)
     except LavanyaError:
         return None
-    with torch.device("meta"):
-        generator = hifigan_from_config(config, weight_norm=False)
-    return {key: tuple(value.shape) for key, value in generator.state_dict().items()}
-
-
-def _is_tensor_dict(value: Any) -> bool:
+    try:
+        _, entry = vocoder_template(config, config_path)
+        return {key: tuple(shape) for key, shape in entry["state"].items()}
+    except NotConvertible:
+        if not torch_installed():
+            return None
     import torch
 
-    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+    with torch.device("meta"):
+        generator = hifigan_from_config(config, weight_norm=True)
+    return {key: tuple(value.shape) for key, value in espnet_to_upstream_state(generator.state_dict()).items()}
 
 
-def _load(path: Path, what: str) -> tuple[Any, Finding]:
-    """``(the loaded object, None)``, or ``(None, (why it could not be loaded safely, the fix))``."""
-    from ..speech.torch_weights import load_weights
+def _shapes(state: dict[str, TensorRecord]) -> dict[str, tuple[int, ...]]:
+    return {key: record.shape for key, record in state.items()}
 
+
+def _read(path: Path, what: str) -> tuple[Any, Finding]:
+    """``(what the checkpoint holds, None)``, or ``(None, (why it could not be read safely, the fix))``."""
     try:
-        return load_weights(path, what), None
+        with open_checkpoint(path, what) as checkpoint:
+            return checkpoint.root, None
     except FileError as exc:
         return None, (exc.reason, exc.fix)
-    except LavanyaError as exc:
-        return None, (exc.message, RESTORE_RELEASED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 from typing import Any, Optional
@@ -28,10 +29,14 @@ def export(
     precision: str = typer.Option("f32", "--precision", metavar="f32|int8",
                                   help="The acoustic model's weights: f32, or int8 (made from the f32 export with "
                                        "onnx, no torch; served only where its guard finds it close to f32)."),
+    converter: str = typer.Option("auto", "--converter", metavar="auto|templates|torch",
+                                  help="How the graphs are made: auto fills the graph templates shipped with lavanya "
+                                       "where the voice fits them (every published voice; no torch) and exports "
+                                       "through torch otherwise; templates or torch uses only that way."),
     format: PlainFormat = FormatOption,
 ) -> None:
-    """Export voices to ONNX once, checked against torch, so synthesis needs no torch."""
-    from ..speech.options import F32, INT8, PRECISIONS
+    """Export voices to ONNX once, so synthesis loads graphs, never checkpoints."""
+    from ..speech.options import CONVERTERS, INT8, PRECISIONS, TORCH
 
     if all_voices == (lang is not None or gender is not None):
         raise LavanyaError("give --lang and --gender, or --all")
@@ -39,9 +44,11 @@ def export(
         raise LavanyaError("give both --lang and --gender (see lavanya voices)")
     if precision not in PRECISIONS:
         raise LavanyaError(f"--precision {precision!r}: use {' or '.join(PRECISIONS)}")
-    if precision == F32:
+    if converter not in CONVERTERS:
+        raise LavanyaError(f"--converter {converter!r}: use {', '.join(CONVERTERS)}")
+    if converter == TORCH:
         _require_torch()
-    else:
+    if precision == INT8:
         from ..speech.quantize import require_onnx
 
         require_onnx()
@@ -64,17 +71,17 @@ def export(
     results, failed = [], 0
     for spec in specs:
         try:
-            prepare = exporter.ensure_exports
+            prepare = functools.partial(exporter.ensure_exports, converter=converter)
             if precision == INT8:
                 from ..speech.quantize import ensure_int8_exports
 
-                _require_torch_unless_exported(spec)
-                prepare = ensure_int8_exports
+                prepare = functools.partial(ensure_int8_exports, converter=converter)
             if out is not None:
                 (entry,) = exporter.write_deploy_root([spec], out, prepare=prepare)
             else:
                 outcome = prepare(spec, None)
-                entry = {"voice": spec.name, "made": outcome.made, "acoustic_dir": str(outcome.acoustic.directory),
+                entry = {"voice": spec.name, "made": outcome.made, "converters": outcome.converters,
+                         "acoustic_dir": str(outcome.acoustic.directory),
                          "vocoder_dir": str(outcome.vocoder.directory),
                          "check": {"acoustic": outcome.acoustic.manifest.get("check"),
                                    "vocoder": outcome.vocoder.manifest.get("check")},
@@ -102,10 +109,24 @@ def _line(entry: dict[str, Any]) -> str:
     if "model_dir" in entry:
         return (f"{entry['voice']}: {made}; deployed to {entry['model_dir']} ({format_size(entry['bytes'])} with its "
                 f"vocoder){_precision_text(entry)}")
-    acoustic, vocoder = entry["check"]["acoustic"] or {}, entry["check"]["vocoder"] or {}
     return (f"{entry['voice']}: {made} in {Path(entry['acoustic_dir']).parent.parent} "
-            f"(mel within {acoustic.get('mel_max_abs', float('nan')):.2g} of torch, waveform "
-            f"{vocoder.get('waveform_snr_db_min') or 'inf'} dB SNR){_precision_text(entry)}")
+            f"({_check_text(entry['check']['acoustic'] or {}, entry['check']['vocoder'] or {})})"
+            f"{_precision_text(entry)}")
+
+
+def _check_text(acoustic: dict[str, Any], vocoder: dict[str, Any]) -> str:
+    """How the exports were checked: against torch, or (filled graph templates, where there is
+    no torch) run through the engine with every output finite."""
+    parts = []
+    if acoustic.get("converter") == "templates":
+        parts.append(f"acoustic model from the graph templates, finite on {acoustic.get('sentences')} sentences")
+    else:
+        parts.append(f"mel within {acoustic.get('mel_max_abs', float('nan')):.2g} of torch")
+    if vocoder.get("converter") == "templates":
+        parts.append("vocoder from the graph templates, finite")
+    else:
+        parts.append(f"waveform {vocoder.get('waveform_snr_db_min') or 'inf'} dB SNR against torch")
+    return ", ".join(parts)
 
 
 def _precision_text(entry: dict[str, Any]) -> str:
@@ -122,21 +143,13 @@ def _precision_text(entry: dict[str, Any]) -> str:
     return text
 
 
-def _require_torch_unless_exported(spec) -> None:
-    """int8 is made from the f32 exports: torch is needed only where those are missing."""
-    from ..speech import export_store as store
-
-    if store.find_acoustic_export(spec) is None or store.find_vocoder_export(spec.vocoder) is None:
-        _require_torch()
-
-
 def _require_torch() -> None:
     """One line, not a traceback, where the export's libraries are missing."""
-    from ..speech.engines import EXPORT_LIBRARIES
+    from ..speech.options import EXPORT_LIBRARIES
 
     missing = [name for name in EXPORT_LIBRARIES if importlib.util.find_spec(name) is None]
     if missing:
-        raise LavanyaError(f"lavanya export needs torch, ESPnet and onnx ({', '.join(missing)} not installed): "
+        raise LavanyaError(f"--converter torch needs torch, ESPnet and onnx ({', '.join(missing)} not installed): "
                            "python3 -m pip install 'lavanya[torch]'", EXIT_USAGE)
 
 

@@ -11,9 +11,10 @@
 docs/engines.md has the measurements behind these choices.
 
 Where an ONNX engine finds no export made from the voice's current files (in its model root or
-in the cache) and torch is installed, the voice is exported into the cache once, checked
-against torch, and spoken through it; the notes say so. Without torch that is an error naming
-both ways out. At ``precision`` int8 the int8 acoustic export is made from the f32 one the same
+in the cache), the voice is exported into the cache once and spoken through it: through the
+graph templates where it fits them (every published voice; no torch), else through torch where
+it is installed; the notes say so. A voice outside the templates without torch is one line
+naming the torch extra. At ``precision`` int8 the int8 acoustic export is made from the f32 one the same
 way, once (``speech.quantize``: onnx and ONNX Runtime, no torch).
 
 An engine gives ``mel(model_input, alpha)``: ESPnet's denormalised log-mel ``[frames, n_mels]``,
@@ -32,11 +33,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import LavanyaError, option
+from ..errors import LavanyaError
 from ..modeltree.layout import VoiceSpec
-from .options import AUTO, ONNX, OPENVINO, TORCH, LoadOptions
-
-EXPORT_LIBRARIES = ("torch", "espnet2", "onnx")
+from .options import AUTO, ONNX, OPENVINO, TEMPLATES, TORCH, LoadOptions
 # CPU features that give OpenVINO native bfloat16 (it confirms them itself before auto picks it).
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
@@ -96,11 +95,6 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def torch_installed() -> bool:
-    """Whether the libraries an export needs are importable (checked without importing them)."""
-    return all(importlib.util.find_spec(name) is not None for name in EXPORT_LIBRARIES)
-
-
 def load_engine(spec: VoiceSpec, config: dict[str, Any], options: LoadOptions) -> tuple[Engine, list[str]]:
     """The engine that speaks ``spec``, and notes for the user (an export made on the way)."""
     engine = resolve_engine(options)
@@ -145,21 +139,18 @@ def prepare_exports(spec: VoiceSpec, options: LoadOptions) -> list[str]:
 
 
 def _export_once(spec: VoiceSpec, missing: LavanyaError, cache: Path | None) -> list[str]:
-    """The voice exported into the cache (checked against torch), or one line naming both ways
-    out where torch is not installed; the note that says it was made."""
-    if not torch_installed():
-        raise LavanyaError(
-            f"{missing.message}; this install has no torch to make one: run lavanya export where "
-            f"lavanya[torch] is installed (--out DIR writes a deploy root to copy here, then {option('models')} DIR), "
-            "or install it here: python3 -m pip install 'lavanya[torch]'") from None
+    """The voice exported into the cache: through the graph templates where it fits them (no
+    torch), else through torch where it is installed, else one line naming the torch extra;
+    the note that says how it was made."""
     from .export import ensure_exports
     from .export_store import cache_root
 
     started = time.perf_counter()
     try:
-        ensure_exports(spec, cache)
+        outcome = ensure_exports(spec, cache)
     except LavanyaError as exc:
-        raise LavanyaError(f"{exc.message} ({option('engine')} torch speaks without an export)",
-                           exc.exit_code) from None
-    return [f"exported {spec.name} to ONNX in {time.perf_counter() - started:.1f} s, checked against torch "
+        raise LavanyaError(f"{missing.message}, and it cannot be made here: {exc.message}", exc.exit_code) from None
+    how = ("through the graph templates, without torch" if set(outcome.converters.values()) == {TEMPLATES}
+           else "checked against torch")
+    return [f"exported {spec.name} to ONNX in {time.perf_counter() - started:.1f} s {how} "
             f"(cache: {cache or cache_root()}); later runs start from it"]

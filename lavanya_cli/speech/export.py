@@ -35,15 +35,17 @@ import numpy as np
 
 from ..errors import EXIT_PROBLEMS, LavanyaError, option
 from ..fileio import PHONE_DICT_MAX_BYTES, RESOURCE_MAX_BYTES, copy_regular, replace_file
+from ..modeltree.checkpoint import RESTORE_WEIGHTS
 from ..modeltree.config import fix_stats_paths_text, read_config_text, token_list
 from ..modeltree.layout import (CONFIG_NAME, DECODER_GRAPH_NAME, DEMO_MARKER, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME,
                                 GENERATOR_GRAPH_NAME, VOCODER_WEIGHTS_NAME, ModelRoot, VoiceSpec)
 from ..modeltree.paths import require_inside
 from ..modeltree.weights import is_deployed_vocoder, is_deployed_voice
 from . import export_store as store
+from .convert import NotConvertible, convert_acoustic, convert_vocoder
 from .graphs import check_generator_memory, read_graph
-from .onnx_engine import VOCODER_WINDOW_FRAMES, MelDenormalizer, OnnxAcoustic, OnnxVocoder, OrtRunner
-from .options import F32
+from .onnx_engine import MelDenormalizer, OnnxAcoustic, OnnxVocoder, OrtRunner, vocoder_window_frames
+from .options import AUTO, F32, TEMPLATES, TORCH, torch_installed
 from .tokens import SPACE, Tokenizer
 from .vocoder import read_hifigan_config
 from .voice_files import check_voice_files, voice_scales
@@ -58,6 +60,10 @@ MEL_MAX_ABS = 1e-3  # log-mel units (natural log of power)
 MIN_SNR_DB = 40.0
 CHECK_LENGTHS = (12, 48, 120)  # tokens per check sentence
 CHECK_ALPHAS = (1.0, 0.8, 1.3)
+# A converted export has no torch to compare with (the tests compare the templates with torch):
+# its graphs run once, briefly, to catch weights that give non-finite output.
+CONVERTED_CHECK_LENGTHS = (12, 48)
+CONVERTED_CHECK_FRAMES = 48
 # Files beside config.yaml that a deploy root keeps (besides the statistics).
 VOICE_EXTRAS = ("feats_type", "lavanya.yaml", DEMO_MARKER)
 FRONTEND_FILES = ("multilingualcharmap.json",)
@@ -104,11 +110,13 @@ def _graph_modules():
         def __init__(self, fastspeech2: torch.nn.Module):
             super().__init__()
             self.fastspeech2 = fastspeech2
+            # A named initializer, not a constant folded into a node: the graph templates
+            # (``convert``) fill it with each voice's own eos id.
+            self.register_buffer("eos_id", torch.tensor([fastspeech2.eos], dtype=torch.int64))
 
         def forward(self, token_ids: torch.Tensor):
             model = self.fastspeech2
-            eos = torch.full((1,), model.eos, dtype=token_ids.dtype)
-            xs = torch.cat([token_ids, eos]).unsqueeze(0)
+            xs = torch.cat([token_ids, self.eos_id]).unsqueeze(0)
             hs, _ = model.encoder(xs, None)
             pitch = model.pitch_predictor(hs, None)
             energy = model.energy_predictor(hs, None)
@@ -333,7 +341,7 @@ def check_vocoder(voice: "TorchReference", directory: Path, references, hop: int
     windows synthesis uses (the longest check sentence spans several)."""
     torch = _torch()
     with read_graph(directory / GENERATOR_GRAPH_NAME) as generator:
-        check_generator_memory(generator.summary, VOCODER_WINDOW_FRAMES + 2 * context, generator.path)
+        check_generator_memory(generator.summary, vocoder_window_frames(hop) + 2 * context, generator.path)
         engine = OnnxVocoder(OrtRunner(generator), hop, context)
     figures = CheckFigures()
     for _, alpha, mel in references:
@@ -356,20 +364,23 @@ def check_vocoder(voice: "TorchReference", directory: Path, references, hop: int
 
 # -- exporting ----------------------------------------------------------------------------
 
-def versions() -> dict[str, str]:
-    """Versions of what made and checked an export."""
+def versions(converter: str = TORCH) -> dict[str, str]:
+    """Versions of what made and checked an export (torch's only where it made it)."""
     import onnxruntime
 
     from ..errors import __version__
 
-    found = {"lavanya": __version__, "torch": _torch().__version__, "onnxruntime": onnxruntime.__version__,
-             "opset": str(OPSET)}
-    try:
-        import onnx
+    found = {"lavanya": __version__, "onnxruntime": onnxruntime.__version__, "opset": str(OPSET)}
+    if converter == TORCH:
+        found["torch"] = _torch().__version__
+        with contextlib.suppress(ModuleNotFoundError):
+            import onnx
 
-        found["onnx"] = onnx.__version__
-    except ModuleNotFoundError:
-        pass
+            found["onnx"] = onnx.__version__
+    else:
+        from .convert import template_version
+
+        found["templates"] = template_version()
     return found
 
 
@@ -380,7 +391,7 @@ def describe_files(directory: Path, names: list[str]) -> dict[str, dict[str, Any
 
 
 def _manifest(kind: str, name: str, weights: str, sources: dict, directory: Path, graph: dict,
-              figures: CheckFigures) -> dict[str, Any]:
+              check: dict[str, Any], converter: str = TORCH) -> dict[str, Any]:
     files = describe_files(directory, graph.pop("files"))
     return {
         "format": store.EXPORT_FORMAT,
@@ -390,8 +401,9 @@ def _manifest(kind: str, name: str, weights: str, sources: dict, directory: Path
         "sources": sources,
         "files": files,
         "graph": graph,
-        "versions": versions(),
-        "check": figures.manifest_entry(kind),
+        "converter": converter,
+        "versions": versions(converter),
+        "check": check,
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
@@ -411,41 +423,132 @@ def _refuse(what: str, figures: CheckFigures) -> LavanyaError:
 
 @dataclass
 class ExportOutcome:
-    """What ``ensure_exports`` did for one voice: the two exports, and which were made now."""
+    """What ``ensure_exports`` did for one voice: the two exports, which were made now, and how
+    (``templates`` or ``torch``, by kind)."""
 
     acoustic: store.Export
     vocoder: store.Export
     made: list[str] = field(default_factory=list)
+    converters: dict[str, str] = field(default_factory=dict)
 
 
-def ensure_exports(spec: VoiceSpec, cache: Path | None = None) -> ExportOutcome:
-    """The voice's acoustic and vocoder exports in the cache, made (and checked) where the
-    cache has none for the current source files."""
+def ensure_exports(spec: VoiceSpec, cache: Path | None = None, converter: str = AUTO) -> ExportOutcome:
+    """The voice's acoustic and vocoder exports in the cache, made where the cache has none for
+    the current source files: ``converter`` ``auto`` fills the graph templates where the voice
+    fits them (no torch) and exports through torch otherwise; ``templates`` and ``torch`` use
+    only that way (a voice outside the templates is then an error naming the torch extra)."""
     cache = store.cache_root() if cache is None else Path(cache)
     spec.require_inside()
     acoustic = _intact(store.find_acoustic_export(spec, cache))
     vocoder = _intact(store.find_vocoder_export(spec.vocoder, cache))
-    made = []
-    if acoustic is None or vocoder is None:
-        _refuse_deployed(spec)
-        store.writable_cache(cache)
-        # Digests first, then the load: a source changing in between then gives an export whose
-        # key no lookup of the new file matches, never a stale graph under the new file's key.
-        acoustic_sources = store.describe_sources(store.acoustic_sources(spec))
-        vocoder_sources = store.describe_sources(store.vocoder_sources(spec.vocoder))
-        voice = TorchReference.load(spec)
-        tokens = token_list(voice.config, spec.model_dir) or []
-        references = _reference_mels(voice, check_sentences(tokens))
-        try:
-            if acoustic is None:
-                acoustic = _export_acoustic(voice, cache, acoustic_sources, references)
-                made.append(store.ACOUSTIC)
-            if vocoder is None:
-                vocoder = _export_vocoder(voice, cache, vocoder_sources, references)
-                made.append(store.VOCODER)
-        except OSError as exc:  # a file where the cache keeps its exports, a full disk
-            raise store.unwritable_cache(cache, exc) from None
-    return ExportOutcome(acoustic, vocoder, made)
+    outcome = ExportOutcome(acoustic, vocoder)
+    if acoustic is not None and vocoder is not None:
+        return outcome
+    _refuse_deployed(spec)
+    store.writable_cache(cache)
+    # Digests first, then the load: a source changing in between then gives an export whose
+    # key no lookup of the new file matches, never a stale graph under the new file's key.
+    sources = {store.ACOUSTIC: store.describe_sources(store.acoustic_sources(spec)),
+               store.VOCODER: store.describe_sources(store.vocoder_sources(spec.vocoder))}
+    reference: list[tuple[TorchReference, list]] = []  # loaded once, where torch makes an export
+
+    def torch_export(kind: str) -> store.Export:
+        if not reference:
+            voice = TorchReference.load(spec)
+            reference.append((voice, _reference_mels(voice, check_sentences(token_list(voice.config, spec.model_dir)
+                                                                            or []))))
+        voice, references = reference[0]
+        make = _export_acoustic if kind == store.ACOUSTIC else _export_vocoder
+        return make(voice, cache, sources[kind], references)
+
+    try:
+        for kind in (store.ACOUSTIC, store.VOCODER):
+            if getattr(outcome, kind) is not None:
+                continue
+            way = TEMPLATES if converter != TORCH else TORCH
+            if way == TEMPLATES:
+                try:
+                    made = _convert(kind, spec, cache, sources[kind])
+                except NotConvertible:
+                    if converter == TEMPLATES or not torch_installed():
+                        raise
+                    way = TORCH
+            if way == TORCH:
+                made = torch_export(kind)
+            setattr(outcome, kind, made)
+            outcome.made.append(kind)
+            outcome.converters[kind] = way
+    except OSError as exc:  # a file where the cache keeps its exports, a full disk
+        raise store.unwritable_cache(cache, exc) from None
+    return outcome
+
+
+def _convert(kind: str, spec: VoiceSpec, cache: Path, sources: dict) -> store.Export:
+    """The export of ``kind`` made from the graph templates (``convert``), without torch, and
+    run once on the check sentences: every output finite and of the length its durations say."""
+    target = cache / kind / store.export_key(kind, sources)
+    config = check_voice_files(spec)
+
+    def fill(scratch: Path) -> None:
+        if kind == store.ACOUSTIC:
+            facts = convert_acoustic(spec, config, scratch)
+            check = check_converted_acoustic(spec, config, scratch, facts.duration_offset)
+            graph = {"files": [ENCODER_GRAPH_NAME, DECODER_GRAPH_NAME], "opset": OPSET, "eos": facts.eos,
+                     "duration_offset": facts.duration_offset, "n_mels": facts.n_mels, "adim": facts.adim,
+                     "precision": F32, "template": facts.decoder_template}
+            manifest = _manifest(kind, spec.name, spec.weights_path.name, sources, scratch, graph, check, TEMPLATES)
+        else:
+            vocoder_config = read_hifigan_config(spec.vocoder.config_path)
+            hop, context = int(vocoder_config["hop_size"]), receptive_radius_frames(vocoder_config)
+            template = convert_vocoder(spec.vocoder, scratch)
+            check = check_converted_vocoder(scratch, int(vocoder_config["num_mels"]), hop, context)
+            graph = {"files": [GENERATOR_GRAPH_NAME], "opset": OPSET, "n_mels": int(vocoder_config["num_mels"]),
+                     "hop": hop, "context_frames": context, "precision": F32, "template": template}
+            manifest = _manifest(kind, spec.vocoder.name, VOCODER_WEIGHTS_NAME, sources, scratch, graph, check,
+                                 TEMPLATES)
+        write_export_manifest(scratch, manifest)
+
+    store.write_atomically(target, fill)
+    return store.Export(target, store.read_export_manifest(target), deployed=False)
+
+
+def check_converted_acoustic(spec: VoiceSpec, config: dict[str, Any], directory: Path,
+                             duration_offset: float) -> dict[str, Any]:
+    """The converted acoustic graphs run on the check sentences through the engine synthesis
+    uses; non-finite output (a checkpoint of NaNs, a broken template) refuses the export."""
+    tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
+    with read_graph(directory / ENCODER_GRAPH_NAME) as encoder, read_graph(directory / DECODER_GRAPH_NAME) as decoder:
+        runners = OrtRunner(encoder), OrtRunner(decoder)
+    engine = OnnxAcoustic(*runners, MelDenormalizer.for_voice(config, spec.stats_path("feats")), duration_offset,
+                          encoder_tokens=None, decoder_frames=None)
+    figures: dict[str, Any] = {"converter": TEMPLATES, "sentences": 0, "alphas": [], "tokens": [], "frames": []}
+    for sentence, alpha in zip(check_sentences(token_list(config, spec.model_dir) or [], CONVERTED_CHECK_LENGTHS),
+                               CHECK_ALPHAS):
+        ids = tokenizer.ids(sentence)
+        mel = engine.mel(ids, alpha)
+        if not np.all(np.isfinite(mel)):
+            raise LavanyaError(f"{spec.weights_path}: the converted acoustic model gives non-finite values; "
+                               f"{RESTORE_WEIGHTS}", EXIT_PROBLEMS)
+        figures["sentences"] += 1
+        figures["alphas"].append(alpha)
+        figures["tokens"].append(int(ids.size))
+        figures["frames"].append(int(mel.shape[0]))
+    return figures
+
+
+def check_converted_vocoder(directory: Path, n_mels: int, hop: int, context: int) -> dict[str, Any]:
+    """The converted generator run on a short mel as synthesis runs it: finite samples, ``hop``
+    per frame."""
+    with read_graph(directory / GENERATOR_GRAPH_NAME) as generator:
+        check_generator_memory(generator.summary, vocoder_window_frames(hop) + 2 * context, generator.path)
+        engine = OnnxVocoder(OrtRunner(generator), hop, context)
+    frames = CONVERTED_CHECK_FRAMES
+    mel = np.random.default_rng(0).normal(-4.0, 1.0, (frames, n_mels)).astype(np.float32)
+    audio = engine.audio(mel)
+    if audio.size != frames * hop or not np.all(np.isfinite(audio)):
+        raise LavanyaError(f"{directory}: the converted vocoder gives {audio.size} samples for {frames} frames "
+                           f"or non-finite values; {RESTORE_WEIGHTS}", EXIT_PROBLEMS)
+    return {"converter": TEMPLATES, "sentences": 1, "frames": [frames]}
 
 
 def _intact(export: store.Export | None) -> store.Export | None:
@@ -482,7 +585,7 @@ def _export_acoustic(voice: "TorchReference", cache: Path, sources: dict, refere
                  "duration_offset": float(fastspeech2.duration_predictor.offset), "n_mels": int(fastspeech2.odim),
                  "adim": int(fastspeech2.feat_out.in_features), "precision": F32}
         write_export_manifest(scratch, _manifest(store.ACOUSTIC, spec.name, spec.weights_path.name, sources, scratch,
-                                           graph, figures))
+                                                 graph, figures.manifest_entry(store.ACOUSTIC)))
 
     store.write_atomically(target, fill)
     return store.Export(target, store.read_export_manifest(target), deployed=False)
@@ -502,8 +605,8 @@ def _export_vocoder(voice: "TorchReference", cache: Path, sources: dict, referen
             raise _refuse(str(vocoder.directory), figures)
         graph = {"files": [GENERATOR_GRAPH_NAME], "opset": OPSET, "n_mels": n_mels, "hop": hop,
                  "context_frames": context, "precision": F32}
-        write_export_manifest(scratch, _manifest(store.VOCODER, vocoder.name, VOCODER_WEIGHTS_NAME, sources, scratch, graph,
-                                           figures))
+        write_export_manifest(scratch, _manifest(store.VOCODER, vocoder.name, VOCODER_WEIGHTS_NAME, sources, scratch,
+                                                 graph, figures.manifest_entry(store.VOCODER)))
 
     store.write_atomically(target, fill)
     return store.Export(target, store.read_export_manifest(target), deployed=False)

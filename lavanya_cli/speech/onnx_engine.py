@@ -461,8 +461,17 @@ def _expect(array: Any, shape: tuple[int | None, ...], largest: int, runner: Any
 # Mel frames given to the vocoder graph at once (plus its context on either side). HiFi-GAN's
 # activations grow with the input (docs/engines.md has the figure for the 512-channel vocoder);
 # in windows the peak stays bounded whatever the sentence length.
-# Chosen by measuring peak RSS and speed on the real-size voice: see ``OnnxVocoder``.
-VOCODER_WINDOW_FRAMES = 256
+# Chosen by measuring peak RSS and speed on the real-size voice: see ``OnnxVocoder``. The
+# activations follow the samples, so a window is a number of samples: 256 frames of the 22.05
+# kHz vocoders (hop 256), 64 of the 48 kHz ones (hop 1024).
+VOCODER_WINDOW_SAMPLES = 256 * 256
+
+
+def vocoder_window_frames(hop: int) -> int:
+    """Mel frames per vocoder window for a vocoder of ``hop`` samples per frame."""
+    return max(16, VOCODER_WINDOW_SAMPLES // hop)
+
+
 # Bounds on what a vocoder export's manifest may say (HiFi-GAN V1: hop 256 or 1024, context 15).
 HOP_MAX = 4096
 CONTEXT_FRAMES_MAX = 256
@@ -475,17 +484,18 @@ class OnnxVocoder:
     ``context_frames`` of mel on either side (HiFi-GAN's receptive field, computed at export)
     whose samples are then dropped: every kept sample sees the same mel as in one run over the
     whole input, so the audio is that run's (checked at export and in the tests), at a peak
-    memory that no longer grows with the sentence. ``window_frames`` None: one run."""
+    memory that no longer grows with the sentence. ``window_frames`` 0: by the hop
+    (``vocoder_window_frames``); None: one run."""
 
-    def __init__(self, generator, hop: int, context_frames: int, window_frames: int | None = VOCODER_WINDOW_FRAMES):
+    def __init__(self, generator, hop: int, context_frames: int, window_frames: int | None = 0):
         self.generator = generator
         self.hop = hop
         self.context_frames = context_frames
-        self.window_frames = window_frames
+        self.window_frames = vocoder_window_frames(hop) if window_frames == 0 else window_frames
 
     @classmethod
     def from_export(cls, export: Export, *, engine: str = ONNX, threads: int | None = None,
-                    precision: str = F32, window_frames: int | None = VOCODER_WINDOW_FRAMES) -> "OnnxVocoder":
+                    precision: str = F32, window_frames: int | None = 0) -> "OnnxVocoder":
         graph = export.manifest.get("graph") or {}
         hop, context = graph.get("hop"), graph.get("context_frames")
         if not (isinstance(hop, int) and 0 < hop <= HOP_MAX and isinstance(context, int)
@@ -494,7 +504,8 @@ class OnnxVocoder:
                                "out of range; export the voice again")
         with export.read_graph(GENERATOR_GRAPH_NAME) as generator:
             if window_frames is not None:
-                check_generator_memory(generator.summary, window_frames + 2 * context, generator.path)
+                window = vocoder_window_frames(hop) if window_frames == 0 else window_frames
+                check_generator_memory(generator.summary, window + 2 * context, generator.path)
             runner = make_runner(generator, engine, threads, precision)
         return cls(runner, hop, context, window_frames)
 

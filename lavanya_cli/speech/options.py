@@ -6,6 +6,7 @@ place, ``speech.engines.resolve_engine``.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,12 @@ ENGINES = (AUTO, ONNX, OPENVINO, TORCH)
 # (``speech.quantize``); the vocoder's own precision is ``onnx_engine.resolve_precision``'s.
 F32, INT8 = "f32", "int8"
 PRECISIONS = (F32, INT8)
+# How an export is made: through the graph templates where the voice fits them, else torch
+# (``auto``); only the templates (no torch, ever); only torch (the reference).
+TEMPLATES = "templates"
+CONVERTERS = (AUTO, TEMPLATES, TORCH)
+# What the torch exporter needs (lavanya[torch]).
+EXPORT_LIBRARIES = ("torch", "espnet2", "onnx")
 _DEVICE = re.compile(r"^(?P<kind>cpu|cuda)(?::(?P<index>\d{1,4}))?\Z")
 
 
@@ -111,4 +118,9 @@ def checked_device(device: str) -> str:
     return match.group(0)
 
 
-__all__ = ["AUTO", "ENGINES", "F32", "INT8", "ONNX", "OPENVINO", "PRECISIONS", "TORCH", "FindOptions", "LoadOptions", "checked_device"]
+def torch_installed() -> bool:
+    """Whether the libraries the torch exporter needs are importable (checked without importing them)."""
+    return all(importlib.util.find_spec(name) is not None for name in EXPORT_LIBRARIES)
+
+
+__all__ = ["AUTO", "CONVERTERS", "TEMPLATES", "ENGINES", "F32", "INT8", "ONNX", "OPENVINO", "PRECISIONS", "TORCH", "FindOptions", "LoadOptions", "checked_device", "torch_installed"]

@@ -44,7 +44,7 @@ from . import export_store as store
 from .export import ExportOutcome, check_sentences, describe_files, ensure_exports, snr_db, write_export_manifest
 from .graphs import read_graph
 from .onnx_engine import MelDenormalizer, OnnxVocoder, OrtRunner, durations_from_log, regulate_lengths
-from .options import F32, INT8
+from .options import AUTO, F32, INT8
 from .tokens import Tokenizer
 from .voice_files import voice_scales
 
@@ -322,13 +322,13 @@ def _fill_int8(scratch: Path, spec: VoiceSpec, acoustic: store.Export, vocoder: 
     })
 
 
-def ensure_int8_exports(spec: VoiceSpec, cache: Path | None = None, threads: int | None = None) -> ExportOutcome:
-    """``export.ensure_exports`` with the acoustic export at int8 (``ensure_int8``): what
-    ``lavanya export --precision int8`` makes and deploys. torch is needed only where the f32
-    exports are missing."""
-    outcome = ensure_exports(spec, cache)
+def ensure_int8_exports(spec: VoiceSpec, cache: Path | None = None, threads: int | None = None,
+                        converter: str = AUTO) -> ExportOutcome:
+    """``export.ensure_exports`` (made by ``converter`` where missing) with the acoustic export at
+    int8 (``ensure_int8``): what ``lavanya export --precision int8`` makes and deploys."""
+    outcome = ensure_exports(spec, cache, converter)
     acoustic, made = ensure_int8(spec, outcome.acoustic, outcome.vocoder, cache, threads)
-    return ExportOutcome(acoustic, outcome.vocoder, [*outcome.made, *made])
+    return ExportOutcome(acoustic, outcome.vocoder, [*outcome.made, *made], outcome.converters)
 
 
 def make_missing_int8(spec: VoiceSpec, missing: store.MissingInt8Export, cache: Path | None = None,

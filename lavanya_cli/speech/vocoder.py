@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LavanyaError, one_line
@@ -175,15 +176,18 @@ def hifigan_from_config(config: dict[str, Any], weight_norm: bool = True) -> "to
     return generator
 
 
-def upstream_to_espnet_state(state: dict[str, "torch.Tensor"], weight_norm: bool = False) -> dict[str, "torch.Tensor"]:
-    """Upstream generator names -> ``hifigan_from_config(config, weight_norm)`` names."""
-    return _convert(state, _UPSTREAM_TO_ESPNET, weight_norm)
+def upstream_to_espnet_state(state: dict[str, Any], weight_norm: bool = False, norm: Callable | None = None
+                             ) -> dict[str, Any]:
+    """Upstream generator names -> ``hifigan_from_config(config, weight_norm)`` names. The
+    tensors are torch's, or numpy arrays with ``norm`` the numpy norm over every dimension but
+    the first (the torch-free converter); weight norm is folded as ``g * v / norm(v)`` for both."""
+    return _convert(state, _UPSTREAM_TO_ESPNET, weight_norm, norm or _norm_except_dim0)
 
 
 def espnet_to_upstream_state(state: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
     """ESPnet generator names -> upstream names, always with ``weight_g``/``weight_v`` as upstream
     loads them (its ``Generator`` applies weight norm before ``load_state_dict``)."""
-    return _convert(state, _ESPNET_TO_UPSTREAM, weight_norm=True)
+    return _convert(state, _ESPNET_TO_UPSTREAM, True, _norm_except_dim0)
 
 
 def save_upstream_generator(state: dict[str, "torch.Tensor"], path: Path) -> None:
@@ -216,7 +220,7 @@ def load_hifigan(config_path: Path, generator_path: Path, device: str = "cpu") -
     return generator.to(device).eval()
 
 
-def _convert(state: dict[str, "torch.Tensor"], patterns, weight_norm: bool) -> dict[str, "torch.Tensor"]:
+def _convert(state: dict[str, Any], patterns, weight_norm: bool, norm: Callable) -> dict[str, Any]:
     layers: dict[str, dict[str, "torch.Tensor"]] = {}
     for key, tensor in state.items():
         layer, role = _split_key(key)
@@ -230,7 +234,7 @@ def _convert(state: dict[str, "torch.Tensor"], patterns, weight_norm: bool) -> d
         layers.setdefault(renamed, {})[role] = tensor
     converted: dict[str, "torch.Tensor"] = {}
     for layer, params in layers.items():
-        for name, tensor in _weight_params(layer, params, weight_norm).items():
+        for name, tensor in _weight_params(layer, params, weight_norm, norm).items():
             converted[f"{layer}.{name}"] = tensor
     return converted
 
@@ -242,18 +246,18 @@ def _split_key(key: str) -> tuple[str, str]:
     raise LavanyaError(f"generator state has a parameter of unknown kind: {key}")
 
 
-def _weight_params(layer: str, params: dict[str, "torch.Tensor"], weight_norm: bool) -> dict[str, "torch.Tensor"]:
+def _weight_params(layer: str, params: dict[str, Any], weight_norm: bool, norm: Callable) -> dict[str, Any]:
     """One convolution's parameters in the requested form (weight norm over dim 0, torch's default)."""
     out = {"bias": params["bias"]} if "bias" in params else {}
     if "g" in params and "v" in params:
         g, v = params["g"], params["v"]
         if weight_norm:
             return {**out, "weight_g": g, "weight_v": v}
-        return {**out, "weight": g * v / _norm_except_dim0(v)}
+        return {**out, "weight": g * v / norm(v)}
     if "weight" in params:
         weight = params["weight"]
         if weight_norm:
-            return {**out, "weight_g": _norm_except_dim0(weight), "weight_v": weight}
+            return {**out, "weight_g": norm(weight), "weight_v": weight}
         return {**out, "weight": weight}
     raise LavanyaError(f"generator state has no complete weight for layer {layer}")
 
