@@ -1,7 +1,8 @@
 """``lavanya verify``: every check of a model root, as a list of problems that each carry a fix.
 
 Everything here is cheap (stat, small reads, YAML, npy headers) so CI can run it on every push;
-only ``deep=True`` loads weights, through ``lavanya_cli.checks.deep`` which imports torch and ESPnet.
+only ``deep=True`` reads weights, through ``lavanya_cli.checks.deep`` (torch only for a config
+outside the graph templates, where it is installed).
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ class _Checker:
 
 def verify_root(root: Path, *, deep: bool = False, speak: bool = False, require_manifests: bool = False,
                 vocoder_override: str | None = None) -> list[Problem]:
-    """Check every voice under ``root``; ``deep`` also loads weights (imports torch and ESPnet);
+    """Check every voice under ``root``; ``deep`` also reads the weights against their configs;
     ``speak`` speaks a test sentence through every voice that can speak and checks the audio;
     ``require_manifests``: a model or vocoder directory without ``MD5SUMS`` is a problem."""
     return verify_report(root, deep=deep, speak=speak, require_manifests=require_manifests,

@@ -16,8 +16,8 @@ from .output import Output, OutputFormat, Result
 def verify(
     root: Optional[Path] = typer.Argument(None, help="Model root to check.", file_okay=False),
     models: Optional[Path] = ModelsOption,
-    deep: bool = typer.Option(False, "--deep", help="Also load weights and compare them with each config "
-                              "(imports torch and ESPnet; slow)."),
+    deep: bool = typer.Option(False, "--deep", help="Also read the weights (no pickle runs) and compare them, "
+                              "tensor by tensor, with each config (no torch for the published architecture)."),
     speak: bool = typer.Option(False, "--speak", help="Also speak a short sentence (the language's words for "
                                "one to five) through every voice and check the audio: not silent, not clipped "
                                "throughout, a duration in line with the text."),
@@ -45,7 +45,7 @@ def verify(
     if tree.voices() or not checks.leftover_problems(model_root):  # its one voice may be in add-voice's leftover
         tree.require_voices()
     written, refused = checks.write_manifests(model_root) if write_manifest else ([], [])
-    with out.own_stdout():  # ESPnet may print notices while --deep imports it
+    with out.own_stdout():  # ESPnet may print notices where --deep imports it (a config outside the templates)
         report = checks.verify_report(model_root, deep=deep, speak=speak, require_manifests=manifest,
                                       options=options)
     problems = refused + report.problems
