@@ -214,7 +214,7 @@ def test_a_memo_index_cannot_make_the_unpickler_allocate(tmp_path):
     (_tensor("7", 6, (6,), (1,)), "names a storage '7' that is not in the archive"),
     (_tensor("0", 6, (4,), (1,), offset=3), "reaching beyond its storage 0 of 6 elements"),
     (_tensor("0", 6, (2, 3), (4, 1)), "reaching beyond its storage 0"),
-    (_tensor("0", 6, (1 << 30,), (0,)), "reaching beyond its storage 0"),  # more elements than stored
+    (_tensor("0", 6, (1 << 30,), (0,)), "more elements than its storage 0 holds (an expanded view)"),
     (_tensor("0", 7, (6,), (1,)), "storage 0 of 7 elements in a record of 24 bytes"),
     (_tensor("0", 6, (6,), (-1,)), "not non-negative whole numbers"),
     (_tensor("0", 6, (1,) * 9, (1,) * 9), "rank 9 (at most 8)"),
@@ -297,3 +297,18 @@ def test_the_reader_never_imports_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["[[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]", "['torch']"]
+
+
+def test_views_into_one_storage_read_only_their_own_bytes(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    big = torch.arange(1 << 20, dtype=torch.float32)
+    views = {f"w{i}": big[i * 1000:(i + 1) * 1000].view(10, 100) for i in range(50)}
+    path = tmp_path / "model.pth"
+    torch.save(views, path)
+    reads = []
+    with checkpoint.open_checkpoint(path, "the acoustic model") as opened:
+        span = opened._span
+        monkeypatch.setattr(opened, "_span", lambda name, start, length: reads.append(length) or span(name, start, length))
+        for key, record in checkpoint.tensor_dict(opened.root).items():
+            assert np.array_equal(opened.array(record), views[key].numpy())
+    assert reads == [1000 * 4] * 50  # each view's 4,000 bytes, not the 4 MiB storage 50 times

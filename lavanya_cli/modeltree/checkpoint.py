@@ -19,6 +19,7 @@ import math
 import os
 import pickle
 import pickletools
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ TENSORS_MAX = 100_000
 RANK_MAX = 8
 NESTING_MAX = 64
 
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # a zip record's local header, its name and extra lengths last
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch < 1.6: a pickled magic number
 _REFUSED_OPS = {"EXT1", "EXT2", "EXT4", "NEWOBJ", "NEWOBJ_EX", "INST", "OBJ"}
 _STORAGES = {f"torch.{name}Storage": np.dtype(code) for name, code in (
@@ -60,9 +62,18 @@ class CheckpointRefused(FileError):
         super().__init__(path, reason, fix)
 
 
+class LegacyCheckpoint(CheckpointRefused):
+    """A checkpoint in torch's format from before 1.6, which only torch reads (the torch export
+    and ``verify --deep`` read it where torch is installed)."""
+
+
 class _Bad(Exception):
     """What is wrong (worded after the file's ``what``) and the fix, if not RESTORE_WEIGHTS;
     CheckpointRefused once the file is known."""
+
+
+class _Legacy(_Bad):
+    """LegacyCheckpoint once the file is known."""
 
 
 @dataclass(frozen=True)
@@ -146,8 +157,11 @@ def _highest(shape: Any, stride: Any, offset: Any) -> int | None:
 
 def _check_extent(shape: tuple[int, ...], stride: tuple[int, ...], offset: int, numel: int, key: str) -> None:
     highest = _highest(shape, stride, offset)
-    if highest is not None and (highest >= numel or math.prod(shape) > numel):
+    if highest is not None and highest >= numel:
         raise _Bad(f"has a tensor reaching beyond its storage {key} of {numel} elements")
+    if highest is not None and math.prod(shape) > numel:  # its array would be larger than the file
+        raise _Bad(f"has a tensor of more elements than its storage {key} holds (an expanded view), which a "
+                   "saved state dict never has")
 
 
 class _Unpickler(pickle.Unpickler):
@@ -290,8 +304,8 @@ def refuse_unsafe_archive(handle: BinaryIO, path: Path, what: str) -> zipfile.Zi
 
 class Checkpoint:
     """An open checkpoint: ``root`` is what its pickle holds (dicts, lists, tuples, strings,
-    numbers, None) with TensorRecord leaves, whose values ``array`` reads one storage record at a
-    time, so memory stays bounded by the largest tensor. A context manager; holds the file open."""
+    numbers, None) with TensorRecord leaves, whose values ``array`` reads one tensor at a time
+    (its own bytes of its storage record), so memory stays bounded by the largest tensor. A context manager; holds the file open."""
 
     def __init__(self, path: Path, what: str, handle: BinaryIO):
         self.path, self.what, self._handle = Path(path), what, handle
@@ -320,12 +334,40 @@ class Checkpoint:
             raise _Bad(f"has a record {name} larger than {format_size(limit)}, far beyond any voice")
         return data
 
+    def _record_size(self, name: str) -> int:
+        try:
+            return self._archive.getinfo(name).file_size
+        except KeyError:
+            raise _Bad(f"names a storage record {name} that is not in the archive") from None
+
+    def _span(self, name: str, start: int, length: int) -> bytes:
+        """``length`` bytes from ``start`` of the stored record ``name``: the whole record through
+        zipfile, which checks its CRC (a tensor that owns its storage, as in every state dict
+        torch saves), else read in place, a view's own bytes only (a file of many views into one
+        large storage would otherwise be read once per tensor, each time whole)."""
+        info = self._archive.getinfo(name)
+        if start == 0 and length == info.file_size:
+            return self._record(name, WEIGHTS_MAX_BYTES)
+        self._handle.seek(info.header_offset)
+        header = self._handle.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+            raise _Bad(f"has a damaged record {name} (no local header where the directory says)")
+        name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
+        data_start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+        if start + length > info.file_size or data_start + info.file_size > os.fstat(self._handle.fileno()).st_size:
+            raise _Bad(f"has a record {name} that ends beyond the file")
+        self._handle.seek(data_start + start)
+        data = self._handle.read(length)
+        if len(data) != length:
+            raise _Bad(f"has a record {name} that ends beyond the file")
+        return data
+
     def _load(self) -> None:
         self._archive = refuse_unsafe_archive(self._handle, self.path, self.what)
         if self._archive is None:
             start = self._handle.read(len(_LEGACY_MAGIC))
             if start == _LEGACY_MAGIC:
-                raise _Bad("is in the format of torch before 1.6, which only torch reads",
+                raise _Legacy("is in the format of torch before 1.6, which only torch reads",
                            "install lavanya[torch], which reads it, or save it again with a newer torch")
             if start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
                 raise _Bad("is a bare pickle, not PyTorch's zip checkpoint format; lavanya never unpickles one, "
@@ -355,14 +397,15 @@ class Checkpoint:
         its storage record alone and checked against that record's bytes again (a TensorRecord
         made elsewhere cannot reach outside them)."""
         try:
-            if _highest(record.shape, record.stride, record.offset) is None:
+            highest = _highest(record.shape, record.stride, record.offset)
+            if highest is None:
                 return np.empty(record.shape, record.dtype)
-            data = self._record(f"{self._prefix}/data/{record.key}", WEIGHTS_MAX_BYTES)
-            itemsize = record.storage_dtype.itemsize
-            _check_extent(record.shape, record.stride, record.offset, len(data) // itemsize, record.key)
+            name, itemsize = f"{self._prefix}/data/{record.key}", record.storage_dtype.itemsize
+            _check_extent(record.shape, record.stride, record.offset, self._record_size(name) // itemsize, record.key)
+            data = self._span(name, record.offset * itemsize, (highest + 1 - record.offset) * itemsize)
         except _Bad as exc:
             raise _refused(self, exc) from None
-        base = np.frombuffer(data, record.storage_dtype, len(data) // itemsize)[record.offset:]
+        base = np.frombuffer(data, record.storage_dtype)
         view = np.lib.stride_tricks.as_strided(base, record.shape, [step * itemsize for step in record.stride],
                                                writeable=False)
         if record.dtype.kind != record.storage_dtype.kind:  # bfloat16: the high half of a float32
@@ -390,6 +433,8 @@ def open_checkpoint(path: Path, what: str) -> Checkpoint:
         checkpoint._load()
     except BaseException as exc:
         checkpoint.close()
+        if isinstance(exc, _Legacy):
+            raise LegacyCheckpoint(path, f"{what} {exc.args[0]}", exc.args[1]) from None
         if isinstance(exc, _Bad):
             raise _refused(checkpoint, exc) from None
         raise
