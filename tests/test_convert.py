@@ -264,3 +264,69 @@ def test_a_training_only_setting_still_fits_but_an_architecture_change_does_not(
     config["feats_extract_conf"]["n_mels"] = 100
     with pytest.raises(LavanyaError, match="100 mel bands"):
         convert.acoustic_template(config, Path("config.yaml"))
+
+
+def test_torch_s_export_is_made_when_asked_for_and_older_templates_are_made_again(voices, tmp_path):
+    from lavanya_cli.speech import export_store as store
+
+    spec = voices["bengali-80"]
+    made = exporter.ensure_exports(spec, tmp_path, converter="templates")
+    assert made.acoustic.converter == "templates"
+    # --converter torch replaces the templates' export under the same key with torch's
+    again = exporter.ensure_exports(spec, tmp_path, converter="torch")
+    assert again.converters == {"acoustic": "torch", "vocoder": "torch"}
+    assert again.acoustic.directory == made.acoustic.directory
+    assert store.find_acoustic_export(spec, tmp_path).converter == "torch"
+    # an export from other graph templates than these is not found: it is made again
+    exporter.ensure_exports(spec, tmp_path / "other", converter="templates")
+    manifest_path = store.find_acoustic_export(spec, tmp_path / "other").directory / "lavanya-export.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["versions"]["templates"] = "fs2hs-0"
+    manifest_path.write_text(json.dumps(manifest))
+    assert store.find_acoustic_export(spec, tmp_path / "other") is None
+    assert exporter.ensure_exports(spec, tmp_path / "other").made == ["acoustic"]
+
+
+def test_broken_weights_are_named_with_exit_1_and_files_are_0644(voices, tmp_path):
+    root = tmp_path / "tree"
+    spec = build_published_voice(root, "bengali-80", seed=7)
+    previous = os.umask(0)
+    try:
+        outcome = exporter.ensure_exports(spec, tmp_path / "cache", converter="templates")
+    finally:
+        os.umask(previous)
+    for export in (outcome.acoustic, outcome.vocoder):
+        assert {oct(path.stat().st_mode & 0o777) for path in export.directory.iterdir()} == {"0o644"}
+    state = torch.load(spec.weights_path, weights_only=True)
+    state["tts.duration_predictor.linear.bias"].fill_(float("nan"))
+    torch.save(state, spec.weights_path)
+    with pytest.raises(LavanyaError) as refused:
+        exporter.ensure_exports(spec, tmp_path / "cache", converter="templates")
+    assert refused.value.exit_code == 1 and refused.value.message.startswith(str(spec.weights_path))
+    assert "released weights" in refused.value.message
+
+
+def test_what_only_torch_reads_goes_to_torch(tmp_path):
+    from lavanya_cli.checks.deep import _read
+
+    path = tmp_path / "model.pth"
+    torch.save({"w": torch.ones(2, 3)}, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(convert.NotConvertible, match=r"before 1.6.*lavanya\[torch\]"):
+        convert._open_checkpoint(path, "the acoustic model")
+    content, failure = _read(path, "the acoustic model")  # verify --deep: torch reads it where installed
+    assert failure is None and tuple(content["w"].shape) == (2, 3)
+
+
+def test_odd_config_numbers_and_oversized_graphs_are_one_line(tmp_path):
+    index = convert.templates()["acoustic"]
+    config = {"token_list": ["a"] * 10, "token_type": "char", "tts": "fastspeech2", "feats_extract": "fbank",
+              "normalize": "global_mvn", "cleaner": None, "tts_conf": dict(index["tts_conf"]),
+              "feats_extract_conf": {"n_mels": 80, "n_fft": "abc"}}
+    with pytest.raises(LavanyaError, match=r"n_fft is 'abc', not a whole number") as refused:
+        convert.acoustic_template(config, Path("config.yaml"))
+    assert not isinstance(refused.value, convert.NotConvertible)  # a broken config, not a torch matter
+    target = tmp_path / "acoustic_encoder.onnx"
+    with pytest.raises(LavanyaError, match=r"model.pth: its acoustic_encoder.onnx would be .* 600000 tokens"):
+        convert.fill_template("acoustic_encoder.onnx-template", 600_000, lambda recipe: None, target,
+                              Path("model.pth"))
+    assert not target.exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FileError, LavanyaError
-from ..modeltree.checkpoint import TensorRecord, open_checkpoint, tensor_dict
+from ..modeltree.checkpoint import LegacyCheckpoint, open_checkpoint, tensor_dict
 from ..modeltree.config import STATS_ENTRIES, read_config, token_list
 from ..modeltree.layout import VocoderSpec, VoiceSpec
 from ..modeltree.lfs_pointer import FileState, probe
@@ -86,11 +86,11 @@ def weights_problem(voice: VoiceSpec) -> Finding:
     root, failure = _read(weights, weights.name)
     if failure is not None:
         return failure
-    state = tensor_dict(root)
+    state = _shapes(root)
     if state is None:
         return ("is not a state dict of tensors (a training checkpoint?); ESPnet loads model.state_dict() "
                 "from this file", RESTORE_RELEASED)
-    if expected is not None and (why := shape_mismatch(_shapes(state), expected)):
+    if expected is not None and (why := shape_mismatch(state, expected)):
         return (f"does not match the model config.yaml describes: {why}",
                 "deploy the weights trained with this config (these belong to another voice or config)")
     return None
@@ -105,13 +105,13 @@ def generator_problem(vocoder: VocoderSpec, root: Path | None = None) -> Finding
     content, failure = _read(generator, "the HiFi-GAN generator")
     if failure is not None:
         return failure
-    state = tensor_dict(content.get("generator")) if isinstance(content, dict) else None
+    state = _shapes(content.get("generator")) if isinstance(content, dict) else None
     if state is None:
         return "is not a HiFi-GAN generator checkpoint (a dict with a 'generator' state dict)", RESTORE_UPSTREAM
     expected = expected_generator_shapes(vocoder.config_path)
     if expected is None:
         return None
-    if why := shape_mismatch(upstream_names(_shapes(state), expected), expected):
+    if why := shape_mismatch(upstream_names(state, expected), expected):
         return (f"does not match the HiFi-GAN that config.json describes: {why}",
                 "deploy the generator trained with this config.json (this one belongs to another vocoder)")
     return None
@@ -138,14 +138,33 @@ def expected_generator_shapes(config_path: Path) -> dict[str, tuple[int, ...]] |
     return {key: tuple(value.shape) for key, value in espnet_to_upstream_state(generator.state_dict()).items()}
 
 
-def _shapes(state: dict[str, TensorRecord]) -> dict[str, tuple[int, ...]]:
-    return {key: record.shape for key, record in state.items()}
+def _shapes(state: Any) -> dict[str, tuple[int, ...]] | None:
+    """A state dict's tensor shapes by key (its tensors as the checkpoint reader describes them,
+    or torch's for a file only torch reads), or None when it is not a non-empty dict of tensors."""
+    records = tensor_dict(state)
+    if records is not None:
+        return {key: record.shape for key, record in records.items()}
+    if (isinstance(state, dict) and state and all(type(key) is str for key in state)
+            and all(type(value).__module__.startswith("torch") and hasattr(value, "shape") for value in state.values())):
+        return {key: tuple(value.shape) for key, value in state.items()}
+    return None
 
 
 def _read(path: Path, what: str) -> tuple[Any, Finding]:
-    """``(what the checkpoint holds, None)``, or ``(None, (why it could not be read safely, the fix))``."""
+    """``(what the checkpoint holds, None)``, or ``(None, (why it could not be read safely, the
+    fix))``. A file in torch's pre-1.6 format is read by torch (``weights_only``) where it is
+    installed: the one format the reader leaves to torch."""
     try:
         with open_checkpoint(path, what) as checkpoint:
             return checkpoint.root, None
+    except LegacyCheckpoint as exc:
+        if not torch_installed():
+            return None, (exc.reason, exc.fix)
+        from ..speech.torch_weights import load_weights
+
+        try:
+            return load_weights(path, what), None
+        except FileError as refused:
+            return None, (refused.reason, refused.fix)
     except FileError as exc:
         return None, (exc.reason, exc.fix)

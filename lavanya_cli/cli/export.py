@@ -80,7 +80,8 @@ def export(
                 (entry,) = exporter.write_deploy_root([spec], out, prepare=prepare)
             else:
                 outcome = prepare(spec, None)
-                entry = {"voice": spec.name, "made": outcome.made, "converters": outcome.converters,
+                entry = {"voice": spec.name, "made": outcome.made,
+                         "converters": {"acoustic": outcome.acoustic.converter, "vocoder": outcome.vocoder.converter},
                          "acoustic_dir": str(outcome.acoustic.directory),
                          "vocoder_dir": str(outcome.vocoder.directory),
                          "check": {"acoustic": outcome.acoustic.manifest.get("check"),
@@ -110,19 +111,20 @@ def _line(entry: dict[str, Any]) -> str:
         return (f"{entry['voice']}: {made}; deployed to {entry['model_dir']} ({format_size(entry['bytes'])} with its "
                 f"vocoder){_precision_text(entry)}")
     return (f"{entry['voice']}: {made} in {Path(entry['acoustic_dir']).parent.parent} "
-            f"({_check_text(entry['check']['acoustic'] or {}, entry['check']['vocoder'] or {})})"
-            f"{_precision_text(entry)}")
+            f"({_check_text(entry)}){_precision_text(entry)}")
 
 
-def _check_text(acoustic: dict[str, Any], vocoder: dict[str, Any]) -> str:
-    """How the exports were checked: against torch, or (filled graph templates, where there is
-    no torch) run through the engine with every output finite."""
-    parts = []
-    if acoustic.get("converter") == "templates":
-        parts.append(f"acoustic model from the graph templates, finite on {acoustic.get('sentences')} sentences")
+def _check_text(entry: dict[str, Any]) -> str:
+    """How the exports were made and checked: against torch, or (filled graph templates, where
+    there is no torch) run through the engine with every output finite."""
+    from ..speech.options import TEMPLATES
+
+    acoustic, vocoder = entry["check"]["acoustic"] or {}, entry["check"]["vocoder"] or {}
+    if entry["converters"]["acoustic"] == TEMPLATES:
+        parts = [f"acoustic model from the graph templates, finite on {acoustic.get('sentences')} sentences"]
     else:
-        parts.append(f"mel within {acoustic.get('mel_max_abs', float('nan')):.2g} of torch")
-    if vocoder.get("converter") == "templates":
+        parts = [f"mel within {acoustic.get('mel_max_abs', float('nan')):.2g} of torch"]
+    if entry["converters"]["vocoder"] == TEMPLATES:
         parts.append("vocoder from the graph templates, finite")
     else:
         parts.append(f"waveform {vocoder.get('waveform_snr_db_min') or 'inf'} dB SNR against torch")

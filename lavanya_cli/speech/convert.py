@@ -10,10 +10,11 @@ exporter folds them. ``scripts/make_graph_templates.py`` makes the templates; a 
 again and compares.
 
 A graph is written as a stream: the template's bytes, then each weight as an ONNX tensor
-record read from the checkpoint one tensor at a time, so memory stays near the largest tensor
-(the ``onnx`` package would hold every weight twice). A voice outside the templates (another
-``tts_conf``, vocoder shape, or tensors missing, extra or misshapen) is ``NotConvertible``, one
-line saying what differs; ``lavanya[torch]`` exports such voices.
+record, the acoustic model's read from the checkpoint one tensor at a time, so memory stays near
+the largest tensor (the ``onnx`` package would hold every weight twice); the vocoder's 56 MB are
+folded at once. A voice outside the templates (another ``tts_conf``, vocoder shape, or tensors
+missing, extra or misshapen) is ``NotConvertible``, one line saying what differs;
+``lavanya[torch]`` exports such voices.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import LavanyaError
-from ..modeltree.checkpoint import open_checkpoint, tensor_dict
+from ..errors import EXIT_PROBLEMS, LavanyaError
+from ..fileio import format_size
+from ..modeltree.checkpoint import (RESTORE_WEIGHTS, Checkpoint, CheckpointRefused, LegacyCheckpoint, open_checkpoint,
+                                    tensor_dict)
 from ..modeltree.config import STATS_ENTRIES, token_list
 from ..modeltree.layout import DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, GENERATOR_GRAPH_NAME, VocoderSpec, VoiceSpec
 from ..modeltree.weights import require_weights
 from .acoustic import output_dim, unsupported_setting
+from .graphs import GRAPH_MAX_BYTES
 from .vocoder import read_hifigan_config, upstream_to_espnet_state
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -44,6 +48,8 @@ VOCODER_SHAPE = ("resblock", "upsample_rates", "upsample_kernel_sizes", "upsampl
 _FLOAT, _INT64 = 1, 7  # ONNX element types
 _ITEM_BYTES = {_FLOAT: 4, _INT64: 8}
 _EXAMPLES = 3
+# The largest mel count, FFT size or odim a config may give (published: 80-160 mels, n_fft 8192).
+CONFIG_NUMBER_MAX = 65536
 
 
 class NotConvertible(LavanyaError):
@@ -74,6 +80,12 @@ def acoustic_template(config: dict[str, Any], where: Path) -> dict[str, Any]:
     if differing:
         raise NotConvertible(f"{where}: tts_conf differs from the published voices' in {', '.join(differing[:_EXAMPLES])}"
                              f"{' and more' if len(differing) > _EXAMPLES else ''}; {TORCH_EXTRA}")
+    features = config.get("feats_extract_conf")
+    for key, value in (("odim", config.get("odim")), ("feats_extract_conf.n_mels", (features or {}).get("n_mels")),
+                       ("feats_extract_conf.n_fft", (features or {}).get("n_fft"))):
+        if value is not None and not (type(value) is int and 0 < value <= CONFIG_NUMBER_MAX):
+            raise LavanyaError(f"{where}: {key} is {str(value)[:40]!r}, not a whole number from 1 to "
+                               f"{CONFIG_NUMBER_MAX}; restore the config the voice was trained with")
     entry = index["n_mels"].get(str(output_dim(config)))
     if entry is None:
         raise NotConvertible(f"{where}: {output_dim(config)} mel bands, the graph templates have "
@@ -188,12 +200,21 @@ def write_filled_graph(template: bytes, weights: list[tuple[str, tuple[int, ...]
 
 
 def fill_template(graph_file: str, vocabulary: int | None, source: Callable[[dict[str, Any]], np.ndarray],
-                  target: Path) -> None:
+                  target: Path, where: Path) -> None:
     """Write ``target`` from template ``graph_file``: each weight from ``source(recipe)`` (an
-    array of the recipe's dims, checked), the eos id from the vocabulary."""
+    array of the recipe's dims, checked), the eos id from the vocabulary. A graph larger than
+    lavanya reads (a token list of hundreds of thousands) is refused before anything is read,
+    naming ``where``, the file it would be made from."""
     entry = templates()["graphs"][graph_file]
     initializers = entry["initializers"]
     weights = [(item["name"], _dims(item["dims"], vocabulary or 0), item["data_type"]) for item in initializers]
+    template = (TEMPLATES / graph_file).read_bytes()
+    size = len(template) + sum(int(np.prod(dims, dtype=np.int64)) * _ITEM_BYTES[data_type]
+                               for _, dims, data_type in weights)
+    if size > GRAPH_MAX_BYTES:
+        raise LavanyaError(f"{where}: its {target.name} would be {format_size(size)} (a token list of {vocabulary} "
+                           f"tokens?), more than the {format_size(GRAPH_MAX_BYTES)} lavanya reads; no published "
+                           "voice comes near", EXIT_PROBLEMS)
 
     def values(index: int) -> np.ndarray:
         recipe, (name, dims, data_type) = initializers[index]["recipe"], weights[index]
@@ -206,7 +227,6 @@ def fill_template(graph_file: str, vocabulary: int | None, source: Callable[[dic
                                  f"{TORCH_EXTRA}")
         return np.ascontiguousarray(value, dtype="<i8" if data_type == _INT64 else "<f4")  # ONNX's raw data: little-endian
 
-    template = (TEMPLATES / graph_file).read_bytes()
     with open(target, "wb") as handle:
         write_filled_graph(template, weights, values, handle)
 
@@ -246,7 +266,7 @@ class ConvertedAcoustic:
     duration_offset: float
     n_mels: int
     adim: int
-    decoder_template: str
+    templates: tuple[str, str]  # the encoder's and the decoder's
 
 
 def convert_acoustic(spec: VoiceSpec, config: dict[str, Any], directory: Path) -> ConvertedAcoustic:
@@ -254,7 +274,7 @@ def convert_acoustic(spec: VoiceSpec, config: dict[str, Any], directory: Path) -
     entry = acoustic_template(config, spec.config_path)
     vocabulary = vocabulary_size(config, spec)
     weights = require_weights(spec)
-    with open_checkpoint(weights, "the acoustic model") as checkpoint:
+    with _open_checkpoint(weights, "the acoustic model") as checkpoint:
         records = tensor_dict(checkpoint.root)
         if records is None:
             raise NotConvertible(f"{weights}: not a state dict of tensors (a training checkpoint?); {TORCH_EXTRA}")
@@ -266,17 +286,18 @@ def convert_acoustic(spec: VoiceSpec, config: dict[str, Any], directory: Path) -
             return _float32(checkpoint.array(records[key]))
 
         for graph_file, name in ((entry["encoder"], ENCODER_GRAPH_NAME), (entry["decoder"], DECODER_GRAPH_NAME)):
-            fill_template(graph_file, vocabulary, lambda recipe: make_weight(recipe, tensor), directory / name)
+            fill_template(graph_file, vocabulary, lambda recipe: make_weight(recipe, tensor), directory / name, weights)
     return ConvertedAcoustic(eos=vocabulary - 1, duration_offset=entry["duration_offset"], n_mels=entry["n_mels"],
-                             adim=entry["adim"], decoder_template=entry["decoder"])
+                             adim=entry["adim"], templates=(entry["encoder"], entry["decoder"]))
 
 
 def convert_vocoder(vocoder: VocoderSpec, directory: Path) -> str:
     """Write the vocoder's generator graph into ``directory`` from upstream's ``generator``
-    (weight normalisation folded as the torch engine folds it); the template's name."""
+    (weight normalisation folded as the torch engine folds it, on the whole state at once: a
+    published generator is 56 MB); the template's name."""
     config = read_hifigan_config(vocoder.config_path)
     name, entry = vocoder_template(config, vocoder.config_path)
-    with open_checkpoint(vocoder.generator_path, "the HiFi-GAN generator") as checkpoint:
+    with _open_checkpoint(vocoder.generator_path, "the HiFi-GAN generator") as checkpoint:
         root = checkpoint.root
         records = tensor_dict(root.get("generator")) if isinstance(root, dict) else None
         if records is None:
@@ -286,15 +307,28 @@ def convert_vocoder(vocoder: VocoderSpec, directory: Path) -> str:
         upstream = {key: tuple(shape) for key, shape in entry["state"].items()}
         if why := shape_mismatch(upstream_names(found, upstream), upstream):
             raise NotConvertible(f"{vocoder.generator_path}: does not match {vocoder.config_path}: {why}; {TORCH_EXTRA}")
-        state = upstream_to_espnet_state({key: _float32(checkpoint.array(record)) for key, record in records.items()},
-                                         norm=norm_except_dim0)
+        try:
+            state = upstream_to_espnet_state({key: _float32(checkpoint.array(record))
+                                              for key, record in records.items()}, norm=norm_except_dim0)
+        except CheckpointRefused:
+            raise
+        except LavanyaError as exc:  # a layer's weight given twice, or incomplete
+            raise LavanyaError(f"{vocoder.generator_path}: {exc.message}; {RESTORE_WEIGHTS}", EXIT_PROBLEMS) from None
     fill_template(entry["graph"], None, lambda recipe: make_weight(recipe, state.__getitem__),
-                  directory / GENERATOR_GRAPH_NAME)
+                  directory / GENERATOR_GRAPH_NAME, vocoder.generator_path)
     return name
 
 
-def upstream_names(found: dict[str, tuple[int, ...]], upstream: dict[str, tuple[int, ...]]
-                       ) -> dict[str, tuple[int, ...]]:
+def _open_checkpoint(path: Path, what: str) -> Checkpoint:
+    """``open_checkpoint``, with torch's pre-1.6 format NotConvertible: the torch export reads it."""
+    try:
+        return open_checkpoint(path, what)
+    except LegacyCheckpoint as exc:
+        raise NotConvertible(f"{path}: {exc.reason}; {TORCH_EXTRA}") from None
+
+
+def upstream_names(found: dict[str, tuple[int, ...]],
+                   upstream: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
     """A generator's tensor shapes named as upstream saves them (weight norm's ``weight_g`` and
     ``weight_v``, the names ``expected`` has): a plain ``weight`` (already folded) or torch's
     parametrized names stand for them."""

@@ -150,7 +150,9 @@ def _export_once(spec: VoiceSpec, missing: LavanyaError, cache: Path | None) -> 
         outcome = ensure_exports(spec, cache)
     except LavanyaError as exc:
         raise LavanyaError(f"{missing.message}, and it cannot be made here: {exc.message}", exc.exit_code) from None
-    how = ("through the graph templates, without torch" if set(outcome.converters.values()) == {TEMPLATES}
-           else "checked against torch")
+    words = {TEMPLATES: "through the graph templates, without torch", TORCH: "through torch, checked against it"}
+    ways = set(outcome.converters.values())
+    how = (words[ways.pop()] if len(ways) == 1
+           else ", ".join(f"the {kind} {words[way]}" for kind, way in outcome.converters.items()))
     return [f"exported {spec.name} to ONNX in {time.perf_counter() - started:.1f} s {how} "
             f"(cache: {cache or cache_root()}); later runs start from it"]

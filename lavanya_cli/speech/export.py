@@ -42,7 +42,7 @@ from ..modeltree.layout import (CONFIG_NAME, DECODER_GRAPH_NAME, DEMO_MARKER, EN
 from ..modeltree.paths import require_inside
 from ..modeltree.weights import is_deployed_vocoder, is_deployed_voice
 from . import export_store as store
-from .convert import NotConvertible, convert_acoustic, convert_vocoder
+from .convert import NotConvertible, convert_acoustic, convert_vocoder, template_version
 from .graphs import check_generator_memory, read_graph
 from .onnx_engine import MelDenormalizer, OnnxAcoustic, OnnxVocoder, OrtRunner, vocoder_window_frames
 from .options import AUTO, F32, TEMPLATES, TORCH, torch_installed
@@ -378,8 +378,6 @@ def versions(converter: str = TORCH) -> dict[str, str]:
 
             found["onnx"] = onnx.__version__
     else:
-        from .convert import template_version
-
         found["templates"] = template_version()
     return found
 
@@ -439,8 +437,8 @@ def ensure_exports(spec: VoiceSpec, cache: Path | None = None, converter: str = 
     only that way (a voice outside the templates is then an error naming the torch extra)."""
     cache = store.cache_root() if cache is None else Path(cache)
     spec.require_inside()
-    acoustic = _intact(store.find_acoustic_export(spec, cache))
-    vocoder = _intact(store.find_vocoder_export(spec.vocoder, cache))
+    acoustic = _made_by(_intact(store.find_acoustic_export(spec, cache)), converter)
+    vocoder = _made_by(_intact(store.find_vocoder_export(spec.vocoder, cache)), converter)
     outcome = ExportOutcome(acoustic, vocoder)
     if acoustic is not None and vocoder is not None:
         return outcome
@@ -483,6 +481,14 @@ def ensure_exports(spec: VoiceSpec, cache: Path | None = None, converter: str = 
     return outcome
 
 
+def _made_by(export: store.Export | None, converter: str) -> store.Export | None:
+    """``export``, unless torch's export was asked for and the cache holds the templates' (then
+    None: made again, through torch, under the same key)."""
+    if export is not None and converter == TORCH and not export.deployed and export.converter != TORCH:
+        return None
+    return export
+
+
 def _convert(kind: str, spec: VoiceSpec, cache: Path, sources: dict) -> store.Export:
     """The export of ``kind`` made from the graph templates (``convert``), without torch, and
     run once on the check sentences: every output finite and of the length its durations say."""
@@ -495,15 +501,16 @@ def _convert(kind: str, spec: VoiceSpec, cache: Path, sources: dict) -> store.Ex
             check = check_converted_acoustic(spec, config, scratch, facts.duration_offset)
             graph = {"files": [ENCODER_GRAPH_NAME, DECODER_GRAPH_NAME], "opset": OPSET, "eos": facts.eos,
                      "duration_offset": facts.duration_offset, "n_mels": facts.n_mels, "adim": facts.adim,
-                     "precision": F32, "template": facts.decoder_template}
+                     "precision": F32, "templates": list(facts.templates)}
             manifest = _manifest(kind, spec.name, spec.weights_path.name, sources, scratch, graph, check, TEMPLATES)
         else:
             vocoder_config = read_hifigan_config(spec.vocoder.config_path)
             hop, context = int(vocoder_config["hop_size"]), receptive_radius_frames(vocoder_config)
             template = convert_vocoder(spec.vocoder, scratch)
-            check = check_converted_vocoder(scratch, int(vocoder_config["num_mels"]), hop, context)
+            check = check_converted_vocoder(spec.vocoder.generator_path, scratch, int(vocoder_config["num_mels"]), hop,
+                                            context)
             graph = {"files": [GENERATOR_GRAPH_NAME], "opset": OPSET, "n_mels": int(vocoder_config["num_mels"]),
-                     "hop": hop, "context_frames": context, "precision": F32, "template": template}
+                     "hop": hop, "context_frames": context, "precision": F32, "templates": [template]}
             manifest = _manifest(kind, spec.vocoder.name, VOCODER_WEIGHTS_NAME, sources, scratch, graph, check,
                                  TEMPLATES)
         write_export_manifest(scratch, manifest)
@@ -515,20 +522,23 @@ def _convert(kind: str, spec: VoiceSpec, cache: Path, sources: dict) -> store.Ex
 def check_converted_acoustic(spec: VoiceSpec, config: dict[str, Any], directory: Path,
                              duration_offset: float) -> dict[str, Any]:
     """The converted acoustic graphs run on the check sentences through the engine synthesis
-    uses; non-finite output (a checkpoint of NaNs, a broken template) refuses the export."""
-    tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
+    uses; durations or a mel that are not finite, or durations beyond any sentence's (a
+    checkpoint of NaNs, a broken one), refuse the export, naming the weights."""
+    tokens = token_list(config, spec.model_dir) or []
+    tokenizer = Tokenizer.from_config(config, tokens)
     with read_graph(directory / ENCODER_GRAPH_NAME) as encoder, read_graph(directory / DECODER_GRAPH_NAME) as decoder:
         runners = OrtRunner(encoder), OrtRunner(decoder)
     engine = OnnxAcoustic(*runners, MelDenormalizer.for_voice(config, spec.stats_path("feats")), duration_offset,
                           encoder_tokens=None, decoder_frames=None)
-    figures: dict[str, Any] = {"converter": TEMPLATES, "sentences": 0, "alphas": [], "tokens": [], "frames": []}
-    for sentence, alpha in zip(check_sentences(token_list(config, spec.model_dir) or [], CONVERTED_CHECK_LENGTHS),
-                               CHECK_ALPHAS):
+    figures: dict[str, Any] = {"sentences": 0, "alphas": [], "tokens": [], "frames": []}
+    for sentence, alpha in zip(check_sentences(tokens, CONVERTED_CHECK_LENGTHS), CHECK_ALPHAS):
         ids = tokenizer.ids(sentence)
-        mel = engine.mel(ids, alpha)
+        try:
+            mel = engine.mel(ids, alpha)
+        except LavanyaError as exc:  # durations past the frame limit, or not numbers at all
+            raise _broken(spec.weights_path, f"the converted acoustic model fails on a check sentence: {exc.message}")
         if not np.all(np.isfinite(mel)):
-            raise LavanyaError(f"{spec.weights_path}: the converted acoustic model gives non-finite values; "
-                               f"{RESTORE_WEIGHTS}", EXIT_PROBLEMS)
+            raise _broken(spec.weights_path, "the converted acoustic model gives a mel that is not finite")
         figures["sentences"] += 1
         figures["alphas"].append(alpha)
         figures["tokens"].append(int(ids.size))
@@ -536,19 +546,26 @@ def check_converted_acoustic(spec: VoiceSpec, config: dict[str, Any], directory:
     return figures
 
 
-def check_converted_vocoder(directory: Path, n_mels: int, hop: int, context: int) -> dict[str, Any]:
+def check_converted_vocoder(generator_path: Path, directory: Path, n_mels: int, hop: int, context: int
+                            ) -> dict[str, Any]:
     """The converted generator run on a short mel as synthesis runs it: finite samples, ``hop``
-    per frame."""
+    per frame, or the export is refused, naming the generator."""
     with read_graph(directory / GENERATOR_GRAPH_NAME) as generator:
         check_generator_memory(generator.summary, vocoder_window_frames(hop) + 2 * context, generator.path)
         engine = OnnxVocoder(OrtRunner(generator), hop, context)
     frames = CONVERTED_CHECK_FRAMES
     mel = np.random.default_rng(0).normal(-4.0, 1.0, (frames, n_mels)).astype(np.float32)
     audio = engine.audio(mel)
-    if audio.size != frames * hop or not np.all(np.isfinite(audio)):
-        raise LavanyaError(f"{directory}: the converted vocoder gives {audio.size} samples for {frames} frames "
-                           f"or non-finite values; {RESTORE_WEIGHTS}", EXIT_PROBLEMS)
-    return {"converter": TEMPLATES, "sentences": 1, "frames": [frames]}
+    if audio.size != frames * hop:
+        raise _broken(generator_path, f"the converted vocoder gives {audio.size} samples for {frames} frames, "
+                                      f"not {frames * hop}")
+    if not np.all(np.isfinite(audio)):
+        raise _broken(generator_path, "the converted vocoder gives samples that are not finite")
+    return {"sentences": 1, "frames": [frames]}
+
+
+def _broken(path: Path, reason: str) -> LavanyaError:
+    return LavanyaError(f"{path}: {reason}; {RESTORE_WEIGHTS}", EXIT_PROBLEMS)
 
 
 def _intact(export: store.Export | None) -> store.Export | None:

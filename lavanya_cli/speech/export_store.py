@@ -51,7 +51,7 @@ from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import (CONFIG_NAME, EXPORT_MANIFEST_NAME,
                                 VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec, VoiceSpec)
 from ..modeltree.weights import is_deployed_vocoder, is_deployed_voice
-from .options import F32, INT8
+from .options import F32, INT8, TEMPLATES, TORCH
 
 if TYPE_CHECKING:
     from .graphs import Graph
@@ -275,6 +275,11 @@ class Export:
         """``f32`` or ``int8``: what its graphs compute in (a manifest that does not say: f32)."""
         return self.manifest["graph"].get("precision", F32)
 
+    @property
+    def converter(self) -> str:
+        """How its graphs were made: ``templates`` or ``torch`` (a manifest that does not say: torch)."""
+        return self.manifest.get("converter", TORCH)
+
     def file(self, name: str) -> Path:
         return self.directory / name
 
@@ -411,9 +416,19 @@ def _cached(kind: str, sources: dict[str, Path], cache: Path | None) -> Export |
     if not (directory / EXPORT_MANIFEST_NAME).is_file():
         return None
     manifest = read_export_manifest(directory)
-    if manifest.get("kind") != kind or manifest.get("sources") != described:
+    if manifest.get("kind") != kind or manifest.get("sources") != described or _older_templates(manifest):
         return None
     return Export(directory, manifest, deployed=False)
+
+
+def _older_templates(manifest: dict[str, Any]) -> bool:
+    """Whether a cache export was filled from other graph templates than this lavanya ships: it
+    is made again (a deploy root's graphs are the user's, and stay)."""
+    if manifest.get("converter") != TEMPLATES:
+        return False
+    from .convert import template_version
+
+    return (manifest.get("versions") or {}).get("templates") != template_version()
 
 
 def _deployed(directory: Path, kind: str, name: str) -> Export:
@@ -463,6 +478,9 @@ def write_atomically(target: Path, fill: Callable[[Path], None]) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         fill(scratch)
+        for path in scratch.iterdir():  # written 0666 less the umask (torch.onnx.export, the converter):
+            if path.is_file() and not path.is_symlink():  # 0644 less the umask, as every new file
+                path.chmod(path.stat().st_mode & 0o644)
         os.chmod(scratch, 0o755)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 import warnings
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LavanyaError, one_line
@@ -203,8 +203,6 @@ def save_upstream_generator(state: dict[str, "torch.Tensor"], path: Path) -> Non
 def load_hifigan(config_path: Path, generator_path: Path, device: str = "cpu") -> "torch.nn.Module":
     """The vocoder upstream ships, ready for inference: mel ``[B, num_mels, T]`` -> audio
     ``[B, 1, T * hop_size]`` in [-1, 1], weight norm folded into plain weights."""
-    import torch
-
     config = read_hifigan_config(Path(config_path))
     generator_path = Path(generator_path)
     require_content(generator_path, "HiFi-GAN generator")
@@ -249,6 +247,8 @@ def _split_key(key: str) -> tuple[str, str]:
 def _weight_params(layer: str, params: dict[str, Any], weight_norm: bool, norm: Callable) -> dict[str, Any]:
     """One convolution's parameters in the requested form (weight norm over dim 0, torch's default)."""
     out = {"bias": params["bias"]} if "bias" in params else {}
+    if "weight" in params and ("g" in params or "v" in params):
+        raise LavanyaError(f"generator state holds layer {layer}'s weight twice: plain and as weight norm's g and v")
     if "g" in params and "v" in params:
         g, v = params["g"], params["v"]
         if weight_norm:
