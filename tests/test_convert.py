@@ -325,6 +325,9 @@ def test_odd_config_numbers_and_oversized_graphs_are_one_line(tmp_path):
     with pytest.raises(LavanyaError, match=r"n_fft is 'abc', not a whole number") as refused:
         convert.acoustic_template(config, Path("config.yaml"))
     assert not isinstance(refused.value, convert.NotConvertible)  # a broken config, not a torch matter
+    config["feats_extract_conf"] = ["n_mels", 80]
+    with pytest.raises(LavanyaError, match="feats_extract_conf is not a mapping"):
+        convert.acoustic_template(config, Path("config.yaml"))
     target = tmp_path / "acoustic_encoder.onnx"
     with pytest.raises(LavanyaError, match=r"model.pth: its acoustic_encoder.onnx would be .* 600000 tokens"):
         convert.fill_template("acoustic_encoder.onnx-template", 600_000, lambda recipe: None, target,

@@ -73,6 +73,9 @@ def acoustic_template(config: dict[str, Any], where: Path) -> dict[str, Any]:
     index = templates()["acoustic"]
     if setting := unsupported_setting(config):
         raise NotConvertible(f"{where}: {setting} is outside the graph templates; {TORCH_EXTRA}")
+    for key in ("tts_conf", "feats_extract_conf"):
+        if not isinstance(config.get(key) or {}, dict):
+            raise LavanyaError(f"{where}: {key} is not a mapping; restore the config the voice was trained with")
     ours = {k: v for k, v in (config.get("tts_conf") or {}).items() if k not in index["training_only"]}
     theirs = index["tts_conf"]
     differing = [f"{key} {ours.get(key, 'unset')} (the templates: {theirs.get(key, 'unset')})"
@@ -80,9 +83,9 @@ def acoustic_template(config: dict[str, Any], where: Path) -> dict[str, Any]:
     if differing:
         raise NotConvertible(f"{where}: tts_conf differs from the published voices' in {', '.join(differing[:_EXAMPLES])}"
                              f"{' and more' if len(differing) > _EXAMPLES else ''}; {TORCH_EXTRA}")
-    features = config.get("feats_extract_conf")
-    for key, value in (("odim", config.get("odim")), ("feats_extract_conf.n_mels", (features or {}).get("n_mels")),
-                       ("feats_extract_conf.n_fft", (features or {}).get("n_fft"))):
+    features = config.get("feats_extract_conf") or {}
+    for key, value in (("odim", config.get("odim")), ("feats_extract_conf.n_mels", features.get("n_mels")),
+                       ("feats_extract_conf.n_fft", features.get("n_fft"))):
         if value is not None and not (type(value) is int and 0 < value <= CONFIG_NUMBER_MAX):
             raise LavanyaError(f"{where}: {key} is {str(value)[:40]!r}, not a whole number from 1 to "
                                f"{CONFIG_NUMBER_MAX}; restore the config the voice was trained with")
