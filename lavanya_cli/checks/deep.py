@@ -18,10 +18,10 @@ from typing import Any
 
 from ..errors import FileError, LavanyaError
 from ..modeltree.checkpoint import LegacyCheckpoint, open_checkpoint, tensor_dict
-from ..modeltree.config import STATS_ENTRIES, read_config, token_list
+from ..modeltree.config import STATS_ENTRIES, read_config
 from ..modeltree.layout import VocoderSpec, VoiceSpec
 from ..modeltree.lfs_pointer import FileState, probe
-from ..speech.convert import (NotConvertible, acoustic_template, expected_state, shape_mismatch, upstream_names,
+from ..speech.convert import (NotConvertible, acoustic_fit, generator_state, shape_mismatch, upstream_names,
                               vocoder_template)
 from ..speech.options import torch_installed
 from ..speech.vocoder import espnet_to_upstream_state, hifigan_from_config, read_hifigan_config
@@ -32,18 +32,14 @@ RESTORE_UPSTREAM = "restore it from the upstream release"
 Finding = tuple[str, str] | None
 
 
-def expected_shapes(config: dict[str, Any], model_dir: Path | None = None) -> dict[str, tuple[int, ...]] | None:
+def expected_shapes(config: dict[str, Any], config_path: Path) -> dict[str, tuple[int, ...]] | None:
     """Parameter and buffer shapes of the ESPnet TTS model ``config`` describes, by state-dict
     key: from the graph templates where the config fits them, else from ESPnet (torch); None
     when neither can say."""
     try:
-        entry = acoustic_template(config, Path("config.yaml"))
-        tokens = token_list(config, model_dir)
-        if tokens:
-            return expected_state(entry, len(tokens), config)
+        return acoustic_fit(config, config_path)[2]
     except NotConvertible:
-        pass
-    return espnet_shapes(config) if torch_installed() else None
+        return espnet_shapes(config) if torch_installed() else None
 
 
 def espnet_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
@@ -80,7 +76,7 @@ def weights_problem(voice: VoiceSpec) -> Finding:
     if probe(weights, voice.root).state is not FileState.PRESENT:
         return None
     try:
-        expected = expected_shapes(read_config(voice.config_path), voice.model_dir)
+        expected = expected_shapes(read_config(voice.config_path), voice.config_path)
     except (LavanyaError, KeyError, TypeError, ValueError):
         expected = None  # the config's own problems are reported by the cheap checks
     root, failure = _read(weights, weights.name)
@@ -126,8 +122,7 @@ def expected_generator_shapes(config_path: Path) -> dict[str, tuple[int, ...]] |
     except LavanyaError:
         return None
     try:
-        _, entry = vocoder_template(config, config_path)
-        return {key: tuple(shape) for key, shape in entry["state"].items()}
+        return generator_state(vocoder_template(config, config_path)[1])
     except NotConvertible:
         if not torch_installed():
             return None

@@ -136,11 +136,20 @@ def _dims(dims: list[int | str], vocabulary: int, bins: int = 0) -> tuple[int, .
     return tuple(vocabulary if d == VOCAB else bins if d == BINS else int(d) for d in dims)
 
 
-def vocabulary_size(config: dict[str, Any], spec: VoiceSpec) -> int:
-    tokens = token_list(config, spec.model_dir)
+def acoustic_fit(config: dict[str, Any], config_path: Path) -> tuple[dict[str, Any], int, dict[str, tuple[int, ...]]]:
+    """For a config the acoustic templates describe: their entry, the vocabulary's size and the
+    tensors its checkpoint must hold (what ``convert`` fills and ``verify --deep`` compares);
+    NotConvertible otherwise."""
+    entry = acoustic_template(config, config_path)
+    tokens = token_list(config, config_path.parent)
     if not tokens:
-        raise NotConvertible(f"{spec.config_path}: no token_list; {TORCH_EXTRA}")
-    return len(tokens)
+        raise NotConvertible(f"{config_path}: no token_list; {TORCH_EXTRA}")
+    return entry, len(tokens), expected_state(entry, len(tokens), config)
+
+
+def generator_state(entry: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The tensors a generator of this vocoder template holds, named as upstream saves them."""
+    return {key: tuple(shape) for key, shape in entry["state"].items()}
 
 
 # -- writing a graph ----------------------------------------------------------------------
@@ -171,11 +180,16 @@ def _tensor_header(name: str, dims: tuple[int, ...], data_type: int, nbytes: int
             + b"\x42" + _varint(len(encoded)) + encoded + b"\x4a" + _varint(nbytes))
 
 
+def _raw_bytes(dims: tuple[int, ...], data_type: int) -> int:
+    """The bytes of a weight's raw data: its elements times their size."""
+    return int(np.prod(dims, dtype=np.int64)) * _ITEM_BYTES[data_type]
+
+
 def write_filled_graph(template: bytes, weights: list[tuple[str, tuple[int, ...], int]],
                        values: Callable[[int], np.ndarray], handle: BinaryIO) -> None:
     """The template ModelProto with each weight (name, dims, element type) appended to its
     graph as an initializer; ``values(i)`` gives weight i's array, asked for one at a time."""
-    nbytes = [int(np.prod(dims, dtype=np.int64)) * _ITEM_BYTES[data_type] for _, dims, data_type in weights]
+    nbytes = [_raw_bytes(dims, data_type) for _, dims, data_type in weights]
     headers = [_tensor_header(name, dims, data_type, size) for (name, dims, data_type), size in zip(weights, nbytes)]
     sizes = [len(header) + size for header, size in zip(headers, nbytes)]
     position = 0
@@ -212,8 +226,7 @@ def fill_template(graph_file: str, vocabulary: int | None, source: Callable[[dic
     initializers = entry["initializers"]
     weights = [(item["name"], _dims(item["dims"], vocabulary or 0), item["data_type"]) for item in initializers]
     template = (TEMPLATES / graph_file).read_bytes()
-    size = len(template) + sum(int(np.prod(dims, dtype=np.int64)) * _ITEM_BYTES[data_type]
-                               for _, dims, data_type in weights)
+    size = len(template) + sum(_raw_bytes(dims, data_type) for _, dims, data_type in weights)
     if size > GRAPH_MAX_BYTES:
         raise LavanyaError(f"{where}: its {target.name} would be {format_size(size)} (a token list of {vocabulary} "
                            f"tokens?), more than the {format_size(GRAPH_MAX_BYTES)} lavanya reads; no published "
@@ -243,7 +256,8 @@ def fold_conv_bn(recipe: dict[str, Any], tensor: Callable[[str], np.ndarray]) ->
     scaled, where it has one)."""
     conv, bn = recipe["conv"], recipe["bn"]
     scale = tensor(f"{bn}.weight") / np.sqrt(tensor(f"{bn}.running_var") + np.float32(recipe["eps"]))
-    weight = tensor(f"{conv}.weight") * scale.reshape(-1, *([1] * (tensor(f"{conv}.weight").ndim - 1)))
+    weight = tensor(f"{conv}.weight")
+    weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
     bias = tensor(f"{bn}.bias") - tensor(f"{bn}.running_mean") * scale
     if recipe.get("conv_bias"):
         bias = bias + tensor(f"{conv}.bias") * scale
@@ -274,15 +288,14 @@ class ConvertedAcoustic:
 
 def convert_acoustic(spec: VoiceSpec, config: dict[str, Any], directory: Path) -> ConvertedAcoustic:
     """Write the voice's encoder and decoder graphs into ``directory`` from ``model.pth``."""
-    entry = acoustic_template(config, spec.config_path)
-    vocabulary = vocabulary_size(config, spec)
+    entry, vocabulary, expected = acoustic_fit(config, spec.config_path)
     weights = require_weights(spec)
     with _open_checkpoint(weights, "the acoustic model") as checkpoint:
         records = tensor_dict(checkpoint.root)
         if records is None:
             raise NotConvertible(f"{weights}: not a state dict of tensors (a training checkpoint?); {TORCH_EXTRA}")
         found = {key: record.shape for key, record in records.items()}
-        if why := shape_mismatch(found, expected_state(entry, vocabulary, config)):
+        if why := shape_mismatch(found, expected):
             raise NotConvertible(f"{weights}: does not match the published architecture: {why}; {TORCH_EXTRA}")
 
         def tensor(key: str) -> np.ndarray:
@@ -307,7 +320,7 @@ def convert_vocoder(vocoder: VocoderSpec, directory: Path) -> str:
             raise NotConvertible(f"{vocoder.generator_path}: not a HiFi-GAN generator checkpoint (a dict with a "
                                  f"'generator' state dict); {TORCH_EXTRA}")
         found = {key: record.shape for key, record in records.items()}
-        upstream = {key: tuple(shape) for key, shape in entry["state"].items()}
+        upstream = generator_state(entry)
         if why := shape_mismatch(upstream_names(found, upstream), upstream):
             raise NotConvertible(f"{vocoder.generator_path}: does not match {vocoder.config_path}: {why}; {TORCH_EXTRA}")
         try:
@@ -362,4 +375,4 @@ def _float32(value: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["NotConvertible", "convert_acoustic", "convert_vocoder", "acoustic_template", "vocoder_template",
-           "shape_mismatch", "upstream_names", "expected_state", "fold_conv_bn", "template_version", "templates", "TORCH_EXTRA"]
+           "shape_mismatch", "upstream_names", "expected_state", "acoustic_fit", "generator_state", "fold_conv_bn", "template_version", "templates", "TORCH_EXTRA"]

@@ -306,15 +306,29 @@ def _reference_mels(voice: "TorchReference", sentences: list[str]) -> list[tuple
     return references
 
 
+def _acoustic_to_check(directory: Path, config: dict[str, Any], spec: VoiceSpec, duration_offset: float) -> OnnxAcoustic:
+    """The acoustic graphs just written to ``directory`` on the engine synthesis uses, given whole
+    sentences (as torch computes them): what every export's check runs."""
+    with read_graph(directory / ENCODER_GRAPH_NAME) as encoder, read_graph(directory / DECODER_GRAPH_NAME) as decoder:
+        runners = OrtRunner(encoder), OrtRunner(decoder)
+    return OnnxAcoustic(*runners, MelDenormalizer.for_voice(config, spec.stats_path("feats")), duration_offset,
+                        encoder_tokens=None, decoder_frames=None)
+
+
+def _vocoder_to_check(directory: Path, hop: int, context: int) -> OnnxVocoder:
+    """The generator just written to ``directory`` as synthesis runs it, in windows, its memory
+    per window checked first: what every export's check runs."""
+    with read_graph(directory / GENERATOR_GRAPH_NAME) as generator:
+        check_generator_memory(generator.summary, vocoder_window_frames(hop) + 2 * context, generator.path)
+        return OnnxVocoder(OrtRunner(generator), hop, context)
+
+
 def check_acoustic(voice: "TorchReference", directory: Path, references) -> CheckFigures:
     """The exported acoustic graphs in ``directory`` against torch's mels ``references``."""
     config = voice.config
     tokenizer = Tokenizer.from_config(config, token_list(config, voice.spec.model_dir))
-    with read_graph(directory / ENCODER_GRAPH_NAME) as encoder, read_graph(directory / DECODER_GRAPH_NAME) as decoder:
-        runners = OrtRunner(encoder), OrtRunner(decoder)
-    engine = OnnxAcoustic(*runners, MelDenormalizer.for_voice(config, voice.spec.stats_path("feats")),
-                          float(voice.backend.acoustic_model.network.tts.duration_predictor.offset),
-                          encoder_tokens=None, decoder_frames=None)  # whole sentences, as torch computes them
+    engine = _acoustic_to_check(directory, config, voice.spec,
+                              float(voice.backend.acoustic_model.network.tts.duration_predictor.offset))
     figures = CheckFigures()
     for sentence, alpha, expected in references:
         ids = tokenizer.ids(sentence)
@@ -340,9 +354,7 @@ def check_vocoder(voice: "TorchReference", directory: Path, references, hop: int
     """The exported generator in ``directory`` against torch's on the reference mels, in the
     windows synthesis uses (the longest check sentence spans several)."""
     torch = _torch()
-    with read_graph(directory / GENERATOR_GRAPH_NAME) as generator:
-        check_generator_memory(generator.summary, vocoder_window_frames(hop) + 2 * context, generator.path)
-        engine = OnnxVocoder(OrtRunner(generator), hop, context)
+    engine = _vocoder_to_check(directory, hop, context)
     figures = CheckFigures()
     for _, alpha, mel in references:
         vocoder_input = mel * voice.mel_scale
@@ -526,10 +538,7 @@ def check_converted_acoustic(spec: VoiceSpec, config: dict[str, Any], directory:
     checkpoint of NaNs, a broken one), refuse the export, naming the weights."""
     tokens = token_list(config, spec.model_dir) or []
     tokenizer = Tokenizer.from_config(config, tokens)
-    with read_graph(directory / ENCODER_GRAPH_NAME) as encoder, read_graph(directory / DECODER_GRAPH_NAME) as decoder:
-        runners = OrtRunner(encoder), OrtRunner(decoder)
-    engine = OnnxAcoustic(*runners, MelDenormalizer.for_voice(config, spec.stats_path("feats")), duration_offset,
-                          encoder_tokens=None, decoder_frames=None)
+    engine = _acoustic_to_check(directory, config, spec, duration_offset)
     figures: dict[str, Any] = {"sentences": 0, "alphas": [], "tokens": [], "frames": []}
     for sentence, alpha in zip(check_sentences(tokens, CONVERTED_CHECK_LENGTHS), CHECK_ALPHAS):
         ids = tokenizer.ids(sentence)
@@ -550,9 +559,7 @@ def check_converted_vocoder(generator_path: Path, directory: Path, n_mels: int, 
                             ) -> dict[str, Any]:
     """The converted generator run on a short mel as synthesis runs it: finite samples, ``hop``
     per frame, or the export is refused, naming the generator."""
-    with read_graph(directory / GENERATOR_GRAPH_NAME) as generator:
-        check_generator_memory(generator.summary, vocoder_window_frames(hop) + 2 * context, generator.path)
-        engine = OnnxVocoder(OrtRunner(generator), hop, context)
+    engine = _vocoder_to_check(directory, hop, context)
     frames = CONVERTED_CHECK_FRAMES
     mel = np.random.default_rng(0).normal(-4.0, 1.0, (frames, n_mels)).astype(np.float32)
     audio = engine.audio(mel)
