@@ -39,6 +39,20 @@ RESOURCE_MAX_BYTES = 4 * MIB  # number tables, the character map, lavanya.yaml, 
 HASHED_MAX_BYTES = 4 * GIB
 
 
+CACHE_ENV = "LAVANYA_CACHE"
+
+
+def cache_root() -> Path:
+    """The user's cache of what lavanya makes (exports, the front-end's tables, engine choices):
+    ``$LAVANYA_CACHE``, else the platform's user cache directory."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lavanya", appauthor=False)) / "onnx"
+
+
 # The fix for a file that is not what a model tree should hold there.
 REPLACE_FIX = "replace it with the real file"
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LavanyaError, one_line
-from ..fileio import MANIFEST_MAX_BYTES, NotReadable, digest_regular, read_json, replace_file
+from ..fileio import CACHE_ENV, MANIFEST_MAX_BYTES, NotReadable, cache_root, digest_regular, read_json, replace_file
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import (CONFIG_NAME, EXPORT_MANIFEST_NAME,
                                 VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec, VoiceSpec)
@@ -59,23 +59,12 @@ if TYPE_CHECKING:
 # Bump when what the graphs take or give, or the layout of an export, changes: old exports
 # then no longer match any key.
 EXPORT_FORMAT = 1
-CACHE_ENV = "LAVANYA_CACHE"
 MEMO_NAME = "digests.json"
 # A file's times must be this old when it is hashed for its stat signature to be remembered.
 RACY_SECONDS = 2.0
 ACOUSTIC = "acoustic"
 VOCODER = "vocoder"
 ACOUSTIC_INT8 = "acoustic-int8"  # the cache's directory of int8 acoustic exports and guard refusals
-
-
-def cache_root() -> Path:
-    """The user's export cache: ``$LAVANYA_CACHE``, else the platform's user cache directory."""
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        return Path(configured)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("lavanya", appauthor=False)) / "onnx"
 
 
 def writable_cache(cache: Path) -> Path:
