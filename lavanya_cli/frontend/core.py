@@ -98,7 +98,8 @@ class _Report:
 
 
 class Frontend:
-    """Text to model input for one voice. Resources load lazily, once, from the model root."""
+    """Text to model input for one voice. Resources load lazily, once, from the model root;
+    ``cache`` is where the phone dictionaries' tables are kept (None: ``fileio.cache_root()``)."""
 
     def __init__(
         self,
@@ -109,6 +110,7 @@ class Frontend:
         tokens: list[str] | None = None,
         strict: bool = False,
         variant: str = "",
+        cache: Path | None = None,
     ):
         self.language = language
         self.gender = gender
@@ -118,11 +120,11 @@ class Frontend:
         self.tokens = frozenset(tokens) - _SPECIAL_TOKENS if tokens else None
         # English words are looked up case-insensitively ("India", "india", "INDIA").
         self.dictionary = PhoneDictionary(self._inside(self._dictionary_path(variant)),
-                                          fold_case=language == "english")
+                                          fold_case=language == "english", cache=cache)
         self.english = (
             self.dictionary
             if language == "english"
-            else PhoneDictionary(self._inside(self.root / "phone_dict" / "english"), fold_case=True)
+            else PhoneDictionary(self._inside(self.root / "phone_dict" / "english"), fold_case=True, cache=cache)
         )
         self._numbers: NumberTable | None = None
         self._charmap: dict[str, str] | None = None
@@ -130,8 +132,10 @@ class Frontend:
         self._pronounce = functools.lru_cache(maxsize=WORD_CACHE_SIZE)(self._lookup)
 
     @classmethod
-    def for_voice(cls, voice: VoiceSpec, config: dict[str, Any], strict: bool = False) -> "Frontend":
-        """The front-end ``voice`` was trained with, decided from its ``config.yaml``."""
+    def for_voice(cls, voice: VoiceSpec, config: dict[str, Any], strict: bool = False,
+                  cache: Path | None = None) -> "Frontend":
+        """The front-end ``voice`` was trained with, decided from its ``config.yaml``. ``cache``:
+        where the phone dictionaries' tables are kept (None: ``fileio.cache_root()``)."""
         return cls(
             language=voice.language,
             gender=voice.gender,
@@ -140,6 +144,7 @@ class Frontend:
             tokens=token_list(config, voice.model_dir),
             strict=strict,
             variant=voice.variant,
+            cache=cache,
         )
 
     # -- the pipeline -------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """Step 3: a word becomes the phone characters the model was trained on.
 
 Sources, in order: the language's phone dictionary (``word phones`` per line, phones already in
-model characters), then the unified parser (PyPI ``indic-unified-parser``), whose common-label-set
-labels map to one character each through ``LABEL_TO_CHAR``. Latin-script words use
-``phone_dict/english``, else they are spelled letter by letter (``spelling``): there is no
-network G2P.
+model characters; read through its cached table, ``tables``), then the unified parser (PyPI
+``indic-unified-parser``), whose common-label-set labels map to one character each through
+``LABEL_TO_CHAR``. Latin-script words use ``phone_dict/english``, else they are spelled letter
+by letter (``spelling``): there is no network G2P.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import io
 import unicodedata
 from pathlib import Path
 
-from ..errors import LavanyaError, one_line
-from ..fileio import PHONE_DICT_MAX_BYTES, read_regular_text
 from .spelling import latin_base
+from .tables import EMPTY, PhoneTable, shared_table
 
 # IITM common-label-set label -> model character (labels not listed, such as a, k, n, stay as
 # they are). From the synthesis issue; the same table upstream applies to parser output.
@@ -63,12 +62,16 @@ def is_latin_word(word: str) -> bool:
 
 
 class PhoneDictionary:
-    """``phone_dict/<language>``: read on the first lookup, shared by every voice that uses it."""
+    """``phone_dict/<language>``: read on the first lookup, from its table in the cache where one
+    is there (``tables``: keyed by the SHA-256 of the file, so an edited dictionary is parsed
+    again), and shared by every voice that uses it. ``cache``: the cache root (None:
+    ``fileio.cache_root()``)."""
 
-    def __init__(self, path: Path, fold_case: bool = False):
+    def __init__(self, path: Path, fold_case: bool = False, cache: Path | None = None):
         self.path = path
         self.fold_case = fold_case
-        self._entries: dict[str, str] | None = None
+        self.cache = cache
+        self._table: PhoneTable | None = None
 
     @property
     def exists(self) -> bool:
@@ -77,44 +80,25 @@ class PhoneDictionary:
         return self.path.exists()
 
     def lookup(self, word: str) -> str | None:
-        entries = self._load()
+        table = self._load()
         for spelling in spellings(word):
-            if spelling in entries:
-                return entries[spelling]
+            phones = table.get(spelling)
+            if phones is not None:
+                return phones
         if self.fold_case:
-            return entries.get(word.casefold())
+            return table.get(word.casefold())
         return None
 
-    def _load(self) -> dict[str, str]:
-        if self._entries is None:
+    def _load(self) -> PhoneTable:
+        if self._table is None:
             try:
                 stat = self.path.stat()
             except OSError:
-                self._entries = {}
+                self._table = EMPTY
             else:
-                self._entries = _read_dictionary(self.path.resolve(), stat.st_mtime_ns, stat.st_size,
-                                                 self.fold_case)
-        return self._entries
-
-
-@functools.lru_cache(maxsize=4)
-def _read_dictionary(path: Path, mtime_ns: int, size: int, fold_case: bool) -> dict[str, str]:
-    """The entries of one dictionary file (slow to read and large in memory for a big language;
-    docs/frontend.md); cached by path and modification time so two voices of a language read it
-    once."""
-    try:
-        text = read_regular_text(path, PHONE_DICT_MAX_BYTES, "the phone dictionary")
-    except OSError as exc:
-        raise LavanyaError(f"{path}: cannot read the phone dictionary ({one_line(exc)})") from None
-    entries: dict[str, str] = {}
-    for line in text.splitlines():
-        word, _, phones = line.partition(" ")
-        phones = phones.strip()
-        if word and phones:
-            entries.setdefault(word, phones)
-            if fold_case:
-                entries.setdefault(word.casefold(), phones)
-    return entries
+                self._table = shared_table(self.path.resolve(), stat.st_mtime_ns, stat.st_size, self.fold_case,
+                                           self.cache)
+        return self._table
 
 
 # indic-unified-parser's ``SchwaDoubleConsonent`` tries tens of thousands of string replacements

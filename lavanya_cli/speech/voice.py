@@ -165,7 +165,7 @@ class Voice:
         mel_scale, pcm_scale = voice_scales(spec, mel_scale, pcm_scale)
         from ..frontend import Frontend
 
-        frontend = Frontend.for_voice(spec, config, strict=options.strict)
+        frontend = Frontend.for_voice(spec, config, strict=options.strict, cache=options.cache)
         loaded_engine, notes = load_engine(spec, config, options)
         loaded = cls(spec, config, loaded_engine, frontend, device=options.device, alpha=alpha, mel_scale=mel_scale,
                      pcm_scale=pcm_scale)
