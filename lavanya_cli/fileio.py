@@ -40,6 +40,21 @@ HASHED_MAX_BYTES = 4 * GIB
 
 
 CACHE_ENV = "LAVANYA_CACHE"
+# Whether this process writes the caches that only save time: the digest memo, the front-end's
+# phone tables, OpenVINO's compiled graphs, the engine ``auto`` measured. ``lavanya serve`` turns
+# them off (a server writes nothing it does not need; the exports a voice cannot load without
+# are still made).
+_time_savers = {"write": True}
+
+
+def forgo_time_saving_writes() -> None:
+    """This process writes none of the caches that only save time (see ``time_saving_writes``)."""
+    _time_savers["write"] = False
+
+
+def time_saving_writes() -> bool:
+    """Whether this process may write the caches that only save time."""
+    return _time_savers["write"]
 
 
 def cache_root() -> Path:

@@ -23,7 +23,7 @@ from lavanya_cli.speech.espnet_import import quiet_libraries  # noqa: E402
 from lavanya_cli.speech.export import MEL_MAX_ABS, MIN_SNR_DB, snr_db  # noqa: E402
 from lavanya_cli.modeltree.layout import DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME  # noqa: E402
 from lavanya_cli.speech.export_store import find_exports  # noqa: E402
-from lavanya_cli.speech.onnx_engine import (MelDenormalizer, OpenVinoRunner, OrtRunner, durations_from_log,  # noqa: E402
+from lavanya_cli.speech.onnx_engine import (MelDenormalizer, OnnxVocoder, OpenVinoRunner, OrtRunner, durations_from_log,  # noqa: E402
                                             load_onnx_engine, openvino_bf16_supported, regulate_lengths,
                                             resolve_precision)
 from lavanya_cli.speech.voice import Voice  # noqa: E402
@@ -168,10 +168,48 @@ def test_demo_voice_speaks_as_torch(tmp_path):
     assert np.abs(engines.vocoder.audio(mel) - whole).max() > 1e-3
 
 
+class _LengthsSeen:
+    """A vocoder graph's runner that records the input lengths it is given."""
+
+    def __init__(self, runner):
+        self.runner, self.lengths = runner, set()
+
+    def __call__(self, mel):
+        self.lengths.add(mel.shape[-1])
+        return self.runner(mel)
+
+
+def test_fixed_lengths_give_the_audio_of_unpadded_runs():
+    engine = load_onnx_engine(tiny_spec(), cache=shared_cache())
+    plain = engine.vocoder
+    seen = _LengthsSeen(plain.generator)
+    fixed = OnnxVocoder(seen, plain.hop, plain.context_frames, fixed=True)
+    assert len(fixed.lengths) <= 8 and fixed.lengths[-1] == plain.window_frames + 2 * plain.context_frames
+    voice = shared_voice("onnx")
+    plan = voice.plan("नमस्ते, आप कैसे हैं? मैं ठीक हूँ।")
+    tail = plain.context_frames * plain.hop
+    # Long inputs, windows and a last window of any size: widened with the sentence's own mel,
+    # the very samples of unpadded runs; short ones padded: the same but for their last frames.
+    for repeat in (1, 3, 5, 7):
+        mel = engine.mel(" ".join(u.model_input for u in plan * repeat), 1.0) * voice.mel_scale
+        unpadded, padded = plain.audio(mel), fixed.audio(mel)
+        assert padded.shape == unpadded.shape
+        assert np.abs(padded[:-tail] - unpadded[:-tail]).max() <= 1e-5
+        assert snr_db(unpadded, padded) >= MIN_SNR_DB
+        if mel.shape[0] > fixed.lengths[-1]:
+            assert np.abs(padded - unpadded).max() <= 1e-5
+        streamed = np.concatenate(list(fixed.audio_pieces(mel, first=24)))
+        assert np.abs(streamed[:-tail] - unpadded[:-tail]).max() <= 1e-5 and snr_db(unpadded, streamed) >= MIN_SNR_DB
+    assert seen.lengths <= set(fixed.lengths)  # only the fixed lengths were ever run
+    assert len(seen.lengths) >= 3
+    assert not plain.lengths  # ONNX Runtime runs each input at its own length
+
+
 def test_openvino_engine_matches_at_f32():
     pytest.importorskip("openvino")
     voice = shared_voice("torch")
     engines = load_onnx_engine(tiny_spec(), engine="openvino", precision="f32", threads=1, cache=shared_cache())
+    assert engines.vocoder.lengths  # OpenVINO compiles once per input length: it gets fixed ones
     (utterance,) = voice.plan("नमस्ते, आप कैसे हैं?")
     error, snr = _compare(voice, engines, utterance.model_input, 1.2)
     assert error <= MEL_MAX_ABS and snr >= MIN_SNR_DB
@@ -191,41 +229,71 @@ def test_openvino_bf16_keeps_the_acoustic_model_in_f32_on_onnx_runtime():
     assert 20.0 <= snr < 200.0  # close to f32's waveform, not bit-equal to it
 
 
+def test_openvino_keeps_its_compiled_vocoder_in_the_cache(tmp_path):
+    pytest.importorskip("openvino")
+    from lavanya_cli.speech.onnx_engine import COMPILED_KEPT, compiled_model_cache
+
+    cache = tmp_path / "cache"
+    compiled = compiled_model_cache(cache)
+    assert compiled == cache / "openvino" and compiled.is_dir()
+    _, vocoder_export = find_exports(tiny_spec(), shared_cache())
+
+    def compile_once() -> OnnxVocoder:
+        return OnnxVocoder.from_export(vocoder_export, engine="openvino", precision="f32", threads=1,
+                                       compiled_cache=compiled_model_cache(cache))
+
+    mel = np.random.default_rng(0).standard_normal((40, 20)).astype(np.float32) - 4
+    first = compile_once().audio(mel)
+    blobs = sorted(compiled.glob("*.blob"))
+    assert len(blobs) == 1 and not blobs[0].stat().st_mode & 0o022
+    written = blobs[0].stat().st_mtime_ns
+    assert np.array_equal(compile_once().audio(mel), first)  # loaded from the cache: no new blob
+    assert sorted(compiled.glob("*.blob")) == blobs and blobs[0].stat().st_mtime_ns == written
+    # Bounded: the newest are kept.
+    for age in range(COMPILED_KEPT + 2):
+        old = compiled / f"{age}.blob"
+        old.write_bytes(b"x")
+        os.utime(old, ns=(written - (age + 1) * 10**9, written - (age + 1) * 10**9))
+    compiled_model_cache(cache)
+    assert len(list(compiled.glob("*.blob"))) == COMPILED_KEPT and blobs[0].exists()
+    # Not used where others could write into it, nor where it cannot be made.
+    compiled.chmod(0o777)
+    assert compiled_model_cache(cache) is None
+    (tmp_path / "file").write_bytes(b"")
+    assert compiled_model_cache(tmp_path / "file") is None
+
+
+def test_a_graph_the_digest_memo_knows_unchanged_is_not_hashed_again(tmp_path, monkeypatch):
+    import hashlib
+    import shutil
+
+    from lavanya_cli.errors import FileError
+    from lavanya_cli.speech import export_store, graphs
+
+    cache = tmp_path / "cache"
+    shutil.copytree(shared_cache(), cache)
+    monkeypatch.setattr(export_store, "RACY_SECONDS", 0.0)  # the copies are new: take them as settled
+    _, vocoder = find_exports(tiny_spec(), cache)
+    with vocoder.read_graph("generator.onnx"):
+        pass  # hashed once, and the memo remembers it
+    monkeypatch.setattr(graphs.hashlib, "sha256", lambda *args: pytest.fail("hashed again"))
+    with vocoder.read_graph("generator.onnx") as graph:
+        assert graph.summary is not None
+    # Changed in place, same size: its change time moves, so it is hashed, and refused.
+    monkeypatch.setattr(graphs.hashlib, "sha256", hashlib.sha256)
+    path = vocoder.file("generator.onnx")
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(FileError, match="differs from the graph its export manifest lists"):
+        vocoder.read_graph("generator.onnx")
+
+
 def test_the_onnx_engine_is_onnx_runtime_in_f32():
     assert resolve_precision("onnx") == "f32"
     engine = load_onnx_engine(tiny_spec(), cache=shared_cache())
     assert engine.name == "onnx" and engine.precision == "f32"
     assert isinstance(engine.vocoder.generator, OrtRunner)
-
-
-def test_auto_takes_the_openvino_vocoder_only_where_it_is_installed_and_computes_bfloat16(monkeypatch):
-    from lavanya_cli.speech import engines, onnx_engine, options
-
-    def default_with(installed: bool, bf16, flags: frozenset[str] = frozenset({"avx512f", "avx512_bf16"})) -> str:
-        engines.cpu_default_engine.cache_clear()
-        monkeypatch.setattr(engines.importlib.util, "find_spec",
-                            lambda name: object() if installed or name != "openvino" else None)
-        monkeypatch.setattr(engines, "_cpu_flags", lambda: flags)
-
-        def supported() -> bool:
-            if isinstance(bf16, Exception):
-                raise bf16
-            return bf16
-
-        monkeypatch.setattr(onnx_engine, "openvino_bf16_supported", supported)
-        return engines.resolve_engine(options.LoadOptions())
-
-    try:
-        assert default_with(installed=False, bf16=True) == "onnx"  # the light install
-        assert default_with(installed=True, bf16=False) == "onnx"
-        assert default_with(installed=True, bf16=True) == "openvino"
-        assert default_with(installed=True, bf16=True, flags=frozenset({"avx2"})) == "onnx"  # decided before any import
-        assert default_with(installed=True, bf16=ImportError("libopenvino.so: cannot open")) == "onnx"
-        monkeypatch.setattr(options, "checked_device", lambda device: device)  # no CUDA here to check
-        assert engines.resolve_engine(options.LoadOptions(device="cuda")) == "torch"
-        assert engines.resolve_engine(options.LoadOptions(engine="onnx")) == "onnx"  # only auto is decided
-    finally:
-        engines.cpu_default_engine.cache_clear()
 
 
 def test_onnx_runtime_takes_a_few_more_threads_than_cpus_unless_told():

@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LavanyaError, one_line
-from ..fileio import CACHE_ENV, MANIFEST_MAX_BYTES, NotReadable, cache_root, digest_regular, read_json, replace_file
+from ..fileio import (CACHE_ENV, MANIFEST_MAX_BYTES, NotReadable, cache_root, digest_regular, read_json, replace_file,
+                      time_saving_writes)
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import (CONFIG_NAME, EXPORT_MANIFEST_NAME,
                                 VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec, VoiceSpec)
@@ -149,8 +150,15 @@ class DigestMemo:
             self.changed = True
         return after[2], digest
 
+    def remembered(self, path: Path) -> tuple[list[int], str] | None:
+        """The stat signature and SHA-256 recorded for ``path``, or None."""
+        remembered = self.entries.get(str(Path(path).resolve()))
+        if isinstance(remembered, list) and len(remembered) == 2 and isinstance(remembered[0], list):
+            return remembered[0], remembered[1]
+        return None
+
     def save(self) -> None:
-        if not self.changed or self.path is None or not _memo_writes.get():
+        if not self.changed or self.path is None or not _memo_writes.get() or not time_saving_writes():
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,12 +260,14 @@ def manifest_problems(directory: Path, manifest: dict[str, Any], names: dict[str
 @dataclass(frozen=True)
 class Export:
     """A usable export: its directory and manifest. ``deployed``: found in a deploy root.
-    ``note``: why it is not the precision asked for (int8 refused by its guard), else empty."""
+    ``note``: why it is not the precision asked for (int8 refused by its guard), else empty.
+    ``memo``: the cache's digest memo, which spares hashing a graph the memo knows unchanged."""
 
     directory: Path
     manifest: dict[str, Any]
     deployed: bool
     note: str = ""
+    memo: Path | None = None  # the digest memo that may vouch for its graphs (``read_graph``)
 
     @property
     def precision(self) -> str:
@@ -280,7 +290,14 @@ class Export:
         expected = self.manifest["files"].get(name)
         if not isinstance(expected, dict):
             raise LavanyaError(f"{self.directory / EXPORT_MANIFEST_NAME}: does not list {name}; export the voice again")
-        return read_graph(self.file(name), expected)
+        hashed = None
+        if self.memo is not None:  # hashed where the memo does not know the file as it is now
+            memo = DigestMemo(self.memo)
+            with contextlib.suppress(OSError, LavanyaError):
+                memo.digest(self.file(name))
+                memo.save()
+            hashed = memo.remembered(self.file(name))
+        return read_graph(self.file(name), expected, hashed)
 
 
 def find_acoustic_export(spec: VoiceSpec, cache: Path | None = None) -> Export | None:
@@ -380,7 +397,7 @@ def copied_sources(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _described(sources: dict[str, Path], cache: Path | None) -> dict[str, dict[str, Any]]:
     """``describe_sources`` through the cache's digest memo."""
-    memo = DigestMemo((cache_root() if cache is None else cache) / MEMO_NAME)
+    memo = DigestMemo(_memo_path(cache))
     try:
         return describe_sources(sources, memo)
     finally:
@@ -395,7 +412,11 @@ def _beside_sources(directory: Path, kind: str, sources: dict[str, Path], cache:
     manifest = read_export_manifest(directory)
     if manifest.get("kind") != kind or manifest.get("sources") != _described(sources, cache):
         return None
-    return Export(directory, manifest, deployed=True)
+    return Export(directory, manifest, deployed=True, memo=_memo_path(cache))
+
+
+def _memo_path(cache: Path | None) -> Path:
+    return (cache_root() if cache is None else cache) / MEMO_NAME
 
 
 def _cached(kind: str, sources: dict[str, Path], cache: Path | None) -> Export | None:
@@ -407,7 +428,7 @@ def _cached(kind: str, sources: dict[str, Path], cache: Path | None) -> Export |
     manifest = read_export_manifest(directory)
     if manifest.get("kind") != kind or manifest.get("sources") != described or _older_templates(manifest):
         return None
-    return Export(directory, manifest, deployed=False)
+    return Export(directory, manifest, deployed=False, memo=_memo_path(cache))
 
 
 def _older_templates(manifest: dict[str, Any]) -> bool:

@@ -655,12 +655,15 @@ def _signature(handle: BinaryIO) -> tuple[int, int, int]:
     return info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
-def read_graph(path: Path, expected: dict[str, Any] | None = None) -> Graph:
+def read_graph(path: Path, expected: dict[str, Any] | None = None,
+               hashed: tuple[list[int], str] | None = None) -> Graph:
     """The graph at ``path`` (named as ``lavanya export`` names it), opened as a bounded regular
     file and checked (see the module doc); its bytes are read to be hashed and walked, then let
     go before a runtime loads the same open file. ``expected``: its export manifest entry
-    (``size``, ``sha256``), which the file must match. Raises GraphRefused or another
-    LavanyaError naming the file and the fix."""
+    (``size``, ``sha256``), which the file must match. ``hashed``: the stat signature (device,
+    inode, size, modification and change times) and SHA-256 a digest memo recorded for it: an
+    open file with that very signature is not hashed again (the memo's rule: see
+    ``export_store``). Raises GraphRefused or another LavanyaError naming the file and the fix."""
     path = Path(path)
     handle = open_regular(path, "ONNX graph")
     try:
@@ -672,7 +675,7 @@ def read_graph(path: Path, expected: dict[str, Any] | None = None) -> Graph:
         if len(data) != signature[0]:
             raise LavanyaError(f"{path}: changed while it was checked; load it again")
         if expected is not None and (len(data) != expected.get("size")
-                                     or hashlib.sha256(data).hexdigest() != expected.get("sha256")):
+                                     or _digest(handle, data, hashed) != expected.get("sha256")):
             raise FileError(path, "differs from the graph its export manifest lists (another graph, or damaged)", _FIX)
         summary = check_graph(data, path)
         del data
@@ -680,6 +683,16 @@ def read_graph(path: Path, expected: dict[str, Any] | None = None) -> Graph:
     except BaseException:
         handle.close()
         raise
+
+
+def _digest(handle: BinaryIO, data: bytes, hashed: tuple[list[int], str] | None) -> str:
+    """The SHA-256 of ``data``, the open file's bytes: the memo's where the file's signature is
+    the one it was hashed with."""
+    info = os.fstat(handle.fileno())
+    if hashed is not None and hashed[0] == [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
+                                            info.st_ctime_ns]:
+        return hashed[1]
+    return hashlib.sha256(data).hexdigest()
 
 
 def check_graph(data: bytes | memoryview, path: Path) -> GraphSummary:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import sys
 import threading
 import weakref
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LavanyaError, missing_library, one_line
-from ..fileio import format_size
+from ..fileio import cache_root, format_size, make_directories, time_saving_writes
 from ..limits import available_cpus, checked_frames, checked_number
 from ..modeltree.config import read_config, token_list
 from ..modeltree.layout import (DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME, GENERATOR_GRAPH_NAME,
@@ -283,11 +284,50 @@ def openvino_bf16_supported() -> bool:
         return False
 
 
+# OpenVINO's compiled graphs kept in the cache (its CACHE_DIR, under this name): a start then
+# loads the compiled vocoder instead of compiling it, in about half the time (docs/engines.md).
+# Each is about the size of its graph (54 MB for the 512-channel HiFi-GAN); the newest
+# ``COMPILED_KEPT`` are kept.
+COMPILED_DIRECTORY = "openvino"
+COMPILED_KEPT = 4
+COMPILED_SUFFIX = ".blob"
+
+
+def compiled_model_cache(cache: Path | None) -> Path | None:
+    """The directory OpenVINO keeps its compiled graphs in, made where missing and pruned to the
+    newest ``COMPILED_KEPT``; None where this process writes no such cache (a server), where it
+    cannot be written, or where it is not a directory of
+    this user's that no one else can write (OpenVINO loads what it finds there unchecked, so it
+    is trusted as far as the user's own files and no further)."""
+    if not time_saving_writes():  # OpenVINO would write into it: a server compiles at start
+        return None
+    directory = (cache_root() if cache is None else Path(cache)) / COMPILED_DIRECTORY
+    try:
+        make_directories(directory)
+        status = os.lstat(directory)
+    except OSError:
+        return None
+    if (not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o022
+            or not os.access(directory, os.W_OK)):
+        return None
+    try:
+        compiled = [entry for entry in os.scandir(directory)
+                    if entry.name.endswith(COMPILED_SUFFIX) and entry.is_file(follow_symlinks=False)]
+        compiled.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime_ns, reverse=True)
+        for entry in compiled[COMPILED_KEPT:]:
+            os.unlink(entry.path)
+    except OSError:  # another process pruned it first
+        pass
+    return directory
+
+
 class OpenVinoRunner:
     """One checked graph compiled by OpenVINO for the CPU, at ``precision`` (``f32`` or
-    ``bf16``); a run can be cancelled from another thread (``cancel``)."""
+    ``bf16``), the compiled graph kept in ``compiled_cache`` (``compiled_model_cache``; None:
+    compiled at every start); a run can be cancelled from another thread (``cancel``)."""
 
-    def __init__(self, graph: Graph, threads: int | None = None, precision: str = F32):
+    def __init__(self, graph: Graph, threads: int | None = None, precision: str = F32,
+                 compiled_cache: Path | None = None):
         ov = import_runtime(OPENVINO_MODULE)
         if precision not in (F32, BF16):
             raise LavanyaError(f"precision {precision!r}: use {F32} or {BF16}")
@@ -299,6 +339,10 @@ class OpenVinoRunner:
             config["INFERENCE_NUM_THREADS"] = threads
         self.path = graph.path
         core = ov.Core()
+        if compiled_cache is not None:
+            # Keyed by OpenVINO's digest of the graph read (its content, not its path), the
+            # settings and OpenVINO's version: another graph or version compiles anew.
+            core.set_property({"CACHE_DIR": str(compiled_cache)})
         try:
             self.model = run_stoppable(lambda: core.compile_model(core.read_model(graph.source()), "CPU", config),
                                        _nothing)
@@ -331,12 +375,13 @@ class OpenVinoRunner:
                                "export the voice again") from None
 
 
-def make_runner(graph: Graph, engine: str, threads: int | None, precision: str = F32):
-    """A graph's runner for ``engine`` (``onnx``: ONNX Runtime; ``openvino``), in ``precision``
-    (after ``resolve_precision``)."""
+def make_runner(graph: Graph, engine: str, threads: int | None, precision: str = F32,
+                compiled_cache: Path | None = None):
+    """A graph's runner for ``engine`` (``onnx``: ONNX Runtime; ``openvino``, its compiled graph
+    kept in ``compiled_cache``), in ``precision`` (after ``resolve_precision``)."""
     if engine == ONNX:
         return OrtRunner(graph, threads)
-    return OpenVinoRunner(graph, threads, precision)
+    return OpenVinoRunner(graph, threads, precision, compiled_cache)
 
 
 # -- engines ------------------------------------------------------------------------------
@@ -465,11 +510,24 @@ def _expect(array: Any, shape: tuple[int | None, ...], largest: int, runner: Any
 # activations follow the samples, so a window is a number of samples: 256 frames of the 22.05
 # kHz vocoders (hop 256), 64 of the 48 kHz ones (hop 1024).
 VOCODER_WINDOW_SAMPLES = 256 * 256
+# The input lengths a vocoder with fixed lengths runs at: this many even steps up to a whole
+# window with its context. OpenVINO keeps about 30 MB for every input length it has run (the
+# real-size vocoder in bfloat16), so 4 lengths bound it; on 16 new sentences 4 steps ran as fast
+# as 8 at 60 MB less, and both far below free lengths, which had reached 360 MB more and were
+# still growing (docs/engines.md).
+FIXED_LENGTH_STEPS = 4
 
 
 def vocoder_window_frames(hop: int) -> int:
     """Mel frames per vocoder window for a vocoder of ``hop`` samples per frame."""
     return max(16, VOCODER_WINDOW_SAMPLES // hop)
+
+
+def fixed_lengths(window: int, context: int) -> tuple[int, ...]:
+    """The input lengths of a vocoder run at fixed lengths: ``FIXED_LENGTH_STEPS`` even steps up
+    to a window and its context on both sides."""
+    whole = window + 2 * context
+    return tuple(sorted({-(-whole * step // FIXED_LENGTH_STEPS) for step in range(1, FIXED_LENGTH_STEPS + 1)}))
 
 
 # Bounds on what a vocoder export's manifest may say (HiFi-GAN V1: hop 256 or 1024, context 15).
@@ -485,17 +543,28 @@ class OnnxVocoder:
     whose samples are then dropped: every kept sample sees the same mel as in one run over the
     whole input, so the audio is that run's (checked at export and in the tests), at a peak
     memory that no longer grows with the sentence. ``window_frames`` 0: by the hop
-    (``vocoder_window_frames``); None: one run."""
+    (``vocoder_window_frames``); None: one run.
 
-    def __init__(self, generator, hop: int, context_frames: int, window_frames: int | None = 0):
+    With ``fixed`` lengths (a runtime that compiles again for every new input length: OpenVINO)
+    every run is made one of ``fixed_lengths``: widened with more of the sentence's own mel on
+    either side (more context than needed: the kept samples are the same), and only where the
+    whole sentence is shorter, padded after its end with its last frame. Those samples are
+    dropped; the last ``context_frames`` of such a short sentence then hear the padding instead
+    of HiFi-GAN's zeros, a difference within the bfloat16 guard (tests/test_onnx_engine.py)."""
+
+    def __init__(self, generator, hop: int, context_frames: int, window_frames: int | None = 0,
+                 fixed: bool = False):
         self.generator = generator
         self.hop = hop
         self.context_frames = context_frames
         self.window_frames = vocoder_window_frames(hop) if window_frames == 0 else window_frames
+        self.lengths = (fixed_lengths(self.window_frames, context_frames)
+                        if fixed and self.window_frames is not None else ())
 
     @classmethod
     def from_export(cls, export: Export, *, engine: str = ONNX, threads: int | None = None,
-                    precision: str = F32, window_frames: int | None = 0) -> "OnnxVocoder":
+                    precision: str = F32, window_frames: int | None = 0,
+                    compiled_cache: Path | None = None) -> "OnnxVocoder":
         graph = export.manifest.get("graph") or {}
         hop, context = graph.get("hop"), graph.get("context_frames")
         if not (isinstance(hop, int) and 0 < hop <= HOP_MAX and isinstance(context, int)
@@ -506,12 +575,30 @@ class OnnxVocoder:
             if window_frames is not None:
                 window = vocoder_window_frames(hop) if window_frames == 0 else window_frames
                 check_generator_memory(generator.summary, window + 2 * context, generator.path)
-            runner = make_runner(generator, engine, threads, precision)
-        return cls(runner, hop, context, window_frames)
+            runner = make_runner(generator, engine, threads, precision, compiled_cache)
+        return cls(runner, hop, context, window_frames, fixed=engine == OPENVINO)
 
-    def _run(self, mel: np.ndarray) -> np.ndarray:
-        (samples,) = self.generator(np.ascontiguousarray(mel.T[None]))
-        return _expect(samples, (1, 1, mel.shape[0] * self.hop), 0, self.generator, "audio").reshape(-1)
+    def _run(self, mel: np.ndarray, low: int, high: int) -> np.ndarray:
+        """The samples of frames ``low..high`` of ``mel``, run at a fixed length where there are
+        fixed lengths, with the samples of the frames added for it dropped."""
+        run_low, run_high, padding = self._fixed_run(low, high, mel.shape[0])
+        piece = mel[run_low:run_high]
+        if padding:
+            piece = np.concatenate([piece, np.repeat(piece[-1:], padding, axis=0)])
+        (samples,) = self.generator(np.ascontiguousarray(piece.T[None]))
+        samples = _expect(samples, (1, 1, piece.shape[0] * self.hop), 0, self.generator, "audio").reshape(-1)
+        return samples[(low - run_low) * self.hop:(high - run_low) * self.hop]
+
+    def _fixed_run(self, low: int, high: int, frames: int) -> tuple[int, int, int]:
+        """The frames to run for ``low..high`` and the padding after them: the shortest fixed
+        length that holds them, taken from the sentence before ``low``, then after ``high``,
+        then padded; unchanged without fixed lengths or for a run longer than all of them."""
+        length = next((length for length in self.lengths if length >= high - low), None)
+        if length is None:
+            return low, high, 0
+        run_low = max(0, high - length)
+        run_high = min(frames, run_low + length)
+        return run_low, run_high, length - (run_high - run_low)
 
     def audio(self, mel: np.ndarray, first: int | None = None) -> np.ndarray:
         """``audio_pieces`` joined: the same samples, in one array."""
@@ -525,13 +612,13 @@ class OnnxVocoder:
         frames, window, context = mel.shape[0], self.window_frames, self.context_frames
         first = window if first is None or (window is not None and first >= window) else first
         if first is None or frames <= first + context:
-            yield self._run(mel)
+            yield self._run(mel, 0, frames)
             return
         start = 0
         while start < frames:
             stop = min(frames, start + (first if start == 0 else window or frames))
             low, high = max(0, start - context), min(frames, stop + context)
-            samples = self._run(mel[low:high])
+            samples = self._run(mel, low, high)
             yield samples[(start - low) * self.hop:(stop - low) * self.hop]
             start = stop
 
@@ -540,7 +627,8 @@ _vocoders: "weakref.WeakValueDictionary[tuple, OnnxVocoder]" = weakref.WeakValue
 _vocoders_lock = threading.Lock()
 
 
-def shared_vocoder(export: Export, *, engine: str, threads: int | None, precision: str) -> OnnxVocoder:
+def shared_vocoder(export: Export, *, engine: str, threads: int | None, precision: str,
+                   cache: Path | None = None) -> OnnxVocoder:
     """The vocoder of ``export``, one per generator graph file and runtime settings in this
     process: voices that share a vocoder, as upstream's do (4 for 31 voices), hold it once. It
     lives while some loaded voice holds it, and is freed with the last one. The file is known by
@@ -548,16 +636,19 @@ def shared_vocoder(export: Export, *, engine: str, threads: int | None, precisio
     was read and checked when the vocoder was made is taken for it (another tree's manifest
     naming the same digest does not skip the checks of its own file)."""
     digest = (export.manifest.get("files") or {}).get(GENERATOR_GRAPH_NAME, {}).get("sha256")
+    compiled = compiled_model_cache(cache) if engine == OPENVINO else None
     try:
         status = os.stat(export.directory / GENERATOR_GRAPH_NAME)
     except OSError:  # read_graph says what is wrong with it
-        return OnnxVocoder.from_export(export, engine=engine, threads=threads, precision=precision)
+        return OnnxVocoder.from_export(export, engine=engine, threads=threads, precision=precision,
+                                       compiled_cache=compiled)
     key = (digest, status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns,
            engine, threads, precision)
     with _vocoders_lock:  # two voices of one vocoder loading at once make it once
         vocoder = _vocoders.get(key)
         if vocoder is None:
-            vocoder = OnnxVocoder.from_export(export, engine=engine, threads=threads, precision=precision)
+            vocoder = OnnxVocoder.from_export(export, engine=engine, threads=threads, precision=precision,
+                                              compiled_cache=compiled)
             _vocoders[key] = vocoder
         return vocoder
 
@@ -566,7 +657,8 @@ class OnnxEngine:
     """The tokenizer, acoustic model and vocoder of one voice, from its exports: the interface
     ``speech.engines`` gives ``Voice`` (``name`` is the engine: ``onnx`` or ``openvino``).
     ``precision`` is the vocoder's, ``acoustic_precision`` the acoustic graphs' (``f32`` or
-    ``int8``); ``notes``: what the user should know (int8 asked for, f32 served)."""
+    ``int8``); ``notes``: what the user should know (int8 asked for, f32 served); ``choice``: why
+    ``auto`` came to this engine (``engine_choice.Choice``), None where it was named."""
 
     def __init__(self, tokenizer: Tokenizer, acoustic: OnnxAcoustic, vocoder: OnnxVocoder, name: str,
                  precision: str, acoustic_precision: str = F32, notes: tuple[str, ...] = ()):
@@ -577,6 +669,7 @@ class OnnxEngine:
         self.precision = precision
         self.acoustic_precision = acoustic_precision
         self.notes = notes
+        self.choice = None
 
     def mel(self, model_input: str, alpha: float = 1.0) -> np.ndarray:
         return self.acoustic.mel(self.tokenizer.ids(model_input), alpha)
@@ -624,11 +717,11 @@ def load_onnx_engine(spec: VoiceSpec, config: dict[str, Any] | None = None, *, e
     tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
     acoustic = OnnxAcoustic.from_export(acoustic_export, config, spec.stats_path("feats"),
                                         space_id=tokenizer.ids_of.get(SPACE), threads=threads)
-    vocoder = shared_vocoder(vocoder_export, engine=engine, threads=threads, precision=precision)
+    vocoder = shared_vocoder(vocoder_export, engine=engine, threads=threads, precision=precision, cache=cache)
     return OnnxEngine(tokenizer, acoustic, vocoder, engine, precision, acoustic_export.precision,
                       (acoustic_export.note,) if acoustic_export.note else ())
 
 
-__all__ = ["OnnxAcoustic", "OnnxVocoder", "OnnxEngine", "MelDenormalizer", "load_onnx_engine", "reserve_arena",
+__all__ = ["OnnxAcoustic", "OnnxVocoder", "fixed_lengths", "OnnxEngine", "MelDenormalizer", "load_onnx_engine", "reserve_arena",
            "share_runtime_threads", "shared_vocoder", "import_runtime",
            "resolve_precision", "durations_from_log", "regulate_lengths", "openvino_bf16_supported", "pieces"]
