@@ -11,6 +11,7 @@ memory than any machine has, and a text of nothing but minute-long pauses once m
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -144,3 +145,20 @@ def _shown(value: object) -> str:
     except ValueError:  # an integer with more digits than Python prints
         return "a number too large to print"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+NOT_MEASURED = 0  # what ``rss_bytes`` says where /proc cannot say: the budget's count alone then holds
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (``NOT_MEASURED`` where /proc cannot say)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _page_size()
+    except (OSError, ValueError, IndexError):
+        return NOT_MEASURED
+
+
+@functools.cache
+def _page_size() -> int:
+    return os.sysconf("SC_PAGE_SIZE")

@@ -79,3 +79,18 @@ class TouchesMarker:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
+
+
+def auto_engine(spec=None) -> str:
+    """What ``auto`` comes to on this CPU for ``spec`` (default: the tiny hindi/male test voice)
+    with the session's cache: measured there once, then kept."""
+    from lavanya_cli.modeltree.layout import find_voice
+    from lavanya_cli.speech.engine_choice import choose_engine
+    from lavanya_cli.speech.engines import prepare_exports
+    from lavanya_cli.speech.options import LoadOptions
+    from synthkit import shared_voice_root
+
+    spec = spec or find_voice("hindi", "male", models=shared_voice_root())
+    options = LoadOptions()
+    prepare_exports(spec, options)
+    return choose_engine(spec, options).engine

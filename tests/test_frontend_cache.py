@@ -487,6 +487,16 @@ def test_a_read_only_cache_costs_only_the_parse(tmp_path, monkeypatch):
         (cache / tables.CACHE_DIR).chmod(0o755)
 
 
+def test_a_server_parses_and_keeps_no_table(tmp_path, monkeypatch):
+    from lavanya_cli import fileio
+
+    source = write(tmp_path / "hindi", HINDI)
+    cache = tmp_path / "cache"
+    monkeypatch.setitem(fileio._time_savers, "write", False)  # what lavanya serve sets
+    assert PhoneDictionary(source, cache=cache).lookup("\u095b्यादा") == "zyAdA"
+    assert not cache.exists()
+
+
 def test_writers_at_once_leave_one_whole_table(tmp_path):
     source = write(tmp_path / "hindi", HINDI)
     cache = tmp_path / "cache"

@@ -14,8 +14,7 @@ import pytest
 from lavanya_cli.errors import LavanyaError
 from lavanya_cli.serve.limits import ServerLimits
 from lavanya_cli.speech.audio import UNKNOWN_LENGTH
-from lavanya_cli.speech.engines import cpu_default_engine
-from _helpers import metric, tts_body
+from _helpers import auto_engine, metric, tts_body
 from servekit import WAIT_SECONDS, GatedVoice, start_server, wait_until
 from synthkit import shared_voice
 
@@ -69,7 +68,7 @@ def _read(chunks, size: int) -> bytes:
 def test_voices_lists_what_is_loaded_and_the_limits(plain):
     body = plain.get("/api/voices").json()
     assert body["voices"] == [{"name": "hindi/male", "language": "hindi", "gender": "male", "variant": None,
-                               "sample_rate": 22050, "demo": False, "engine": cpu_default_engine(),
+                               "sample_rate": 22050, "demo": False, "engine": auto_engine(),
                                "state": "resident", "pinned": True}]
     assert body["limits"]["max_chars"] == 2000 and body["limits"]["alpha"] == {"min": 0.25, "max": 4.0, "default": 1.0}
 

@@ -52,6 +52,7 @@ from ..fileio import (
     read_regular,
     read_regular_text,
     replace_file,
+    time_saving_writes,
 )
 
 FORMAT_VERSION = 1
@@ -206,9 +207,10 @@ def load_table(path: Path, fold_case: bool, cache: Path | None = None) -> PhoneT
     data = encode_table(parse_dictionary(text, fold_case), digest, fold_case)
     del text
     where = table_path(cache, digest, fold_case)
-    with contextlib.suppress(OSError, LavanyaError):  # a read-only cache, something in the way
-        make_directories(where.parent)
-        replace_file(where, lambda handle: handle.write(data), mode=0o644 & ~current_umask())
+    if time_saving_writes():  # not a server's: it parses, and keeps nothing
+        with contextlib.suppress(OSError, LavanyaError):  # a read-only cache, something in the way
+            make_directories(where.parent)
+            replace_file(where, lambda handle: handle.write(data), mode=0o644 & ~current_umask())
     return PhoneTable.from_bytes(data, digest, fold_case, len(source))
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import LavanyaError, option
 from ..fileio import MIB, format_size
+from ..limits import rss_bytes
 from ..modeltree.layout import (
     DECODER_GRAPH_NAME,
     ENCODER_GRAPH_NAME,
@@ -104,23 +105,6 @@ def default_budget() -> tuple[int | None, str]:
                     f"less {format_size(headroom)} of headroom (set --max-memory to choose)")
 
 
-NOT_MEASURED = 0  # what ``rss_bytes`` says where /proc cannot say: the budget's count alone then holds
-
-
-def rss_bytes() -> int:
-    """This process's resident memory now (``NOT_MEASURED`` where /proc cannot say)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _page_size()
-    except (OSError, ValueError, IndexError):
-        return NOT_MEASURED
-
-
-@functools.cache
-def _page_size() -> int:
-    import os
-
-    return os.sysconf("SC_PAGE_SIZE")
 
 
 @functools.cache

@@ -26,7 +26,7 @@ import uvicorn
 import uvicorn.config
 
 from ..errors import LavanyaError, Stopped, flag_wording, option
-from ..fileio import format_size
+from ..fileio import forgo_time_saving_writes, format_size
 from ..limits import available_cpus
 from ..speech.options import LoadOptions
 from .app import ANY_HOST, create_app
@@ -178,6 +178,7 @@ def serve(config: ServeConfig) -> None:
     )
     from ..speech.options import AUTO, ONNX, OPENVINO, TORCH
 
+    forgo_time_saving_writes()  # the server writes nothing it does not need
     names = [VoiceName.parse(text) for text in config.voices]
     failures: list[BaseException] = []
     voices = VoiceSet()
@@ -191,9 +192,11 @@ def serve(config: ServeConfig) -> None:
     options = config.load_options
     memory = memory_plan(config)
     if memory.budget is not None and options.engine == AUTO:
-        # OpenVINO keeps memory for every input shape it has seen (docs/serve.md): no budget holds it.
+        # The budget counts what ONNX Runtime holds per byte of graph (serve.memory); OpenVINO's
+        # compiled vocoders (one per input length it has run, bounded by the fixed lengths) and
+        # its runtime are not counted by it: within a budget auto takes the engine it can count.
         options = options.derived(engine=ONNX)
-        log.info("engine onnx: within a memory budget, auto does not pick OpenVINO")
+        log.info("engine onnx: within a memory budget, auto does not measure or pick OpenVINO")
     elif memory.budget is not None and options.engine in (OPENVINO, TORCH):
         if config.max_memory is not None:
             raise LavanyaError(f"{option('max_memory', flag='--max-memory')} holds voices on the onnx engine; "

@@ -6,7 +6,8 @@
   acoustic model, a tenth of the work, stays on ONNX Runtime.
 * ``torch``: ESPnet's modules on torch (``torch_engine``), the reference every export is checked
   against, and the only engine that runs on CUDA.
-* ``auto`` (the default): decided by ``resolve_engine``, the one place it is decided.
+* ``auto`` (the default): on the CPU, decided for each voice by measuring both ONNX engines the
+  first time it loads on a machine (``speech.engine_choice``); ``torch`` on CUDA.
 
 docs/engines.md has the measurements behind these choices.
 
@@ -24,8 +25,6 @@ and ``audio(mel)``: float32 samples for a mel already times the voice's mel scal
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,9 +34,7 @@ import numpy as np
 
 from ..errors import LavanyaError
 from ..modeltree.layout import VoiceSpec
-from .options import AUTO, ONNX, OPENVINO, TEMPLATES, TORCH, LoadOptions
-# CPU features that give OpenVINO native bfloat16 (it confirms them itself before auto picks it).
-BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+from .options import AUTO, ONNX, TEMPLATES, TORCH, LoadOptions
 
 
 class Engine(Protocol):
@@ -57,62 +54,39 @@ class Engine(Protocol):
 
 
 def resolve_engine(options: LoadOptions) -> str:
-    """The engine ``options.engine`` comes to: itself, or for ``auto`` ``torch`` on a CUDA device
-    and ``cpu_default_engine()`` on the CPU. Every caller asks this function; the engines below
-    it only ever see a concrete name."""
+    """The engine ``options.engine`` comes to where no voice is known yet: itself, or for
+    ``auto`` ``torch`` on a CUDA device and ``onnx`` on the CPU. Where a voice is loaded, ``auto``
+    on the CPU is the engine measured for it (``load_engine``, ``speech.engine_choice``)."""
     if options.engine != AUTO:
         return options.engine
-    return cpu_default_engine() if options.device == "cpu" else TORCH
-
-
-@functools.cache
-def cpu_default_engine() -> str:
-    """What ``auto`` is on the CPU: ``openvino`` where its extra is installed and the CPU
-    computes bfloat16 natively (the vocoder faster, at more memory); else ``onnx``, the light
-    install's engine."""
-    if importlib.util.find_spec("openvino") is None or not _cpu_flags() & BF16_CPU_FLAGS:
-        return ONNX  # nothing imported: OpenVINO's import alone is slow
-    from .onnx_engine import openvino_bf16_supported
-
-    try:
-        return OPENVINO if openvino_bf16_supported() else ONNX
-    except Exception:  # an OpenVINO that is installed but cannot load (a missing shared library)
-        return ONNX
-
-
-def _cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (none where it cannot be read)."""
-    from ..fileio import KIB, read_regular_text
-
-    try:
-        text = read_regular_text(Path("/proc/cpuinfo"), 4096 * KIB, "CPU information")
-    except (OSError, LavanyaError):
-        return set()
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() == "flags":
-            return set(value.split())
-    return set()
+    return ONNX if options.device == "cpu" else TORCH
 
 
 def load_engine(spec: VoiceSpec, config: dict[str, Any], options: LoadOptions) -> tuple[Engine, list[str]]:
-    """The engine that speaks ``spec``, and notes for the user (an export made on the way)."""
+    """The engine that speaks ``spec``, and notes for the user (an export made on the way; the
+    engine ``auto`` chose, where it measured them now). An ONNX engine's ``choice`` is ``auto``'s
+    ``engine_choice.Choice`` (None where an engine was named)."""
     engine = resolve_engine(options)
     if engine == TORCH:
         from .torch_engine import TorchEngine
 
         return TorchEngine.load(spec, config, options.device, options.threads), []
-    from .export_store import MissingExport
     from .onnx_engine import load_onnx_engine
 
-    try:
-        loaded = load_onnx_engine(spec, config, engine=engine, threads=options.threads, cache=options.cache,
-                                  acoustic_precision=options.precision)
-        return loaded, list(loaded.notes)
-    except MissingExport:
-        notes = prepare_exports(spec, options)
+    notes = _make_missing_exports(spec, options)
+    choice = None
+    if options.engine == AUTO:
+        from .engine_choice import choose_engine
+
+        choice = choose_engine(spec, options)  # measured on the voice's exports, the first time
+        engine = choice.engine
+        if choice.measured:
+            notes.append(choice.note)
     loaded = load_onnx_engine(spec, config, engine=engine, threads=options.threads, cache=options.cache,
                               acoustic_precision=options.precision)
+    if choice is not None:
+        choice.loaded.clear()  # the measured vocoder is the engine's now
+    loaded.choice = choice
     return loaded, [*notes, *loaded.notes]
 
 
@@ -120,8 +94,11 @@ def prepare_exports(spec: VoiceSpec, options: LoadOptions) -> list[str]:
     """What ``load_engine`` would do about a missing export, without loading anything: for an
     ONNX engine, the voice's exports made into the cache once where there are none (a batch
     does it before its workers start, so they never import torch); the notes for the user."""
-    if resolve_engine(options) == TORCH:
-        return []
+    return [] if resolve_engine(options) == TORCH else _make_missing_exports(spec, options)
+
+
+def _make_missing_exports(spec: VoiceSpec, options: LoadOptions) -> list[str]:
+    """``prepare_exports`` for an engine already known to be an ONNX one."""
     from .export_store import MissingExport, MissingInt8Export, find_exports
 
     notes: list[str] = []
