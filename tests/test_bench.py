@@ -15,9 +15,9 @@ import yaml
 
 from lavanya_cli.bench import upstream_way
 from lavanya_cli.speech.audio import join_pcm
-from lavanya_cli.speech.engines import cpu_default_engine
 from lavanya_cli.bench import compare
-from lavanya_cli.bench.measure import ProcessRun, upstream_copy
+from lavanya_cli.bench.measure import upstream_copy
+from _helpers import auto_engine
 from synthkit import shared_voice, shared_voice_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +30,9 @@ def test_bench_reports_load_latency_rtf_and_memory(cli):
     assert code == 0, err
     report = json.loads(out)
     assert report["sentences"] == 2 and report["audio_seconds"] > 0.5
-    assert report["engine"] == cpu_default_engine()  # what auto is on this CPU
+    assert report["mode"] == "repeated" and len(report["calls"]) == 2
+    assert report["engine"] == auto_engine()  # what auto measured for the voice on this CPU
+    assert report["engine_choice"]["engine"] == report["engine"] and report["engine_choice"]["reason"]
     # warm_seconds is reported to the millisecond; on this tiny voice that rounding alone can
     # exceed 1 %, so the tolerance covers it as well.
     assert report["warm_real_time_factor"] == pytest.approx(
@@ -61,42 +63,30 @@ def test_upstream_way_says_the_same_on_a_copy_and_leaves_the_voice_alone(tmp_pat
 
 
 @pytest.mark.slow  # fresh processes, an ONNX export
-def test_compare_measures_each_engine_idle_and_busy_in_fresh_processes(cli):
-    code, out, err = cli("bench", "--models", shared_voice_root(), "--compare", "onnx", "--busy", "--runs", "1",
+def test_compare_measures_each_engine_as_found_and_busy_in_fresh_processes(cli):
+    code, out, err = cli("bench", "--models", shared_voice_root(), "--compare", "onnx", "--busy", "--runs", "2",
                          "--format", "json")
     assert code == 0, err
     report = json.loads(out)
-    assert [(row["engine"], row["condition"]) for row in report["rows"]] == [("onnx", "idle"), ("onnx", "busy")]
+    assert [(row["engine"], row["spinner"]) for row in report["rows"]] == [("onnx", False), ("onnx", True)]
+    assert report["rows"][0]["condition"] in ("idle", "loaded")
+    assert report["rows"][1]["condition"] in ("busy", "busy, loaded")
     assert report["busy_cpu"] in os.sched_getaffinity(0) and report["left_out"] == {}
     assert len(report["load_average"]["before"]) == len(report["load_average"]["after"]) == 3
+    # prepare, then two rounds of warm, 1 and 5 sentences; again with the spinner (no prepare)
+    assert [(run["kind"], run["spinner"]) for run in report["order"]] == (
+        [("prepare", False)] + [("warm", False), ("start_to_wav", False), ("start_to_wav", False)] * 2
+        + [("warm", True), ("start_to_wav", True), ("start_to_wav", True)] * 2)
+    for run in report["order"]:
+        assert run["seconds"] > 0 and run["peak_rss_mb"] > 0 and run["load_before"] >= 0 and run["load_after"] >= 0
     for row in report["rows"]:
         one, five = row["sentences_1"], row["sentences_5"]
-        assert one["start_to_wav_seconds"] > 0 and five["start_to_wav_seconds"] > 0
-        assert one["peak_rss_mb"] > 0 and five["peak_rss_mb"] > 0
+        assert one["start_to_wav_seconds"]["n"] == five["start_to_wav_seconds"]["n"] == 2
+        assert one["start_to_wav_seconds"]["min"] <= one["start_to_wav_seconds"]["median"] <= one["start_to_wav_seconds"]["max"]
         assert row["peak_rss_mb"] == max(one["peak_rss_mb"], five["peak_rss_mb"])
         assert five["audio_seconds"] > one["audio_seconds"] > 0  # the children really spoke 1 and 5 sentences
-        assert row["warm_real_time_factor"] > 0 and row["vs_upstream"] is None
-
-
-def test_compare_table_gives_ratios_against_the_upstream_way(cli, monkeypatch):
-    """The arithmetic and the table, on made-up process figures (the real runs are above)."""
-    seconds = {"upstream": 12.0, "onnx": 3.0}
-
-    def fake_start_to_wav(spec, engine, text_file, scratch, threads):
-        return ProcessRun(seconds[engine] * (2 if text_file.name.startswith("5") else 1),
-                          800.0 if engine == "upstream" else 200.0, {"audio_seconds": 1.0})
-
-    monkeypatch.setattr(compare, "start_to_wav", fake_start_to_wav)
-    monkeypatch.setattr(compare, "run_process", lambda command, what: ProcessRun(1.0, 1.0, {
-        "warm_real_time_factor": 0.25, "notes": []}))
-    monkeypatch.setattr(compare, "unavailable_reason", lambda name: None)
-    code, out, err = cli("bench", "--models", shared_voice_root(), "--compare", "upstream,onnx", "--runs", "1")
-    assert code == 0, err
-    upstream_row, onnx_row = (line.split() for line in out.splitlines() if line.split()[:2] in (
-        ["upstream", "idle"], ["onnx", "idle"]))
-    assert upstream_row[2:6] == ["12.00", "24.00", "800", "-"]
-    assert onnx_row[2:6] == ["3.00", "6.00", "200", "0.250"]
-    assert " ".join(onnx_row[6:]) == "4.00x / 4.00x / 4.00x"
+        assert row["warm"]["mode"] == "unrepeated" and row["warm_real_time_factor"] > 0
+        assert row["warm"]["first_call_seconds"]["median"] > 0 and row["vs_upstream"] is None
 
 
 @pytest.mark.parametrize("args", [("--compare", "bogus"), ("--compare", "onnx,gpu"), ("--compare", ""),

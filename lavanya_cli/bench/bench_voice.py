@@ -17,6 +17,10 @@ from ..modeltree.layout import CONFIG_NAME, STATS_NAMES, VOCODER_CONFIG_NAME
 
 MODEL_DIR = Path("hindi") / "male" / "model"
 VOCODER_DIR = Path("vocoder") / "male" / "aryan" / "hifigan"
+# A token's average duration: 6.5 frames of 11.6 ms (hop 256 at 22.05 kHz) is 13 tokens a
+# second, the rate of ordinary Hindi speech (12 to 14 phones a second); long vowels, short
+# ones, consonants and pauses differ about it.
+FRAMES_PER_TOKEN = 6.5
 
 
 def real_hindi_shape():
@@ -33,8 +37,18 @@ def real_hindi_shape():
     )
 
 
-def build_bench_voice(root: Path, shared: Path | None = None, frames_per_token: int = 6) -> Path:
-    """Write the voice under ``root`` (a new model root); ``shared`` is ``iitm-fs2hs/main`` if present."""
+# The Hindi front-end's files of the upstream tree, copied where it is present: a start then
+# reads the 3.9 MB phone dictionary as a user's does.
+LANGUAGE_RESOURCES = (Path("phone_dict") / "hindi", Path("phone_dict") / "english",
+                      Path("numToText") / "hindi.csv",
+                      Path("multilingualcharmap.json"))
+
+
+def build_bench_voice(root: Path, shared: Path | None = None, frames_per_token: float = FRAMES_PER_TOKEN) -> Path:
+    """Write the voice under ``root`` (a new model root); ``shared`` is ``iitm-fs2hs/main`` if present.
+
+    Its tokens last as in speech (``random_weights.speech_like_weights``): ``frames_per_token``
+    frames on average."""
     root = Path(root)
     model_dir = root / MODEL_DIR
     vocoder_dir = root / VOCODER_DIR
@@ -44,12 +58,16 @@ def build_bench_voice(root: Path, shared: Path | None = None, frames_per_token: 
             if (shared / MODEL_DIR / name).is_file():
                 shutil.copyfile(shared / MODEL_DIR / name, model_dir / name)
         vocoder_config = json.loads((shared / VOCODER_DIR / VOCODER_CONFIG_NAME).read_text())
+        for resource in LANGUAGE_RESOURCES:  # the front-end a real tree gives: dictionary lookups, not the parser
+            if (shared / resource).is_file():
+                (root / resource).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(shared / resource, root / resource)
     else:
         from ..testing.scaffold import build_voice, hifigan_config
 
         shape = real_hindi_shape()
         build_voice(root, "hindi", "male", shape=shape, weights="none", vocoder=False)
         vocoder_config = hifigan_config(shape)
-    write_random_acoustic_model(model_dir, frames_per_token=frames_per_token)
+    write_random_acoustic_model(model_dir, frames_per_token=frames_per_token, speech_like_durations=True)
     write_random_vocoder(vocoder_dir, vocoder_config)
     return root
