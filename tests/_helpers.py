@@ -87,10 +87,11 @@ def auto_engine(spec=None) -> str:
     from lavanya_cli.modeltree.layout import find_voice
     from lavanya_cli.speech.engine_choice import choose_engine
     from lavanya_cli.speech.engines import prepare_exports
+    from lavanya_cli.speech.export_store import find_exports
     from lavanya_cli.speech.options import LoadOptions
     from synthkit import shared_voice_root
 
     spec = spec or find_voice("hindi", "male", models=shared_voice_root())
     options = LoadOptions()
     prepare_exports(spec, options)
-    return choose_engine(spec, options).engine
+    return choose_engine(spec, options, find_exports(spec, options.cache)).engine

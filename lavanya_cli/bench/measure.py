@@ -126,10 +126,11 @@ def bench_in_process(language: str, gender: str, text: str | None, runs: int = 3
     length costs then shows in the warm figure too. The warm real-time factor is the warm calls'
     compute seconds over their audio seconds; the front-end's time (``plan``) is timed apart.
     Only the torch engine imports torch; the import figure is what the engine needs (torch and
-    ESPnet's modules, or the ONNX runtime) and ``Voice``."""
+    ESPnet's modules, or ONNX Runtime; for ``auto``, ONNX Runtime: OpenVINO's import, where auto
+    chose it, is in the load figure) and ``Voice``."""
     if (text is None) == (unrepeated == 0):
         raise ValueError("give text, or unrepeated (sentences per call), not both")
-    started = time.perf_counter()  # resolving auto may import a runtime already
+    started = time.perf_counter()
     resolved = resolve_engine(options)
     if resolved == TORCH:
         from ..speech.acoustic import import_libraries

@@ -25,8 +25,8 @@ LOG_FORMAT_HELP = "The log's lines, all on stderr: text, or json (one JSON objec
 CHECK_FORMAT_HELP = ("text, json (one JSON document on stdout), or github (a GitHub Actions annotation per "
                      "problem on stdout, the report on stderr).")
 CHECK_HELP = "Change nothing; report what is wrong or would change, and exit 1 if anything is."
-ENGINE_HELP = ("auto (openvino where lavanya[openvino] is installed and the CPU computes bfloat16, else onnx; "
-               "torch for a CUDA device), onnx (ONNX Runtime, the voice's exports), openvino (the vocoder on "
+ENGINE_HELP = ("auto (the faster of onnx and openvino for the voice on this machine, measured the first time "
+               "and kept; onnx without lavanya[openvino]; torch for a CUDA device), onnx (ONNX Runtime, the voice's exports), openvino (the vocoder on "
                "OpenVINO, bfloat16 where the CPU has it), or torch (needs lavanya[torch]).")
 
 ModelsOption = typer.Option(None, "--models", help=MODELS_HELP, file_okay=False)

@@ -30,7 +30,7 @@ def voices(
     from ..checks.problems import Problem
     from ..modeltree.inventory import describe_voice
     from ..modeltree.layout import ModelRoot, candidate_roots, resolve_root
-    from ..speech.engine_choice import kept_choices
+    from ..speech.engine_choice import kept_choices, voice_place
 
     named = root is not None or models is not None
     roots = [ModelRoot(path) for path in ([pick_root(root, models)] if named else candidate_roots())]
@@ -40,7 +40,7 @@ def voices(
     rows = [describe_voice(voice) for voice in specs]
     chosen = kept_choices()
     for spec, row in zip(specs, rows):
-        choice = chosen.get((str(spec.root), spec.name))
+        choice = chosen.get(voice_place(spec))
         row["auto_engine"] = None if choice is None else {"engine": choice.engine, "reason": choice.reason}
     if not rows:
         roots[0].require_voices()  # raises "no voices found" unless a directory could not be listed

@@ -310,14 +310,13 @@ class VoiceSet:
     def _load(self, served: _Served) -> Any:
         """Load ``served`` (marked loading); a LavanyaError is remembered as its failure."""
         from ..speech.cancel import StopSwitch, stoppable
-        from ..speech.export_store import no_memo_writes
         from ..speech.voice import Voice
 
         started = time.perf_counter()
         try:
             # Not the request's to stop: a client that leaves, or a deadline, must not leave a
             # half-made voice recorded as broken for the next request.
-            with no_memo_writes(), stoppable(StopSwitch()):  # and the server writes nothing
+            with stoppable(StopSwitch()):
                 voice = Voice.load(served.spec, options=self._options)
         except LavanyaError as exc:
             with self._changed:

@@ -18,11 +18,11 @@ acoustic graphs with another shares its choice. ``lavanya voices`` and ``lavanya
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -35,6 +35,7 @@ from ..fileio import (KIB, MANIFEST_MAX_BYTES, cache_root, make_directories, rea
 from ..limits import available_cpus, rss_bytes
 from ..modeltree.config import read_config, token_list
 from ..modeltree.layout import DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, GENERATOR_GRAPH_NAME, VoiceSpec
+from .export_store import Export
 from .options import ONNX, OPENVINO, LoadOptions
 
 CHOICE_DIRECTORY = "engine-choice"
@@ -53,14 +54,13 @@ RUNTIMES = ("onnxruntime", "openvino")
 @dataclass
 class Choice:
     """What ``auto`` came to for a voice: the ``engine``, why (``reason``), the figures it was
-    decided on (empty where there was nothing to choose from), whether it was ``measured`` in this
-    process, and the vocoders measured (the chosen one stays loaded for the voice)."""
+    decided on (empty where there was nothing to choose from), and whether it was ``measured`` in
+    this process."""
 
     engine: str
     reason: str
     figures: dict[str, Any] = field(default_factory=dict)
     measured: bool = False
-    loaded: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def note(self) -> str:
@@ -70,7 +70,7 @@ class Choice:
 def openvino_usable() -> bool:
     """Whether OpenVINO can run here (installed and its CPU plugin loads); nothing is imported
     where it is not installed."""
-    if importlib.util.find_spec("openvino") is None:
+    if not openvino_installed():
         return False
     from .onnx_engine import openvino_bf16_supported
 
@@ -81,59 +81,80 @@ def openvino_usable() -> bool:
     return True
 
 
-def choose_engine(spec: VoiceSpec, options: LoadOptions) -> Choice:
-    """``auto``'s engine for ``spec`` on the CPU: the kept choice, else measured now and kept
-    (in a process that writes no time-saving caches, a server: ``onnx``, unmeasured). The
-    voice's exports must exist (``prepare_exports``)."""
-    if not openvino_usable():
+def openvino_installed() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def choose_engine(spec: VoiceSpec, options: LoadOptions, exports: tuple[Export, Export]) -> Choice:
+    """``auto``'s engine for ``spec`` (its ``exports``, as ``find_exports`` gives them) on the
+    CPU: the kept choice, else measured now and kept. OpenVINO is imported only to measure. Not
+    measured (``onnx``): without OpenVINO, in a process that writes no time-saving caches (a
+    server), where the choice could not be kept (an unwritable cache: it would be measured at
+    every start)."""
+    if not openvino_installed():
         return Choice(ONNX, "the only engine installed here (lavanya[openvino] adds the other)")
-    key, inputs = choice_key(spec, options)
-    kept = stored_choice(spec, options, key=key)
+    key, inputs = choice_key(spec, options, exports)
+    kept = stored_choice(options.cache, key)
     if kept is not None:
         return kept
     if not time_saving_writes():
         return Choice(ONNX, "no choice measured for this voice on this machine, and a server does not measure "
                             "(lavanya synth or lavanya bench with the voice here measures it once)")
-    choice = measure(spec, options)
+    directory = _choice_path(options.cache, key).parent
+    try:
+        make_directories(directory)
+        writable = os.access(directory, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        return Choice(ONNX, f"{directory} cannot be written, so a measured choice could not be kept; not measured")
+    if not openvino_usable():
+        return Choice(ONNX, "OpenVINO is installed but cannot load its CPU plugin here")
+    try:
+        choice = measure(spec, options, exports)
+    except LavanyaError as exc:  # the voice speaks on onnx all the same: kept, not measured again
+        choice = Choice(ONNX, f"measuring the engines failed ({one_line(exc.message, 200)})", measured=True)
     _store(options.cache, key, {"format": CHOICE_FORMAT, "engine": choice.engine, "reason": choice.reason,
                                 "figures": choice.figures, "decided_by": inputs, "voice": spec.name,
-                                "root": str(spec.root)})
+                                "root": _root(spec)})
     return choice
 
 
-def stored_choice(spec: VoiceSpec, options: LoadOptions, *, key: str | None = None) -> Choice | None:
-    """The choice kept for ``spec`` on this machine with these runtimes, or None (none kept, or a
-    kept file that is not one: it is measured again)."""
-    try:
-        key = key or choice_key(spec, options)[0]
-    except LavanyaError:  # no export yet: nothing measured
-        return None
-    kept = _read_choice(_choice_path(options.cache, key))
+def stored_choice(cache: Path | None, key: str) -> Choice | None:
+    """The choice kept under ``key``, or None (none kept, or a kept file that is not one: it is
+    measured again)."""
+    kept = _read_choice(_choice_path(cache, key))
     return None if kept is None else _as_choice(kept)
 
 
 def kept_choices(cache: Path | None = None) -> dict[tuple[str, str], Choice]:
-    """The choices kept for this CPU and these runtimes, by model root and voice name: what
-    ``lavanya voices`` shows without hashing any voice's files (a voice changed since is
-    measured again when it loads). At most ``KEPT_LISTED`` files are read."""
+    """The choices kept for this CPU and these runtimes, by model root (resolved) and voice
+    name: what ``lavanya voices`` shows without hashing any voice's files (a voice changed since
+    is measured again when it loads). The newest of at most ``KEPT_LISTED`` files are read."""
     directory = (cache_root() if cache is None else Path(cache)) / CHOICE_DIRECTORY
     here = {"cpu": cpu_signature(), "cpus": available_cpus(), "versions": runtime_versions()}
-    found: dict[tuple[str, str], tuple[float, Choice]] = {}
     try:
-        entries = sorted(directory.glob("*.json"))[:KEPT_LISTED]
+        entries = sorted(((entry.stat(follow_symlinks=False).st_mtime_ns, entry.path)
+                          for entry in os.scandir(directory) if entry.name.endswith(".json")), reverse=True)
     except OSError:
         return {}
-    for path in entries:
-        kept = _read_choice(path)
+    found: dict[tuple[str, str], Choice] = {}
+    for _, path in entries[:KEPT_LISTED]:
+        kept = _read_choice(Path(path))
         decided_by = kept.get("decided_by") if kept else None
         if not isinstance(decided_by, dict) or any(decided_by.get(name) != value for name, value in here.items()):
             continue
-        with contextlib.suppress(OSError):
-            when = path.stat().st_mtime
-            place = (str(kept.get("root")), str(kept.get("voice")))
-            if place not in found or when > found[place][0]:
-                found[place] = (when, _as_choice(kept))
-    return {place: choice for place, (_, choice) in found.items()}
+        found.setdefault((str(kept.get("root")), str(kept.get("voice"))), _as_choice(kept))  # the newest
+    return found
+
+
+def voice_place(spec: VoiceSpec) -> tuple[str, str]:
+    """How ``kept_choices`` names ``spec``."""
+    return _root(spec), spec.name
+
+
+def _root(spec: VoiceSpec) -> str:
+    return os.path.realpath(spec.root)
 
 
 def _read_choice(path: Path) -> dict[str, Any] | None:
@@ -152,17 +173,15 @@ def _as_choice(kept: dict[str, Any]) -> Choice:
     return Choice(kept["engine"], str(kept.get("reason", "measured earlier")), figures)
 
 
-def choice_key(spec: VoiceSpec, options: LoadOptions) -> tuple[str, dict[str, Any]]:
-    """The key of ``spec``'s choice and what it is made of."""
-    from .export_store import find_exports
-
-    acoustic, vocoder = find_exports(spec, options.cache, options.precision)
+def choice_key(spec: VoiceSpec, options: LoadOptions, exports: tuple[Export, Export]) -> tuple[str, dict[str, Any]]:
+    """The key of ``spec``'s choice and what it is made of. Not ``--threads``: a server shares
+    out its threads, and the choice made at the default threads is the one it should find."""
+    acoustic, vocoder = exports
     graphs = {f"{kind}/{name}": (export.manifest.get("files") or {}).get(name, {}).get("sha256")
               for kind, export, names in (("acoustic", acoustic, (ENCODER_GRAPH_NAME, DECODER_GRAPH_NAME)),
                                           ("vocoder", vocoder, (GENERATOR_GRAPH_NAME,)))
               for name in names}
-    inputs = {"cpu": cpu_signature(), "cpus": available_cpus(), "threads": options.threads,
-              "versions": runtime_versions(), "graphs": graphs}
+    inputs = {"cpu": cpu_signature(), "cpus": available_cpus(), "versions": runtime_versions(), "graphs": graphs}
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     return digest[:32], inputs
 
@@ -215,33 +234,35 @@ def measurement_sentences(tokens: list[str], seed: int = 0) -> list[str]:
     return sentences
 
 
-def measure(spec: VoiceSpec, options: LoadOptions) -> Choice:
-    """Both ONNX engines timed on ``spec`` here (see the module's docstring)."""
-    from .export_store import find_exports
-    from .onnx_engine import OnnxAcoustic, resolve_precision, shared_vocoder
+def measure(spec: VoiceSpec, options: LoadOptions, exports: tuple[Export, Export]) -> Choice:
+    """Both ONNX engines timed on ``spec`` here (see the module's docstring). Each vocoder is a
+    private one, loaded as a later start loads it: OpenVINO's is compiled once into its cache
+    first, untimed, so that its figure is the load from the cache that every later start pays."""
+    from .onnx_engine import OnnxAcoustic, OnnxVocoder, compiled_model_cache, resolve_precision
     from .tokens import SPACE, Tokenizer
 
     config = read_config(spec.config_path)
-    acoustic_export, vocoder_export = find_exports(spec, options.cache, options.precision)
+    acoustic_export, vocoder_export = exports
     tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
     acoustic = OnnxAcoustic.from_export(acoustic_export, config, spec.stats_path("feats"),
                                         space_id=tokenizer.ids_of.get(SPACE), threads=options.threads)
     mels = [acoustic.mel(tokenizer.ids(sentence)) for sentence in measurement_sentences(tokenizer.token_list)]
     del acoustic
     figures: dict[str, dict[str, Any]] = {}
-    loaded: dict[str, Any] = {}
+    loaded: dict[str, OnnxVocoder] = {}
     started = time.perf_counter()
     for engine in (ONNX, OPENVINO):
+        precision = resolve_precision(engine)
+        compiled = compiled_model_cache(options.cache) if engine == OPENVINO else None
+
+        def load() -> OnnxVocoder:
+            return OnnxVocoder.from_export(vocoder_export, engine=engine, threads=options.threads,
+                                           precision=precision, compiled_cache=compiled)
+
+        if compiled is not None:
+            load()  # compiled into the cache once, untimed: every later start loads it from there
         before, began = rss_bytes(), time.perf_counter()
-        try:
-            precision = resolve_precision(engine)
-            loaded[engine] = shared_vocoder(vocoder_export, engine=engine, threads=options.threads,
-                                            precision=precision, cache=options.cache)
-        except LavanyaError as exc:
-            if engine == ONNX:
-                raise
-            return Choice(ONNX, f"OpenVINO could not load this voice's vocoder ({one_line(exc.message, 200)})",
-                          measured=True, loaded=loaded)
+        loaded[engine] = load()
         figures[engine] = {"precision": precision, "load_seconds": time.perf_counter() - began,
                            "resident_mb": max(0, rss_bytes() - before) / (1 << 20), "sentence_seconds": []}
     order = [ONNX, OPENVINO]
@@ -264,7 +285,7 @@ def measure(spec: VoiceSpec, options: LoadOptions) -> Choice:
         reason += f"; openvino less than {LEANER_MARGIN:.0%} faster, onnx is the leaner"
     figures = {"engines": figures, "audio_seconds": round(audio_seconds, 3),
                "measuring_seconds": round(time.perf_counter() - started, 3)}
-    return Choice(engine, reason, figures, measured=True, loaded={engine: loaded[engine]})
+    return Choice(engine, reason, figures, measured=True)
 
 
 def decide(onnx_seconds: float, openvino_seconds: float) -> str:

@@ -71,21 +71,25 @@ def load_engine(spec: VoiceSpec, config: dict[str, Any], options: LoadOptions) -
         from .torch_engine import TorchEngine
 
         return TorchEngine.load(spec, config, options.device, options.threads), []
+    from .export_store import MissingExport, find_exports
     from .onnx_engine import load_onnx_engine
 
-    notes = _make_missing_exports(spec, options)
+    notes: list[str] = []
+    try:
+        exports = find_exports(spec, options.cache, options.precision)
+    except MissingExport:
+        notes = _make_missing_exports(spec, options)
+        exports = find_exports(spec, options.cache, options.precision)
     choice = None
     if options.engine == AUTO:
         from .engine_choice import choose_engine
 
-        choice = choose_engine(spec, options)  # measured on the voice's exports, the first time
+        choice = choose_engine(spec, options, exports)  # measured on the voice's exports, the first time
         engine = choice.engine
         if choice.measured:
             notes.append(choice.note)
     loaded = load_onnx_engine(spec, config, engine=engine, threads=options.threads, cache=options.cache,
-                              acoustic_precision=options.precision)
-    if choice is not None:
-        choice.loaded.clear()  # the measured vocoder is the engine's now
+                              acoustic_precision=options.precision, exports=exports)
     loaded.choice = choice
     return loaded, [*notes, *loaded.notes]
 

@@ -32,8 +32,6 @@ Nothing here imports torch: the torch-free synthesis path looks exports up throu
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import hashlib
 import json
 import os
@@ -105,19 +103,6 @@ def sha256_file(path: Path) -> str:
     return digest_regular(path, what="source file")[0]["sha256"]
 
 
-_memo_writes: contextvars.ContextVar[bool] = contextvars.ContextVar("lavanya_memo_writes", default=True)
-
-
-@contextlib.contextmanager
-def no_memo_writes():
-    """Digests are remembered in memory only within this block (a server writes nothing)."""
-    token = _memo_writes.set(False)
-    try:
-        yield
-    finally:
-        _memo_writes.reset(token)
-
-
 class DigestMemo:
     """File digests remembered by stat signature in ``<cache>/digests.json`` (see the module
     doc for why a signature match is safe). Unreadable or unwritable memos are ignored."""
@@ -136,29 +121,35 @@ class DigestMemo:
 
     def digest(self, path: Path) -> tuple[int, str]:
         """(size, sha256) of ``path``, from the memo where its stat signature matches."""
-        key = str(Path(path).resolve())
         before = _signature(path)
-        remembered = self.entries.get(key)
-        if isinstance(remembered, list) and len(remembered) == 2 and remembered[0] == before:
+        remembered = self.remembered(path)
+        if remembered is not None and remembered[0] == before:
             return before[2], remembered[1]
         digest = sha256_file(path)
         after = _signature(path)
-        now = time.time_ns()
-        settled = now - max(after[3], after[4]) >= RACY_SECONDS * 1e9
-        if after == before and settled and self.path is not None:
-            self.entries[key] = [after, digest]
-            self.changed = True
+        if after == before:
+            self.record(path, after, digest)
         return after[2], digest
 
     def remembered(self, path: Path) -> tuple[list[int], str] | None:
         """The stat signature and SHA-256 recorded for ``path``, or None."""
-        remembered = self.entries.get(str(Path(path).resolve()))
+        remembered = self.entries.get(os.path.realpath(path))
         if isinstance(remembered, list) and len(remembered) == 2 and isinstance(remembered[0], list):
             return remembered[0], remembered[1]
         return None
 
+    def record(self, path: Path, signature: list[int], digest: str) -> None:
+        """Remember that the file at ``path`` with stat ``signature`` has ``digest``: only where
+        both its times are ``RACY_SECONDS`` old (a write in the same clock tick as the hash would
+        leave the same signature on other bytes)."""
+        settled = time.time_ns() - max(signature[3], signature[4]) >= RACY_SECONDS * 1e9
+        key = os.path.realpath(path)
+        if settled and self.path is not None and self.entries.get(key) != [signature, digest]:
+            self.entries[key] = [signature, digest]
+            self.changed = True
+
     def save(self) -> None:
-        if not self.changed or self.path is None or not _memo_writes.get() or not time_saving_writes():
+        if not self.changed or self.path is None or not time_saving_writes():
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -290,14 +281,13 @@ class Export:
         expected = self.manifest["files"].get(name)
         if not isinstance(expected, dict):
             raise LavanyaError(f"{self.directory / EXPORT_MANIFEST_NAME}: does not list {name}; export the voice again")
-        hashed = None
-        if self.memo is not None:  # hashed where the memo does not know the file as it is now
-            memo = DigestMemo(self.memo)
-            with contextlib.suppress(OSError, LavanyaError):
-                memo.digest(self.file(name))
-                memo.save()
-            hashed = memo.remembered(self.file(name))
-        return read_graph(self.file(name), expected, hashed)
+        memo = DigestMemo(self.memo) if self.memo is not None else None
+        remembered = memo.remembered(self.file(name)) if memo is not None else None
+        graph = read_graph(self.file(name), expected, remembered)  # hashed unless the memo vouches for it
+        if memo is not None:
+            memo.record(self.file(name), graph.stat_signature(), expected["sha256"])
+            memo.save()
+        return graph
 
 
 def find_acoustic_export(spec: VoiceSpec, cache: Path | None = None) -> Export | None:

@@ -622,6 +622,12 @@ class Graph:
             return descriptor
         return os.pread(self._handle.fileno(), self._signature[0], 0)
 
+    def stat_signature(self) -> list[int]:
+        """The open file's device, inode, size, modification and change times (``DigestMemo``'s
+        signature)."""
+        info = os.fstat(self._handle.fileno())
+        return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
     def unchanged(self) -> None:
         """Refuse the graph when its file changed after it was opened to be checked (a write in
         place moves its size or its change time, which no user can set)."""

@@ -286,8 +286,8 @@ def openvino_bf16_supported() -> bool:
 
 # OpenVINO's compiled graphs kept in the cache (its CACHE_DIR, under this name): a start then
 # loads the compiled vocoder instead of compiling it, in about half the time (docs/engines.md).
-# Each is about the size of its graph (54 MB for the 512-channel HiFi-GAN); the newest
-# ``COMPILED_KEPT`` are kept.
+# Each is about the size of its graph (54 MB for the 512-channel HiFi-GAN); before a compile
+# the newest ``COMPILED_KEPT`` are kept (by when they were compiled).
 COMPILED_DIRECTORY = "openvino"
 COMPILED_KEPT = 4
 COMPILED_SUFFIX = ".blob"
@@ -295,10 +295,11 @@ COMPILED_SUFFIX = ".blob"
 
 def compiled_model_cache(cache: Path | None) -> Path | None:
     """The directory OpenVINO keeps its compiled graphs in, made where missing and pruned to the
-    newest ``COMPILED_KEPT``; None where this process writes no such cache (a server), where it
-    cannot be written, or where it is not a directory of
-    this user's that no one else can write (OpenVINO loads what it finds there unchecked, so it
-    is trusted as far as the user's own files and no further)."""
+    newest ``COMPILED_KEPT`` (a file in it that is not this user's, or that others could write,
+    is removed); None where this process writes no such cache (a server), where it cannot be
+    written, or where it is not a directory of this user's that no one else can write. OpenVINO
+    loads what it finds there unchecked, so it is trusted as far as the user's own files and no
+    further (a parent directory others can write is the user's to fix, as for any of their files)."""
     if not time_saving_writes():  # OpenVINO would write into it: a server compiles at start
         return None
     directory = (cache_root() if cache is None else Path(cache)) / COMPILED_DIRECTORY
@@ -311,11 +312,17 @@ def compiled_model_cache(cache: Path | None) -> Path | None:
             or not os.access(directory, os.W_OK)):
         return None
     try:
-        compiled = [entry for entry in os.scandir(directory)
-                    if entry.name.endswith(COMPILED_SUFFIX) and entry.is_file(follow_symlinks=False)]
-        compiled.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime_ns, reverse=True)
-        for entry in compiled[COMPILED_KEPT:]:
-            os.unlink(entry.path)
+        compiled = []
+        for entry in os.scandir(directory):
+            if not entry.name.endswith(COMPILED_SUFFIX):
+                continue
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022:
+                compiled.append((info.st_mtime_ns, entry.path))
+            else:  # not one this user's OpenVINO wrote, or others could change it: not loaded
+                os.unlink(entry.path)
+        for _, path in sorted(compiled, reverse=True)[COMPILED_KEPT:]:
+            os.unlink(path)
     except OSError:  # another process pruned it first
         pass
     return directory
@@ -698,11 +705,13 @@ def resolve_precision(engine: str, precision: str | None = None) -> str:
 
 def load_onnx_engine(spec: VoiceSpec, config: dict[str, Any] | None = None, *, engine: str = ONNX,
                      threads: int | None = None, precision: str | None = None,
-                     cache: Path | None = None, acoustic_precision: str | None = None) -> OnnxEngine:
+                     cache: Path | None = None, acoustic_precision: str | None = None,
+                     exports: tuple[Export, Export] | None = None) -> OnnxEngine:
     """The voice's exported graphs ready to speak: from its deploy root, or from the export
-    cache where the export was made from the voice's current files. ``engine`` (``onnx`` or
-    ``openvino``, already resolved: ``speech.engines.resolve_engine``) runs the vocoder, most of
-    the work; ``precision``: see ``resolve_precision``.
+    cache where the export was made from the voice's current files (``exports``: as
+    ``find_exports`` gave them, where the caller has them). ``engine`` (``onnx`` or
+    ``openvino``, already decided: ``speech.engines``) runs the vocoder, most of the work;
+    ``precision``: see ``resolve_precision``.
 
     The acoustic model always runs through ONNX Runtime, inside its capped arena (under
     OpenVINO it compiled slower and peaked higher for the same speed, and bfloat16 moved
@@ -713,7 +722,7 @@ def load_onnx_engine(spec: VoiceSpec, config: dict[str, Any] | None = None, *, e
         raise LavanyaError(f"engine {engine!r}: the exported graphs run on {ONNX} or {OPENVINO}")
     config = read_config(spec.config_path) if config is None else config
     precision = resolve_precision(engine, precision)
-    acoustic_export, vocoder_export = find_exports(spec, cache, acoustic_precision)
+    acoustic_export, vocoder_export = exports or find_exports(spec, cache, acoustic_precision)
     tokenizer = Tokenizer.from_config(config, token_list(config, spec.model_dir))
     acoustic = OnnxAcoustic.from_export(acoustic_export, config, spec.stats_path("feats"),
                                         space_id=tokenizer.ids_of.get(SPACE), threads=threads)

@@ -1,7 +1,8 @@
 """How a voice is found and how it is loaded: two frozen objects, each checked once, where it is
 made. The command line, a Ray batch, the server and ``Voice.load``'s keyword arguments all build
-them; nothing after that checks them again. Which engine ``auto`` comes to is decided in one
-place, ``speech.engines.resolve_engine``.
+them; nothing after that checks them again. Which engine ``auto`` comes to is decided by
+``speech.engines`` (``resolve_engine`` before a voice is known, ``speech.engine_choice`` for a
+voice on the CPU).
 """
 
 from __future__ import annotations
