@@ -113,7 +113,7 @@ def choose_engine(spec: VoiceSpec, options: LoadOptions, exports: tuple[Export, 
     try:
         choice = measure(spec, options, exports)
     except LavanyaError as exc:  # the voice speaks on onnx all the same: kept, not measured again
-        choice = Choice(ONNX, f"measuring the engines failed ({one_line(exc.message, 200)})", measured=True)
+        choice = Choice(ONNX, f"measuring the engines failed ({one_line(exc, 200)})", measured=True)
     _store(options.cache, key, {"format": CHOICE_FORMAT, "engine": choice.engine, "reason": choice.reason,
                                 "figures": choice.figures, "decided_by": inputs, "voice": spec.name,
                                 "root": _root(spec)})
@@ -170,7 +170,7 @@ def _read_choice(path: Path) -> dict[str, Any] | None:
 
 def _as_choice(kept: dict[str, Any]) -> Choice:
     figures = kept.get("figures") if isinstance(kept.get("figures"), dict) else {}
-    return Choice(kept["engine"], str(kept.get("reason", "measured earlier")), figures)
+    return Choice(kept["engine"], one_line(ValueError(kept.get("reason") or "measured earlier"), 400), figures)
 
 
 def choice_key(spec: VoiceSpec, options: LoadOptions, exports: tuple[Export, Export]) -> tuple[str, dict[str, Any]]:

@@ -585,10 +585,10 @@ class OnnxVocoder:
             runner = make_runner(generator, engine, threads, precision, compiled_cache)
         return cls(runner, hop, context, window_frames, fixed=engine == OPENVINO)
 
-    def _run(self, mel: np.ndarray, low: int, high: int) -> np.ndarray:
+    def _run(self, mel: np.ndarray, low: int, high: int, exact: bool = False) -> np.ndarray:
         """The samples of frames ``low..high`` of ``mel``, run at a fixed length where there are
-        fixed lengths, with the samples of the frames added for it dropped."""
-        run_low, run_high, padding = self._fixed_run(low, high, mel.shape[0])
+        fixed lengths (unless ``exact``), with the samples of the frames added for it dropped."""
+        run_low, run_high, padding = (low, high, 0) if exact else self._fixed_run(low, high, mel.shape[0])
         piece = mel[run_low:run_high]
         if padding:
             piece = np.concatenate([piece, np.repeat(piece[-1:], padding, axis=0)])
@@ -614,7 +614,9 @@ class OnnxVocoder:
 
     def audio_pieces(self, mel: np.ndarray, first: int | None = None) -> Iterator[np.ndarray]:
         """The samples window by window, as they are made; ``first``: the first window's frames
-        where smaller than the others (a stream's first bytes come sooner)."""
+        where smaller than the others (a stream's first bytes come sooner). That first window
+        runs at its own length, fixed lengths or not: rounded up, it would delay the very
+        bytes it is there to hurry (one more length per value of ``first``: a server's is one)."""
         mel = np.asarray(mel, dtype=np.float32)
         frames, window, context = mel.shape[0], self.window_frames, self.context_frames
         first = window if first is None or (window is not None and first >= window) else first
@@ -625,7 +627,7 @@ class OnnxVocoder:
         while start < frames:
             stop = min(frames, start + (first if start == 0 else window or frames))
             low, high = max(0, start - context), min(frames, stop + context)
-            samples = self._run(mel, low, high)
+            samples = self._run(mel, low, high, exact=start == 0 and first != window)
             yield samples[(start - low) * self.hop:(stop - low) * self.hop]
             start = stop
 
