@@ -18,6 +18,7 @@ acoustic graphs with another shares its choice. ``lavanya voices`` and ``lavanya
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -132,7 +133,7 @@ def kept_choices(cache: Path | None = None) -> dict[tuple[str, str], Choice]:
     name: what ``lavanya voices`` shows without hashing any voice's files (a voice changed since
     is measured again when it loads). The newest of at most ``KEPT_LISTED`` files are read."""
     directory = (cache_root() if cache is None else Path(cache)) / CHOICE_DIRECTORY
-    here = {"cpu": cpu_signature(), "cpus": available_cpus(), "versions": runtime_versions()}
+    here = machine()
     try:
         entries = sorted(((entry.stat(follow_symlinks=False).st_mtime_ns, entry.path)
                           for entry in os.scandir(directory) if entry.name.endswith(".json")), reverse=True)
@@ -181,14 +182,22 @@ def choice_key(spec: VoiceSpec, options: LoadOptions, exports: tuple[Export, Exp
               for kind, export, names in (("acoustic", acoustic, (ENCODER_GRAPH_NAME, DECODER_GRAPH_NAME)),
                                           ("vocoder", vocoder, (GENERATOR_GRAPH_NAME,)))
               for name in names}
-    inputs = {"cpu": cpu_signature(), "cpus": available_cpus(), "versions": runtime_versions(), "graphs": graphs}
+    inputs = {**machine(), "graphs": graphs}
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     return digest[:32], inputs
 
 
+def machine() -> dict[str, Any]:
+    """What a choice is kept for besides the voice: the CPU, the CPUs this process may use, the
+    versions. ``choice_key`` keys on it, ``kept_choices`` matches it."""
+    return {"cpu": cpu_signature(), "cpus": available_cpus(), "versions": runtime_versions()}
+
+
+@functools.cache
 def cpu_signature() -> dict[str, str]:
     """The CPU's model name and a digest of its feature flags, from /proc/cpuinfo (empty values
-    where it cannot be read: the choice is then kept for "some CPU")."""
+    where it cannot be read: the choice is then kept for "some CPU"); read once a process, not
+    at every voice's load."""
     try:
         text = read_regular_text(Path("/proc/cpuinfo"), 4096 * KIB, "CPU information")
     except (OSError, LavanyaError):
@@ -203,8 +212,10 @@ def cpu_signature() -> dict[str, str]:
     return {"model": found.get("model name", ""), "flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16]}
 
 
+@functools.cache
 def runtime_versions() -> dict[str, str | None]:
-    """lavanya's version and each runtime's, from the installed packages' metadata (no import)."""
+    """lavanya's version and each runtime's, from the installed packages' metadata (no import);
+    read once a process: the runtimes it has imported do not change under it."""
     versions: dict[str, str | None] = {"lavanya": __version__}
     for name in RUNTIMES:
         try:
