@@ -86,6 +86,11 @@ def manifest_entries(out: Path) -> list[dict]:
     return entries
 
 
+def workers(out: Path) -> set[str]:
+    """The workers (``host:pid``) that have recorded a result."""
+    return {entry["worker"] for entry in manifest_entries(out) if entry.get("worker")}
+
+
 def count(out: Path) -> dict:
     """WAVs on disk, WAVs the manifest records (present, same sha256), temporaries left."""
     import hashlib
@@ -119,12 +124,15 @@ def lose_a_node(models: Path, work: Path, jobs: int, sentences: int, after: int)
     with two_node_cluster() as (cluster, worker):
         started = time.perf_counter()
         process = start_batch(jobs_file, out, models, cluster.address)
-        wait_for(lambda: len(manifest_entries(out)) >= after or process.poll() is not None, 300, "first results")
-        recorded_at_kill = len(manifest_entries(out))
+        # Kill only once both actors have recorded work: an actor still starting on the lost node
+        # is started again elsewhere by Ray (no worker of ours is lost), so the case would not happen.
+        wait_for(lambda: (len(manifest_entries(out)) >= after and len(workers(out)) >= 2) or process.poll() is not None,
+                 300, "first results from both nodes")
+        recorded_at_kill, workers_at_kill = len(manifest_entries(out)), len(workers(out))
         cluster.remove_node(worker, allow_graceful=False)
         first = finish(process)
         first["seconds"] = round(time.perf_counter() - started, 1)
-        first.update(count(out), recorded_at_kill=recorded_at_kill)
+        first.update(count(out), recorded_at_kill=recorded_at_kill, workers_at_kill=workers_at_kill)
         rerun = finish(start_batch(jobs_file, out, models, cluster.address))
         rerun.update(count(out))
     return {"jobs": jobs, "first": first, "rerun": rerun}

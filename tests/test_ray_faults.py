@@ -34,6 +34,7 @@ def test_a_lost_node_loses_no_finished_work_and_the_run_carries_on(tmp_path):
     figures = ray_faults.lose_a_node(shared_voice_root(), tmp_path, jobs=60, sentences=3, after=4)
     first, rerun = figures["first"], figures["rerun"]
     assert first["code"] == 0, first["stderr"]
+    assert first["workers_at_kill"] == 2, "the node was lost before its actor had done any work"
     summary = first["summary"]
     assert summary is not None, "stdout must be exactly the JSON summary"
     assert (summary["done"], summary["failed"]) == (60, 0)
