@@ -57,9 +57,12 @@ def time_saving_writes() -> bool:
     return _time_savers["write"]
 
 
-def cache_root() -> Path:
-    """The user's cache of what lavanya makes (exports, the front-end's tables, engine choices):
+def cache_root(given: Path | str | None = None) -> Path:
+    """The cache of what lavanya makes (exports, the front-end's tables, engine choices):
+    ``given`` where a caller names one (``LoadOptions.cache``, ``--cache``), else
     ``$LAVANYA_CACHE``, else the platform's user cache directory."""
+    if given is not None:
+        return Path(given)
     configured = os.environ.get(CACHE_ENV)
     if configured:
         return Path(configured)

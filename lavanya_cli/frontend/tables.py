@@ -172,7 +172,7 @@ def encode_table(entries: dict[str, str], digest: bytes, fold_case: bool) -> byt
 def table_path(cache: Path | None, digest: bytes, fold_case: bool) -> Path:
     """Where the table of the source with SHA-256 ``digest`` is cached."""
     folded = "folded" if fold_case else "exact"
-    return (cache_root() if cache is None else Path(cache)) / CACHE_DIR / f"phones-{digest.hex()}-{folded}.v{FORMAT_VERSION}"
+    return cache_root(cache) / CACHE_DIR / f"phones-{digest.hex()}-{folded}.v{FORMAT_VERSION}"
 
 
 @functools.lru_cache(maxsize=4)

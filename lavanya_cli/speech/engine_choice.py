@@ -132,7 +132,7 @@ def kept_choices(cache: Path | None = None) -> dict[tuple[str, str], Choice]:
     """The choices kept for this CPU and these runtimes, by model root (resolved) and voice
     name: what ``lavanya voices`` shows without hashing any voice's files (a voice changed since
     is measured again when it loads). The newest of at most ``KEPT_LISTED`` files are read."""
-    directory = (cache_root() if cache is None else Path(cache)) / CHOICE_DIRECTORY
+    directory = cache_root(cache) / CHOICE_DIRECTORY
     here = machine()
     try:
         entries = sorted(((entry.stat(follow_symlinks=False).st_mtime_ns, entry.path)
@@ -319,7 +319,7 @@ def _round(figure: dict[str, Any]) -> None:
 
 
 def _choice_path(cache: Path | None, key: str) -> Path:
-    return (cache_root() if cache is None else Path(cache)) / CHOICE_DIRECTORY / f"{key}.json"
+    return cache_root(cache) / CHOICE_DIRECTORY / f"{key}.json"
 
 
 def _store(cache: Path | None, key: str, record: dict[str, Any]) -> None:

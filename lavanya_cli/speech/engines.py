@@ -136,4 +136,4 @@ def _export_once(spec: VoiceSpec, missing: LavanyaError, cache: Path | None) -> 
     how = (words[ways.pop()] if len(ways) == 1
            else ", ".join(f"the {kind} {words[way]}" for kind, way in outcome.converters.items()))
     return [f"exported {spec.name} to ONNX in {time.perf_counter() - started:.1f} s {how} "
-            f"(cache: {cache or cache_root()}); later runs start from it"]
+            f"(cache: {cache_root(cache)}); later runs start from it"]

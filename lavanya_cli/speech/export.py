@@ -447,7 +447,7 @@ def ensure_exports(spec: VoiceSpec, cache: Path | None = None, converter: str = 
     the current source files: ``converter`` ``auto`` fills the graph templates where the voice
     fits them (no torch) and exports through torch otherwise; ``templates`` and ``torch`` use
     only that way (a voice outside the templates is then an error naming the torch extra)."""
-    cache = store.cache_root() if cache is None else Path(cache)
+    cache = store.cache_root(cache)
     spec.require_inside()
     acoustic = _made_by(_intact(store.find_acoustic_export(spec, cache)), converter)
     vocoder = _made_by(_intact(store.find_vocoder_export(spec.vocoder, cache)), converter)

@@ -362,7 +362,7 @@ def int8_sources(acoustic: Export, vocoder: Export) -> dict[str, dict[str, Any]]
 
 def int8_directory(acoustic: Export, vocoder: Export, cache: Path | None = None) -> Path:
     """Where the cache keeps the int8 export (or refusal) of ``acoustic`` heard through ``vocoder``."""
-    cache = cache_root() if cache is None else cache
+    cache = cache_root(cache)
     return cache / ACOUSTIC_INT8 / export_key(ACOUSTIC_INT8, int8_sources(acoustic, vocoder))
 
 
@@ -406,11 +406,11 @@ def _beside_sources(directory: Path, kind: str, sources: dict[str, Path], cache:
 
 
 def _memo_path(cache: Path | None) -> Path:
-    return (cache_root() if cache is None else cache) / MEMO_NAME
+    return cache_root(cache) / MEMO_NAME
 
 
 def _cached(kind: str, sources: dict[str, Path], cache: Path | None) -> Export | None:
-    cache = cache_root() if cache is None else cache
+    cache = cache_root(cache)
     described = _described(sources, cache)
     directory = cache / kind / export_key(kind, described)
     if not (directory / EXPORT_MANIFEST_NAME).is_file():

@@ -302,7 +302,7 @@ def compiled_model_cache(cache: Path | None) -> Path | None:
     further (a parent directory others can write is the user's to fix, as for any of their files)."""
     if not time_saving_writes():  # OpenVINO would write into it: a server compiles at start
         return None
-    directory = (cache_root() if cache is None else Path(cache)) / COMPILED_DIRECTORY
+    directory = cache_root(cache) / COMPILED_DIRECTORY
     try:
         make_directories(directory)
         status = os.lstat(directory)

@@ -337,7 +337,7 @@ def make_missing_int8(spec: VoiceSpec, missing: store.MissingInt8Export, cache: 
     started = time.perf_counter()
     ensure_int8(spec, missing.acoustic, missing.vocoder, cache, threads)
     return (f"quantized {spec.name}'s acoustic model to int8 and checked it against {F32} in "
-            f"{time.perf_counter() - started:.1f} s (cache: {cache or store.cache_root()}); later runs start from it")
+            f"{time.perf_counter() - started:.1f} s (cache: {store.cache_root(cache)}); later runs start from it")
 
 
 __all__ = [
