@@ -156,6 +156,12 @@ def digest_regular(path: Path, algorithms: tuple[str, ...] = ("sha256",), limit:
     return {name: digest.hexdigest() for name, digest in hashes.items()}, size
 
 
+def stat_signature(info: os.stat_result) -> list[int]:
+    """A file's device, inode, size, modification and change times: what a digest memo records
+    beside a file's digest, and what the file must still show for that digest to stand."""
+    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
 def read_json(path: Path, limit: int, what: str = "file", fix: str = REPLACE_FIX) -> Any:
     """The JSON document in a regular file of at most ``limit`` bytes; NotReadable (with ``fix``)
     for a file that is not valid UTF-8 JSON, as for one lavanya will not read at all. The one way

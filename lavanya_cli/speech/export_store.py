@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LavanyaError, one_line
 from ..fileio import (CACHE_ENV, MANIFEST_MAX_BYTES, NotReadable, cache_root, digest_regular, read_json, replace_file,
-                      time_saving_writes)
+                      stat_signature, time_saving_writes)
 from ..modeltree.config import STATS_ENTRIES, read_config, stats_file_entries
 from ..modeltree.layout import (CONFIG_NAME, EXPORT_MANIFEST_NAME,
                                 VOCODER_CONFIG_NAME, VOCODER_WEIGHTS_NAME, VocoderSpec, VoiceSpec)
@@ -121,12 +121,12 @@ class DigestMemo:
 
     def digest(self, path: Path) -> tuple[int, str]:
         """(size, sha256) of ``path``, from the memo where its stat signature matches."""
-        before = _signature(path)
+        before = stat_signature(os.stat(path))
         remembered = self.remembered(path)
         if remembered is not None and remembered[0] == before:
             return before[2], remembered[1]
         digest = sha256_file(path)
-        after = _signature(path)
+        after = stat_signature(os.stat(path))
         if after == before:
             self.record(path, after, digest)
         return after[2], digest
@@ -158,11 +158,6 @@ class DigestMemo:
             self.changed = False
         except (OSError, LavanyaError):
             pass  # a read-only cache, or something not a file where the memo goes: the next start hashes again
-
-
-def _signature(path: Path) -> list[int]:
-    info = os.stat(path)
-    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
 
 
 # -- sources ------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import FileError, LavanyaError
-from ..fileio import MIB, format_size, open_regular
+from ..fileio import MIB, format_size, open_regular, stat_signature
 from ..modeltree.layout import DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, GENERATOR_GRAPH_NAME
 
 # The largest graph lavanya reads: a real voice's encoder and decoder are 71-78 MB, its
@@ -625,8 +625,7 @@ class Graph:
     def stat_signature(self) -> list[int]:
         """The open file's device, inode, size, modification and change times (``DigestMemo``'s
         signature)."""
-        info = os.fstat(self._handle.fileno())
-        return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+        return stat_signature(os.fstat(self._handle.fileno()))
 
     def unchanged(self) -> None:
         """Refuse the graph when its file changed after it was opened to be checked (a write in
@@ -694,9 +693,7 @@ def read_graph(path: Path, expected: dict[str, Any] | None = None,
 def _digest(handle: BinaryIO, data: bytes, hashed: tuple[list[int], str] | None) -> str:
     """The SHA-256 of ``data``, the open file's bytes: the memo's where the file's signature is
     the one it was hashed with."""
-    info = os.fstat(handle.fileno())
-    if hashed is not None and hashed[0] == [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
-                                            info.st_ctime_ns]:
+    if hashed is not None and hashed[0] == stat_signature(os.fstat(handle.fileno())):
         return hashed[1]
     return hashlib.sha256(data).hexdigest()
 
