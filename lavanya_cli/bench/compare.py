@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import LavanyaError, option
+from ..limits import available_cpus
 from ..modeltree.layout import VoiceSpec
 from ..speech.options import AUTO, ONNX, OPENVINO, TORCH, torch_installed
 from .measure import (DEFAULT_SENTENCES, RUNTIME_MODULES, UNREPEATED, ProcessRun, bench_command, default_text,
@@ -156,13 +157,6 @@ def compare_upstream(spec: VoiceSpec, text: str, threads: int | None = None, eng
     }
 
 
-def cores() -> int:
-    """The cores this process may run on: what the load average is divided by."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def load_now() -> float:
     """The 1-minute load average."""
     return round(os.getloadavg()[0], 2)
@@ -229,7 +223,7 @@ def compare_engines(spec: VoiceSpec, engines: list[str], runs: int = 3, busy: bo
     (``schedule``), as the machine is and, with ``busy``, beside a process spinning on one core:
     one row per engine and condition, every run in order under ``runs``. ``progress`` is told
     of each run as it ends. The report is a plain dict: callers may add keys to it."""
-    core_count = cores()
+    core_count = available_cpus()  # what the load average is divided by
     load_before = os.getloadavg()
     records: list[dict[str, Any]] = []
     conditions: list[dict[str, Any]] = []
