@@ -96,6 +96,12 @@ def sample_rate(config: dict[str, Any]) -> int | None:
     return rate if isinstance(rate, int) and not isinstance(rate, bool) and rate > 0 else None
 
 
+def output_rate(config: dict[str, Any]) -> int:
+    """The rate a voice's audio is written at: its config's ``sample_rate``, else 22,050 Hz (the
+    rate of upstream's 22 kHz voices) for a config that does not give one."""
+    return sample_rate(config) or 22050
+
+
 def write_runtime_config(config: dict[str, Any], model_dir: Path, destination: Path) -> Path:
     """Write a copy of ``config`` with every ``stats_file`` resolved to ``model_dir``.
 

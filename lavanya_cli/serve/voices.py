@@ -414,10 +414,10 @@ class VoiceSet:
 
     @staticmethod
     def _sample_rate(served: _Served) -> int | None:
-        from ..modeltree.config import read_config, sample_rate
+        from ..modeltree.config import output_rate, read_config
 
         try:
-            served.sample_rate = sample_rate(read_config(served.spec.config_path)) or 22050
+            served.sample_rate = output_rate(read_config(served.spec.config_path))
         except (LavanyaError, OSError, ValueError):
             return None
         return served.sample_rate

@@ -34,7 +34,7 @@ from ..errors import LavanyaError, __version__, one_line
 from ..fileio import (KIB, MANIFEST_MAX_BYTES, cache_root, make_directories, read_json, read_regular_text, replace_file,
                       time_saving_writes)
 from ..limits import available_cpus, rss_bytes
-from ..modeltree.config import read_config, token_list
+from ..modeltree.config import output_rate, read_config, token_list
 from ..modeltree.layout import DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, GENERATOR_GRAPH_NAME, VoiceSpec
 from .export_store import Export
 from .options import ONNX, OPENVINO, LoadOptions
@@ -283,7 +283,7 @@ def measure(spec: VoiceSpec, options: LoadOptions, exports: tuple[Export, Export
             loaded[engine].audio(mel)
             figures[engine]["sentence_seconds"].append(time.perf_counter() - began)
         order.reverse()
-    audio_seconds = sum(mel.shape[0] * loaded[ONNX].hop for mel in mels) / _sample_rate(config)
+    audio_seconds = sum(mel.shape[0] * loaded[ONNX].hop for mel in mels) / output_rate(config)
     for figure in figures.values():
         figure["seconds"] = figure["load_seconds"] + sum(figure["sentence_seconds"])
         figure["real_time_factor"] = sum(figure["sentence_seconds"]) / audio_seconds
@@ -302,12 +302,6 @@ def measure(spec: VoiceSpec, options: LoadOptions, exports: tuple[Export, Export
 def decide(onnx_seconds: float, openvino_seconds: float) -> str:
     """The faster engine; ONNX Runtime unless OpenVINO is ``LEANER_MARGIN`` faster."""
     return OPENVINO if openvino_seconds < onnx_seconds * (1 - LEANER_MARGIN) else ONNX
-
-
-def _sample_rate(config: dict[str, Any]) -> int:
-    from ..modeltree.config import sample_rate
-
-    return sample_rate(config) or 22050
 
 
 def _round(figure: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import LavanyaError
 from ..limits import TEXT_AUDIO_MAX_SECONDS, checked_alpha
-from ..modeltree.config import sample_rate
+from ..modeltree.config import output_rate
 from ..modeltree.layout import VoiceSpec, find_voice
 from ..modeltree.weights import require_speakable
 from .engines import Engine, load_engine
@@ -102,7 +102,7 @@ class Voice:
                  device: str, alpha: float, mel_scale: float, pcm_scale: float):
         self.spec = spec
         self.config = config
-        self.sample_rate = sample_rate(config) or 22050
+        self.sample_rate = output_rate(config)
         self.hop_length = int((config.get("feats_extract_conf") or {}).get("hop_length", 256))
         self.device = device
         self.alpha = alpha
