@@ -27,7 +27,7 @@ from pathlib import Path
 from lavanya_cli.fileio import PHONE_DICT_MAX_BYTES, read_regular, read_regular_text
 from lavanya_cli.frontend import tables
 from lavanya_cli.frontend.numbers import NumberTable
-from lavanya_cli.frontend.phones import spellings
+from lavanya_cli.frontend.phones import look_up
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "iitm-fs2hs" / "main"
 # About twenty words of a sentence, as a start looks them up.
@@ -42,25 +42,16 @@ def sentence(fold_case: bool) -> list[str]:
     return SENTENCES[fold_case].split()
 
 
-def lookup(get: Callable[[str], str | None], word: str, fold_case: bool) -> str | None:
-    """``PhoneDictionary.lookup``'s order of spellings over any ``get``."""
-    for spelling in spellings(word):
-        phones = get(spelling)
-        if phones is not None:
-            return phones
-    return get(word.casefold()) if fold_case else None
-
-
 def parsed_start(path: Path, fold_case: bool) -> list[str | None]:
     """The start before the cache: the text read and parsed into a dict, then the sentence."""
     entries = tables.parse_dictionary(read_regular_text(path, PHONE_DICT_MAX_BYTES), fold_case)
-    return [lookup(entries.get, word, fold_case) for word in sentence(fold_case)]
+    return [look_up(entries.get, word, fold_case) for word in sentence(fold_case)]
 
 
 def cached_start(path: Path, fold_case: bool, cache: Path) -> list[str | None]:
     """The start now: the source hashed, its cached table read, then the sentence."""
     table = tables.load_table(path, fold_case, cache)
-    return [lookup(table.get, word, fold_case) for word in sentence(fold_case)]
+    return [look_up(table.get, word, fold_case) for word in sentence(fold_case)]
 
 
 def median_ms(run: Callable[[], object], repeat: int) -> float:

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import io
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 from .spelling import latin_base
@@ -61,6 +62,16 @@ def is_latin_word(word: str) -> bool:
     return base.isascii() and any(ch.isalpha() for ch in base)
 
 
+def look_up(get: Callable[[str], str | None], word: str, fold_case: bool) -> str | None:
+    """``word``'s phones from ``get`` (a table's, or a parsed dictionary's): each of its
+    ``spellings`` as written, then with ``fold_case`` the word case-folded."""
+    for spelling in spellings(word):
+        phones = get(spelling)
+        if phones is not None:
+            return phones
+    return get(word.casefold()) if fold_case else None
+
+
 class PhoneDictionary:
     """``phone_dict/<language>``: read on the first lookup, from its table in the cache where one
     is there (``tables``: keyed by the SHA-256 of the file, so an edited dictionary is parsed
@@ -80,14 +91,7 @@ class PhoneDictionary:
         return self.path.exists()
 
     def lookup(self, word: str) -> str | None:
-        table = self._load()
-        for spelling in spellings(word):
-            phones = table.get(spelling)
-            if phones is not None:
-                return phones
-        if self.fold_case:
-            return table.get(word.casefold())
-        return None
+        return look_up(self._load().get, word, self.fold_case)
 
     def _load(self) -> PhoneTable:
         if self._table is None:
