@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LavanyaError, missing_library, one_line
-from ..fileio import cache_root, format_size, make_directories, time_saving_writes
+from ..fileio import cache_root, format_size, make_directories, stat_signature, time_saving_writes
 from ..limits import available_cpus, checked_frames, checked_number
 from ..modeltree.config import read_config, token_list
 from ..modeltree.layout import (DECODER_GRAPH_NAME, ENCODER_GRAPH_NAME, EXPORT_MANIFEST_NAME, GENERATOR_GRAPH_NAME,
@@ -644,21 +644,21 @@ def shared_vocoder(export: Export, *, engine: str, threads: int | None, precisio
     its SHA-256 as the manifest lists it and by its stat signature, so only the very file that
     was read and checked when the vocoder was made is taken for it (another tree's manifest
     naming the same digest does not skip the checks of its own file)."""
+    def made() -> OnnxVocoder:  # OpenVINO's compiled cache is looked at (and pruned) only to make one
+        compiled = compiled_model_cache(cache) if engine == OPENVINO else None
+        return OnnxVocoder.from_export(export, engine=engine, threads=threads, precision=precision,
+                                       compiled_cache=compiled)
+
     digest = (export.manifest.get("files") or {}).get(GENERATOR_GRAPH_NAME, {}).get("sha256")
-    compiled = compiled_model_cache(cache) if engine == OPENVINO else None
     try:
         status = os.stat(export.directory / GENERATOR_GRAPH_NAME)
     except OSError:  # read_graph says what is wrong with it
-        return OnnxVocoder.from_export(export, engine=engine, threads=threads, precision=precision,
-                                       compiled_cache=compiled)
-    key = (digest, status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns,
-           engine, threads, precision)
+        return made()
+    key = (digest, *stat_signature(status), engine, threads, precision)
     with _vocoders_lock:  # two voices of one vocoder loading at once make it once
         vocoder = _vocoders.get(key)
         if vocoder is None:
-            vocoder = OnnxVocoder.from_export(export, engine=engine, threads=threads, precision=precision,
-                                              compiled_cache=compiled)
-            _vocoders[key] = vocoder
+            vocoder = _vocoders[key] = made()
         return vocoder
 
 
