@@ -89,6 +89,14 @@ def the_table(cache: Path) -> Path:
     return path
 
 
+def hindi_table(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The test Hindi dictionary, a cache, and the table loading it wrote there."""
+    source = write(tmp_path / "hindi", HINDI)
+    cache = tmp_path / "cache"
+    tables.load_table(source, False, cache)
+    return source, cache, the_table(cache)
+
+
 @pytest.fixture
 def forbid_parsing(monkeypatch):
     """Make parsing the source (and building a table) fail: only a table read from the cache works."""
@@ -191,10 +199,7 @@ def test_a_real_dictionary_through_its_table(tmp_path, monkeypatch, language, fo
 
 
 def test_the_table_is_written_once_then_read_without_parsing(tmp_path, monkeypatch, forbid_pickle):
-    source = write(tmp_path / "hindi", HINDI)
-    cache = tmp_path / "cache"
-    tables.load_table(source, False, cache)
-    table = the_table(cache)
+    source, cache, table = hindi_table(tmp_path)
     before = table.stat()
     assert stat.S_IMODE(before.st_mode) == 0o644 & ~_umask()
     assert table.name == f"phones-{hashlib.sha256(source.read_bytes()).hexdigest()}-exact.v{tables.FORMAT_VERSION}"
@@ -286,10 +291,7 @@ def _count(data: bytes) -> int:
 
 @pytest.mark.parametrize("damage", sorted(HOSTILE))
 def test_a_damaged_or_hostile_table_falls_back_to_the_source_and_is_made_again(tmp_path, damage, forbid_pickle):
-    source = write(tmp_path / "hindi", HINDI)
-    cache = tmp_path / "cache"
-    tables.load_table(source, False, cache)
-    table = the_table(cache)
+    source, cache, table = hindi_table(tmp_path)
     good = table.read_bytes()
     table.write_bytes(HOSTILE[damage](good))
     table.chmod(0o666)
@@ -302,10 +304,7 @@ def test_a_damaged_or_hostile_table_falls_back_to_the_source_and_is_made_again(t
 
 
 def test_a_table_crafted_past_its_checks_never_raises_or_reads_outside_its_blobs(tmp_path):
-    source = write(tmp_path / "hindi", HINDI)
-    cache = tmp_path / "cache"
-    tables.load_table(source, False, cache)
-    table = the_table(cache)
+    source, cache, table = hindi_table(tmp_path)
     data = table.read_bytes()
     count = _count(data)
     # inner offsets out of order and beyond the blobs, invalid UTF-8 in a value, a CRC that fits
