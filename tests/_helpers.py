@@ -95,3 +95,10 @@ def auto_engine(spec=None) -> str:
     options = LoadOptions()
     prepare_exports(spec, options)
     return choose_engine(spec, options, find_exports(spec, options.cache)).engine
+
+
+def umask() -> int:
+    """This process's umask, read the plain way (set and put back), apart from the library's."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import umask
 from lavanya_cli.frontend import Frontend, FrontendKind, tables
 from lavanya_cli.frontend.phones import PhoneDictionary, spellings
 
@@ -201,7 +202,7 @@ def test_a_real_dictionary_through_its_table(tmp_path, monkeypatch, language, fo
 def test_the_table_is_written_once_then_read_without_parsing(tmp_path, monkeypatch, forbid_pickle):
     source, cache, table = hindi_table(tmp_path)
     before = table.stat()
-    assert stat.S_IMODE(before.st_mode) == 0o644 & ~_umask()
+    assert stat.S_IMODE(before.st_mode) == 0o644 & ~umask()
     assert table.name == f"phones-{hashlib.sha256(source.read_bytes()).hexdigest()}-exact.v{tables.FORMAT_VERSION}"
 
     def refuse(*args, **kwargs):
@@ -300,7 +301,7 @@ def test_a_damaged_or_hostile_table_falls_back_to_the_source_and_is_made_again(t
     assert [dictionary.lookup(word) for word in HINDI_QUERIES] == \
         [reference_lookup(HINDI, False, word) for word in HINDI_QUERIES]
     assert table.read_bytes() == good  # written again, whole
-    assert stat.S_IMODE(table.stat().st_mode) == 0o644 & ~_umask()  # never group- or world-writable
+    assert stat.S_IMODE(table.stat().st_mode) == 0o644 & ~umask()  # never group- or world-writable
 
 
 def test_a_table_crafted_past_its_checks_never_raises_or_reads_outside_its_blobs(tmp_path):
@@ -513,8 +514,3 @@ def test_writers_at_once_leave_one_whole_table(tmp_path):
     assert [path.name for path in cached_files(cache)] == [the_table(cache).name]  # no temporary left
     tables.read_table(the_table(cache), hashlib.sha256(source.read_bytes()).digest(), False, source.stat().st_size)
 
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

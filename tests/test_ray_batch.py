@@ -16,6 +16,7 @@ import pytest
 from lavanya_cli.errors import EXIT_OK, EXIT_PROBLEMS, LavanyaError
 from lavanya_cli.modeltree.layout import find_voice
 from lavanya_cli.batch.jobs import Job, jobs_from_lines
+from _helpers import umask
 from synthkit import shared_voice_root
 
 pytest.importorskip("ray", reason="the ray extra (lavanya[ray]) is not installed")
@@ -172,7 +173,7 @@ def test_a_uri_output_directory(tmp_path, local_ray):
     assert sorted(p.name for p in out.iterdir()) == ["0001.wav", "0002.wav", RESULTS_NAME]
     for entry in _manifest_lines(out / RESULTS_NAME):
         assert entry["sha256"] == _sha256(out / entry["output"])
-        assert oct((out / entry["output"]).stat().st_mode & 0o777) == oct(0o644 & ~_umask())
+        assert oct((out / entry["output"]).stat().st_mode & 0o777) == oct(0o644 & ~umask())
 
 
 def test_a_ray_batch_decides_the_engine_once_through_the_options_object(tmp_path, local_ray, monkeypatch):
@@ -237,11 +238,6 @@ assert not heavy, heavy
 
 # -- before Ray: names, files and settings --------------------------------------------------------
 
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 @pytest.mark.parametrize("output, message", [
